@@ -1,0 +1,65 @@
+// Package authz names every Docker Engine API call, reads what it would do,
+// and decides whether a caller may make it.
+package authz
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+)
+
+// Request is what the decision point sees of one HTTP request.
+type Request struct {
+	Method string
+	// URL is the request target as received (origin form): EscapedPath and
+	// RawQuery are what dockerd will see.
+	URL    *url.URL
+	Header http.Header
+	// Caller names the caller in messages ("user:jenkins").
+	Caller string
+	// Subjects are the caller's policy subjects (BRIEF §3).
+	Subjects []string
+	// Body is the whole request body when the route asked for it (NeedsBody),
+	// else nil. These are the bytes that will be forwarded.
+	Body []byte
+}
+
+// FactResult is one fact of a request with the decision on it.
+type FactResult struct {
+	Kind     string `json:"kind"`
+	Value    string `json:"value"`
+	Decision string `json:"decision"`
+	Rule     string `json:"rule,omitempty"`
+}
+
+// Decision is the answer for one request.
+type Decision struct {
+	Allow bool
+	// Status is the HTTP status of a refusal (403 by policy, 400 for a request
+	// that cannot be judged).
+	Status int
+	// Reason is the refusal message without the "dockgate: " prefix, or why it
+	// was allowed.
+	Reason string
+	// WouldDeny is set in audit mode when the request was forwarded although
+	// the policy refuses it.
+	WouldDeny bool
+	Facts     []FactResult
+}
+
+// Decider is the decision point the proxy calls for every request.
+type Decider interface {
+	Decide(ctx context.Context, m *Match, req *Request) Decision
+}
+
+// AllowAll allows every request that has a route; requests that match no
+// route are refused whatever the policy says (BRIEF §4).
+type AllowAll struct{}
+
+// Decide implements Decider.
+func (AllowAll) Decide(_ context.Context, m *Match, req *Request) Decision {
+	if m == nil || m.Action == ActionUnknown {
+		return Decision{Status: http.StatusForbidden, Reason: req.Caller + " may not call " + req.Method + " " + req.URL.EscapedPath() + ": unknown endpoint"}
+	}
+	return Decision{Allow: true, Reason: "allow-all", Facts: []FactResult{{Kind: "endpoint", Value: m.Action, Decision: "allow", Rule: "allow-all"}}}
+}
