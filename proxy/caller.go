@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"strconv"
+
+	"github.com/dockgate/dockgate/audit"
 )
 
 // Caller is who is on the other end of one client connection. It is read from
@@ -9,27 +11,14 @@ import (
 // from anything the client sends, and shared by every request on that
 // connection.
 type Caller struct {
-	UID uint32 `json:"uid"`
-	GID uint32 `json:"gid"`
-	PID int32  `json:"pid"`
-	// User is the name of UID, empty when the user database has none.
-	User string `json:"user,omitempty"`
-	// GIDs are the caller's groups, primary first, then supplementary ones.
-	GIDs []uint32 `json:"-"`
-	// Groups are the names of GIDs (a GID with no name is left out here but
-	// still yields a gid: subject).
-	Groups []string `json:"groups,omitempty"`
-	// Exe is the caller's executable (/proc/<pid>/exe), best effort.
-	Exe string `json:"exe,omitempty"`
+	// Caller holds what the audit record shows: uid, gid, pid, user, group
+	// names, executable, systemd unit, container ID, certificate name.
+	audit.Caller
+	// GIDs are the caller's groups, primary first, then supplementary ones
+	// (a GID with no name is missing from Groups but still a gid: subject).
+	GIDs []uint32
 	// Cgroup is the caller's cgroup v2 path (or the v1 name=systemd path).
-	Cgroup string `json:"-"`
-	// Unit is the systemd unit the caller runs in, when any.
-	Unit string `json:"unit,omitempty"`
-	// Container is the full ID of the container the caller runs in, when the
-	// cgroup names one.
-	Container string `json:"container,omitempty"`
-	// Cert is the common name of a verified TLS client certificate.
-	Cert string `json:"cert,omitempty"`
+	Cgroup string
 }
 
 // Subjects are the policy subjects the caller has (BRIEF §3), most specific

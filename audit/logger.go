@@ -1,0 +1,128 @@
+package audit
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dockgate/dockgate/authz"
+)
+
+// Logger writes audit records as JSON lines, one per record, each marked
+// "type":"audit" so that they stand apart from dockgate's own log lines.
+type Logger struct {
+	zl     zerolog.Logger
+	closer io.Closer
+}
+
+// NewLogger writes records to w.
+func NewLogger(w io.Writer) *Logger {
+	return &Logger{zl: zerolog.New(&lockedWriter{w: w})}
+}
+
+// Open opens the audit sink named on the command line: "-" is stdout, else a
+// file opened for appending (created 0600: records name users and commands).
+func Open(path string) (*Logger, error) {
+	if path == "" || path == "-" {
+		return NewLogger(os.Stdout), nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	l := NewLogger(f)
+	l.closer = f
+	return l, nil
+}
+
+// Close closes the sink when it is a file.
+func (l *Logger) Close() error {
+	if l.closer == nil {
+		return nil
+	}
+	return l.closer.Close()
+}
+
+// Write writes one record. Fields are written one by one rather than through
+// encoding/json so that the hot path of every request does not reflect.
+func (l *Logger) Write(r *Record) {
+	e := l.zl.Log().Str("type", "audit").
+		Str("time", r.Time.UTC().Format(time.RFC3339Nano)).
+		Str("request_id", r.RequestID)
+	if r.Phase != "" {
+		e = e.Str("phase", r.Phase)
+	}
+	if r.Caller != nil {
+		e = e.Object("caller", r.Caller)
+	}
+	e = e.Str("method", r.Method).Str("path", r.Path)
+	if r.APIVersion != "" {
+		e = e.Str("api_version", r.APIVersion)
+	}
+	e = e.Str("action", r.Action)
+	if len(r.Facts) > 0 {
+		e = e.Array("facts", factList(r.Facts))
+	}
+	e = e.Str("decision", r.Decision)
+	if r.WouldDeny {
+		e = e.Bool("would_deny", true)
+	}
+	if r.Reason != "" {
+		e = e.Str("reason", r.Reason)
+	}
+	e = e.Int("status", r.Status).
+		Int64("bytes_in", r.BytesIn).
+		Int64("bytes_out", r.BytesOut).
+		Float64("duration_ms", r.DurationMS).
+		Bool("hijacked", r.Hijacked)
+	if r.ObjectID != "" {
+		e = e.Str("object_id", r.ObjectID)
+	}
+	e.Send()
+}
+
+// MarshalZerologObject writes the caller without reflection.
+func (c *Caller) MarshalZerologObject(e *zerolog.Event) {
+	e.Uint32("uid", c.UID).Uint32("gid", c.GID).Int32("pid", c.PID)
+	if c.User != "" {
+		e.Str("user", c.User)
+	}
+	if len(c.Groups) > 0 {
+		e.Strs("groups", c.Groups)
+	}
+	for _, kv := range [...][2]string{{"exe", c.Exe}, {"unit", c.Unit}, {"container", c.Container}, {"cert", c.Cert}} {
+		if kv[1] != "" {
+			e.Str(kv[0], kv[1])
+		}
+	}
+}
+
+type factList []authz.FactResult
+
+func (f factList) MarshalZerologArray(a *zerolog.Array) {
+	for i := range f {
+		fr := &f[i]
+		d := zerolog.Dict().Str("kind", fr.Kind).Str("value", fr.Value).Str("decision", fr.Decision)
+		if fr.Rule != "" {
+			d = d.Str("rule", fr.Rule)
+		}
+		a.Dict(d)
+	}
+}
+
+// lockedWriter keeps concurrent records from interleaving: zerolog writes
+// each event with one Write call, but an *os.File is not the only sink.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (lw *lockedWriter) Write(p []byte) (int, error) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	return lw.w.Write(p)
+}

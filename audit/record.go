@@ -1,0 +1,54 @@
+// Package audit writes, chains and reads dockgate's per-request audit records.
+package audit
+
+import (
+	"time"
+
+	"github.com/dockgate/dockgate/authz"
+)
+
+// Decisions a record can carry.
+const (
+	DecisionAllow = "allow"
+	DecisionDeny  = "deny"
+	DecisionError = "error"
+)
+
+// PhaseStart marks the extra record written when a hijacked session or a long
+// stream begins, so that a session that never ends is still on record.
+const PhaseStart = "start"
+
+// Caller is who made a request, as recorded (BRIEF §6).
+type Caller struct {
+	UID       uint32   `json:"uid"`
+	GID       uint32   `json:"gid"`
+	PID       int32    `json:"pid"`
+	User      string   `json:"user,omitempty"`
+	Groups    []string `json:"groups,omitempty"`
+	Exe       string   `json:"exe,omitempty"`
+	Unit      string   `json:"unit,omitempty"`
+	Container string   `json:"container,omitempty"`
+	Cert      string   `json:"cert,omitempty"`
+}
+
+// Record is one audit record. Its JSON form is the contract in BRIEF §6.
+type Record struct {
+	Time       time.Time          `json:"time"`
+	RequestID  string             `json:"request_id"`
+	Phase      string             `json:"phase,omitempty"`
+	Caller     *Caller            `json:"caller,omitempty"`
+	Method     string             `json:"method,omitempty"`
+	Path       string             `json:"path,omitempty"`
+	APIVersion string             `json:"api_version,omitempty"`
+	Action     string             `json:"action,omitempty"`
+	Facts      []authz.FactResult `json:"facts,omitempty"`
+	Decision   string             `json:"decision"`
+	WouldDeny  bool               `json:"would_deny,omitempty"`
+	Reason     string             `json:"reason,omitempty"`
+	Status     int                `json:"status"`
+	BytesIn    int64              `json:"bytes_in"`
+	BytesOut   int64              `json:"bytes_out"`
+	DurationMS float64            `json:"duration_ms"`
+	Hijacked   bool               `json:"hijacked"`
+	ObjectID   string             `json:"object_id,omitempty"`
+}

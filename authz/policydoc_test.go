@@ -1,0 +1,30 @@
+package authz
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var updatePolicyDoc = flag.Bool("update", false, "rewrite docs/policy.md from the route table")
+
+// TestPolicyDocUpToDate keeps docs/policy.md in step with the route table:
+// a route added without regenerating the doc fails here.
+func TestPolicyDocUpToDate(t *testing.T) {
+	file := filepath.Join("..", "docs", "policy.md")
+	want := NewRouter().PolicyDoc()
+	if *updatePolicyDoc {
+		if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (run: go test ./authz -run TestPolicyDocUpToDate -update)", err)
+	}
+	if string(got) != want {
+		t.Fatalf("%s is out of date; run: go test ./authz -run TestPolicyDocUpToDate -update", file)
+	}
+}

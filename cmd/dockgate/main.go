@@ -1,0 +1,40 @@
+// Command dockgate is an authorizing proxy for the Docker daemon socket.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage:
+  dockgate serve   [--listen URL]... [--socket-mode 0660] [--socket-group NAME]
+                   [--upstream URL] [--audit-log PATH|-] [--mode enforce|audit]
+  dockgate version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "dockgate %s\n", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "dockgate: unknown command %q\n%s", args[0], usage)
+	return 2
+}

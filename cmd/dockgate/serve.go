@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dockgate/dockgate/audit"
+	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/proxy"
+)
+
+// serveOptions are the flags of "dockgate serve" (BRIEF §2).
+type serveOptions struct {
+	listen      listFlag
+	socketMode  string
+	socketGroup string
+	upstream    string
+	policy      string
+	auditLog    string
+	mode        string
+	maxConns    int
+}
+
+// listFlag is a flag that may be given more than once.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
+	o := &serveOptions{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Var(&o.listen, "listen", "where to listen: unix:///path (repeatable)")
+	fs.StringVar(&o.socketMode, "socket-mode", "0660", "permissions of the Unix socket")
+	fs.StringVar(&o.socketGroup, "socket-group", "", "group that owns the Unix socket")
+	fs.StringVar(&o.upstream, "upstream", "unix:///var/run/docker.sock", "dockerd's socket: unix:///path or tcp://host:port")
+	fs.StringVar(&o.policy, "policy", "", "policy directory (default: the embedded default policy)")
+	fs.StringVar(&o.auditLog, "audit-log", "-", "audit log file, or - for stdout")
+	fs.StringVar(&o.mode, "mode", "enforce", "enforce, or audit (forward everything, record what would be refused)")
+	fs.IntVar(&o.maxConns, "max-connections", 1024, "concurrent client connections; more are answered 503")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if len(o.listen) == 0 {
+		o.listen = listFlag{"unix:///run/dockgate/docker.sock"}
+	}
+	if o.mode != "enforce" && o.mode != "audit" {
+		return nil, fmt.Errorf("--mode %q: want enforce or audit", o.mode)
+	}
+	if o.policy != "" {
+		// Refusing to start is the only safe answer to a policy this
+		// build cannot enforce.
+		return nil, fmt.Errorf("--policy %s: this build has no policy engine yet; it can only run the built-in allow-known-endpoints decision", o.policy)
+	}
+	return o, nil
+}
+
+func serve(args []string, stderr io.Writer) int {
+	log := zerolog.New(stderr).With().Timestamp().Str("type", "log").Logger()
+	o, err := parseServe(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "dockgate serve: %v\n", err)
+		return 2
+	}
+	if err := runServe(o, log); err != nil {
+		log.Error().Err(err).Msg("dockgate stopped")
+		return 1
+	}
+	return 0
+}
+
+func runServe(o *serveOptions, log zerolog.Logger) error {
+	up, err := proxy.ParseUpstream(o.upstream)
+	if err != nil {
+		return err
+	}
+	mode, err := strconv.ParseUint(o.socketMode, 8, 32)
+	if err != nil || mode > 0o777 {
+		return fmt.Errorf("--socket-mode %q: want an octal mode such as 0660", o.socketMode)
+	}
+	sink, err := audit.Open(o.auditLog)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+
+	srv := proxy.New(proxy.Config{
+		Upstream: up,
+		Router:   authz.NewRouter(),
+		Decider:  authz.AllowAll{},
+		Audit:    sink,
+		Log:      log,
+	})
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	for _, addr := range o.listen {
+		network, path, err := proxy.ParseListenURL(addr)
+		if err != nil {
+			return err
+		}
+		if network != "unix" {
+			// A TCP listener without client certificates would let anyone
+			// who can reach the port act as an unidentified caller.
+			return fmt.Errorf("--listen %s: only unix:// listeners are supported in this build", addr)
+		}
+		l, err := proxy.ListenUnix(path, os.FileMode(mode), o.socketGroup)
+		if err != nil {
+			return fmt.Errorf("--listen %s: %w", addr, err)
+		}
+		listeners = append(listeners, proxy.LimitListener(l, o.maxConns, srv.RejectBusy))
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log.Info().Strs("listen", o.listen).Str("upstream", up.URL).Str("mode", o.mode).Str("version", version).Msg("dockgate serving")
+	var wg sync.WaitGroup
+	errs := make(chan error, len(listeners))
+	for _, l := range listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ctx, l); err != nil {
+				errs <- err
+				stop()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	log.Info().Msg("dockgate stopped")
+	return nil
+}

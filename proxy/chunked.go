@@ -1,0 +1,136 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+)
+
+// maxChunkLine bounds a chunk-size line with its extensions, and trailers.
+const maxChunkLine = 4 << 10
+
+// chunkedReader decodes a chunked request body strictly: CRLF line ends only,
+// hexadecimal sizes without sign or space, CRLF after each chunk's data.
+// net/http's reader is more lenient, and a proxy that is more lenient than
+// the server behind it can be made to see a different body (CVE-2024-41110).
+type chunkedReader struct {
+	br   *bufio.Reader
+	left int64 // bytes left in the current chunk
+	err  error
+}
+
+func newChunkedReader(br *bufio.Reader) *chunkedReader { return &chunkedReader{br: br} }
+
+func (cr *chunkedReader) Read(p []byte) (int, error) {
+	if cr.err != nil {
+		return 0, cr.err
+	}
+	if cr.left == 0 {
+		if cr.err = cr.nextChunk(); cr.err != nil {
+			return 0, cr.err
+		}
+	}
+	if int64(len(p)) > cr.left {
+		p = p[:cr.left]
+	}
+	n, err := cr.br.Read(p)
+	cr.left -= int64(n)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if err == nil && cr.left == 0 {
+		err = cr.chunkEnd()
+	}
+	cr.err = err
+	return n, err
+}
+
+func (cr *chunkedReader) nextChunk() error {
+	line, err := readLine(cr.br, maxChunkLine, http.StatusBadRequest, "chunk size line")
+	if err != nil {
+		return eofIsUnexpected(err)
+	}
+	size := line
+	for i, c := range line {
+		if c == ';' {
+			size = line[:i]
+			break
+		}
+	}
+	if len(size) == 0 || len(size) > 15 {
+		return badRequest("malformed chunk size %q", truncate(string(line), 40))
+	}
+	n, err := strconv.ParseInt(string(size), 16, 64)
+	if err != nil || size[0] == '+' || size[0] == '-' {
+		return badRequest("malformed chunk size %q", truncate(string(line), 40))
+	}
+	if n == 0 {
+		return cr.trailers()
+	}
+	cr.left = n
+	return nil
+}
+
+func (cr *chunkedReader) chunkEnd() error {
+	var crlf [2]byte
+	if _, err := io.ReadFull(cr.br, crlf[:]); err != nil {
+		return eofIsUnexpected(err)
+	}
+	if crlf != [2]byte{'\r', '\n'} {
+		return badRequest("chunk data not followed by CRLF")
+	}
+	return nil
+}
+
+// trailers reads and drops trailer fields: dockerd ignores them, and
+// forwarding them would be one more thing to judge.
+func (cr *chunkedReader) trailers() error {
+	total := 0
+	for {
+		line, err := readLine(cr.br, maxChunkLine, http.StatusBadRequest, "chunked trailer")
+		if err != nil {
+			return eofIsUnexpected(err)
+		}
+		if total += len(line); total > maxChunkLine {
+			return badRequest("chunked trailers too large")
+		}
+		if len(line) == 0 {
+			return io.EOF
+		}
+	}
+}
+
+func eofIsUnexpected(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// chunkedWriter encodes a body as chunks; each Write is one chunk, so the
+// reader's pace is kept and streams are not held back.
+type chunkedWriter struct {
+	w *bufio.Writer
+}
+
+func (cw chunkedWriter) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	cw.w.WriteString(strconv.FormatInt(int64(len(p)), 16))
+	cw.w.WriteString("\r\n")
+	cw.w.Write(p)
+	_, err := cw.w.WriteString("\r\n")
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Close writes the last chunk.
+func (cw chunkedWriter) Close() error {
+	_, err := cw.w.WriteString("0\r\n\r\n")
+	return err
+}

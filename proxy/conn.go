@@ -1,0 +1,251 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/dockgate/dockgate/audit"
+	"github.com/dockgate/dockgate/authz"
+)
+
+// aLongTimeAgo is a deadline that has passed, to unblock a pending read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// maxDrain is how much of a refused request's body is read to keep the
+// connection usable; a larger body closes the connection instead, so that
+// the client reads the refusal rather than a broken pipe.
+const maxDrain = 256 << 10
+
+// clientConn is one client connection and the dockerd connection that serves
+// it. Requests on it are handled one at a time, in order, each authorized on
+// its own: keep-alive and pipelining never let a request skip the decision.
+type clientConn struct {
+	s      *Server
+	nc     net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	caller *Caller
+	up     *upstreamConn
+}
+
+func (s *Server) newConn(nc net.Conn) *clientConn {
+	return &clientConn{
+		s:  s,
+		nc: nc,
+		br: bufio.NewReaderSize(nc, 32<<10),
+		bw: bufio.NewWriterSize(nc, 32<<10),
+	}
+}
+
+func (cn *clientConn) serve(ctx context.Context) {
+	cn.s.track(cn, true)
+	defer func() {
+		if p := recover(); p != nil {
+			// A bug must not take the other connections down, and the
+			// request it hit was never forwarded on a guess: it was being
+			// judged or streamed, and the connection now closes.
+			cn.s.cfg.Log.Error().Interface("panic", p).Msg("connection handler panicked; connection closed")
+		}
+		cn.dropUpstream()
+		cn.nc.Close()
+		cn.s.track(cn, false)
+	}()
+	caller, err := cn.s.cfg.Identify(cn.nc)
+	if err != nil {
+		// Without an identity there is nothing to judge: refuse the first
+		// request and close.
+		cn.s.cfg.Log.Warn().Err(err).Msg("cannot identify caller")
+		cn.refuseUnidentified(err)
+		return
+	}
+	cn.caller = caller
+	for ctx.Err() == nil {
+		cn.nc.SetReadDeadline(time.Now().Add(cn.s.cfg.IdleTimeout))
+		if _, err := cn.br.Peek(1); err != nil {
+			return
+		}
+		cn.nc.SetReadDeadline(time.Now().Add(cn.s.cfg.HeaderTimeout))
+		start := time.Now()
+		head, err := readRequestHead(cn.br, cn.s.cfg.Limits)
+		cn.nc.SetReadDeadline(time.Time{})
+		if err != nil {
+			cn.refuseMalformed(start, err)
+			return
+		}
+		if !cn.handle(ctx, start, head) {
+			return
+		}
+	}
+}
+
+// newRecord starts the audit record of a request.
+func (cn *clientConn) newRecord(start time.Time, head *requestHead) *audit.Record {
+	r := &audit.Record{Time: start, RequestID: cn.s.nextRequestID()}
+	if cn.caller != nil {
+		r.Caller = &cn.caller.Caller
+	}
+	if head != nil {
+		r.Method = head.Method
+		r.Path = head.Target
+	}
+	return r
+}
+
+func (cn *clientConn) finish(rec *audit.Record, start time.Time) {
+	rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	cn.s.cfg.Audit.Write(rec)
+}
+
+// refuseMalformed answers a request that could not be parsed. The
+// connection is closed after it: where one request ends is unknown.
+func (cn *clientConn) refuseMalformed(start time.Time, err error) {
+	var we *wireError
+	if !errors.As(err, &we) {
+		if isClosedErr(err) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return // the client went away between requests
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			we = &wireError{Status: http.StatusRequestTimeout, Msg: "request head not received in time"}
+		} else {
+			we = &wireError{Status: http.StatusBadRequest, Msg: "malformed request: " + err.Error()}
+		}
+	}
+	rec := cn.newRecord(start, nil)
+	rec.Action = authz.ActionUnknown
+	rec.Decision = audit.DecisionError
+	rec.Reason = we.Msg
+	rec.Status = we.Status
+	cn.finish(rec, start)
+	writeError(cn.bw, "", we.Status, we.Msg, true)
+}
+
+func (cn *clientConn) refuseUnidentified(err error) {
+	start := time.Now()
+	rec := cn.newRecord(start, nil)
+	rec.Decision = audit.DecisionError
+	rec.Reason = "cannot identify caller: " + err.Error()
+	rec.Status = http.StatusForbidden
+	cn.finish(rec, start)
+	writeError(cn.bw, "", http.StatusForbidden, rec.Reason, true)
+}
+
+// handle serves one request; it reports whether the connection may carry
+// another one.
+func (cn *clientConn) handle(ctx context.Context, start time.Time, head *requestHead) bool {
+	rec := cn.newRecord(start, head)
+
+	m, err := cn.s.cfg.Router.Route(head.Method, head.URL)
+	if err != nil {
+		rec.Action = authz.ActionUnknown
+		return cn.refuse(head, rec, audit.DecisionError, http.StatusBadRequest, err.Error())
+	}
+	rec.Action, rec.APIVersion = m.Action, m.APIVersion
+
+	var body []byte
+	if m.NeedsBody && head.hasBody() {
+		if head.ExpectContinue {
+			cn.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			cn.bw.Flush()
+			head.ExpectContinue = false
+		}
+		body, err = cn.readBody(head)
+		rec.BytesIn = int64(len(body))
+		if err != nil {
+			var we *wireError
+			if !errors.As(err, &we) {
+				rec.Decision, rec.Reason = audit.DecisionError, "reading request body: "+err.Error()
+				cn.finish(rec, start)
+				return false
+			}
+			return cn.refuse(head, rec, audit.DecisionError, we.Status, we.Msg)
+		}
+	}
+
+	req := &authz.Request{
+		Method:   head.Method,
+		URL:      head.URL,
+		Header:   head.Header,
+		Caller:   cn.caller.String(),
+		Subjects: cn.caller.Subjects(),
+		Body:     body,
+	}
+	d := cn.s.cfg.Decider.Decide(ctx, m, req)
+	rec.Facts, rec.WouldDeny = d.Facts, d.WouldDeny
+	if !d.Allow {
+		status := d.Status
+		if status == 0 {
+			status = http.StatusForbidden
+		}
+		decision := audit.DecisionDeny
+		if status != http.StatusForbidden {
+			decision = audit.DecisionError
+		}
+		return cn.refuse(head, rec, decision, status, d.Reason)
+	}
+	rec.Decision, rec.Reason = audit.DecisionAllow, d.Reason
+	return cn.forward(ctx, head, m, body, rec)
+}
+
+// refuse answers a request without forwarding it and writes its audit
+// record, before the answer, so that a refusal is on record even when the
+// client never reads it.
+func (cn *clientConn) refuse(head *requestHead, rec *audit.Record, decision string, status int, msg string) bool {
+	rec.Decision, rec.Reason, rec.Status = decision, msg, status
+	keep := !head.Close && !head.Upgrade && cn.drainable(head)
+	cn.finish(rec, rec.Time)
+	writeError(cn.bw, head.Method, status, msg, !keep)
+	if keep && head.hasBody() && !head.ExpectContinue {
+		if _, err := io.Copy(io.Discard, cn.bodyReader(head)); err != nil {
+			return false
+		}
+	}
+	return keep
+}
+
+// drainable says whether a refused request's body is small enough to read
+// and drop, keeping the connection in step.
+func (cn *clientConn) drainable(head *requestHead) bool {
+	switch {
+	case !head.hasBody() || head.ExpectContinue:
+		// A client that waits for 100 Continue sends no body after a
+		// refusal: the connection stays in step.
+		return true
+	case head.chunked():
+		return false
+	default:
+		return head.ContentLength <= maxDrain
+	}
+}
+
+// bodyReader reads the request body as framed by the client.
+func (cn *clientConn) bodyReader(head *requestHead) io.Reader {
+	if head.chunked() {
+		return newChunkedReader(cn.br)
+	}
+	return io.LimitReader(cn.br, head.ContentLength)
+}
+
+// readBody reads a whole body that must be judged, up to MaxBodyBytes.
+func (cn *clientConn) readBody(head *requestHead) ([]byte, error) {
+	limit := cn.s.cfg.Limits.MaxBodyBytes
+	if head.ContentLength > limit {
+		return nil, &wireError{Status: http.StatusRequestEntityTooLarge, Msg: "request body larger than the limit of " + formatBytes(limit)}
+	}
+	body, err := io.ReadAll(io.LimitReader(cn.bodyReader(head), limit+1))
+	if err != nil {
+		return body, eofIsUnexpected(err)
+	}
+	if int64(len(body)) > limit {
+		return nil, &wireError{Status: http.StatusRequestEntityTooLarge, Msg: "request body larger than the limit of " + formatBytes(limit)}
+	}
+	if !head.chunked() && int64(len(body)) != head.ContentLength {
+		return body, io.ErrUnexpectedEOF
+	}
+	return body, nil
+}

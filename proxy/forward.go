@@ -1,0 +1,436 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/dockgate/dockgate/audit"
+	"github.com/dockgate/dockgate/authz"
+)
+
+// upstreamConn is the dockerd connection of one client connection. Client
+// and dockerd connections are paired one to one, so that a hijack, a stream
+// or a broken request on one client never touches another client's requests.
+type upstreamConn struct {
+	nc     net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	reused bool
+}
+
+// upstream returns the connection to dockerd, dialing when there is none or
+// when dockerd closed the idle one (after a restart, say).
+func (cn *clientConn) upstream(ctx context.Context) (*upstreamConn, error) {
+	if up := cn.up; up != nil {
+		if up.alive() {
+			up.reused = true
+			return up, nil
+		}
+		cn.dropUpstream()
+	}
+	u := cn.s.cfg.Upstream
+	d := net.Dialer{Timeout: cn.s.cfg.DialTimeout}
+	nc, err := d.DialContext(ctx, u.Network, u.Address)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach dockerd at %s: %w", u.URL, err)
+	}
+	cn.up = &upstreamConn{nc: nc, br: bufio.NewReaderSize(nc, 32<<10), bw: bufio.NewWriterSize(nc, 32<<10)}
+	return cn.up, nil
+}
+
+// alive checks an idle connection without blocking: a read that times out
+// at once means dockerd still holds it open; EOF or bytes mean it is unusable.
+func (up *upstreamConn) alive() bool {
+	if up.br.Buffered() > 0 {
+		return false
+	}
+	up.nc.SetReadDeadline(aLongTimeAgo)
+	_, err := up.br.Peek(1)
+	up.nc.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (cn *clientConn) dropUpstream() {
+	if cn.up != nil {
+		cn.up.nc.Close()
+		cn.up = nil
+	}
+}
+
+// objectCreators are the actions whose response names a new object; the
+// audit record carries its ID so that later calls on it can be traced.
+var objectCreators = map[string]bool{
+	"container.create": true,
+	"container.exec":   true,
+	"volume.create":    true,
+	"network.create":   true,
+	"image.commit":     true,
+}
+
+// maxObjectBody bounds the response read for an object ID.
+const maxObjectBody = 64 << 10
+
+// forward sends an allowed request to dockerd and its answer back. body is
+// the request body when it was read whole to be judged; else the body is
+// streamed from the client as it arrives. It writes the audit record and
+// reports whether the connection may carry another request.
+func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.Match, body []byte, rec *audit.Record) bool {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := rec.Time
+
+	up, resp, bodyDone, err := cn.roundTrip(ctx, head, body, rec)
+	if err != nil {
+		var we *wireError
+		if errors.As(err, &we) {
+			cn.dropUpstream()
+			return cn.refuse(head, rec, audit.DecisionError, we.Status, we.Msg)
+		}
+		rec.Decision = audit.DecisionError
+		rec.Reason = err.Error()
+		rec.Status = http.StatusBadGateway
+		cn.finish(rec, start)
+		cn.dropUpstream()
+		if bodyDone != nil || (head.hasBody() && body == nil) {
+			// The request body was not (all) read: where the next request
+			// starts is unknown, so the connection ends here.
+			writeError(cn.bw, head.Method, http.StatusBadGateway, err.Error(), true)
+			return false
+		}
+		writeError(cn.bw, head.Method, http.StatusBadGateway, err.Error(), head.Close)
+		return !head.Close
+	}
+	rec.Status = resp.StatusCode
+
+	hijack := (resp.StatusCode == http.StatusSwitchingProtocols && head.Upgrade) ||
+		(isRawStream(resp) && (m.Action == "container.attach" || m.Action == "exec.start"))
+	if hijack {
+		if bodyDone != nil {
+			if err := <-bodyDone; err != nil {
+				rec.Decision, rec.Reason = audit.DecisionError, "request body: "+err.Error()
+				cn.finish(rec, start)
+				return false
+			}
+		}
+		return cn.hijack(head, resp, up, rec)
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		rec.Decision, rec.Reason, rec.Status = audit.DecisionError, "dockerd switched protocols without being asked", http.StatusBadGateway
+		cn.finish(rec, start)
+		writeError(cn.bw, head.Method, http.StatusBadGateway, rec.Reason, true)
+		return false
+	}
+
+	if m.Stream && resp.StatusCode < 300 {
+		startRec := *rec
+		startRec.Phase = audit.PhaseStart
+		cn.s.cfg.Audit.Write(&startRec)
+	}
+	keep, bodyOK := cn.copyResponse(ctx, head, m, resp, bodyDone, rec)
+	if !bodyOK || resp.Close {
+		cn.dropUpstream()
+	}
+	cn.finish(rec, start)
+	return keep
+}
+
+// roundTrip writes the request to dockerd and reads the response head. When
+// the body streams, bodyDone delivers the outcome of copying it.
+func (cn *clientConn) roundTrip(ctx context.Context, head *requestHead, body []byte, rec *audit.Record) (*upstreamConn, *http.Response, chan error, error) {
+	up, err := cn.upstream(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	bodyLen := head.ContentLength
+	if body != nil {
+		bodyLen = int64(len(body))
+	}
+	writeUpstreamHead(up.bw, head, bodyLen)
+	up.bw.Write(body)
+	if err := up.bw.Flush(); err != nil {
+		if up.reused && (body != nil || !head.hasBody()) {
+			// dockerd closed the connection between the liveness check and
+			// the write; nothing was read from the client yet, so a fresh
+			// connection can carry the same request.
+			cn.dropUpstream()
+			return cn.roundTrip(ctx, head, body, rec)
+		}
+		return nil, nil, nil, fmt.Errorf("sending request to dockerd: %w", err)
+	}
+	var bodyDone chan error
+	if body == nil && head.hasBody() {
+		if head.ExpectContinue {
+			cn.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			cn.bw.Flush()
+		}
+		bodyDone = make(chan error, 1)
+		go func() {
+			n, err := cn.copyRequestBody(up, head)
+			rec.BytesIn = n
+			if err != nil {
+				// dockerd must not act on a body that ended early or
+				// broke the framing: cut its connection.
+				up.nc.Close()
+			}
+			bodyDone <- err
+		}()
+	}
+	stop := context.AfterFunc(ctx, func() { up.nc.Close() })
+	defer stop()
+	for {
+		resp, err := http.ReadResponse(up.br, &http.Request{Method: head.Method})
+		if err != nil {
+			if bodyDone != nil {
+				if berr := <-bodyDone; berr != nil {
+					var we *wireError
+					if errors.As(berr, &we) {
+						return up, nil, nil, we
+					}
+					return up, nil, nil, fmt.Errorf("reading request body: %w", berr)
+				}
+				bodyDone = nil
+			}
+			return up, nil, bodyDone, fmt.Errorf("reading dockerd's response: %w", err)
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return up, resp, bodyDone, nil
+		}
+		// Informational answers other than 101 go to the client as they are.
+		writeResponseHead(cn.bw, resp, framingNone, false, false)
+		if err := cn.bw.Flush(); err != nil {
+			return up, nil, bodyDone, fmt.Errorf("client went away: %w", err)
+		}
+	}
+}
+
+// copyRequestBody streams the client's body to dockerd with the framing
+// chosen in writeUpstreamHead.
+func (cn *clientConn) copyRequestBody(up *upstreamConn, head *requestHead) (int64, error) {
+	if !head.chunked() {
+		n, err := io.Copy(up.nc, io.LimitReader(cn.br, head.ContentLength))
+		if err == nil && n < head.ContentLength {
+			err = io.ErrUnexpectedEOF
+		}
+		return n, err
+	}
+	cw := chunkedWriter{w: up.bw}
+	cr := newChunkedReader(cn.br)
+	buf := make([]byte, 32<<10)
+	var n int64
+	for {
+		k, rerr := cr.Read(buf)
+		if k > 0 {
+			n += int64(k)
+			cw.Write(buf[:k])
+			if err := up.bw.Flush(); err != nil {
+				return n, err
+			}
+		}
+		if rerr == io.EOF {
+			cw.Close()
+			return n, up.bw.Flush()
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// copyResponse sends a response that stays HTTP to the client, flushing as
+// data arrives so that logs, events and progress streams are not held back.
+// It reports whether the client connection may carry another request, and
+// whether dockerd's connection ended cleanly.
+func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *authz.Match, resp *http.Response, bodyDone chan error, rec *audit.Record) (keep, upstreamOK bool) {
+	defer resp.Body.Close()
+	framing := framingLength
+	switch {
+	case head.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified:
+		framing = framingNone
+	case len(resp.TransferEncoding) > 0:
+		framing = framingChunked
+	case resp.ContentLength < 0:
+		framing = framingClose
+	}
+	if framing == framingChunked && head.Minor == 0 {
+		framing = framingClose
+	}
+	closeConn := head.Close || framing == framingClose || bodyDone != nil && !requestBodyFinished(bodyDone)
+	writeResponseHead(cn.bw, resp, framing, false, closeConn)
+	// The head goes out at once: a client following events or logs waits
+	// for it before dockerd has anything else to say.
+	if err := cn.bw.Flush(); err != nil {
+		rec.Reason = "client went away before the response"
+		if bodyDone != nil {
+			cn.up.nc.Close()
+			<-bodyDone
+		}
+		return false, false
+	}
+
+	// Watch for the client leaving while dockerd has nothing to send (a
+	// quiet logs -f or events): then dockerd's request is cancelled. The
+	// watcher reads the client connection, so it starts only once the
+	// request body is all read.
+	watching := false
+	var stopWatch func() bool
+	if bodyDone == nil {
+		stopWatch, watching = cn.watchClient(resp), true
+	}
+
+	var w io.Writer = cn.bw
+	if framing == framingChunked {
+		w = chunkedWriter{w: cn.bw}
+	}
+	var capture *bytes.Buffer
+	if objectCreators[m.Action] && resp.StatusCode < 300 && resp.ContentLength >= 0 && resp.ContentLength <= maxObjectBody {
+		capture = new(bytes.Buffer)
+	}
+	buf := make([]byte, 32<<10)
+	var copyErr, clientErr error
+	for framing != framingNone {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			rec.BytesOut += int64(n)
+			if capture != nil {
+				capture.Write(buf[:n])
+			}
+			if _, werr := w.Write(buf[:n]); werr == nil {
+				werr = cn.bw.Flush()
+				clientErr = werr
+			} else {
+				clientErr = werr
+			}
+			if clientErr != nil {
+				break
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			copyErr = err
+			break
+		}
+	}
+	clientGone := false
+	if watching {
+		clientGone = stopWatch()
+	}
+	if clientErr == nil && copyErr == nil && framing == framingChunked {
+		chunkedWriter{w: cn.bw}.Close()
+		clientErr = cn.bw.Flush()
+	}
+	if bodyDone != nil {
+		if !requestBodyFinished(bodyDone) {
+			// dockerd answered before reading the whole body; its
+			// connection and the client's are out of step now.
+			cn.up.nc.Close()
+			<-bodyDone
+			closeConn = true
+		}
+	}
+	if capture != nil && copyErr == nil {
+		rec.ObjectID = objectID(capture.Bytes())
+	}
+	switch {
+	case clientErr != nil || clientGone:
+		rec.Reason = "client went away during the response"
+		return false, false
+	case copyErr != nil:
+		rec.Decision = audit.DecisionError
+		rec.Reason = "dockerd's response broke off: " + copyErr.Error()
+		return false, false
+	}
+	_ = ctx
+	return !closeConn, framing != framingClose
+}
+
+// requestBodyFinished reports, without waiting, whether the body copy ended.
+func requestBodyFinished(done chan error) bool {
+	select {
+	case err := <-done:
+		// Put it back for later readers.
+		done <- err
+		return err == nil
+	default:
+		return false
+	}
+}
+
+// watchClient cancels dockerd's request when the client closes while the
+// response streams. It peeks, so a pipelined next request stays buffered.
+// stop ends the watch and reports whether the client went away.
+func (cn *clientConn) watchClient(resp *http.Response) (stop func() bool) {
+	gone := make(chan bool, 1)
+	go func() {
+		_, err := cn.br.Peek(1)
+		var ne net.Error
+		isGone := err != nil && !(errors.As(err, &ne) && ne.Timeout())
+		if isGone {
+			// Unblocks the response body read.
+			cn.up.nc.Close()
+		}
+		gone <- isGone
+	}()
+	return func() bool {
+		cn.nc.SetReadDeadline(aLongTimeAgo)
+		g := <-gone
+		cn.nc.SetReadDeadline(time.Time{})
+		return g
+	}
+}
+
+// objectID reads the ID of a created object from dockerd's answer.
+func objectID(body []byte) string {
+	var v struct {
+		ID   string `json:"Id"`
+		Name string `json:"Name"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return ""
+	}
+	if v.ID != "" {
+		return v.ID
+	}
+	return v.Name
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+// hijack hands the connection over to raw copying after dockerd agreed to it.
+func (cn *clientConn) hijack(head *requestHead, resp *http.Response, up *upstreamConn, rec *audit.Record) bool {
+	rec.Hijacked = true
+	writeResponseHead(cn.bw, resp, framingClose, resp.StatusCode == http.StatusSwitchingProtocols, false)
+	if err := cn.bw.Flush(); err != nil {
+		rec.Reason = "client went away before the session started"
+		cn.finish(rec, rec.Time)
+		return false
+	}
+	startRec := *rec
+	startRec.Phase = audit.PhaseStart
+	cn.s.cfg.Audit.Write(&startRec)
+	in, out := splice(cn.nc, cn.br, up.nc, up.br)
+	rec.BytesIn += in
+	rec.BytesOut += out
+	cn.up = nil // splice closed it
+	cn.finish(rec, rec.Time)
+	return false
+}

@@ -1,0 +1,102 @@
+package proxy
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// errorBody is dockerd's error shape, so that docker clients print the
+// message as the daemon's own.
+type errorBody struct {
+	Message string `json:"message"`
+}
+
+// writeError answers a request dockgate does not forward. The message is
+// prefixed "dockgate: " so that a user can tell who refused. A HEAD request
+// gets the head only.
+func writeError(w *bufio.Writer, method string, status int, msg string, closeConn bool) error {
+	body, _ := json.Marshal(errorBody{Message: "dockgate: " + msg})
+	body = append(body, '\n')
+	w.WriteString("HTTP/1.1 ")
+	w.WriteString(strconv.Itoa(status))
+	w.WriteByte(' ')
+	w.WriteString(http.StatusText(status))
+	w.WriteString("\r\nContent-Type: application/json\r\nContent-Length: ")
+	w.WriteString(strconv.Itoa(len(body)))
+	w.WriteString("\r\n")
+	if closeConn {
+		w.WriteString("Connection: close\r\n")
+	}
+	w.WriteString("\r\n")
+	if method != http.MethodHead {
+		w.Write(body)
+	}
+	return w.Flush()
+}
+
+// bodyFraming is how a response body is delimited towards the client.
+type bodyFraming int
+
+const (
+	framingNone   bodyFraming = iota // no body (HEAD, 1xx, 204, 304)
+	framingLength                    // Content-Length
+	framingChunked
+	framingClose // until the connection closes (also hijacked streams)
+)
+
+// writeResponseHead writes dockerd's response head to the client. Headers
+// pass unchanged except hop-by-hop ones; keepUpgrade keeps Connection and
+// Upgrade for a 101. Keys are sorted so that the output is reproducible.
+func writeResponseHead(w *bufio.Writer, resp *http.Response, framing bodyFraming, keepUpgrade, closeConn bool) {
+	w.WriteString("HTTP/1.1 ")
+	status := resp.Status
+	if status == "" || !strings.HasPrefix(status, strconv.Itoa(resp.StatusCode)) {
+		status = strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
+	}
+	w.WriteString(status)
+	w.WriteString("\r\n")
+	named := connectionNamed(resp.Header)
+	keys := make([]string, 0, len(resp.Header))
+	for k := range resp.Header {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		keep := !hopByHop[k] && !named[k]
+		if keepUpgrade && (k == "Connection" || k == "Upgrade") {
+			keep = true
+		}
+		if !keep {
+			continue
+		}
+		for _, v := range resp.Header[k] {
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(v)
+			w.WriteString("\r\n")
+		}
+	}
+	switch framing {
+	case framingLength:
+		w.WriteString("Content-Length: ")
+		w.WriteString(strconv.FormatInt(resp.ContentLength, 10))
+		w.WriteString("\r\n")
+	case framingChunked:
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+	case framingNone:
+		// A HEAD answer keeps the length the GET would have had.
+		if cl := resp.Header.Get("Content-Length"); cl != "" {
+			w.WriteString("Content-Length: ")
+			w.WriteString(cl)
+			w.WriteString("\r\n")
+		}
+	}
+	if closeConn && !keepUpgrade {
+		w.WriteString("Connection: close\r\n")
+	}
+	w.WriteString("\r\n")
+}
