@@ -7,7 +7,10 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // hijackGrace is how long stdin may still flow after dockerd ended the
@@ -40,21 +43,43 @@ func closeWrite(c net.Conn) {
 	c.Close()
 }
 
+// hangupPoll is how often a client that ended its input is checked for
+// having gone away entirely while the session's output is quiet.
+const hangupPoll = time.Second
+
 // splice copies both directions of a hijacked connection until both end.
 // Each reader is the bufio.Reader that already holds bytes read past the
 // response or request head: they are part of the stream and must be sent
-// first (moby#39000-style losses come from dropping them). When one side ends
-// its output, the other side's write half is closed, so that stdin EOF
+// first, or the start of the output (or of stdin) is lost. When one side
+// ends its output, the other side's write half is closed, so that stdin EOF
 // reaches the container while its output keeps flowing, and the end of the
 // output reaches the client. It returns the bytes copied each way.
 func splice(client net.Conn, clientR *bufio.Reader, up net.Conn, upR *bufio.Reader) (in, out int64) {
 	inDone := make(chan struct{})
+	outDone := make(chan struct{})
 	go func() {
 		defer close(inDone)
 		in, _ = io.Copy(up, clientR)
 		closeWrite(up)
+		// A client that closed only its write half still reads the output;
+		// one that hung up entirely never will, and an attach whose
+		// container is silent would otherwise hold both sockets forever.
+		t := time.NewTicker(hangupPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-outDone:
+				return
+			case <-t.C:
+				if peerHungUp(client) {
+					up.Close()
+					return
+				}
+			}
+		}
 	}()
 	out, _ = io.Copy(client, upR)
+	close(outDone)
 	closeWrite(client)
 	select {
 	case <-inDone:
@@ -65,6 +90,28 @@ func splice(client net.Conn, clientR *bufio.Reader, up net.Conn, upR *bufio.Read
 	client.Close()
 	<-inDone
 	return in, out
+}
+
+// peerHungUp reports whether the peer of a Unix socket closed both
+// directions; a peer that only shut down its write half does not count.
+// Other connections cannot tell the two apart and report false.
+func peerHungUp(c net.Conn) bool {
+	sc, ok := UnwrapConn(c).(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	hup := false
+	raw.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+		if n, _ := unix.Poll(fds, 0); n > 0 {
+			hup = fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0
+		}
+	})
+	return hup
 }
 
 // isClosedErr reports errors that only mean the peer went away.

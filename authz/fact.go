@@ -1,0 +1,28 @@
+package authz
+
+import "context"
+
+// Fact is one thing a request would do, in the policy's vocabulary (BRIEF
+// §3): Kind is a fact kind such as "bind", Value its normalized value.
+type Fact struct {
+	Kind  string
+	Value string
+}
+
+// Inspector answers the questions about dockerd's current state that some
+// facts need (a named volume's options, the mounts of a container named in
+// VolumesFrom, an image's provenance). It is implemented over the upstream
+// socket; tests use a fake.
+type Inspector interface {
+	// VolumeOptions returns the driver and driver options of a named volume;
+	// found is false when it does not exist.
+	VolumeOptions(ctx context.Context, name string) (driver string, opts map[string]string, found bool, err error)
+	// ContainerMounts returns the host paths (bind sources) and volume names
+	// mounted by a container; found is false when it does not exist.
+	ContainerMounts(ctx context.Context, nameOrID string) (binds []string, volumes []string, found bool, err error)
+}
+
+// Extractor reads the facts of one request beyond its endpoint fact. An
+// error means the request cannot be judged and is refused (fail closed): a
+// *RouteError carries the status to answer (400 malformed, 413 too large).
+type Extractor func(ctx context.Context, m *Match, req *Request, in Inspector) ([]Fact, error)
