@@ -74,7 +74,7 @@ func (cn *clientConn) serve(ctx context.Context) {
 		head, err := readRequestHead(cn.br, cn.s.cfg.Limits)
 		cn.nc.SetReadDeadline(time.Time{})
 		if err != nil {
-			cn.refuseMalformed(start, err)
+			cn.refuseMalformed(start, head, err)
 			return
 		}
 		if !cn.handle(ctx, start, head) {
@@ -103,26 +103,36 @@ func (cn *clientConn) finish(rec *audit.Record, start time.Time) {
 
 // refuseMalformed answers a request that could not be parsed. The
 // connection is closed after it: where one request ends is unknown.
-func (cn *clientConn) refuseMalformed(start time.Time, err error) {
+func (cn *clientConn) refuseMalformed(start time.Time, head *requestHead, err error) {
 	var we *wireError
+	answer := true
 	if !errors.As(err, &we) {
-		if isClosedErr(err) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return // the client went away between requests
-		}
 		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
 			we = &wireError{Status: http.StatusRequestTimeout, Msg: "request head not received in time"}
-		} else {
+		case isClosedErr(err) || errors.Is(err, io.ErrUnexpectedEOF):
+			// The first byte had arrived, so this was a request: it goes
+			// on record although nobody is left to answer.
+			we = &wireError{Status: http.StatusBadRequest, Msg: "connection closed in the middle of the request head"}
+			answer = false
+		default:
 			we = &wireError{Status: http.StatusBadRequest, Msg: "malformed request: " + err.Error()}
 		}
 	}
-	rec := cn.newRecord(start, nil)
+	rec := cn.newRecord(start, head)
 	rec.Action = authz.ActionUnknown
 	rec.Decision = audit.DecisionError
 	rec.Reason = we.Msg
 	rec.Status = we.Status
 	cn.finish(rec, start)
-	writeError(cn.bw, "", we.Status, we.Msg, true)
+	if answer {
+		method := ""
+		if head != nil {
+			method = head.Method
+		}
+		writeError(cn.bw, method, we.Status, we.Msg, true)
+	}
 }
 
 func (cn *clientConn) refuseUnidentified(err error) {

@@ -101,7 +101,9 @@ func readLine(br *bufio.Reader, max int, tooLong int, what string) ([]byte, erro
 	return line[:len(line)-2], nil
 }
 
-// readRequestHead reads and validates one request head.
+// readRequestHead reads and validates one request head. When the request
+// line was read but the rest was not, the partial head comes back with the
+// error, so that the refusal's audit record can name method and path.
 func readRequestHead(br *bufio.Reader, lim Limits) (*requestHead, error) {
 	line, err := readLine(br, min(lim.MaxRequestLine, lim.MaxHeaderBytes), http.StatusRequestURITooLong, "request line")
 	if err != nil {
@@ -118,14 +120,14 @@ func readRequestHead(br *bufio.Reader, lim Limits) (*requestHead, error) {
 			if errors.As(err, &we) && we.Status == http.StatusRequestHeaderFieldsTooLarge {
 				we.Msg = fmt.Sprintf("request head larger than %d bytes", lim.MaxHeaderBytes)
 			}
-			return nil, err
+			return h, err
 		}
 		h.Size += len(line) + 2
 		if len(line) == 0 {
 			break
 		}
 		if err := h.addField(line); err != nil {
-			return nil, err
+			return h, err
 		}
 	}
 	return h, h.parseFraming()
