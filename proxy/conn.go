@@ -186,8 +186,20 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		Body:     body,
 	}
 	d := cn.s.cfg.Decider.Decide(ctx, m, req)
+	if d.Allow && m.Action == authz.ActionUnknown {
+		// BRIEF §4: a request that matches no route is refused whatever
+		// the policy says. The proxy enforces it rather than trust every
+		// Decider (or policy) to know.
+		d = authz.Decision{Status: http.StatusForbidden, Facts: d.Facts,
+			Reason: req.Caller + " may not call " + head.Method + " " + head.URL.EscapedPath() + ": unknown endpoint"}
+	}
 	rec.Facts, rec.WouldDeny = d.Facts, d.WouldDeny
 	if !d.Allow {
+		if body != nil {
+			// The body was read whole to be judged: nothing is left to
+			// drain, and draining it again would eat the next request.
+			head.ContentLength = 0
+		}
 		status := d.Status
 		if status == 0 {
 			status = http.StatusForbidden
@@ -222,10 +234,13 @@ func (cn *clientConn) refuse(head *requestHead, rec *audit.Record, decision stri
 // and drop, keeping the connection in step.
 func (cn *clientConn) drainable(head *requestHead) bool {
 	switch {
-	case !head.hasBody() || head.ExpectContinue:
-		// A client that waits for 100 Continue sends no body after a
-		// refusal: the connection stays in step.
+	case !head.hasBody():
 		return true
+	case head.ExpectContinue:
+		// The client need not wait for 100 Continue before sending the
+		// body (RFC 9110 §10.1.1): whether the next bytes are that body or
+		// the next request is unknown, so the connection ends.
+		return false
 	case head.chunked():
 		return false
 	default:

@@ -89,6 +89,9 @@ func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.M
 	defer cancel()
 	start := rec.Time
 
+	// Copied before roundTrip: the goroutine that streams the request body
+	// writes rec.BytesIn, so a copy taken later would race with it.
+	startRec := *rec
 	up, resp, bodyDone, err := cn.roundTrip(ctx, head, body, rec)
 	if err != nil {
 		var we *wireError
@@ -111,6 +114,11 @@ func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.M
 		return !head.Close
 	}
 	rec.Status = resp.StatusCode
+	// Shutdown must end a response copy or a hijacked session that waits on
+	// a quiet dockerd: closing the client connection does not unblock a
+	// read from dockerd's. On a normal return the AfterFunc is stopped
+	// before cancel runs.
+	defer context.AfterFunc(ctx, func() { up.nc.Close() })()
 
 	hijack := (resp.StatusCode == http.StatusSwitchingProtocols && head.Upgrade) ||
 		(isRawStream(resp) && (m.Action == "container.attach" || m.Action == "exec.start"))
@@ -132,8 +140,7 @@ func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.M
 	}
 
 	if m.Stream && resp.StatusCode < 300 {
-		startRec := *rec
-		startRec.Phase = audit.PhaseStart
+		startRec.Phase, startRec.Status = audit.PhaseStart, resp.StatusCode
 		cn.s.cfg.Audit.Write(&startRec)
 	}
 	keep, bodyOK := cn.copyResponse(ctx, head, m, resp, bodyDone, rec)
@@ -278,14 +285,10 @@ func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *au
 	}
 
 	// Watch for the client leaving while dockerd has nothing to send (a
-	// quiet logs -f or events): then dockerd's request is cancelled. The
-	// watcher reads the client connection, so it starts only once the
-	// request body is all read.
-	watching := false
-	var stopWatch func() bool
-	if bodyDone == nil {
-		stopWatch, watching = cn.watchClient(resp), true
-	}
+	// quiet logs -f or events, or a build after its context was uploaded):
+	// then dockerd's request is cancelled. The watcher reads the client
+	// connection, so it waits until the request body is all read.
+	stopWatch := cn.watchClient(bodyDone)
 
 	var w io.Writer = cn.bw
 	if framing == framingChunked {
@@ -322,10 +325,7 @@ func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *au
 			break
 		}
 	}
-	clientGone := false
-	if watching {
-		clientGone = stopWatch()
-	}
+	clientGone := stopWatch()
 	if clientErr == nil && copyErr == nil && framing == framingChunked {
 		chunkedWriter{w: cn.bw}.Close()
 		clientErr = cn.bw.Flush()
@@ -370,12 +370,34 @@ func requestBodyFinished(done chan error) bool {
 // watchClient cancels dockerd's request when the client closes while the
 // response streams. It peeks, so a pipelined next request stays buffered.
 // stop ends the watch and reports whether the client went away.
-func (cn *clientConn) watchClient(resp *http.Response) (stop func() bool) {
+func (cn *clientConn) watchClient(bodyDone chan error) (stop func() bool) {
 	gone := make(chan bool, 1)
+	quit := make(chan struct{})
 	go func() {
+		if bodyDone != nil {
+			// The request body is still being read from the client: wait
+			// for its end (a body cut short ends the connection anyway).
+			select {
+			case err := <-bodyDone:
+				bodyDone <- err // for requestBodyFinished
+				if err != nil {
+					gone <- false
+					return
+				}
+			case <-quit:
+				gone <- false
+				return
+			}
+		}
 		_, err := cn.br.Peek(1)
 		var ne net.Error
 		isGone := err != nil && !(errors.As(err, &ne) && ne.Timeout())
+		if _, unix := UnwrapConn(cn.nc).(*net.UnixConn); unix && errors.Is(err, io.EOF) {
+			// EOF may be a half-close: socat and nc -N send the request,
+			// shut down their write side and wait for the answer. On a
+			// Unix socket only a peer that hung up entirely is gone.
+			isGone = waitHangup(cn.nc, quit)
+		}
 		if isGone {
 			// Unblocks the response body read.
 			cn.up.nc.Close()
@@ -383,10 +405,31 @@ func (cn *clientConn) watchClient(resp *http.Response) (stop func() bool) {
 		gone <- isGone
 	}()
 	return func() bool {
+		close(quit)
 		cn.nc.SetReadDeadline(aLongTimeAgo)
 		g := <-gone
 		cn.nc.SetReadDeadline(time.Time{})
 		return g
+	}
+}
+
+// waitHangup reports whether the peer of a Unix socket hangs up entirely
+// before quit closes.
+func waitHangup(c net.Conn, quit chan struct{}) bool {
+	if peerHungUp(c) {
+		return true
+	}
+	t := time.NewTicker(hangupPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-quit:
+			return false
+		case <-t.C:
+			if peerHungUp(c) {
+				return true
+			}
+		}
 	}
 }
 

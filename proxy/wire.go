@@ -239,6 +239,14 @@ func (h *requestHead) parseFraming() error {
 	if h.Minor == 0 && !keepAlive {
 		h.Close = true
 	}
+	// A header the client names in Connection is not forwarded
+	// (writeUpstreamHead drops it), so it must not be judged either: else
+	// a request could be decided on, say, a Content-Type dockerd never sees.
+	for k := range connectionNamed(h.Header) {
+		if !hopByHop[k] {
+			delete(h.Header, k)
+		}
+	}
 	if ex, ok := h.Header["Expect"]; ok {
 		if len(ex) != 1 || !strings.EqualFold(ex[0], "100-continue") {
 			return &wireError{Status: http.StatusExpectationFailed, Msg: fmt.Sprintf("unsupported Expect %q", strings.Join(ex, ", "))}
@@ -305,6 +313,7 @@ func writeUpstreamHead(w *bufio.Writer, h *requestHead, bodyLen int64) {
 	w.WriteString(h.Target)
 	w.WriteString(" HTTP/1.1\r\n")
 	named := connectionNamed(h.Header)
+	hasHost := false
 	for _, f := range h.Fields {
 		k := http.CanonicalHeaderKey(f.Name)
 		keep := !hopByHop[k] && !named[k]
@@ -312,11 +321,18 @@ func writeUpstreamHead(w *bufio.Writer, h *requestHead, bodyLen int64) {
 			keep = true
 		}
 		if keep {
+			hasHost = hasHost || k == "Host"
 			w.WriteString(f.Name)
 			w.WriteString(": ")
 			w.WriteString(f.Value)
 			w.WriteString("\r\n")
 		}
+	}
+	if !hasHost {
+		// The request goes out as HTTP/1.1, which needs a Host: an HTTP/1.0
+		// client may send none (or name it in Connection), and dockerd
+		// would answer 400 "missing required Host header".
+		w.WriteString("Host: docker\r\n")
 	}
 	if h.Upgrade {
 		w.WriteString("Connection: Upgrade\r\n")
