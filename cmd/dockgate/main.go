@@ -12,7 +12,9 @@ var version = "dev"
 
 const usage = `usage:
   dockgate serve   [--listen URL]... [--socket-mode 0660] [--socket-group NAME]
-                   [--upstream URL] [--audit-log PATH|-] [--mode enforce|audit]
+                   [--upstream URL] [--policy DIR] [--audit-log PATH|-] [--mode enforce|audit]
+  dockgate check   [--policy DIR]
+  dockgate explain [--policy DIR] --as SUBJECT [--as SUBJECT]... METHOD PATH [BODY_FILE|-]
   dockgate version
 `
 
@@ -28,6 +30,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
+	case "check":
+		return check(args[1:], stdout, stderr)
+	case "explain":
+		return explain(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "dockgate %s\n", version)
 		return 0

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -63,11 +64,6 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	if o.mode != "enforce" && o.mode != "audit" {
 		return nil, fmt.Errorf("--mode %q: want enforce or audit", o.mode)
 	}
-	if o.policy != "" {
-		// Refusing to start is the only safe answer to a policy this
-		// build cannot enforce.
-		return nil, fmt.Errorf("--policy %s: this build has no policy engine yet; it can only run the built-in allow-known-endpoints decision", o.policy)
-	}
 	return o, nil
 }
 
@@ -97,6 +93,26 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	if err != nil || mode > 0o777 {
 		return fmt.Errorf("--socket-mode %q: want an octal mode such as 0660", o.socketMode)
 	}
+	// A policy that does not load stops startup: serving without one, or
+	// with the default instead of the one asked for, would be a guess.
+	policy, err := loadPolicy(o.policy)
+	if err != nil {
+		return fmt.Errorf("policy not loaded:\n%w", err)
+	}
+	decider := authz.NewPolicyDecider(policy)
+	if factExtractor != nil {
+		decider.Extract = factExtractor()
+	}
+	// Some facts need dockerd's state (a named volume's options, the
+	// mounts VolumesFrom copies); the extractor asks it through this.
+	inspector, err := authz.NewDockerInspector(up.URL)
+	if err != nil {
+		return err
+	}
+	decider.Inspector = inspector
+	decider.Audit = o.mode == "audit"
+	log.Info().Str("policy", policy.Source).Str("hash", policy.Hash).Int("rules", len(policy.Rules)).Int("roles", len(policy.Roles())).Bool("custom_model", policy.CustomModel).Msg("policy loaded")
+
 	sink, err := audit.Open(o.auditLog)
 	if err != nil {
 		return err
@@ -106,7 +122,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	srv := proxy.New(proxy.Config{
 		Upstream: up,
 		Router:   authz.NewRouter(),
-		Decider:  authz.AllowAll{},
+		Decider:  decider,
 		Audit:    sink,
 		Log:      log,
 	})
@@ -135,6 +151,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	watchPolicy(ctx, o.policy, decider, log)
 	log.Info().Strs("listen", o.listen).Str("upstream", up.URL).Str("mode", o.mode).Str("version", version).Msg("dockgate serving")
 	var wg sync.WaitGroup
 	errs := make(chan error, len(listeners))
@@ -155,4 +172,46 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	}
 	log.Info().Msg("dockgate stopped")
 	return nil
+}
+
+// watchPolicy reloads --policy DIR on SIGHUP and when its files change
+// (polled every 2 s, see authz.PolicyReloader). A reload that fails keeps
+// the policy in force and logs every problem with its file and line; a
+// successful one logs the new hash. The embedded policy never changes.
+func watchPolicy(ctx context.Context, dir string, d *authz.PolicyDecider, log zerolog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	if dir == "" {
+		go func() {
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					log.Info().Str("policy", d.Policy().Source).Str("hash", d.Policy().Hash).Msg("SIGHUP: the embedded policy has nothing to reload")
+				}
+			}
+		}()
+		return
+	}
+	r := &authz.PolicyReloader{Dir: dir, Decider: d, Log: func(trigger string, p *authz.Policy, err error) {
+		if err != nil {
+			log.Error().Str("policy", dir).Str("trigger", trigger).Str("error", err.Error()).Str("hash", d.Policy().Hash).Msg("policy reload failed; the policy in force stays")
+			return
+		}
+		log.Info().Str("policy", dir).Str("trigger", trigger).Str("hash", p.Hash).Int("rules", len(p.Rules)).Int("roles", len(p.Roles())).Msg("policy reloaded")
+	}}
+	r.Watch(ctx, 2*time.Second)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				r.Reload("SIGHUP")
+			}
+		}
+	}()
 }

@@ -1,0 +1,147 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+)
+
+// allowedReason is the Reason of an allowed request: the facts carry the
+// rules that allowed it.
+const allowedReason = "every fact allowed by the policy"
+
+// PolicyDecider is the decision point of BRIEF §3: every request becomes its
+// endpoint fact plus the facts its extractor reads, each fact is decided
+// for all the caller's subjects, and the request is allowed when every fact
+// is. It fails closed: an unknown endpoint, an extractor error or panic, or
+// a missing policy is a refusal, never a forward.
+//
+// The policy is swapped atomically (SetPolicy, ReloadDir): a request is
+// decided entirely by the policy that was in force when its decision began.
+type PolicyDecider struct {
+	// Extract reads the facts beyond the endpoint fact; nil means the
+	// endpoint fact only.
+	Extract Extractor
+	// Inspector answers the extractor's questions about dockerd's state.
+	Inspector Inspector
+	// Audit is --mode audit: requests the policy refuses are forwarded
+	// anyway and marked WouldDeny. Requests that cannot be judged (unknown
+	// endpoint, malformed) are still refused: that is not the policy's call.
+	Audit bool
+
+	policy atomic.Pointer[Policy]
+}
+
+// NewPolicyDecider returns a decider enforcing p.
+func NewPolicyDecider(p *Policy) *PolicyDecider {
+	d := &PolicyDecider{}
+	d.policy.Store(p)
+	return d
+}
+
+// Policy returns the policy in force.
+func (d *PolicyDecider) Policy() *Policy { return d.policy.Load() }
+
+// SetPolicy puts p in force for every decision that starts from now on and
+// returns the policy it replaces.
+func (d *PolicyDecider) SetPolicy(p *Policy) (old *Policy) { return d.policy.Swap(p) }
+
+// ReloadDir loads the policy directory dir and puts it in force. When it
+// does not load, the policy in force stays and the error (PolicyErrors,
+// with files and lines) says why.
+func (d *PolicyDecider) ReloadDir(dir string) (*Policy, error) {
+	p, err := LoadPolicyDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	d.SetPolicy(p)
+	return p, nil
+}
+
+// Decide implements Decider.
+func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Decision {
+	caller := req.Caller
+	if caller == "" {
+		caller = "unknown caller"
+	}
+	if m == nil || m.Action == ActionUnknown {
+		// BRIEF §4: no pattern opens what dockgate cannot name.
+		return Decision{Status: http.StatusForbidden, Reason: caller + " may not call " + req.Method + " " + requestPath(req) + ": unknown endpoint"}
+	}
+	p := d.policy.Load()
+	if p == nil {
+		return Decision{Status: http.StatusInternalServerError, Reason: "no policy loaded"}
+	}
+	var c callerRules
+	p.prepare(req.Subjects, &c)
+	var endpoint FactResult
+	endpointAllowed := c.result(Fact{Kind: "endpoint", Value: m.Action}, &endpoint)
+	if !endpointAllowed && !d.Audit {
+		// Refused whatever the body says: the body of a request the caller
+		// may not make at all is not parsed, and dockerd is not asked about
+		// it. Audit mode reads on, to record every fact.
+		return Decision{Status: http.StatusForbidden, Reason: refusal(caller, endpoint), Facts: []FactResult{endpoint}}
+	}
+
+	var more []Fact
+	if d.Extract != nil {
+		var err error
+		more, err = d.extract(ctx, m, req)
+		if err != nil {
+			// The endpoint fact is still recorded, with its decision, so
+			// that the audit record says what was asked.
+			status, msg := http.StatusBadRequest, err.Error()
+			var re *RouteError
+			if errors.As(err, &re) {
+				status, msg = re.Status, re.Message
+			}
+			return Decision{Status: status, Reason: msg, Facts: []FactResult{endpoint}}
+		}
+	}
+
+	results := make([]FactResult, 1+len(more))
+	results[0] = endpoint
+	first := -1
+	if !endpointAllowed {
+		first = 0
+	}
+	for i, f := range more {
+		if !c.result(f, &results[1+i]) && first < 0 {
+			first = 1 + i
+		}
+	}
+	if first < 0 {
+		return Decision{Allow: true, Reason: allowedReason, Facts: results}
+	}
+	reason := refusal(caller, results[first])
+	if d.Audit {
+		return Decision{Allow: true, WouldDeny: true, Reason: reason, Facts: results}
+	}
+	return Decision{Status: http.StatusForbidden, Reason: reason, Facts: results}
+}
+
+// refusal is BRIEF §5's message without its "dockgate: " prefix.
+func refusal(caller string, r FactResult) string {
+	return caller + " may not " + r.Kind + " " + r.Value + ": " + r.Rule
+}
+
+// extract runs the extractor; a panic in it is an error, so that a request
+// nobody could judge is refused (500), never forwarded.
+func (d *PolicyDecider) extract(ctx context.Context, m *Match, req *Request) (facts []Fact, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			facts = nil
+			err = &RouteError{Status: http.StatusInternalServerError, Message: fmt.Sprintf("internal error reading the facts of %s: %v", m.Action, v)}
+		}
+	}()
+	return d.Extract(ctx, m, req, d.Inspector)
+}
+
+func requestPath(req *Request) string {
+	if req.URL == nil {
+		return ""
+	}
+	return req.URL.EscapedPath()
+}

@@ -1,0 +1,235 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/docker/docker/api/types/versions"
+)
+
+// Facts: what a request would do, read from its path, query and body with
+// dockerd's own semantics (BRIEF §3). Each endpoint that can reach the host
+// has one extractor below, named for it; endpoints without one carry only
+// their endpoint fact (added by the decider).
+
+// endpointFacts reads the facts of one endpoint into x.
+type endpointFacts func(x *extraction) error
+
+// factExtractors maps each action to the extractor that reads it.
+var factExtractors = map[string]endpointFacts{
+	"container.create":            containerCreateFacts,
+	"container.update":            containerUpdateFacts,
+	"container.start":             containerStartFacts,
+	"container.exec":              execCreateFacts,
+	"container.checkpoint.create": checkpointCreateFacts,
+	"image.commit":                imageCommitFacts,
+	"image.pull":                  imagePullFacts,
+	"image.import":                imageImportFacts,
+	"image.push":                  imagePushFacts,
+	"image.tag":                   imageTagFacts,
+	"build.run":                   buildFacts,
+	"volume.create":               volumeCreateFacts,
+	"network.create":              networkCreateFacts,
+	"network.connect":             networkConnectFacts,
+	"service.create":              serviceCreateFacts,
+	"service.update":              serviceUpdateFacts,
+	"plugin.install":              pluginFacts,
+	"plugin.upgrade":              pluginFacts,
+	"plugin.set":                  pluginSetFacts,
+	"plugin.create":               pluginCreateFacts,
+}
+
+// DefaultExtractor reads the facts of every endpoint in factExtractors with
+// dockerd's semantics, resolving host paths on this host. On every route it
+// first refuses form-encoded bodies (checkFormBody). Its errors are
+// *RouteError: 400 for a request that cannot be judged, 413 for an
+// oversized JSON body, 502 when dockerd cannot be asked about a volume,
+// container or service the facts depend on.
+func DefaultExtractor() Extractor {
+	return newExtractor(hostFS{root: "/"})
+}
+
+func newExtractor(host hostFS) Extractor {
+	return func(ctx context.Context, m *Match, req *Request, in Inspector) ([]Fact, error) {
+		if m == nil || req == nil {
+			return nil, nil
+		}
+		if err := checkFormBody(req); err != nil {
+			return nil, err
+		}
+		read, ok := factExtractors[m.Action]
+		if !ok {
+			return nil, nil
+		}
+		x := &extraction{ctx: ctx, m: m, req: req, in: in, host: host}
+		if err := read(x); err != nil {
+			return nil, err
+		}
+		return x.facts, nil
+	}
+}
+
+// extraction is the state of reading one request's facts.
+type extraction struct {
+	ctx   context.Context
+	m     *Match
+	req   *Request
+	in    Inspector
+	host  hostFS
+	facts []Fact
+	seen  map[Fact]bool
+	query url.Values
+}
+
+// add records a fact once, in the order first seen.
+func (x *extraction) add(kind, value string) {
+	f := Fact{Kind: kind, Value: value}
+	if x.seen == nil {
+		x.seen = make(map[Fact]bool)
+	}
+	if x.seen[f] {
+		return
+	}
+	x.seen[f] = true
+	x.facts = append(x.facts, f)
+}
+
+// apiBefore reports whether the request's API version is below v. A path
+// without a version prefix means dockerd's own (newest) version.
+func (x *extraction) apiBefore(v string) bool {
+	return x.m.APIVersion != "" && versions.LessThan(x.m.APIVersion, v)
+}
+
+// form returns the request's query as dockerd's r.Form holds it (the body
+// is never a form: checkFormBody refused those). A query Go's ParseForm
+// rejects is refused here too, as dockerd answers it with 400.
+func (x *extraction) form() (url.Values, error) {
+	if x.query != nil {
+		return x.query, nil
+	}
+	raw := ""
+	if x.req.URL != nil {
+		raw = x.req.URL.RawQuery
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, badBody("malformed query: %v", err)
+	}
+	x.query = q
+	return q, nil
+}
+
+// formValue is dockerd's r.Form.Get: the first value.
+func (x *extraction) formValue(name string) (string, error) {
+	q, err := x.form()
+	if err != nil {
+		return "", err
+	}
+	return q.Get(name), nil
+}
+
+// inspector returns the Inspector or an error saying that the facts need
+// dockerd's state and nobody can ask for it.
+func (x *extraction) inspector() (Inspector, error) {
+	if x.in == nil {
+		return nil, &RouteError{Status: http.StatusInternalServerError, Message: "no inspector: cannot read dockerd's state to judge " + x.m.Action}
+	}
+	return x.in, nil
+}
+
+// upstreamError wraps an Inspector failure: dockerd could not be asked, so
+// the request cannot be judged (BRIEF §5: 502).
+func upstreamError(what string, err error) error {
+	var re *RouteError
+	if errors.As(err, &re) {
+		return re
+	}
+	return &RouteError{Status: http.StatusBadGateway, Message: "cannot inspect " + what + " on dockerd: " + err.Error()}
+}
+
+// contentTypes returns every Content-Type value, whatever the spelling of
+// the header name.
+func contentTypes(h http.Header) []string {
+	var out []string
+	for k, vs := range h {
+		if strings.EqualFold(k, "Content-Type") {
+			out = append(out, vs...)
+		}
+	}
+	return out
+}
+
+// mediaType is the media type as Go's mime.ParseMediaType (and so
+// net/http's ParseForm) reads it, also when the parameters are malformed:
+// dockerd's ParseForm ignores "mime:" errors and still merges the form.
+func mediaType(ct string) string {
+	base, _, _ := strings.Cut(ct, ";")
+	return strings.TrimSpace(strings.ToLower(base))
+}
+
+// checkFormBody refuses a form-encoded body on any request whose body
+// net/http would parse as a form. dockerd reads its parameters with
+// r.ParseForm / r.FormValue, which merge an
+// application/x-www-form-urlencoded body ahead of the query (and
+// FormValue parses multipart/form-data), while dockgate judges the query
+// (BRIEF §7 item 2). No Docker client sends such bodies. Several
+// Content-Type headers are refused as ambiguous.
+func checkFormBody(req *Request) error {
+	switch req.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+	default:
+		return nil
+	}
+	cts := contentTypes(req.Header)
+	if len(cts) > 1 {
+		return badBody("several Content-Type headers")
+	}
+	for _, ct := range cts {
+		mt := mediaType(ct)
+		if mt == "application/x-www-form-urlencoded" || strings.HasPrefix(mt, "multipart/") {
+			return badBody("form-encoded body (%s): dockerd would merge it with the query; send parameters in the query", mt)
+		}
+	}
+	return nil
+}
+
+// jsonBody returns the body of a JSON endpoint. A body with a Content-Type
+// other than application/json (any case, any parameters) is refused, as
+// dockerd's CheckForJSON refuses it; a body without a Content-Type is read
+// as JSON all the same (dockerd 20.10's update, exec and network handlers
+// decode it whatever the header says). The body is never skipped.
+func (x *extraction) jsonBody() ([]byte, error) {
+	body := x.req.Body
+	if len(body) == 0 {
+		return nil, nil
+	}
+	for _, ct := range contentTypes(x.req.Header) {
+		if ct == "" {
+			continue
+		}
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil {
+			return nil, badBody("malformed Content-Type %q: %v", ct, err)
+		}
+		if mt != "application/json" {
+			return nil, badBody("Content-Type %q: this endpoint takes application/json", ct)
+		}
+	}
+	return body, nil
+}
+
+// requireJSONBody is jsonBody for endpoints whose body dockerd requires.
+func (x *extraction) requireJSONBody() ([]byte, error) {
+	body, err := x.jsonBody()
+	if err != nil {
+		return nil, err
+	}
+	if len(body) == 0 {
+		return nil, badBody("%s needs a JSON body", x.m.Action)
+	}
+	return body, nil
+}

@@ -1,0 +1,256 @@
+package authz
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/docker/docker/api/types/container"
+	"github.com/opencontainers/go-digest"
+)
+
+// Image facts. Values are references normalized with
+// github.com/distribution/reference as dockerd normalizes them:
+// "busybox" is docker.io/library/busybox:latest, "registry:5000/a/b@sha256:…"
+// keeps its digest. A reference dockerd would refuse is refused (400).
+
+// idLike matches what dockerd's image lookup may also read as an image ID
+// or ID prefix (daemon/images GetImage: digest set search after the name
+// lookup fails): hex, optionally after "sha256:".
+var idLike = regexp.MustCompile(`^(sha256:)?([0-9a-f]{1,64})$`)
+
+// addImageInUse adds the image facts of a reference used to run or read an
+// image (container create, the source of a tag, a service). An untagged
+// name means :latest. A full ID is sha256:<hex>; a string that is also an
+// ID prefix (all hex) yields both its name and sha256:<prefix>, since
+// dockerd falls back to the ID when no such name exists.
+func (x *extraction) addImageInUse(s string) error {
+	if s == "" {
+		return badBody("%s: empty image reference", x.m.Action)
+	}
+	ref, err := reference.ParseAnyReference(s)
+	if err != nil {
+		return badBody("invalid image reference %q: %v", s, err)
+	}
+	if _, named := ref.(reference.Named); !named {
+		d, ok := ref.(reference.Digested)
+		if !ok {
+			return badBody("invalid image reference %q", s)
+		}
+		x.add("image", d.Digest().String())
+		return nil
+	}
+	named, err := reference.ParseNormalizedNamed(s)
+	if err != nil {
+		return badBody("invalid image reference %q: %v", s, err)
+	}
+	x.add("image", reference.TagNameOnly(named).String())
+	if m := idLike.FindStringSubmatch(s); m != nil {
+		x.add("image", "sha256:"+m[2])
+	}
+	return nil
+}
+
+// addImageName adds the image fact of a name an image will be given (tag
+// target, commit, import, build t=): repo, with tag when tag is set, and
+// :latest when neither names one (the reference store's AddTag adds it).
+func (x *extraction) addImageName(repo, tag string) error {
+	named, err := reference.ParseNormalizedNamed(repo)
+	if err != nil {
+		return badBody("invalid repository name %q: %v", repo, err)
+	}
+	if _, canonical := named.(reference.Canonical); canonical {
+		return badBody("cannot name an image with a digest reference %q", repo)
+	}
+	if tag != "" {
+		tagged, err := reference.WithTag(reference.TrimNamed(named), tag)
+		if err != nil {
+			return badBody("invalid tag %q: %v", tag, err)
+		}
+		named = tagged
+	}
+	x.add("image", reference.TagNameOnly(named).String())
+	return nil
+}
+
+// addImageTransfer adds the image fact of a pull or push: fromImage (or
+// the path name) with tag, where the tag may be a digest. Without any tag
+// dockerd transfers every tag of the repository (pull -a), so the value is
+// the bare repository name: a policy that allows only some tags does not
+// allow it.
+func (x *extraction) addImageTransfer(image, tag string) error {
+	// daemon/images PullImage: "pull -a" may send a trailing ':'.
+	image = strings.TrimSuffix(image, ":")
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return badBody("invalid image reference %q: %v", image, err)
+	}
+	if tag != "" {
+		if dgst, derr := digest.Parse(tag); derr == nil {
+			named, err = reference.WithDigest(reference.TrimNamed(named), dgst)
+		} else {
+			named, err = reference.WithTag(named, tag)
+		}
+		if err != nil {
+			return badBody("invalid tag %q: %v", tag, err)
+		}
+	}
+	x.add("image", named.String())
+	return nil
+}
+
+// imagePullFacts: POST /images/create?fromImage=&tag= (pull).
+func imagePullFacts(x *extraction) error {
+	image, err := x.formValue("fromImage")
+	if err != nil {
+		return err
+	}
+	tag, err := x.formValue("tag")
+	if err != nil {
+		return err
+	}
+	return x.addImageTransfer(image, tag)
+}
+
+// imageImportFacts: POST /images/create?fromSrc=&repo=&tag= (import). The
+// image fact is the name the imported image gets, if any.
+func imageImportFacts(x *extraction) error {
+	repo, err := x.formValue("repo")
+	if err != nil {
+		return err
+	}
+	tag, err := x.formValue("tag")
+	if err != nil {
+		return err
+	}
+	if repo == "" {
+		return nil
+	}
+	return x.addImageName(repo, tag)
+}
+
+// imagePushFacts: POST /images/{name}/push?tag=.
+func imagePushFacts(x *extraction) error {
+	tag, err := x.formValue("tag")
+	if err != nil {
+		return err
+	}
+	return x.addImageTransfer(x.m.Vars["name"], tag)
+}
+
+// imageTagFacts: POST /images/{name}/tag?repo=&tag=: the source image and
+// the new name.
+func imageTagFacts(x *extraction) error {
+	if err := x.addImageInUse(x.m.Vars["name"]); err != nil {
+		return err
+	}
+	repo, err := x.formValue("repo")
+	if err != nil {
+		return err
+	}
+	tag, err := x.formValue("tag")
+	if err != nil {
+		return err
+	}
+	return x.addImageName(repo, tag)
+}
+
+// imageCommitFacts: POST /commit?container=&repo=&tag=, body a container
+// Config decoded by the create decoder (runconfig.DecodeConfig); an empty
+// body is allowed.
+func imageCommitFacts(x *extraction) error {
+	body, err := x.jsonBody()
+	if err != nil {
+		return err
+	}
+	if len(body) > 0 {
+		var w container.CreateRequest
+		if err := decodeStrictJSON(body, &w, createOptions()); err != nil {
+			return err
+		}
+	}
+	repo, err := x.formValue("repo")
+	if err != nil {
+		return err
+	}
+	tag, err := x.formValue("tag")
+	if err != nil {
+		return err
+	}
+	if repo == "" {
+		return nil
+	}
+	return x.addImageName(repo, tag)
+}
+
+// buildFacts: POST /build. The body is the build context; what the build
+// may do is in the query (api/server/router/build newImageBuildOptions):
+// networkmode, remote, t, cachefrom, cgroupparent, outputs.
+func buildFacts(x *extraction) error {
+	q, err := x.form()
+	if err != nil {
+		return err
+	}
+	switch mode := q.Get("networkmode"); {
+	case mode == "" || mode == "default" || mode == "bridge" || mode == "none":
+	case mode == "host":
+		x.add("build", "network=host")
+	case strings.HasPrefix(mode, "container:"):
+		// The classic builder runs its steps in that container's
+		// network namespace.
+		x.add("build", "network=container")
+	default:
+		x.add("build", "network="+mode)
+	}
+	// remote=client-session is BuildKit's "the context comes over the
+	// session" (builder/remotecontext ClientSessionRemote), not a fetch.
+	if r := q.Get("remote"); r != "" && r != "client-session" {
+		x.add("build", "remote-context")
+	}
+	if cg := q.Get("cgroupparent"); cg != "" {
+		x.add("cgroup-parent", cg)
+	}
+	// sanitizeRepoAndTags: empty names are skipped, digests refused.
+	for _, t := range q["t"] {
+		if t == "" {
+			continue
+		}
+		if err := x.addImageName(t, ""); err != nil {
+			return err
+		}
+	}
+	if raw := q.Get("cachefrom"); raw != "" {
+		var refs []string
+		if err := json.Unmarshal([]byte(raw), &refs); err != nil {
+			return badBody("invalid cachefrom: %v", err)
+		}
+		for _, r := range refs {
+			if err := x.addImageInUse(r); err != nil {
+				return err
+			}
+		}
+	}
+	if raw := q.Get("outputs"); raw != "" {
+		var outs []struct {
+			Type  string
+			Attrs map[string]string
+		}
+		if err := json.Unmarshal([]byte(raw), &outs); err != nil {
+			return badBody("invalid outputs: %v", err)
+		}
+		for _, o := range outs {
+			x.add("build", "output="+o.Type)
+			// image outputs name (and may push) the result.
+			for _, n := range strings.Split(o.Attrs["name"], ",") {
+				if n == "" {
+					continue
+				}
+				if err := x.addImageName(n, ""); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,42 @@
+package authz
+
+import (
+	"github.com/docker/docker/api/types/network"
+)
+
+// networkCreateFacts: POST /networks/create (network.CreateRequest). A
+// driver other than bridge reaches the host's interfaces (macvlan, ipvlan)
+// or its stack (host).
+func networkCreateFacts(x *extraction) error {
+	body, err := x.requireJSONBody()
+	if err != nil {
+		return err
+	}
+	var c network.CreateRequest
+	if err := decodeStrictJSON(body, &c, strictOptions{}); err != nil {
+		return err
+	}
+	if c.Driver != "" && c.Driver != "bridge" {
+		x.add("network-driver", c.Driver)
+	}
+	return nil
+}
+
+// networkConnectFacts: POST /networks/{id}/connect (network.ConnectOptions).
+// Joining the host network is the host's network namespace; the endpoint
+// may carry sysctls.
+func networkConnectFacts(x *extraction) error {
+	body, err := x.requireJSONBody()
+	if err != nil {
+		return err
+	}
+	var c network.ConnectOptions
+	if err := decodeStrictJSON(body, &c, strictOptions{}); err != nil {
+		return err
+	}
+	if x.m.Vars["id"] == "host" {
+		x.add("namespace", "network=host")
+	}
+	x.endpointSettingsFacts(c.EndpointConfig)
+	return nil
+}

@@ -1,0 +1,122 @@
+package authz
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+)
+
+// DefaultInspectTimeout bounds each question DockerInspector asks dockerd.
+// The request being judged waits for the answer, so it is short.
+const DefaultInspectTimeout = 5 * time.Second
+
+// DockerInspector answers an extractor's questions about dockerd's state
+// over the upstream socket with the Docker Go SDK. It implements Inspector
+// and ServiceInspector and is safe for concurrent use.
+type DockerInspector struct {
+	client *client.Client
+	// Timeout bounds each call (DefaultInspectTimeout when zero).
+	Timeout time.Duration
+}
+
+var (
+	_ Inspector        = (*DockerInspector)(nil)
+	_ ServiceInspector = (*DockerInspector)(nil)
+)
+
+// NewDockerInspector returns an inspector for the dockerd at upstream
+// ("unix:///var/run/docker.sock", "tcp://host:2375"), negotiating the API
+// version on first use.
+func NewDockerInspector(upstream string) (*DockerInspector, error) {
+	c, err := client.NewClientWithOpts(client.WithHost(upstream), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("inspector for %s: %w", upstream, err)
+	}
+	return &DockerInspector{client: c, Timeout: DefaultInspectTimeout}, nil
+}
+
+// Close releases the client's connections.
+func (d *DockerInspector) Close() error { return d.client.Close() }
+
+func (d *DockerInspector) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	t := d.Timeout
+	if t <= 0 {
+		t = DefaultInspectTimeout
+	}
+	return context.WithTimeout(ctx, t)
+}
+
+// checkName keeps a name to one path segment of the inspect URL: the SDK
+// puts it in the path as it is.
+func checkName(kind, name string) error {
+	if !validObjectName(name) {
+		return badBody("invalid %s name %q", kind, name)
+	}
+	return nil
+}
+
+// VolumeOptions implements Inspector.
+func (d *DockerInspector) VolumeOptions(ctx context.Context, name string) (string, map[string]string, bool, error) {
+	if err := checkName("volume", name); err != nil {
+		return "", nil, false, err
+	}
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	v, err := d.client.VolumeInspect(ctx, name)
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return "", nil, false, nil
+		}
+		return "", nil, false, err
+	}
+	return v.Driver, v.Options, true, nil
+}
+
+// ContainerMounts implements Inspector: the bind sources and volume names
+// the container mounts.
+func (d *DockerInspector) ContainerMounts(ctx context.Context, nameOrID string) ([]string, []string, bool, error) {
+	if err := checkName("container", nameOrID); err != nil {
+		return nil, nil, false, err
+	}
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	c, err := d.client.ContainerInspect(ctx, nameOrID)
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return nil, nil, false, nil
+		}
+		return nil, nil, false, err
+	}
+	var binds, volumes []string
+	for _, m := range c.Mounts {
+		switch m.Type {
+		case mount.TypeBind:
+			binds = append(binds, m.Source)
+		case mount.TypeVolume:
+			volumes = append(volumes, m.Name)
+		}
+	}
+	return binds, volumes, true, nil
+}
+
+// ServicePreviousSpec implements ServiceInspector.
+func (d *DockerInspector) ServicePreviousSpec(ctx context.Context, id string) (*swarm.ServiceSpec, bool, error) {
+	if err := checkName("service", id); err != nil {
+		return nil, false, err
+	}
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	s, _, err := d.client.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	return s.PreviousSpec, true, nil
+}

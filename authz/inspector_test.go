@@ -1,0 +1,197 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeDockerd answers the inspect calls DockerInspector makes, on a Unix
+// socket, and records the paths it was asked for.
+type fakeDockerd struct {
+	mu    sync.Mutex
+	paths []string
+	delay time.Duration
+}
+
+var versionPrefixRE = regexp.MustCompile(`^/v[0-9.]+`)
+
+func (f *fakeDockerd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.paths = append(f.paths, r.URL.Path)
+	f.mu.Unlock()
+	if f.delay > 0 {
+		select {
+		case <-time.After(f.delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	w.Header().Set("Api-Version", "1.41")
+	w.Header().Set("Content-Type", "application/json")
+	reply := func(status int, v any) {
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	p := versionPrefixRE.ReplaceAllString(r.URL.Path, "")
+	switch p {
+	case "/_ping":
+		_, _ = w.Write([]byte("OK"))
+	case "/volumes/bindvol":
+		reply(200, map[string]any{"Name": "bindvol", "Driver": "local", "Options": map[string]string{"type": "none", "o": "bind", "device": "/etc"}})
+	case "/containers/builder/json":
+		reply(200, map[string]any{"Id": "abc", "Name": "/builder", "Mounts": []map[string]any{
+			{"Type": "bind", "Source": "/srv/ci-cache", "Destination": "/cache"},
+			{"Type": "volume", "Name": "bindvol", "Source": "/var/lib/docker/volumes/bindvol/_data", "Destination": "/v"},
+			{"Type": "tmpfs", "Destination": "/tmp"},
+		}})
+	case "/services/web":
+		reply(200, map[string]any{"ID": "s1", "Spec": map[string]any{"Name": "web"}, "PreviousSpec": map[string]any{"Name": "web", "TaskTemplate": map[string]any{"ContainerSpec": map[string]any{"Image": "busybox", "CapabilityAdd": []string{"SYS_ADMIN"}}}}})
+	case "/services/fresh":
+		reply(200, map[string]any{"ID": "s2", "Spec": map[string]any{"Name": "fresh"}})
+	case "/containers/broken/json":
+		reply(500, map[string]string{"message": "daemon on fire"})
+	default:
+		reply(404, map[string]string{"message": "No such object: " + p})
+	}
+}
+
+func startFakeDockerd(t *testing.T, f *fakeDockerd) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: f, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "unix://" + sock
+}
+
+func TestDockerInspector(t *testing.T) {
+	fake := &fakeDockerd{}
+	in, err := NewDockerInspector(startFakeDockerd(t, fake))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	ctx := context.Background()
+
+	t.Run("volume options", func(t *testing.T) {
+		driver, opts, found, err := in.VolumeOptions(ctx, "bindvol")
+		if err != nil || !found || driver != "local" || opts["device"] != "/etc" || opts["o"] != "bind" {
+			t.Fatalf("got %q %v %v %v", driver, opts, found, err)
+		}
+	})
+	t.Run("volume not found", func(t *testing.T) {
+		_, _, found, err := in.VolumeOptions(ctx, "nope")
+		if err != nil || found {
+			t.Fatalf("got found=%v err=%v", found, err)
+		}
+	})
+	t.Run("container mounts", func(t *testing.T) {
+		binds, volumes, found, err := in.ContainerMounts(ctx, "builder")
+		if err != nil || !found || strings.Join(binds, ",") != "/srv/ci-cache" || strings.Join(volumes, ",") != "bindvol" {
+			t.Fatalf("got %v %v %v %v", binds, volumes, found, err)
+		}
+	})
+	t.Run("container not found", func(t *testing.T) {
+		_, _, found, err := in.ContainerMounts(ctx, "nope")
+		if err != nil || found {
+			t.Fatalf("got found=%v err=%v", found, err)
+		}
+	})
+	t.Run("daemon error is an error", func(t *testing.T) {
+		_, _, found, err := in.ContainerMounts(ctx, "broken")
+		if err == nil || found {
+			t.Fatalf("got found=%v err=%v", found, err)
+		}
+	})
+	t.Run("service previous spec", func(t *testing.T) {
+		spec, found, err := in.ServicePreviousSpec(ctx, "web")
+		if err != nil || !found || spec == nil || spec.TaskTemplate.ContainerSpec == nil || spec.TaskTemplate.ContainerSpec.CapabilityAdd[0] != "SYS_ADMIN" {
+			t.Fatalf("got %+v %v %v", spec, found, err)
+		}
+		spec, found, err = in.ServicePreviousSpec(ctx, "fresh")
+		if err != nil || !found || spec != nil {
+			t.Fatalf("fresh: got %+v %v %v", spec, found, err)
+		}
+	})
+	t.Run("names that leave the path segment are never sent", func(t *testing.T) {
+		for _, name := range []string{"../containers/json", "a/b", "x?all=1", "x#y", "", "%2e%2e"} {
+			if _, _, _, err := in.VolumeOptions(ctx, name); err == nil {
+				t.Errorf("volume %q: no error", name)
+			}
+			if _, _, _, err := in.ContainerMounts(ctx, name); err == nil {
+				t.Errorf("container %q: no error", name)
+			}
+		}
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		for _, p := range fake.paths {
+			if strings.Contains(p, "..") || strings.Contains(p, "/a/b") || strings.Contains(p, "%") {
+				t.Errorf("sent %q", p)
+			}
+		}
+	})
+	t.Run("facts through the real inspector", func(t *testing.T) {
+		extract := newExtractor(fakeHost(t))
+		got, err := runFactCase(t, NewRouter(), extract, in, factCase{target: createTarget, body: create(`{"VolumesFrom":["builder"],"Binds":["bindvol:/d"]}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []Fact{{"image", "docker.io/library/busybox:latest"}, {"bind", "/etc"}, {"bind", "/srv/ci-cache"}}
+		if len(got) != len(want) {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("got %v, want %v", got, want)
+			}
+		}
+	})
+}
+
+func TestDockerInspectorTimesOut(t *testing.T) {
+	fake := &fakeDockerd{delay: 2 * time.Second}
+	in, err := NewDockerInspector(startFakeDockerd(t, fake))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	in.Timeout = 100 * time.Millisecond
+	start := time.Now()
+	_, _, _, err = in.VolumeOptions(context.Background(), "bindvol")
+	if err == nil {
+		t.Fatal("no error from a daemon that does not answer")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("took %v", d)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) && !strings.Contains(err.Error(), "deadline") && !strings.Contains(err.Error(), "timeout") {
+		t.Logf("error: %v", err)
+	}
+}
+
+func TestDockerInspectorUnreachable(t *testing.T) {
+	in, err := NewDockerInspector("unix://" + filepath.Join(t.TempDir(), "missing.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	extract := newExtractor(fakeHost(t))
+	_, err = runFactCase(t, NewRouter(), extract, in, factCase{target: createTarget, body: create(`{"Binds":["v:/d"]}`)})
+	var re *RouteError
+	if !errors.As(err, &re) || re.Status != http.StatusBadGateway {
+		t.Fatalf("want a 502 refusal, got %v", err)
+	}
+}

@@ -1,0 +1,315 @@
+package authz
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// Verdict is the policy's answer on one fact.
+type Verdict struct {
+	Allow bool
+	// Rule is the deciding row: the first deny row that matched, else the
+	// first allow row; nil when no row matched (refused: no rule allows
+	// it) or when a custom model allowed without naming a row.
+	Rule *Rule
+}
+
+// NoRuleAllows is the rule text of a fact that no row allows.
+const NoRuleAllows = "no rule allows it"
+
+// RuleText names the deciding rule, or says that none allows the fact.
+func (v Verdict) RuleText() string {
+	switch {
+	case v.Rule != nil:
+		return v.Rule.text
+	case v.Allow:
+		return "allowed by " + modelFile
+	}
+	return NoRuleAllows
+}
+
+// DecideFact decides one fact for a caller with the given subjects (BRIEF
+// §3: all apply at once): allowed when an allow row of any subject, or of
+// any role a subject has, matches and no deny row of any of them does.
+func (p *Policy) DecideFact(subjects []string, f Fact) Verdict {
+	var c callerRules
+	p.prepare(subjects, &c)
+	return c.decide(f)
+}
+
+// callerRules is one caller's view of a policy, resolved once per request
+// and used for each of its facts.
+type callerRules struct {
+	p        *Policy
+	subjects []string
+	set      subjectSet
+}
+
+func (p *Policy) prepare(subjects []string, c *callerRules) {
+	c.p, c.subjects = p, subjects
+	if p.index != nil {
+		p.index.resolve(subjects, &c.set)
+	}
+}
+
+func (c *callerRules) decide(f Fact) Verdict {
+	if c.p.index == nil {
+		return c.p.enforceFact(c.subjects, f)
+	}
+	return c.p.decideIndexed(&c.set, f)
+}
+
+// result decides f into r and reports whether it is allowed.
+func (c *callerRules) result(f Fact, r *FactResult) bool {
+	v := c.decide(f)
+	*r = FactResult{Kind: f.Kind, Value: f.Value, Decision: decisionWord(v.Allow), Rule: v.RuleText()}
+	return v.Allow
+}
+
+func decisionWord(allow bool) string {
+	if allow {
+		return "allow"
+	}
+	return "deny"
+}
+
+// enforceFact asks casbin, one subject at a time: the slow path for custom
+// models and the reference the index is tested against. A subject's
+// refusal counts as a deny when casbin names a deny row for it; a refusal
+// without a row is only the absence of an allow, which another subject's
+// allow makes up for. Among several matching rows the first in policy
+// order is named, as the default model's effect does for one subject.
+func (p *Policy) enforceFact(subjects []string, f Fact) Verdict {
+	deny, allow := math.MaxInt, math.MaxInt
+	allowed := false
+	for _, s := range subjects {
+		ok, explain, err := p.enforcer.EnforceEx(s, f.Kind, f.Value)
+		if err != nil {
+			// The model was tried at load; an error now is still a refusal.
+			return Verdict{}
+		}
+		i, named := p.ruleByKey[ruleKey(explain...)]
+		switch {
+		case ok:
+			allowed = true
+			if named && i < allow {
+				allow = i
+			}
+		case named && p.Rules[i].deny && i < deny:
+			deny = i
+		}
+	}
+	switch {
+	case deny != math.MaxInt:
+		return Verdict{Rule: p.Rules[deny]}
+	case !allowed:
+		return Verdict{}
+	case allow != math.MaxInt:
+		return Verdict{Allow: true, Rule: p.Rules[allow]}
+	}
+	return Verdict{Allow: true}
+}
+
+// policyIndex is the default model compiled: for every subject, its rows
+// and its roles' rows by fact kind, literal values in a map. A decision
+// looks at the caller's rows of the fact's kind only.
+type policyIndex struct {
+	// closure maps a subject or role to the rule sets of itself and of
+	// every role it has, directly or through other roles, as casbin's role
+	// manager resolves them. Names without rows (own or inherited) are
+	// absent.
+	closure map[string][]*subjectRules
+}
+
+// subjectRules are the rows of one subject (or role).
+type subjectRules struct {
+	name string
+	// byKind holds, for each known fact kind, the rows whose KIND pattern
+	// matches it.
+	byKind map[string]*valueRules
+	// otherKinds are the rows whose KIND is a pattern, for facts of a kind
+	// that FactKinds does not list.
+	otherKinds []int32
+}
+
+// valueRules are rows of one subject and kind, in policy order.
+type valueRules struct {
+	exact map[string][]int32 // rows whose PATTERN is a literal, by value
+	wild  []int32            // the other rows
+}
+
+func buildPolicyIndex(p *Policy) (*policyIndex, error) {
+	own := make(map[string]*subjectRules)
+	for i, r := range p.Rules {
+		sr := own[r.Subject]
+		if sr == nil {
+			sr = &subjectRules{name: r.Subject, byKind: make(map[string]*valueRules)}
+			own[r.Subject] = sr
+		}
+		for _, k := range factKinds {
+			if !r.kind.Match(k) {
+				continue
+			}
+			vr := sr.byKind[k]
+			if vr == nil {
+				vr = &valueRules{}
+				sr.byKind[k] = vr
+			}
+			if r.value.IsLiteral() {
+				if vr.exact == nil {
+					vr.exact = make(map[string][]int32)
+				}
+				vr.exact[r.Pattern] = append(vr.exact[r.Pattern], int32(i))
+			} else {
+				vr.wild = append(vr.wild, int32(i))
+			}
+		}
+		if !r.kind.IsLiteral() {
+			sr.otherKinds = append(sr.otherKinds, int32(i))
+		}
+	}
+
+	ix := &policyIndex{closure: make(map[string][]*subjectRules)}
+	names := make(map[string]bool)
+	for n := range own {
+		names[n] = true
+	}
+	for _, ln := range p.Links {
+		names[ln.Member] = true
+	}
+	rm := p.enforcer.GetRoleManager()
+	for n := range names {
+		var set []*subjectRules
+		if sr := own[n]; sr != nil {
+			set = append(set, sr)
+		}
+		if rm != nil {
+			roles, err := rm.GetImplicitRoles(n)
+			if err != nil {
+				return nil, fmt.Errorf("roles of %s: %v", n, err)
+			}
+			for _, r := range roles {
+				if sr := own[r]; sr != nil {
+					set = append(set, sr)
+				}
+			}
+		}
+		if len(set) > 0 {
+			ix.closure[n] = set
+		}
+	}
+	return ix, nil
+}
+
+// subjectSet is the deduplicated rule sets of one caller. It lives on the
+// caller's stack; only callers with very many subjects with rows spill.
+type subjectSet struct {
+	n     int
+	fixed [16]*subjectRules
+	more  []*subjectRules
+}
+
+func (s *subjectSet) add(sr *subjectRules) {
+	for i := 0; i < s.n; i++ {
+		if s.fixed[i] == sr {
+			return
+		}
+	}
+	for _, m := range s.more {
+		if m == sr {
+			return
+		}
+	}
+	if s.n < len(s.fixed) {
+		s.fixed[s.n] = sr
+		s.n++
+		return
+	}
+	s.more = append(s.more, sr)
+}
+
+func (s *subjectSet) at(i int) *subjectRules {
+	if i < s.n {
+		return s.fixed[i]
+	}
+	return s.more[i-s.n]
+}
+
+func (s *subjectSet) len() int { return s.n + len(s.more) }
+
+func (ix *policyIndex) resolve(subjects []string, set *subjectSet) {
+	for _, sub := range subjects {
+		for _, sr := range ix.closure[sub] {
+			set.add(sr)
+		}
+	}
+}
+
+// best tracks the first matching deny and allow rows of one fact.
+type best struct{ deny, allow int32 }
+
+const noRow = math.MaxInt32
+
+func (p *Policy) decideIndexed(set *subjectSet, f Fact) Verdict {
+	b := best{deny: noRow, allow: noRow}
+	known := isFactKind(f.Kind)
+	for i, n := 0, set.len(); i < n; i++ {
+		sr := set.at(i)
+		if !known {
+			p.scan(&b, sr.otherKinds, f, true)
+			continue
+		}
+		vr := sr.byKind[f.Kind]
+		if vr == nil {
+			continue
+		}
+		if vr.exact != nil {
+			p.scan(&b, vr.exact[f.Value], f, false)
+		}
+		p.scan(&b, vr.wild, f, false)
+	}
+	switch {
+	case b.deny != noRow:
+		return Verdict{Rule: p.Rules[b.deny]}
+	case b.allow != noRow:
+		return Verdict{Allow: true, Rule: p.Rules[b.allow]}
+	}
+	return Verdict{}
+}
+
+// scan looks through rows in policy order for ones that can still change
+// the answer: an earlier deny, or, while no deny matched, an earlier allow.
+func (p *Policy) scan(b *best, rows []int32, f Fact, checkKind bool) {
+	for _, i := range rows {
+		if i >= b.deny {
+			return // rows are in order: after a deny, nothing later matters
+		}
+		r := p.Rules[i]
+		if !r.deny && (b.deny != noRow || i >= b.allow) {
+			continue
+		}
+		if checkKind && !r.kind.Match(f.Kind) {
+			continue
+		}
+		if !r.value.Match(f.Value) {
+			continue
+		}
+		if r.deny {
+			b.deny = i
+		} else {
+			b.allow = i
+		}
+	}
+}
+
+// Describe summarizes the policy for logs and "dockgate check":
+// "N rules, M roles, sha256:…".
+func (p *Policy) Describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d rules, %d roles, %s", len(p.Rules), len(p.roles), p.Hash)
+	if p.CustomModel {
+		b.WriteString(" (custom model.conf)")
+	}
+	return b.String()
+}

@@ -1,0 +1,659 @@
+package authz
+
+import (
+	"bytes"
+	"encoding"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Strict JSON: dockerd decodes request bodies with Go's encoding/json into
+// typed structs, which is lenient in ways a hostile caller can use to make
+// two readers disagree (BRIEF §7 item 1): keys match fields
+// case-insensitively, including the Unicode folds K (U+212A) → k and
+// ſ (U+017F) → s; the last of duplicate keys wins and duplicate objects
+// merge; unknown keys are dropped; \u escapes are decoded in keys; dockerd
+// ignores bytes after the first value; and old daemons read HostConfig
+// fields at the top level of a create body.
+//
+// dockgate decodes with the same package into the same types, so what it
+// evaluates is what dockerd acts on. The strict pass below runs first and
+// refuses every body whose meaning depends on those leniencies, so that no
+// other reader (an older dockerd, a plugin, a log) can read it differently:
+//
+//   - duplicate keys: in a struct object, keys that fold to the same field
+//     name; in a map object, identical keys (map keys are not folded);
+//   - keys that match no field of the type, unless their value is null,
+//     false, 0, "", [] or {} (an older or newer daemon may know the field);
+//   - top-level HostConfig fields in a create body (legacyTopLevel);
+//   - anything after the value other than whitespace;
+//   - invalid UTF-8 (encoding/json would silently replace it);
+//   - nesting deeper than maxJSONDepth.
+//
+// The pass only refuses; it never changes the bytes. The typed value decoded
+// afterwards with encoding/json is the only thing facts are read from.
+
+// maxJSONDepth bounds the nesting of a body. The deepest Engine API body
+// (a service spec's mount driver options) nests about eight levels.
+const maxJSONDepth = 64
+
+// maxJSONBytes backs up the proxy's body limit: no Engine API JSON body
+// comes near it.
+const maxJSONBytes = 32 << 20
+
+// strictOptions tune the strict pass for one endpoint.
+type strictOptions struct {
+	// legacyTopLevel maps folded key → field name of keys refused at the
+	// top level whatever their value (HostConfig fields in a create body).
+	legacyTopLevel map[string]string
+}
+
+// badBody is a 400 for a body dockgate will not judge.
+func badBody(format string, args ...any) *RouteError {
+	return &RouteError{Status: http.StatusBadRequest, Message: fmt.Sprintf(format, args...)}
+}
+
+// decodeStrictJSON runs the strict pass over data for the type of v and then
+// decodes data into v with encoding/json, as dockerd does.
+func decodeStrictJSON(data []byte, v any, opts strictOptions) error {
+	t := reflect.TypeOf(v)
+	if t == nil || t.Kind() != reflect.Pointer {
+		return fmt.Errorf("authz: decodeStrictJSON needs a pointer, got %T", v)
+	}
+	if err := checkStrictJSON(data, t.Elem(), opts); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return badBody("invalid JSON body: %v", err)
+	}
+	return nil
+}
+
+// checkStrictJSON is the strict pass: it refuses (400) data that is not
+// exactly one unambiguous JSON value for type t.
+func checkStrictJSON(data []byte, t reflect.Type, opts strictOptions) error {
+	if len(data) > maxJSONBytes {
+		return &RouteError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("JSON body larger than %d bytes", maxJSONBytes)}
+	}
+	if !utf8.Valid(data) {
+		return badBody("JSON body is not valid UTF-8")
+	}
+	// encoding/json's own scanner settles syntax and trailing data; the
+	// walk below then only meets well-formed JSON.
+	if !json.Valid(data) {
+		return invalidJSON(data)
+	}
+	w := strictWalker{data: data, opts: opts}
+	_, err := w.value(schemaOf(t), 0)
+	return err
+}
+
+// invalidJSON says why data is not one JSON value.
+func invalidJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return badBody("invalid JSON body: empty")
+		}
+		return badBody("invalid JSON body: %v", err)
+	}
+	return badBody("trailing data after the JSON body")
+}
+
+// strictWalker walks a well-formed JSON value (json.Valid) alongside the
+// schema of the type it decodes into.
+type strictWalker struct {
+	data []byte
+	pos  int
+	opts strictOptions
+	// path leads to the value being walked, for messages; it is built
+	// into a string only then.
+	path []pathElem
+}
+
+// pathElem is an object key (raw, as sent), or a list index when index >= 0.
+type pathElem struct {
+	key   []byte
+	index int
+}
+
+// where names the value being walked ("body.HostConfig.Binds[0]").
+func (w *strictWalker) where() string {
+	var b strings.Builder
+	b.WriteString("body")
+	for _, p := range w.path {
+		if p.index >= 0 {
+			b.WriteString("[" + strconv.Itoa(p.index) + "]")
+			continue
+		}
+		b.WriteString("." + unquoteKey(p.key))
+	}
+	return b.String()
+}
+
+func (w *strictWalker) skipSpace() {
+	for w.pos < len(w.data) {
+		switch w.data[w.pos] {
+		case ' ', '\t', '\r', '\n':
+			w.pos++
+		default:
+			return
+		}
+	}
+}
+
+// next returns the next non-space byte without consuming it.
+func (w *strictWalker) next() byte {
+	w.skipSpace()
+	if w.pos >= len(w.data) {
+		return 0
+	}
+	return w.data[w.pos]
+}
+
+// str consumes a string and returns its bytes between the quotes, still
+// escaped, and whether it has escapes.
+func (w *strictWalker) str() (raw []byte, escaped bool) {
+	w.pos++ // opening quote
+	start := w.pos
+	for w.pos < len(w.data) {
+		switch w.data[w.pos] {
+		case '\\':
+			escaped = true
+			w.pos += 2
+			continue
+		case '"':
+			raw = w.data[start:w.pos]
+			w.pos++
+			return raw, escaped
+		}
+		w.pos++
+	}
+	return w.data[start:], escaped
+}
+
+// value walks one JSON value expected to have shape s and reports whether
+// it is a zero value (null, false, 0, "", [] or {}).
+func (w *strictWalker) value(s *jsonSchema, depth int) (zero bool, err error) {
+	switch c := w.next(); c {
+	case '{', '[':
+		if depth+1 > maxJSONDepth {
+			return false, badBody("JSON body nests deeper than %d levels", maxJSONDepth)
+		}
+		w.pos++
+		if c == '{' {
+			return w.object(s, depth+1)
+		}
+		return w.array(s, depth+1)
+	case '"':
+		raw, _ := w.str()
+		return len(raw) == 0, nil
+	case 'n':
+		w.pos += len("null")
+		return true, nil
+	case 'f':
+		w.pos += len("false")
+		return true, nil
+	case 't':
+		w.pos += len("true")
+		return false, nil
+	default:
+		// A number: zero when every digit of the mantissa is 0.
+		zero = true
+		mantissa := true
+		for ; w.pos < len(w.data); w.pos++ {
+			switch b := w.data[w.pos]; {
+			case b == 'e' || b == 'E':
+				mantissa = false
+			case b >= '1' && b <= '9':
+				if mantissa {
+					zero = false
+				}
+			case b == '0' || b == '-' || b == '+' || b == '.':
+			default:
+				return zero, nil
+			}
+		}
+		return zero, nil
+	}
+}
+
+func (w *strictWalker) array(s *jsonSchema, depth int) (bool, error) {
+	elem := anySchema
+	if s.kind == schemaList {
+		elem = s.elem
+	}
+	if w.next() == ']' {
+		w.pos++
+		return true, nil
+	}
+	w.path = append(w.path, pathElem{index: 0})
+	for i := 0; ; i++ {
+		w.path[len(w.path)-1].index = i
+		if _, err := w.value(elem, depth); err != nil {
+			return false, err
+		}
+		c := w.next()
+		w.pos++
+		if c != ',' {
+			break
+		}
+	}
+	w.path = w.path[:len(w.path)-1]
+	return false, nil
+}
+
+func (w *strictWalker) object(s *jsonSchema, depth int) (bool, error) {
+	if w.next() == '}' {
+		w.pos++
+		return true, nil
+	}
+	// Keys already seen: struct fields by index; map keys exactly; other
+	// keys (unknown fields, objects of unknown shape) folded.
+	var seenFields []int
+	var seenKeys map[string][]byte
+	var fold [64]byte
+	for {
+		w.next()
+		raw, escaped := w.str()
+		key := raw
+		if escaped {
+			key = []byte(unquoteKey(raw))
+		}
+		w.next()
+		w.pos++ // ':'
+		child := anySchema
+		known := false
+		switch s.kind {
+		case schemaMap:
+			if prev, dup := seenKeys[string(key)]; dup {
+				return false, badBody("ambiguous JSON body: keys %q and %q in %s are the same key", unquoteKey(prev), unquoteKey(raw), w.where())
+			}
+			seenKeys = setKey(seenKeys, string(key), raw)
+			child, known = s.elem, true
+		case schemaStruct:
+			folded := appendFoldedKey(fold[:0], key)
+			i, ok := s.exact[string(key)]
+			if !ok {
+				i, ok = s.folded[string(folded)]
+			}
+			if ok {
+				for _, j := range seenFields {
+					if j == i {
+						return false, badBody("ambiguous JSON body: two keys in %s name the field %q (the second is %q)", w.where(), s.names[i], unquoteKey(raw))
+					}
+				}
+				seenFields = append(seenFields, i)
+				child, known = s.fields[i], true
+				break
+			}
+			if depth == 1 {
+				if name, legacy := w.opts.legacyTopLevel[string(folded)]; legacy {
+					return false, badBody("HostConfig field %q at the top level of the body (key %q): old daemons apply it, put it under HostConfig", name, unquoteKey(raw))
+				}
+			}
+			fallthrough
+		default:
+			folded := string(appendFoldedKey(fold[:0], key))
+			if prev, dup := seenKeys[folded]; dup {
+				return false, badBody("ambiguous JSON body: keys %q and %q in %s differ only in case", unquoteKey(prev), unquoteKey(raw), w.where())
+			}
+			seenKeys = setKey(seenKeys, folded, raw)
+		}
+		w.path = append(w.path, pathElem{key: raw, index: -1})
+		zero, err := w.value(child, depth)
+		if err != nil {
+			return false, err
+		}
+		w.path = w.path[:len(w.path)-1]
+		if s.kind == schemaStruct && !known && !zero {
+			return false, badBody("unknown field %q in %s: dockgate cannot judge what it does not know", unquoteKey(raw), w.where())
+		}
+		c := w.next()
+		w.pos++
+		if c != ',' {
+			break
+		}
+	}
+	return false, nil
+}
+
+func setKey(m map[string][]byte, k string, raw []byte) map[string][]byte {
+	if m == nil {
+		m = make(map[string][]byte)
+	}
+	m[k] = raw
+	return m
+}
+
+// unquoteKey decodes the escapes of a raw key exactly as encoding/json
+// does (invalid surrogates become U+FFFD).
+func unquoteKey(raw []byte) string {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw)
+	}
+	q := make([]byte, 0, len(raw)+2)
+	q = append(q, '"')
+	q = append(q, raw...)
+	q = append(q, '"')
+	var s string
+	if err := json.Unmarshal(q, &s); err != nil {
+		return string(raw)
+	}
+	return s
+}
+
+// foldJSONKey folds a key the way encoding/json compares keys with field
+// names (its foldName, go/src/encoding/json/fold.go): ASCII letters to upper
+// case, every other rune to the smallest rune of its Unicode fold set, so
+// that "privileged", "PRIVILEGED" and "Bind\u017f" fold like the field names
+// they match.
+func foldJSONKey(s string) string {
+	return string(appendFoldedKey(nil, []byte(s)))
+}
+
+// appendFoldedKey appends the folded key to out (encoding/json's
+// appendFoldedName).
+func appendFoldedKey(out, in []byte) []byte {
+	for i := 0; i < len(in); {
+		if c := in[i]; c < utf8.RuneSelf {
+			if 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			out = append(out, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(in[i:])
+		out = utf8.AppendRune(out, foldRune(r))
+		i += n
+	}
+	return out
+}
+
+// foldRune returns the smallest rune of r's fold set (encoding/json's foldRune).
+func foldRune(r rune) rune {
+	for {
+		r2 := unicode.SimpleFold(r)
+		if r2 <= r {
+			return r2
+		}
+		r = r2
+	}
+}
+
+// jsonSchema is what the strict pass knows of the type a JSON value decodes
+// into: enough to tell struct objects (keys folded, unknown keys checked)
+// from map objects (keys exact) and to follow the nesting.
+type jsonSchema struct {
+	kind schemaKind
+	// struct: field indexes by exact JSON name and by folded name (the
+	// first field in index order for each fold, as encoding/json keeps it).
+	exact  map[string]int
+	folded map[string]int
+	fields []*jsonSchema
+	names  []string
+	// map value or list element.
+	elem *jsonSchema
+}
+
+type schemaKind int
+
+const (
+	// schemaAny: interface{}, custom unmarshalers and scalars. Objects in
+	// it are checked for keys that differ only in case.
+	schemaAny schemaKind = iota
+	schemaStruct
+	schemaMap
+	schemaList
+)
+
+var anySchema = &jsonSchema{kind: schemaAny}
+
+// field returns the schema of the field key decodes into, or nil.
+func (s *jsonSchema) field(key, folded string) *jsonSchema {
+	i, ok := s.exact[key]
+	if !ok {
+		i, ok = s.folded[folded]
+	}
+	if !ok {
+		return nil
+	}
+	return s.fields[i]
+}
+
+var (
+	schemaCache sync.Map // reflect.Type → *jsonSchema
+	schemaMu    sync.Mutex
+
+	jsonUnmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// schemaOf returns the schema of t, built once per type.
+func schemaOf(t reflect.Type) *jsonSchema {
+	if s, ok := schemaCache.Load(t); ok {
+		return s.(*jsonSchema)
+	}
+	schemaMu.Lock()
+	defer schemaMu.Unlock()
+	building := make(map[reflect.Type]*jsonSchema)
+	s := buildSchema(t, building)
+	for bt, bs := range building {
+		schemaCache.LoadOrStore(bt, bs)
+	}
+	return s
+}
+
+func buildSchema(t reflect.Type, building map[reflect.Type]*jsonSchema) *jsonSchema {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if s, ok := schemaCache.Load(t); ok {
+		return s.(*jsonSchema)
+	}
+	if s, ok := building[t]; ok {
+		return s
+	}
+	if t.Implements(jsonUnmarshalerType) || reflect.PointerTo(t).Implements(jsonUnmarshalerType) {
+		return anySchema
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if reflect.PointerTo(t).Implements(textUnmarshalerType) {
+			return anySchema
+		}
+		s := &jsonSchema{kind: schemaStruct, exact: make(map[string]int), folded: make(map[string]int)}
+		building[t] = s
+		for i, f := range jsonFields(t) {
+			s.fields = append(s.fields, buildSchema(f.typ, building))
+			s.names = append(s.names, f.name)
+			s.exact[f.name] = i
+			if _, ok := s.folded[foldJSONKey(f.name)]; !ok {
+				s.folded[foldJSONKey(f.name)] = i
+			}
+		}
+		return s
+	case reflect.Map:
+		s := &jsonSchema{kind: schemaMap}
+		building[t] = s
+		s.elem = buildSchema(t.Elem(), building)
+		return s
+	case reflect.Slice, reflect.Array:
+		if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 {
+			return anySchema // []byte is a base64 string
+		}
+		s := &jsonSchema{kind: schemaList}
+		building[t] = s
+		s.elem = buildSchema(t.Elem(), building)
+		return s
+	}
+	return anySchema
+}
+
+// jsonField is one field encoding/json decodes into.
+type jsonField struct {
+	name   string
+	tagged bool
+	index  []int
+	typ    reflect.Type
+}
+
+// jsonFields lists the fields encoding/json decodes into for struct type t,
+// following its typeFields (go/src/encoding/json/encode.go): json tags,
+// "-", promotion of untagged embedded structs breadth-first, and the
+// dominance rules for names that appear at several depths.
+func jsonFields(t reflect.Type) []jsonField {
+	type walk struct {
+		typ   reflect.Type
+		index []int
+	}
+	var fields []jsonField
+	next := []walk{{typ: t}}
+	var count, nextCount map[reflect.Type]int
+	visited := make(map[reflect.Type]bool)
+	for len(next) > 0 {
+		current := next
+		next = nil
+		count, nextCount = nextCount, make(map[reflect.Type]int)
+		for _, w := range current {
+			if visited[w.typ] {
+				continue
+			}
+			visited[w.typ] = true
+			for i := 0; i < w.typ.NumField(); i++ {
+				sf := w.typ.Field(i)
+				if sf.Anonymous {
+					ft := sf.Type
+					if ft.Kind() == reflect.Pointer {
+						ft = ft.Elem()
+					}
+					if !sf.IsExported() && ft.Kind() != reflect.Struct {
+						continue
+					}
+				} else if !sf.IsExported() {
+					continue
+				}
+				tag := sf.Tag.Get("json")
+				if tag == "-" {
+					continue
+				}
+				name, _, _ := strings.Cut(tag, ",")
+				if !isValidJSONTag(name) {
+					name = ""
+				}
+				index := make([]int, len(w.index)+1)
+				copy(index, w.index)
+				index[len(w.index)] = i
+				ft := sf.Type
+				if ft.Name() == "" && ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				if name != "" || !sf.Anonymous || ft.Kind() != reflect.Struct {
+					f := jsonField{name: name, tagged: name != "", index: index, typ: sf.Type}
+					if f.name == "" {
+						f.name = sf.Name
+					}
+					fields = append(fields, f)
+					if count[w.typ] > 1 {
+						// Two copies at the same depth annihilate each other.
+						fields = append(fields, f)
+					}
+					continue
+				}
+				nextCount[ft]++
+				if nextCount[ft] == 1 {
+					next = append(next, walk{typ: ft, index: index})
+				}
+			}
+		}
+	}
+	sort.SliceStable(fields, func(i, j int) bool {
+		a, b := fields[i], fields[j]
+		if a.name != b.name {
+			return a.name < b.name
+		}
+		if len(a.index) != len(b.index) {
+			return len(a.index) < len(b.index)
+		}
+		if a.tagged != b.tagged {
+			return a.tagged
+		}
+		return lessIndex(a.index, b.index)
+	})
+	out := fields[:0:0]
+	for i := 0; i < len(fields); {
+		j := i + 1
+		for j < len(fields) && fields[j].name == fields[i].name {
+			j++
+		}
+		if f, ok := dominantField(fields[i:j]); ok {
+			out = append(out, f)
+		}
+		i = j
+	}
+	sort.Slice(out, func(i, j int) bool { return lessIndex(out[i].index, out[j].index) })
+	return out
+}
+
+// dominantField picks the field that wins among fields of one name (sorted
+// by depth, then tagged first), as encoding/json does: the shallowest, and
+// among equally shallow ones the only tagged one; otherwise none.
+func dominantField(fs []jsonField) (jsonField, bool) {
+	if len(fs) > 1 && len(fs[0].index) == len(fs[1].index) && fs[0].tagged == fs[1].tagged {
+		return jsonField{}, false
+	}
+	return fs[0], true
+}
+
+func lessIndex(a, b []int) bool {
+	for k := 0; k < len(a) && k < len(b); k++ {
+		if a[k] != b[k] {
+			return a[k] < b[k]
+		}
+	}
+	return len(a) < len(b)
+}
+
+// isValidJSONTag is encoding/json's isValidTag.
+func isValidJSONTag(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case strings.ContainsRune("!#$%&()*+-./:;<=>?@[]^_{|}~ ", c):
+		case !unicode.IsLetter(c) && !unicode.IsDigit(c):
+			return false
+		}
+	}
+	return true
+}
+
+// topLevelFieldsOf returns, folded → name, the JSON field names of t that
+// are not also fields of within: the HostConfig fields that old daemons
+// read at the top level of a create body.
+func topLevelFieldsOf(t, within reflect.Type) map[string]string {
+	known := make(map[string]bool)
+	for _, f := range jsonFields(within) {
+		known[foldJSONKey(f.name)] = true
+	}
+	out := make(map[string]string)
+	for _, f := range jsonFields(t) {
+		if k := foldJSONKey(f.name); !known[k] {
+			out[k] = f.name
+		}
+	}
+	return out
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dockgate/dockgate/authz"
+)
+
+func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestCheck(t *testing.T) {
+	broken := t.TempDir()
+	os.WriteFile(filepath.Join(broken, "ci.csv"), []byte("# CI\ng, user:jenkins, role:ci\np, role:ci, capabilty, SYS_ADMIN, allow\np, role:ci, endpoint, *, alow\n"), 0o644)
+	tests := []struct {
+		name           string
+		args           []string
+		code           int
+		stdout, stderr string // regexps
+	}{
+		{"the embedded default policy checks", []string{"check"}, 0,
+			`^ok: \d+ rules, 0 roles, sha256:[0-9a-f]{64}\n$`, `^$`},
+		{"the CI example checks", []string{"check", "--policy", "../../policies/ci"}, 0,
+			`^ok: \d+ rules, 1 roles, sha256:[0-9a-f]{64}\n$`, `^$`},
+		{"the monitoring example checks", []string{"check", "--policy", "../../policies/read-only-monitoring"}, 0,
+			`^ok: \d+ rules, 1 roles, sha256:`, `^$`},
+		{"unknown kind is a check error with file and line", []string{"check", "--policy", broken}, 1,
+			`^$`, `^` + regexp.QuoteMeta(broken) + `/ci.csv:3: unknown fact kind "capabilty" .*\n` + regexp.QuoteMeta(broken) + `/ci.csv:4: unknown effect "alow".*\ndockgate check: policy not loaded: 2 problems\n$`},
+		{"a missing directory is an error", []string{"check", "--policy", filepath.Join(broken, "nope")}, 1,
+			`^$`, `nope: .*no such file`},
+		{"arguments are a usage error", []string{"check", "extra"}, 2, `^$`, `unexpected argument`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCmd(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout, stderr)
+			}
+			if !regexp.MustCompile(tt.stdout).MatchString(stdout) {
+				t.Errorf("stdout %q does not match %q", stdout, tt.stdout)
+			}
+			if !regexp.MustCompile(tt.stderr).MatchString(stderr) {
+				t.Errorf("stderr %q does not match %q", stderr, tt.stderr)
+			}
+		})
+	}
+}
+
+func TestCheckHashIsTheServedHash(t *testing.T) {
+	_, stdout, _ := runCmd(t, "check", "--policy", "../../policies/ci")
+	p, err := loadPolicy("../../policies/ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, p.Hash) {
+		t.Fatalf("check prints %q, the loaded policy's hash is %s", stdout, p.Hash)
+	}
+}
+
+func TestServeRefusesToStartWithABrokenPolicy(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "ci.csv"), []byte("p, *, endpoint, *, allow\np, *, bind, /srv/***, allow\n"), 0o644)
+	sock := filepath.Join(t.TempDir(), "dockgate.sock")
+	code, _, stderr := runCmd(t, "serve", "--policy", dir, "--listen", "unix://"+sock, "--audit-log", filepath.Join(t.TempDir(), "audit.log"))
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "ci.csv:2:") || !strings.Contains(stderr, "three or more") {
+		t.Fatalf("startup error does not name the file and line:\n%s", stderr)
+	}
+	if _, err := os.Stat(sock); err == nil {
+		t.Fatal("the socket was created before the policy loaded")
+	}
+}
+
+// syncBuffer is a log destination safe for the reload goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestServeReloadsOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.csv"), []byte("p, *, endpoint, system.ping, allow\n"), 0o644)
+	p, err := loadPolicy(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := authz.NewPolicyDecider(p)
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watchPolicy(ctx, dir, d, zerolog.New(&logs))
+
+	waitLog := func(want string) string {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			if s := logs.String(); strings.Contains(s, want) {
+				return s
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("no log line with %q:\n%s", want, logs.String())
+		return ""
+	}
+
+	// A broken policy: logged with file and line, the old one stays.
+	os.WriteFile(filepath.Join(dir, "a.csv"), []byte("p, *, endpoint, *, alow\n"), 0o644)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	out := waitLog("policy reload failed")
+	if !strings.Contains(out, "a.csv:1: unknown effect") || !strings.Contains(out, p.Hash) {
+		t.Fatalf("failed reload log does not name the file and line and the hash kept:\n%s", out)
+	}
+	if d.Policy() != p {
+		t.Fatal("a failed reload replaced the policy")
+	}
+
+	os.WriteFile(filepath.Join(dir, "a.csv"), []byte("p, *, endpoint, *, allow\n"), 0o644)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitLog("policy reloaded")
+	if d.Policy() == p || !strings.Contains(logs.String(), d.Policy().Hash) {
+		t.Fatalf("reload not in force or its hash not logged:\n%s", logs.String())
+	}
+}

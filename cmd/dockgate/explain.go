@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/dockgate/dockgate/authz"
+)
+
+// factExtractor is the extractor explain (and serve) read facts with. It is
+// a variable so that tests can plug in their own; nil means the endpoint
+// fact only.
+var factExtractor = authz.DefaultExtractor
+
+const explainUsage = "usage: dockgate explain [--policy DIR] --as SUBJECT [--as SUBJECT]... METHOD PATH [BODY_FILE|-]"
+
+// explain is "dockgate explain": it routes one request as serve would,
+// reads its facts, decides each for the given subjects with the policy
+// (the embedded default without --policy), and prints every fact with its
+// decision and rule, then the verdict. Exit status: 0 allowed, 1 refused,
+// 2 usage or unreadable input.
+func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("policy", "", "policy directory (default: the embedded default policy)")
+	var as listFlag
+	fs.Var(&as, "as", "a subject of the caller: uid:N, user:NAME, gid:N, group:NAME, unit:NAME, container:NAME, cert:NAME (repeatable; * is always added)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, explainUsage)
+		fs.PrintDefaults()
+	}
+	// Flags may come before, between or after the positional arguments.
+	var pos []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if len(as) == 0 || len(pos) < 2 || len(pos) > 3 {
+		fmt.Fprintln(stderr, explainUsage)
+		return 2
+	}
+	method, target := pos[0], pos[1]
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		fmt.Fprintf(stderr, "dockgate explain: %s: %v\n", target, err)
+		return 2
+	}
+	var body []byte
+	if len(pos) == 3 {
+		if pos[2] == "-" {
+			body, err = io.ReadAll(stdin)
+		} else {
+			body, err = os.ReadFile(pos[2])
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "dockgate explain: reading the body: %v\n", err)
+			return 2
+		}
+	}
+	p, err := loadPolicy(*dir)
+	if err != nil {
+		printPolicyError(stderr, "explain", err)
+		return 2
+	}
+
+	subjects := append([]string(nil), as...)
+	if !contains(subjects, "*") {
+		subjects = append(subjects, "*")
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "request:\t%s %s\n", method, target)
+	fmt.Fprintf(w, "caller:\t%s (subjects: %s)\n", as[0], strings.Join(subjects, ", "))
+	fmt.Fprintf(w, "policy:\t%s (%s)\n", p.Source, p.Describe())
+	for _, s := range as {
+		if s != "*" && !isCallerSubject(s) {
+			fmt.Fprintf(w, "note:\t%s is not a caller subject (uid:, user:, gid:, group:, unit:, container:, cert:); it stands for a caller who has it as a role\n", s)
+		}
+	}
+
+	m, err := authz.NewRouter().Route(method, u)
+	if err != nil {
+		// The proxy refuses these before any policy is consulted.
+		status, msg := http.StatusBadRequest, err.Error()
+		var re *authz.RouteError
+		if errors.As(err, &re) {
+			status, msg = re.Status, re.Message
+		}
+		fmt.Fprintf(w, "action:\tnone\n")
+		w.Flush()
+		fmt.Fprintf(stdout, "\nrefused (%d): dockgate: %s\n", status, msg)
+		return 1
+	}
+	action := m.Action
+	if m.APIVersion != "" {
+		action += " (API " + m.APIVersion + ")"
+	}
+	fmt.Fprintf(w, "action:\t%s\n", action)
+
+	req := &authz.Request{Method: method, URL: u, Header: http.Header{}, Caller: as[0], Subjects: subjects}
+	if m.NeedsBody {
+		req.Body = body
+		if len(body) > 0 {
+			req.Header.Set("Content-Type", "application/json")
+		}
+	} else if len(body) > 0 {
+		fmt.Fprintf(w, "note:\tdockgate does not read the body of %s; it is forwarded as is\n", m.Action)
+	}
+	d := authz.NewPolicyDecider(p)
+	if factExtractor != nil {
+		d.Extract = factExtractor()
+	}
+	if d.Extract == nil {
+		fmt.Fprintf(w, "note:\tthis build reads only the endpoint fact\n")
+	}
+	dec := d.Decide(context.Background(), m, req)
+	w.Flush()
+
+	if len(dec.Facts) > 0 {
+		fmt.Fprintln(stdout, "\nfacts:")
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		for _, f := range dec.Facts {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", f.Decision, f.Kind, f.Value, f.Rule)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(stdout)
+	if dec.Allow {
+		fmt.Fprintln(stdout, "allowed")
+		return 0
+	}
+	status := dec.Status
+	if status == 0 {
+		status = http.StatusForbidden
+	}
+	fmt.Fprintf(stdout, "refused (%d): dockgate: %s\n", status, dec.Reason)
+	return 1
+}
+
+func isCallerSubject(s string) bool {
+	for _, pre := range []string{"uid:", "user:", "gid:", "group:", "unit:", "container:", "cert:"} {
+		if strings.HasPrefix(s, pre) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/dockgate/dockgate/authz"
+)
+
+func TestExplain(t *testing.T) {
+	const ci = "../../policies/ci"
+	tests := []struct {
+		name   string
+		args   []string
+		stdin  string
+		code   int
+		stdout []string // regexps, each must match
+	}{
+		{"allowed request exits 0 and names its rule",
+			[]string{"--policy", ci, "--as", "user:jenkins", "GET", "/v1.41/containers/json"}, "", 0,
+			[]string{`(?m)^action: +container\.list \(API 1\.41\)$`, `(?m)^caller: +user:jenkins \(subjects: user:jenkins, \*\)$`,
+				`(?m)^  allow +endpoint +container\.list +ci\.csv:\d+: p, role:ci, endpoint, \*, allow$`, `(?m)^allowed$`}},
+		{"a denied endpoint exits 1 with the refusal message",
+			[]string{"--policy", ci, "--as", "user:jenkins", "--as", "uid:1001", "POST", "/plugins/pull?remote=vieux/sshfs"}, "", 1,
+			[]string{`(?m)^  deny +endpoint +plugin\.install +ci\.csv:\d+: p, role:ci, endpoint, plugin\.\*, deny$`,
+				`(?m)^refused \(403\): dockgate: user:jenkins may not endpoint plugin\.install: ci\.csv:\d+: p, role:ci, endpoint, plugin\.\*, deny$`}},
+		{"flags may follow the request",
+			[]string{"GET", "/_ping", "--policy", ci, "--as", "group:ci-runners"}, "", 0,
+			[]string{`(?m)^allowed$`}},
+		{"a caller without rows is refused with no rule allows it",
+			[]string{"--policy", ci, "--as", "uid:1002", "GET", "/_ping"}, "", 1,
+			[]string{`(?m)^refused \(403\): dockgate: uid:1002 may not endpoint system\.ping: no rule allows it$`}},
+		{"unknown endpoint is refused whatever the policy",
+			[]string{"--policy", ci, "--as", "uid:0", "GET", "/v1.41/frobnicate"}, "", 1,
+			[]string{`(?m)^action: +unknown`, `(?m)^refused \(403\): dockgate: uid:0 may not call GET /v1\.41/frobnicate: unknown endpoint$`}},
+		{"a path dockerd would redirect is refused before the policy",
+			[]string{"--as", "uid:0", "GET", "/v1.41//containers/json"}, "", 1,
+			[]string{`(?m)^action: +none$`, `(?m)^refused \(400\): dockgate: path is not in canonical form`}},
+		{"the embedded default policy without --policy",
+			[]string{"--as", "uid:1000", "POST", "/v1.41/containers/create"}, `{"Image":"busybox"}`, 0,
+			[]string{`(?m)^policy: +embedded:default `, `default\.csv:\d+: p, \*, endpoint, container\.create, allow`}},
+		{"a role name is explained as one",
+			[]string{"--policy", ci, "--as", "role:ci", "GET", "/_ping"}, "", 0,
+			[]string{`(?m)^note: +role:ci is not a caller subject`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			if tt.stdin != "" {
+				args = append(args, "-")
+			}
+			var out, errOut bytes.Buffer
+			code := explain(args, strings.NewReader(tt.stdin), &out, &errOut)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, out.String(), errOut.String())
+			}
+			for _, re := range tt.stdout {
+				if !regexp.MustCompile(re).MatchString(out.String()) {
+					t.Errorf("stdout does not match %q:\n%s", re, out.String())
+				}
+			}
+		})
+	}
+}
+
+func TestExplainReadsFactsWithTheExtractor(t *testing.T) {
+	defer func(saved func() authz.Extractor) { factExtractor = saved }(factExtractor)
+	var gotBody string
+	factExtractor = func() authz.Extractor {
+		return func(_ context.Context, m *authz.Match, req *authz.Request, _ authz.Inspector) ([]authz.Fact, error) {
+			gotBody = string(req.Body)
+			return []authz.Fact{{Kind: "image", Value: "registry.example.com/approved/app:1"}, {Kind: "privileged", Value: "container"}}, nil
+		}
+	}
+	var out, errOut bytes.Buffer
+	code := explain([]string{"--policy", "../../policies/ci", "--as", "user:jenkins", "POST", "/v1.41/containers/create", "-"},
+		strings.NewReader(`{"Image":"x"}`), &out, &errOut)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", code, out.String(), errOut.String())
+	}
+	if gotBody != `{"Image":"x"}` {
+		t.Errorf("extractor saw body %q", gotBody)
+	}
+	for _, re := range []string{
+		`(?m)^  allow +image +registry\.example\.com/approved/app:1 +ci\.csv:\d+: p, role:ci, image, registry\.example\.com/approved/\*\*, allow$`,
+		`(?m)^  deny +privileged +container +no rule allows it$`,
+		`(?m)^refused \(403\): dockgate: user:jenkins may not privileged container: no rule allows it$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out.String()) {
+			t.Errorf("stdout does not match %q:\n%s", re, out.String())
+		}
+	}
+}
+
+func TestExplainWithoutExtractorSaysSo(t *testing.T) {
+	defer func(saved func() authz.Extractor) { factExtractor = saved }(factExtractor)
+	factExtractor = nil
+	var out, errOut bytes.Buffer
+	code := explain([]string{"--as", "uid:1000", "GET", "/_ping"}, strings.NewReader(""), &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "reads only the endpoint fact") {
+		t.Fatalf("exit %d:\n%s%s", code, out.String(), errOut.String())
+	}
+}
+
+func TestExplainPrivilegedContainerWithTheRealExtractor(t *testing.T) {
+	if factExtractor == nil || factExtractor() == nil {
+		t.Skip("this build has no fact extractor")
+	}
+	var out, errOut bytes.Buffer
+	code := explain([]string{"--as", "uid:1000", "POST", "/v1.41/containers/create", "-"},
+		strings.NewReader(`{"Image":"busybox","HostConfig":{"Privileged":true}}`), &out, &errOut)
+	if code != 1 || !strings.Contains(out.String(), "refused (403): dockgate: uid:1000 may not privileged container: no rule allows it") {
+		t.Fatalf("exit %d:\n%s%s", code, out.String(), errOut.String())
+	}
+}
+
+func TestExplainUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"GET", "/_ping"},                            // no --as
+		{"--as", "uid:0", "GET"},                     // no path
+		{"--as", "uid:0", "GET", "/_ping", "a", "b"}, // too many
+		{"--as", "uid:0", "GET", "_ping"},
+		{"--as", "uid:0", "POST", "/containers/create", "/nonexistent/body.json"},
+		{"--policy", "/nonexistent", "--as", "uid:0", "GET", "/_ping"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := explain(args, strings.NewReader(""), &out, &errOut); code != 2 {
+			t.Errorf("explain %q: exit %d, want 2\n%s%s", args, code, out.String(), errOut.String())
+		}
+	}
+}
