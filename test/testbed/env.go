@@ -1,0 +1,303 @@
+package testbed
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Options shape a bed. The zero value starts everything: dockerd with the
+// busybox image, the registry, dockgate built from this module.
+type Options struct {
+	Image        string   // the busybox image's reference; DefaultImage when empty
+	NoRegistry   bool     // skip the registry
+	NoDockgate   bool     // skip building and starting dockgate
+	DockgateArgs []string // extra arguments for `dockgate serve`
+	Race         bool     // build dockgate with -race (Main sets it when the tests are built with -race)
+	LeakCheck    bool     // Main only: after the tests, dockgate's fds and goroutines are back near their baseline
+	Log          io.Writer
+}
+
+// Env is one bed: dockerd (with the busybox image), the registry and dockgate
+// in front of dockerd. ProxyHost is where clients under test connect.
+type Env struct {
+	Dir       string    `json:"dir"`
+	Image     string    `json:"image"`
+	Dockerd   *Dockerd  `json:"dockerd"`
+	Registry  *Registry `json:"registry,omitempty"`
+	Dockgate  *Dockgate `json:"dockgate,omitempty"`
+	Bin       string    `json:"bin,omitempty"` // the dockgate binary
+	ProxyHost string    `json:"proxy_host"`    // dockgate's unix:// host; dockerd's when Direct
+	Direct    bool      `json:"direct"`        // DOCKGATE_E2E_DIRECT=1: no dockgate in the path
+
+	owned bool
+}
+
+// DirectHost is dockerd's own unix:// host, for comparing with ProxyHost.
+func (e *Env) DirectHost() string { return e.Dockerd.Host }
+
+// Setup starts a bed in a new temp dir under /tmp. On error everything it
+// had started is stopped again.
+func Setup(ctx context.Context, opts Options) (env *Env, err error) {
+	logf := func(format string, args ...any) {
+		if opts.Log != nil {
+			fmt.Fprintf(opts.Log, "testbed: "+format+"\n", args...)
+		}
+	}
+	if opts.Image == "" {
+		opts.Image = DefaultImage
+	}
+	dir, err := os.MkdirTemp("/tmp", "dg")
+	if err != nil {
+		return nil, err
+	}
+	e := &Env{Dir: dir, Image: opts.Image, owned: true, Direct: os.Getenv("DOCKGATE_E2E_DIRECT") != ""}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, e.Close())
+		}
+	}()
+
+	// Building dockgate takes longest; it runs while dockerd starts.
+	var (
+		buildWG  sync.WaitGroup
+		buildErr error
+	)
+	if !opts.NoDockgate && !e.Direct {
+		buildWG.Add(1)
+		go func() {
+			defer buildWG.Done()
+			start := time.Now()
+			if opts.Race {
+				e.Bin, buildErr = BuildDockgateRace(ctx, filepath.Join(dir, "bin"))
+			} else {
+				e.Bin, buildErr = BuildDockgate(ctx, filepath.Join(dir, "bin"))
+			}
+			logf("built %s (race=%v) in %v", e.Bin, opts.Race, time.Since(start).Round(time.Millisecond))
+		}()
+	}
+	defer buildWG.Wait() // never leave the build running past Setup
+
+	start := time.Now()
+	if e.Dockerd, err = StartDockerd(ctx, filepath.Join(dir, "d")); err != nil {
+		return nil, err
+	}
+	logf("dockerd %s ready in %v", e.Dockerd.Host, time.Since(start).Round(time.Millisecond))
+	if err = e.Dockerd.ImportBusybox(ctx, opts.Image); err != nil {
+		return nil, err
+	}
+	if !opts.NoRegistry {
+		if e.Registry, err = StartRegistry(ctx, filepath.Join(dir, "r")); err != nil {
+			return nil, err
+		}
+		logf("registry %s ready", e.Registry.Addr)
+	}
+	e.ProxyHost = e.Dockerd.Host
+	if opts.NoDockgate || e.Direct {
+		return e, nil
+	}
+	buildWG.Wait()
+	if buildErr != nil {
+		return nil, buildErr
+	}
+	if e.Dockgate, err = StartDockgate(ctx, e.Bin, filepath.Join(dir, "g"), e.Dockerd.Host, opts.DockgateArgs...); err != nil {
+		return nil, err
+	}
+	e.ProxyHost = e.Dockgate.Host
+	logf("dockgate %s ready (pid %d)", e.Dockgate.Host, e.Dockgate.Pid)
+	return e, nil
+}
+
+// Close stops dockgate, the registry and dockerd (after removing every
+// container, network and volume), and removes the temp dir.
+func (e *Env) Close() error {
+	if !e.owned {
+		return errors.New("testbed: this Env belongs to another process")
+	}
+	var errs []error
+	if e.Dockgate != nil && e.Dockgate.proc != nil && !e.Dockgate.proc.exited() {
+		errs = append(errs, e.Dockgate.Stop())
+	}
+	if e.Registry != nil {
+		errs = append(errs, e.Registry.Stop())
+	}
+	if e.Dockerd != nil {
+		if !e.Dockerd.proc.exited() {
+			errs = append(errs, e.Dockerd.Cleanup(context.Background()))
+		}
+		errs = append(errs, e.Dockerd.Stop())
+	}
+	if os.Getenv("DOCKGATE_E2E_KEEP") == "" {
+		if err := unmountUnder(e.Dir); err != nil {
+			errs = append(errs, err)
+		}
+		errs = append(errs, os.RemoveAll(e.Dir))
+	} else {
+		fmt.Fprintf(os.Stderr, "testbed: DOCKGATE_E2E_KEEP: left %s\n", e.Dir)
+	}
+	return errors.Join(errs...)
+}
+
+const childEnv = "DOCKGATE_TESTBED_ENV"
+
+var shared *Env
+
+// Shared returns the bed that Main started for this test binary. Without the
+// prerequisites it skips t (or fails it under DOCKGATE_E2E=required).
+func Shared(t testing.TB) *Env {
+	t.Helper()
+	Require(t)
+	if shared == nil {
+		t.Fatal("testbed: no shared bed: the package's TestMain must call testbed.Main")
+	}
+	return shared
+}
+
+// Main is a TestMain: it starts a bed, runs the tests in a child copy of the
+// test binary, then runs the leak check and tears the bed down whatever the
+// child did (failed, panicked, timed out, was interrupted). It returns the
+// exit code for os.Exit.
+func Main(m *testing.M, opts Options) int {
+	if enc := os.Getenv(childEnv); enc != "" {
+		var e Env
+		if err := json.Unmarshal([]byte(enc), &e); err != nil {
+			fmt.Fprintf(os.Stderr, "testbed: bad %s: %v\n", childEnv, err)
+			return 1
+		}
+		shared = &e
+		return m.Run()
+	}
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	if f := flag.Lookup("test.list"); f != nil && f.Value.String() != "" {
+		return m.Run()
+	}
+	if missing := Missing(); len(missing) > 0 {
+		if Required() {
+			fmt.Fprintf(os.Stderr, "testbed: missing %s (DOCKGATE_E2E=required)\nFAIL\n", strings.Join(missing, ", "))
+			return 1
+		}
+		return m.Run() // every test that needs the bed skips
+	}
+	if opts.Log == nil {
+		opts.Log = os.Stderr
+	}
+	if RaceEnabled {
+		opts.Race = true
+	}
+
+	// Signals go to the child (it is in our process group anyway) and end
+	// up in the teardown below, never in a bare exit.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		if _, ok := <-sigs; ok {
+			cancel()
+		}
+	}()
+
+	start := time.Now()
+	env, err := Setup(ctx, opts)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testbed: setup: %v\nFAIL\n", err)
+		return 1
+	}
+	fmt.Fprintf(opts.Log, "testbed: bed ready in %v\n", time.Since(start).Round(time.Millisecond))
+	code := 0
+	fail := func(format string, args ...any) {
+		fmt.Fprintf(os.Stdout, "testbed: FAIL: "+format+"\n", args...)
+		code = 1
+	}
+
+	var leak *leakBaseline
+	if opts.LeakCheck && env.Dockgate != nil {
+		if leak, err = takeLeakBaseline(ctx, env, opts); err != nil {
+			fail("leak check baseline: %v", err)
+		}
+	}
+
+	code = max(code, runChild(ctx, env, sigs))
+
+	if env.Dockgate != nil {
+		if !env.Dockgate.Running() {
+			fail("dockgate is not running after the tests:%s", tail(env.Dockgate.Stderr, 3000))
+		}
+		for _, p := range env.Dockgate.Problems() {
+			fail("dockgate's stderr reports:\n%s", p)
+		}
+		if leak != nil && env.Dockgate.Running() {
+			for _, msg := range leak.check(env) {
+				fail("leak check: %s", msg)
+			}
+		}
+	}
+	if err := env.Close(); err != nil {
+		fail("teardown: %v", err)
+	}
+	if code != 0 {
+		fmt.Fprintln(os.Stdout, "FAIL")
+	}
+	return code
+}
+
+// runChild runs this test binary again with the bed's description in its
+// environment and returns its exit code.
+func runChild(ctx context.Context, env *Env, sigs chan os.Signal) int {
+	enc, err := json.Marshal(env)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testbed: %v\n", err)
+		return 1
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testbed: %v\n", err)
+		return 1
+	}
+	cmd := exec.Command(self, os.Args[1:]...)
+	cmd.Env = append(os.Environ(), childEnv+"="+string(enc))
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "testbed: start tests: %v\n", err)
+		return 1
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done(): // a signal arrived: pass SIGINT on, then insist
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+			}
+		case <-done:
+		}
+	}()
+	err = cmd.Wait()
+	close(done)
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() > 0 {
+		return ee.ExitCode()
+	}
+	fmt.Fprintf(os.Stdout, "testbed: tests ended by %v\n", err)
+	return 1
+}

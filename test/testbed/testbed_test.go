@@ -1,0 +1,62 @@
+package testbed
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMountinfoEscapesAreUndone(t *testing.T) {
+	for in, want := range map[string]string{
+		`/tmp/dg1/d/data`:          "/tmp/dg1/d/data",
+		`/tmp/dg1/a\040b`:          "/tmp/dg1/a b",
+		`/tmp/dg1/tab\011and\134x`: "/tmp/dg1/tab\tand\\x",
+	} {
+		if got := unescapeMountinfo(in); got != want {
+			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestGoroutineDumpIsCountedByOwner(t *testing.T) {
+	dump := `SIGQUIT: quit
+PC=0x48d9c1 m=0 sigcode=0
+
+goroutine 0 gp=0x8c07c0 m=0 mp=0x8c17c0 [idle]:
+runtime.futex(0x8c1918, 0x80, 0x0, 0x0, 0x0, 0x0)
+	/usr/local/go/src/runtime/sys_linux_amd64.s:569 +0x21
+
+goroutine 1 gp=0x10c53e4da1e0 m=nil [sync.WaitGroup.Wait]:
+runtime.gopark(0x10c53e5036b8?, 0x422674?, 0x0?, 0x80?, 0x200c53e8ab5e0?)
+	/usr/local/go/src/runtime/proc.go:462 +0xce
+sync.(*WaitGroup).Wait(0x10c53e8b42c0)
+	/usr/local/go/src/sync/waitgroup.go:206 +0x85
+main.runServe(0x10c53e5a8100)
+	/work/main/cmd/dockgate/serve.go:151 +0xc3e
+
+goroutine 7 gp=0x1 m=nil [IO wait, 5 minutes]:
+runtime.gopark(0x0?)
+	/usr/local/go/src/runtime/proc.go:462 +0xce
+github.com/dockgate/dockgate/proxy.(*conn).serve(0x1)
+	/work/main/proxy/conn.go:70 +0x1
+created by github.com/dockgate/dockgate/proxy.(*Server).Serve in goroutine 1
+
+goroutine 8 gp=0x2 m=nil [IO wait]:
+runtime.gopark(0x0?)
+	/usr/local/go/src/runtime/proc.go:462 +0xce
+github.com/dockgate/dockgate/proxy.(*conn).serve(0x1)
+	/work/main/proxy/conn.go:70 +0x1
+`
+	n, tops, err := parseGoroutineDump([]byte(dump))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 4 {
+		t.Errorf("counted %d goroutines, want 4", n)
+	}
+	if len(tops) == 0 || !strings.Contains(tops[0], "2 github.com/dockgate/dockgate/proxy.(*conn).serve [IO wait]") {
+		t.Errorf("tops %q: want the two proxy conns grouped first", tops)
+	}
+	if _, _, err := parseGoroutineDump([]byte("exit status 0")); err == nil {
+		t.Error("a dump without SIGQUIT should be an error")
+	}
+}
