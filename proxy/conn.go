@@ -30,7 +30,21 @@ type clientConn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	caller *Caller
-	up     *upstreamConn
+	// subjects and name are the caller's policy subjects and its name in
+	// messages, worked out once per connection.
+	subjects []string
+	name     string
+	up       *upstreamConn
+	buf      []byte // copy buffer, allocated on first use
+}
+
+// buffer is the connection's copy buffer: one per connection rather than one
+// per request keeps small requests from churning 32 KiB each.
+func (cn *clientConn) buffer() []byte {
+	if cn.buf == nil {
+		cn.buf = make([]byte, 32<<10)
+	}
+	return cn.buf
 }
 
 func (s *Server) newConn(nc net.Conn) *clientConn {
@@ -63,7 +77,7 @@ func (cn *clientConn) serve(ctx context.Context) {
 		cn.refuseUnidentified(err)
 		return
 	}
-	cn.caller = caller
+	cn.caller, cn.subjects, cn.name = caller, caller.Subjects(), caller.String()
 	for ctx.Err() == nil {
 		cn.nc.SetReadDeadline(time.Now().Add(cn.s.cfg.IdleTimeout))
 		if _, err := cn.br.Peek(1); err != nil {
@@ -181,8 +195,8 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		Method:   head.Method,
 		URL:      head.URL,
 		Header:   head.Header,
-		Caller:   cn.caller.String(),
-		Subjects: cn.caller.Subjects(),
+		Caller:   cn.name,
+		Subjects: cn.subjects,
 		Body:     body,
 	}
 	d := cn.s.cfg.Decider.Decide(ctx, m, req)

@@ -31,7 +31,7 @@ type upstreamConn struct {
 // when dockerd closed the idle one (after a restart, say).
 func (cn *clientConn) upstream(ctx context.Context) (*upstreamConn, error) {
 	if up := cn.up; up != nil {
-		if up.alive() {
+		if up.alive(cn.s.cfg.Upstream.Network) {
 			up.reused = true
 			return up, nil
 		}
@@ -48,10 +48,16 @@ func (cn *clientConn) upstream(ctx context.Context) (*upstreamConn, error) {
 }
 
 // alive checks an idle connection without blocking: a read that times out
-// at once means dockerd still holds it open; EOF or bytes mean it is unusable.
-func (up *upstreamConn) alive() bool {
+// at once means dockerd still holds it open; EOF or stray bytes mean it is
+// unusable.
+func (up *upstreamConn) alive(network string) bool {
 	if up.br.Buffered() > 0 {
 		return false
+	}
+	if network == "unix" {
+		// Writing to a Unix socket whose peer closed fails at once with
+		// EPIPE, and roundTrip then redials: no read needed per request.
+		return true
 	}
 	up.nc.SetReadDeadline(aLongTimeAgo)
 	_, err := up.br.Peek(1)
@@ -273,9 +279,14 @@ func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *au
 	}
 	closeConn := head.Close || framing == framingClose || bodyDone != nil && !requestBodyFinished(bodyDone)
 	writeResponseHead(cn.bw, resp, framing, false, closeConn)
-	// The head goes out at once: a client following events or logs waits
-	// for it before dockerd has anything else to say.
-	if err := cn.bw.Flush(); err != nil {
+	// A body dockerd already sent whole goes out with the head in one
+	// write; otherwise the head goes out at once, because a client
+	// following events or logs waits for it before dockerd has anything
+	// else to say.
+	complete := framing == framingNone || framing == framingLength && resp.ContentLength <= int64(cn.up.br.Buffered())
+	if complete {
+		// Nothing here can block on dockerd: no need to watch the client.
+	} else if err := cn.bw.Flush(); err != nil {
 		rec.Reason = "client went away before the response"
 		if bodyDone != nil {
 			cn.up.nc.Close()
@@ -288,7 +299,10 @@ func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *au
 	// quiet logs -f or events, or a build after its context was uploaded):
 	// then dockerd's request is cancelled. The watcher reads the client
 	// connection, so it waits until the request body is all read.
-	stopWatch := cn.watchClient(bodyDone)
+	stopWatch := func() bool { return false }
+	if !complete || bodyDone != nil {
+		stopWatch = cn.watchClient(bodyDone)
+	}
 
 	var w io.Writer = cn.bw
 	if framing == framingChunked {
@@ -298,7 +312,7 @@ func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *au
 	if objectCreators[m.Action] && resp.StatusCode < 300 && resp.ContentLength >= 0 && resp.ContentLength <= maxObjectBody {
 		capture = new(bytes.Buffer)
 	}
-	buf := make([]byte, 32<<10)
+	buf := cn.buffer()
 	var copyErr, clientErr error
 	for framing != framingNone {
 		n, err := resp.Body.Read(buf)
@@ -307,17 +321,21 @@ func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *au
 			if capture != nil {
 				capture.Write(buf[:n])
 			}
-			if _, werr := w.Write(buf[:n]); werr == nil {
-				werr = cn.bw.Flush()
-				clientErr = werr
-			} else {
-				clientErr = werr
+			_, clientErr = w.Write(buf[:n])
+			// Flush whenever the next read could wait for dockerd, so
+			// that a stream is never held back; bytes already buffered
+			// from dockerd go out together.
+			if clientErr == nil && cn.up.br.Buffered() == 0 {
+				clientErr = cn.bw.Flush()
 			}
 			if clientErr != nil {
 				break
 			}
 		}
 		if err == io.EOF {
+			if framing != framingChunked {
+				clientErr = cn.bw.Flush()
+			}
 			break
 		}
 		if err != nil {
@@ -326,8 +344,12 @@ func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *au
 		}
 	}
 	clientGone := stopWatch()
-	if clientErr == nil && copyErr == nil && framing == framingChunked {
+	switch {
+	case clientErr != nil || copyErr != nil:
+	case framing == framingChunked:
 		chunkedWriter{w: cn.bw}.Close()
+		clientErr = cn.bw.Flush()
+	case framing == framingNone:
 		clientErr = cn.bw.Flush()
 	}
 	if bodyDone != nil {
