@@ -277,7 +277,7 @@ func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *au
 	if framing == framingChunked && head.Minor == 0 {
 		framing = framingClose
 	}
-	closeConn := head.Close || framing == framingClose || bodyDone != nil && !requestBodyFinished(bodyDone)
+	closeConn := head.Close || framing == framingClose
 	writeResponseHead(cn.bw, resp, framing, false, closeConn)
 	// A body dockerd already sent whole goes out with the head in one
 	// write; otherwise the head goes out at once, because a client
@@ -352,39 +352,51 @@ func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *au
 	case framing == framingNone:
 		clientErr = cn.bw.Flush()
 	}
-	if bodyDone != nil {
-		if !requestBodyFinished(bodyDone) {
-			// dockerd answered before reading the whole body; its
-			// connection and the client's are out of step now.
-			cn.up.nc.Close()
-			<-bodyDone
-			closeConn = true
-		}
+	if bodyDone != nil && !awaitBody(bodyDone) {
+		// dockerd answered without reading the whole body; its
+		// connection and the client's are out of step now.
+		cn.up.nc.Close()
+		<-bodyDone
+		closeConn = true
 	}
 	if capture != nil && copyErr == nil {
 		rec.ObjectID = objectID(capture.Bytes())
 	}
 	switch {
-	case clientErr != nil || clientGone:
+	case clientErr != nil || copyErr != nil && clientGone:
 		rec.Reason = "client went away during the response"
 		return false, false
 	case copyErr != nil:
 		rec.Decision = audit.DecisionError
 		rec.Reason = "dockerd's response broke off: " + copyErr.Error()
 		return false, false
+	case clientGone:
+		// The whole answer went out and then the client hung up: the
+		// request itself is complete, but the watcher closed dockerd's
+		// connection.
+		return false, false
 	}
 	_ = ctx
 	return !closeConn, framing != framingClose
 }
 
-// requestBodyFinished reports, without waiting, whether the body copy ended.
-func requestBodyFinished(done chan error) bool {
+// bodyGrace is how long a finished response waits for the request body's
+// copy to report. A body dockerd read (or that fit in the socket buffer)
+// reports within microseconds; only one dockerd left unread takes the whole
+// grace, and then the connection closes. Not waiting at all would close
+// keep-alive connections at random and drop pipelined requests.
+const bodyGrace = time.Second
+
+// awaitBody waits up to bodyGrace for the body copy and reports whether it
+// ended cleanly; the outcome stays in done for later readers.
+func awaitBody(done chan error) bool {
+	t := time.NewTimer(bodyGrace)
+	defer t.Stop()
 	select {
 	case err := <-done:
-		// Put it back for later readers.
 		done <- err
 		return err == nil
-	default:
+	case <-t.C:
 		return false
 	}
 }
@@ -401,7 +413,7 @@ func (cn *clientConn) watchClient(bodyDone chan error) (stop func() bool) {
 			// for its end (a body cut short ends the connection anyway).
 			select {
 			case err := <-bodyDone:
-				bodyDone <- err // for requestBodyFinished
+				bodyDone <- err // for awaitBody
 				if err != nil {
 					gone <- false
 					return
