@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -19,24 +18,42 @@ type Logger struct {
 	closer io.Closer
 }
 
-// NewLogger writes records to w.
-func NewLogger(w io.Writer) *Logger {
-	return &Logger{zl: zerolog.New(&lockedWriter{w: w})}
+// NewLogger writes records to w, hash-chained (see chain.go) from
+// GenesisHash with seq 1.
+func NewLogger(w io.Writer, opts ...Options) *Logger {
+	return &Logger{zl: zerolog.New(newChainWriter(w, firstOptions(opts)))}
+}
+
+func firstOptions(opts []Options) Options {
+	if len(opts) > 0 {
+		return opts[0]
+	}
+	return Options{}
 }
 
 // Open opens the audit sink named on the command line: "-" is stdout, else a
 // file opened for appending (created 0600: records name users and commands).
-func Open(path string) (*Logger, error) {
+// A file starts with a segment header chained to its last complete line,
+// so the chain goes on across restarts.
+func Open(path string, opts ...Options) (*Logger, error) {
 	if path == "" || path == "-" {
-		return NewLogger(os.Stdout), nil
+		return NewLogger(os.Stdout, opts...), nil
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	l := NewLogger(f)
-	l.closer = f
-	return l, nil
+	tail, err := recoverTail(path)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open audit log: reading its chain: %w", err)
+	}
+	cw := newChainWriter(f, firstOptions(opts))
+	if err := cw.startSegment(tail); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	return &Logger{zl: zerolog.New(cw), closer: f}, nil
 }
 
 // Close closes the sink when it is a file.
@@ -112,17 +129,4 @@ func (f factList) MarshalZerologArray(a *zerolog.Array) {
 		}
 		a.Dict(d)
 	}
-}
-
-// lockedWriter keeps concurrent records from interleaving: zerolog writes
-// each event with one Write call, but an *os.File is not the only sink.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (lw *lockedWriter) Write(p []byte) (int, error) {
-	lw.mu.Lock()
-	defer lw.mu.Unlock()
-	return lw.w.Write(p)
 }

@@ -101,7 +101,7 @@ func TestWriteDecodesBackToTheSameRecord(t *testing.T) {
 	}
 	slices.Sort(keys)
 	wantKeys := []string{"action", "api_version", "bytes_in", "bytes_out", "caller", "decision", "duration_ms", "facts",
-		"hijacked", "method", "object_id", "path", "phase", "reason", "request_id", "status", "time", "type", "would_deny"}
+		"hash", "hijacked", "method", "object_id", "path", "phase", "reason", "request_id", "seq", "status", "time", "type", "would_deny"}
 	if !slices.Equal(keys, wantKeys) {
 		t.Errorf("keys %q\nwant %q", keys, wantKeys)
 	}
@@ -236,7 +236,8 @@ func TestOpen(t *testing.T) {
 	}
 	b, _ := os.ReadFile(path)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) != 2 || lines[0] != "earlier" || !strings.Contains(lines[1], `"request_id":"x-4"`) {
+	// The earlier line, the segment header that opens the chain, the record.
+	if len(lines) != 3 || lines[0] != "earlier" || !strings.Contains(lines[1], `"type":"audit-segment"`) || !strings.Contains(lines[2], `"request_id":"x-4"`) {
 		t.Errorf("file %q: the record is not appended", b)
 	}
 

@@ -15,6 +15,7 @@ const usage = `usage:
                    [--upstream URL] [--policy DIR] [--audit-log PATH|-] [--mode enforce|audit]
   dockgate check   [--policy DIR]
   dockgate explain [--policy DIR] --as SUBJECT [--as SUBJECT]... METHOD PATH [BODY_FILE|-]
+  dockgate audit   verify|query|summary [flags] FILE...   (dockgate audit help)
   dockgate version
 `
 
@@ -34,6 +35,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr)
 	case "explain":
 		return explain(args[1:], os.Stdin, stdout, stderr)
+	case "audit":
+		return auditCmd(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "dockgate %s\n", version)
 		return 0
