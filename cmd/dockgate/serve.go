@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	units "github.com/docker/go-units"
 	"github.com/rs/zerolog"
 
 	"github.com/dockgate/dockgate/audit"
@@ -32,6 +33,7 @@ type serveOptions struct {
 	auditLog    string
 	mode        string
 	maxConns    int
+	maxBody     string
 }
 
 // listFlag is a flag that may be given more than once.
@@ -52,6 +54,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.StringVar(&o.auditLog, "audit-log", "-", "audit log file, or - for stdout")
 	fs.StringVar(&o.mode, "mode", "enforce", "enforce, or audit (forward everything, record what would be refused)")
 	fs.IntVar(&o.maxConns, "max-connections", 1024, "concurrent client connections; more are answered 503")
+	fs.StringVar(&o.maxBody, "max-body", "1MiB", "largest request body that is read whole to be judged (container create and the like); larger ones get 413")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -119,7 +122,12 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	}
 	defer sink.Close()
 
+	limits := proxy.DefaultLimits()
+	if limits.MaxBodyBytes, err = units.RAMInBytes(o.maxBody); err != nil || limits.MaxBodyBytes < 1 {
+		return fmt.Errorf("--max-body %q: want a size such as 1MiB or 65536", o.maxBody)
+	}
 	srv := proxy.New(proxy.Config{
+		Limits:   limits,
 		Upstream: up,
 		Router:   authz.NewRouter(),
 		Decider:  decider,

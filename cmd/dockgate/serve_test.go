@@ -1,0 +1,17 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestServeRefusesABadMaxBody(t *testing.T) {
+	for _, v := range []string{"lots", "-1", "0"} {
+		sock := filepath.Join(t.TempDir(), "dockgate.sock")
+		code, _, stderr := runCmd(t, "serve", "--max-body", v, "--listen", "unix://"+sock, "--audit-log", filepath.Join(t.TempDir(), "audit.log"))
+		if code != 1 || !strings.Contains(stderr, "--max-body") {
+			t.Errorf("--max-body %s: exit %d, want 1 naming the flag\n%s", v, code, stderr)
+		}
+	}
+}
