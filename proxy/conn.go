@@ -38,11 +38,25 @@ type clientConn struct {
 	buf      []byte // copy buffer, allocated on first use
 }
 
-// buffer is the connection's copy buffer: one per connection rather than one
-// per request keeps small requests from churning 32 KiB each.
-func (cn *clientConn) buffer() []byte {
+// connBufSize sizes the buffered reader and writer of each connection, both
+// sides. Bulk data bypasses them (reads and writes of a whole copy buffer go
+// straight to the socket), so they only need to hold request and response
+// heads; small buffers keep a client that opens a connection per command
+// (the docker CLI does) from costing 128 KiB of garbage each time.
+const connBufSize = 8 << 10
+
+// copyBufSize is the chunk in which bodies and streams are copied.
+const copyBufSize = 32 << 10
+
+// buffer is the connection's copy buffer for a body of size bytes (-1:
+// unknown): allocated once per connection when a large or unknown body
+// needs it, and just big enough for a small one.
+func (cn *clientConn) buffer(size int64) []byte {
+	if cn.buf == nil && size >= 0 && size < copyBufSize {
+		return make([]byte, max(size, 1))
+	}
 	if cn.buf == nil {
-		cn.buf = make([]byte, 32<<10)
+		cn.buf = make([]byte, copyBufSize)
 	}
 	return cn.buf
 }
@@ -51,8 +65,8 @@ func (s *Server) newConn(nc net.Conn) *clientConn {
 	return &clientConn{
 		s:  s,
 		nc: nc,
-		br: bufio.NewReaderSize(nc, 32<<10),
-		bw: bufio.NewWriterSize(nc, 32<<10),
+		br: bufio.NewReaderSize(nc, connBufSize),
+		bw: bufio.NewWriterSize(nc, connBufSize),
 	}
 }
 

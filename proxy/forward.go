@@ -43,7 +43,7 @@ func (cn *clientConn) upstream(ctx context.Context) (*upstreamConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach dockerd at %s: %w", u.URL, err)
 	}
-	cn.up = &upstreamConn{nc: nc, br: bufio.NewReaderSize(nc, 32<<10), bw: bufio.NewWriterSize(nc, 32<<10)}
+	cn.up = &upstreamConn{nc: nc, br: bufio.NewReaderSize(nc, connBufSize), bw: bufio.NewWriterSize(nc, connBufSize)}
 	return cn.up, nil
 }
 
@@ -238,7 +238,7 @@ func (cn *clientConn) copyRequestBody(up *upstreamConn, head *requestHead) (int6
 	}
 	cw := chunkedWriter{w: up.bw}
 	cr := newChunkedReader(cn.br)
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, copyBufSize)
 	var n int64
 	for {
 		k, rerr := cr.Read(buf)
@@ -312,7 +312,11 @@ func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *au
 	if objectCreators[m.Action] && resp.StatusCode < 300 && resp.ContentLength >= 0 && resp.ContentLength <= maxObjectBody {
 		capture = new(bytes.Buffer)
 	}
-	buf := cn.buffer()
+	bodySize := resp.ContentLength
+	if framing != framingLength {
+		bodySize = -1
+	}
+	buf := cn.buffer(bodySize)
 	var copyErr, clientErr error
 	for framing != framingNone {
 		n, err := resp.Body.Read(buf)
