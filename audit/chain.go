@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -54,6 +55,25 @@ type Options struct {
 	// HMACKey, when set, makes the chain HMAC-SHA-256 with this key instead
 	// of SHA-256, so that it cannot be recomputed without the key.
 	HMACKey []byte
+
+	// FailOpen keeps Logger.Check answering nil while the sink fails: the
+	// failure is reported (OnError) and requests go on unrecorded. Without
+	// it (fail closed), Check returns the sink's error until a probe
+	// write succeeds, and the proxy refuses new requests meanwhile.
+	FailOpen bool
+	// OnError is called when a write to the sink fails after it worked;
+	// OnRecover when a write works again, with the number of records that
+	// could not be written meanwhile. Both are called with the Logger's
+	// lock held: they must not write records.
+	OnError   func(err error)
+	OnRecover func(lost uint64)
+
+	// Rotation of a file sink (Open with a path): see rotate.go.
+	Rotate RotateOptions
+
+	// Syslog, when set, gets a copy of every line written (see
+	// SyslogSink); the Logger closes it.
+	Syslog *SyslogSink
 }
 
 const (
@@ -74,13 +94,26 @@ type chainWriter struct {
 	seq  uint64        // the last record's seq
 	prev [hashLen]byte // the hex hash of the last line written
 	torn bool          // the last write was cut short: the next line starts a segment
-	buf  []byte        // the line being sealed, reused
-	sum  [sha256.Size]byte
-	now  func() time.Time
+	// pending, when set, is the reason of a segment header that must be
+	// written before the next record: a write failed, or a rotation could
+	// not write the header of the new file.
+	pending string
+	lost    uint64 // records that could not be written since the last header
+	// lostReported is what the last header written said was lost.
+	lostReported uint64
+	broken       atomic.Bool // the last write failed
+	err          error       // why, while broken
+	onErr        func(error)
+	onOK         func(lost uint64)
+	rot          *fileSink // the file sink, when rotating
+	tee          *SyslogSink
+	buf          []byte // the line being sealed, reused
+	sum          [sha256.Size]byte
+	now          func() time.Time
 }
 
 func newChainWriter(w io.Writer, o Options) *chainWriter {
-	cw := &chainWriter{w: w, alg: AlgSHA256, now: time.Now, buf: make([]byte, 0, 2048)}
+	cw := &chainWriter{w: w, alg: AlgSHA256, now: time.Now, buf: make([]byte, 0, 2048), onErr: o.OnError, onOK: o.OnRecover, tee: o.Syslog}
 	if len(o.HMACKey) > 0 {
 		cw.alg, cw.h = AlgHMACSHA256, hmac.New(sha256.New, o.HMACKey)
 	} else {
@@ -90,7 +123,9 @@ func newChainWriter(w io.Writer, o Options) *chainWriter {
 	return cw
 }
 
-// Write seals one zerolog event, {...}\n, and writes it.
+// Write seals one zerolog event, {...}\n, and writes it. A write the sink
+// refuses is not returned to zerolog (which would print it on stderr for
+// every record) but kept as the writer's state: see Err and probe.
 func (cw *chainWriter) Write(p []byte) (int, error) {
 	body := bytes.TrimRight(p, "\n")
 	if len(body) < 2 || body[0] != '{' || body[len(body)-1] != '}' {
@@ -99,9 +134,14 @@ func (cw *chainWriter) Write(p []byte) (int, error) {
 	body = body[:len(body)-1] // without the closing brace
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
-	if cw.torn {
-		if err := cw.writeHeaderLocked("write-error", true); err != nil {
-			return 0, err
+	if cw.rot != nil && cw.pending == "" && !cw.torn && cw.rot.due(cw.now()) {
+		cw.rotateLocked()
+	}
+	if cw.torn || cw.pending != "" {
+		if err := cw.writeHeaderLocked(cw.headerReason()); err != nil {
+			cw.lost++
+			cw.failLocked(err)
+			return len(p), nil
 		}
 	}
 	cw.buf = append(cw.buf[:0], body...)
@@ -112,10 +152,71 @@ func (cw *chainWriter) Write(p []byte) (int, error) {
 	}
 	cw.buf = strconv.AppendUint(cw.buf, cw.seq+1, 10)
 	if err := cw.sealAndWriteLocked(0); err != nil {
-		return 0, err
+		cw.lost++
+		if cw.pending == "" {
+			cw.pending = "write-error"
+		}
+		cw.failLocked(err)
+		return len(p), nil
 	}
 	cw.seq++
+	cw.okLocked()
 	return len(p), nil
+}
+
+func (cw *chainWriter) headerReason() string {
+	if cw.pending != "" {
+		return cw.pending
+	}
+	return "write-error"
+}
+
+// failLocked records a failed write; OnError hears of the first failure
+// after writes worked.
+func (cw *chainWriter) failLocked(err error) {
+	cw.err = err
+	if !cw.broken.Swap(true) && cw.onErr != nil {
+		cw.onErr(err)
+	}
+}
+
+// okLocked records a write that worked.
+func (cw *chainWriter) okLocked() {
+	if cw.broken.Swap(false) {
+		cw.err = nil
+		if cw.onOK != nil {
+			cw.onOK(cw.lostReported)
+		}
+	}
+}
+
+// probe tries to write the segment header that a failure left pending, so
+// that a sink that works again is known to before a request is served.
+func (cw *chainWriter) probe() error {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	if !cw.broken.Load() {
+		return nil
+	}
+	if !cw.torn && cw.pending == "" {
+		cw.pending = "write-error"
+	}
+	if err := cw.writeHeaderLocked(cw.headerReason()); err != nil {
+		cw.failLocked(err)
+		return err
+	}
+	cw.okLocked()
+	return nil
+}
+
+// Err is the error of the last write when it failed, else nil.
+func (cw *chainWriter) Err() error {
+	if !cw.broken.Load() {
+		return nil
+	}
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	return cw.err
 }
 
 // sealAndWriteLocked appends the hash of cw.buf[lead:] to cw.buf, writes all
@@ -143,13 +244,18 @@ func (cw *chainWriter) sealAndWriteLocked(lead int) error {
 	}
 	cw.torn = false
 	copy(cw.prev[:], cw.buf[start:start+hashLen])
+	if cw.tee != nil {
+		cw.tee.send(cw.buf[lead:])
+	}
 	return nil
 }
 
 // writeHeaderLocked writes a segment header chained to the last line. After
 // a torn line, it first ends that line so that the header is a line of its
-// own; the header then says "torn":true.
-func (cw *chainWriter) writeHeaderLocked(reason string, torn bool) error {
+// own; the header then says "torn":true. After records that could not be
+// written, it says how many ("lost"). Written, it clears what was pending.
+func (cw *chainWriter) writeHeaderLocked(reason string) error {
+	torn := cw.torn
 	cw.buf = cw.buf[:0]
 	lead := 0
 	if torn {
@@ -167,13 +273,24 @@ func (cw *chainWriter) writeHeaderLocked(reason string, torn bool) error {
 	if torn {
 		cw.buf = append(cw.buf, `,"torn":true`...)
 	}
+	if cw.lost > 0 {
+		cw.buf = append(cw.buf, `,"lost":`...)
+		cw.buf = strconv.AppendUint(cw.buf, cw.lost, 10)
+	}
 	cw.buf = append(cw.buf, seqKey...)
 	cw.buf = strconv.AppendUint(cw.buf, cw.seq, 10)
 	err := cw.sealAndWriteLocked(lead)
-	if err != nil && torn {
-		cw.torn = true // still torn: the next write tries again
+	if err != nil {
+		if torn {
+			cw.torn = true // still torn: the next write tries again
+		}
+		if cw.pending == "" {
+			cw.pending = reason
+		}
+		return err
 	}
-	return err
+	cw.lostReported, cw.lost, cw.pending = cw.lost, 0, ""
+	return nil
 }
 
 // startSegment writes the header that opens a file or a restart, chained to
@@ -187,7 +304,8 @@ func (cw *chainWriter) startSegment(t chainTail) error {
 		cw.seq = t.seq
 		copy(cw.prev[:], t.hash)
 	}
-	return cw.writeHeaderLocked(reason, t.torn)
+	cw.torn = t.torn
+	return cw.writeHeaderLocked(reason)
 }
 
 // chainHash computes the hash of a line's hashed prefix: what the writer
@@ -245,6 +363,7 @@ type segmentHeader struct {
 	Alg      string `json:"alg"`
 	PrevHash string `json:"prev_hash"`
 	Torn     bool   `json:"torn"`
+	Lost     uint64 `json:"lost"`
 	Seq      uint64 `json:"seq"`
 	Hash     string `json:"hash"`
 }

@@ -14,14 +14,18 @@ import (
 // Logger writes audit records as JSON lines, one per record, each marked
 // "type":"audit" so that they stand apart from dockgate's own log lines.
 type Logger struct {
-	zl     zerolog.Logger
-	closer io.Closer
+	zl       zerolog.Logger
+	cw       *chainWriter
+	closer   io.Closer
+	failOpen bool
 }
 
 // NewLogger writes records to w, hash-chained (see chain.go) from
 // GenesisHash with seq 1.
 func NewLogger(w io.Writer, opts ...Options) *Logger {
-	return &Logger{zl: zerolog.New(newChainWriter(w, firstOptions(opts)))}
+	o := firstOptions(opts)
+	cw := newChainWriter(w, o)
+	return &Logger{zl: zerolog.New(cw), cw: cw, failOpen: o.FailOpen}
 }
 
 func firstOptions(opts []Options) Options {
@@ -39,7 +43,8 @@ func Open(path string, opts ...Options) (*Logger, error) {
 	if path == "" || path == "-" {
 		return NewLogger(os.Stdout, opts...), nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	o := firstOptions(opts)
+	f, err := openFileSink(path, o.Rotate, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
@@ -48,20 +53,50 @@ func Open(path string, opts ...Options) (*Logger, error) {
 		f.Close()
 		return nil, fmt.Errorf("open audit log: reading its chain: %w", err)
 	}
-	cw := newChainWriter(f, firstOptions(opts))
+	cw := newChainWriter(f, o)
+	if o.Rotate.MaxSize > 0 || o.Rotate.MaxAge > 0 {
+		cw.rot = f
+	}
 	if err := cw.startSegment(tail); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	return &Logger{zl: zerolog.New(cw), closer: f}, nil
+	return &Logger{zl: zerolog.New(cw), cw: cw, closer: f, failOpen: o.FailOpen}, nil
 }
 
-// Close closes the sink when it is a file.
+// Close closes the sink when it is a file (after the compression of
+// rotated files in flight), and the syslog sink.
 func (l *Logger) Close() error {
-	if l.closer == nil {
+	l.cw.mu.Lock()
+	defer l.cw.mu.Unlock()
+	var err error
+	if l.closer != nil {
+		err = l.closer.Close()
+	}
+	if l.cw.tee != nil {
+		l.cw.tee.Close()
+	}
+	return err
+}
+
+// Err is why the last write to the sink failed, or nil when it worked.
+// It costs one atomic load while the sink works.
+func (l *Logger) Err() error { return l.cw.Err() }
+
+// Healthy says whether the last write to the sink worked.
+func (l *Logger) Healthy() bool { return !l.cw.broken.Load() }
+
+// Check is asked before a request is served: nil means go on. While the
+// sink works it costs one atomic load. After a failure, it probes the sink
+// by writing the segment header the failure left pending (which says how
+// many records were lost): if that works the sink has recovered and Check
+// answers nil; if not, it answers the error (fail closed) or nil (with
+// Options.FailOpen, the failure having been reported through OnError).
+func (l *Logger) Check() error {
+	if !l.cw.broken.Load() || l.failOpen {
 		return nil
 	}
-	return l.closer.Close()
+	return l.cw.probe()
 }
 
 // Write writes one record. Fields are written one by one rather than through

@@ -85,7 +85,7 @@ func newMatcher(f Filter) *matcher {
 		}
 	}
 	if f.Image != "" {
-		m.needs = append(m.needs, []byte(`"kind":"image"`))
+		m.needs = append(m.needs, []byte(`image","value":`)) // "image" or "local-image"
 	}
 	return m
 }
@@ -172,7 +172,7 @@ func (m *matcher) match(e *Entry) bool {
 	if f.Image != "" {
 		found := false
 		for _, fr := range e.Facts {
-			if fr.Kind == "image" && Glob(f.Image, fr.Value) {
+			if isImageFact(fr.Kind) && Glob(f.Image, fr.Value) {
 				found = true
 				break
 			}
@@ -292,3 +292,8 @@ func oneLine(s string) string {
 	q := strconv.Quote(s)
 	return q[1 : len(q)-1]
 }
+
+// isImageFact says whether a fact kind names an image: "image" (a
+// reference), or "local-image" (an image that exists only on this host,
+// by name or ID).
+func isImageFact(kind string) bool { return kind == "image" || kind == "local-image" }

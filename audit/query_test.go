@@ -265,3 +265,40 @@ func BenchmarkQuery1M(b *testing.B) {
 		})
 	}
 }
+
+// An image that exists only on this host is a "local-image" fact: --image
+// finds it and summary counts it among the images run.
+func TestLocalImageFactsAreImages(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range []authz.FactResult{
+		{Kind: "local-image", Value: "ci.local/app:latest", Decision: "allow"},
+		{Kind: "image", Value: "docker.io/library/nginx:latest", Decision: "allow"},
+	} {
+		l.Write(&Record{Time: genBase, RequestID: fmt.Sprint(i), Caller: &Caller{UID: 1000, User: "alice"}, Method: "POST",
+			Path: "/containers/create", Action: "container.create", Facts: []authz.FactResult{f}, Decision: DecisionAllow, Status: 201})
+	}
+	l.Close()
+	var got []string
+	if err := Query([]string{path}, Filter{UID: AnyUID, Image: "ci.local/*"}, func(e *Entry, _ []byte) error {
+		got = append(got, e.RequestID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "0" {
+		t.Fatalf("--image ci.local/*: %v", got)
+	}
+	s, err := Summarize([]string{path}, Filter{UID: AnyUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	s.Write(&b, 0)
+	if !strings.Contains(b.String(), "ci.local/app:latest") || !strings.Contains(b.String(), "nginx") {
+		t.Fatalf("summary:\n%s", b.String())
+	}
+}

@@ -78,7 +78,7 @@ func (s *Summary) Add(e *Entry) {
 	}
 	for _, fr := range e.Facts {
 		switch {
-		case fr.Kind == "image" && e.Action == "container.create":
+		case isImageFact(fr.Kind) && e.Action == "container.create":
 			count(cs.Images, fr.Value)
 		case fr.Kind == "privileged":
 			count(cs.Privileged, e.Action)

@@ -38,6 +38,9 @@ type VerifyResult struct {
 	LastSeq   uint64
 	LastHash  string
 	Warnings  []string // torn lines acknowledged by a restart
+	// Lost counts records that dockgate could not write (its audit sink
+	// failed), as the segment headers written on recovery say.
+	Lost uint64
 }
 
 // VerifyError is the first broken line of a trail.
@@ -184,6 +187,7 @@ func (v *Verifier) Feed(name string, r io.Reader) error {
 				return fail(n, "hash mismatch: the segment header was changed")
 			}
 			v.res.Segments++
+			v.res.Lost += hd.Lost
 			continue
 		}
 		// A record.

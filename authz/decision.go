@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"os"
 )
 
 // Request is what the decision point sees of one HTTP request.
@@ -22,6 +23,12 @@ type Request struct {
 	// Body is the whole request body when the route asked for it (NeedsBody),
 	// else nil. These are the bytes that will be forwarded.
 	Body []byte
+	// BodyFile holds the whole request body when the route asked for it
+	// spooled (Spool) and the request has one, else nil; BodySize is its
+	// length. These are the bytes that will be forwarded. Read it with
+	// ReadAt (io.NewSectionReader): its offset belongs to the proxy.
+	BodyFile *os.File
+	BodySize int64
 }
 
 // FactResult is one fact of a request with the decision on it.

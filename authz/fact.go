@@ -20,6 +20,11 @@ type Inspector interface {
 	// ContainerMounts returns the host paths (bind sources) and volume names
 	// mounted by a container; found is false when it does not exist.
 	ContainerMounts(ctx context.Context, nameOrID string) (binds []string, volumes []string, found bool, err error)
+	// ImageProvenance resolves an image reference (name, digest
+	// reference, full ID or ID prefix) as dockerd resolves it to run it,
+	// and returns the image's ID, its RepoDigests and RepoTags (as
+	// dockerd lists them); found is false when no such image exists.
+	ImageProvenance(ctx context.Context, ref string) (id string, repoDigests []string, repoTags []string, found bool, err error)
 }
 
 // Extractor reads the facts of one request beyond its endpoint fact. An

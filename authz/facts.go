@@ -29,6 +29,7 @@ var factExtractors = map[string]endpointFacts{
 	"image.commit":                imageCommitFacts,
 	"image.pull":                  imagePullFacts,
 	"image.import":                imageImportFacts,
+	"image.load":                  imageLoadFacts,
 	"image.push":                  imagePushFacts,
 	"image.tag":                   imageTagFacts,
 	"build.run":                   buildFacts,

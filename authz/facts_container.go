@@ -43,7 +43,7 @@ func containerCreateFacts(x *extraction) error {
 	if w.Config == nil {
 		return badBody("container.create: config cannot be empty")
 	}
-	if err := x.addImageInUse(w.Config.Image); err != nil {
+	if err := x.addImageRun(w.Config.Image); err != nil {
 		return err
 	}
 	hc := w.HostConfig
@@ -671,7 +671,7 @@ func (x *extraction) mountsFacts(mounts []mount.Mount) error {
 				return err
 			}
 		case mount.TypeImage:
-			if err := x.addImageInUse(m.Source); err != nil {
+			if err := x.addImageRun(m.Source); err != nil {
 				return err
 			}
 		case mount.TypeTmpfs, mount.TypeNamedPipe:

@@ -118,7 +118,7 @@ func (x *extraction) containerSpecFacts(cs *swarm.ContainerSpec) error {
 	if cs.Image == "" {
 		return badBody("service: container spec without an image")
 	}
-	if err := x.addImageInUse(cs.Image); err != nil {
+	if err := x.addImageRun(cs.Image); err != nil {
 		return err
 	}
 	if p := cs.Privileges; p != nil {

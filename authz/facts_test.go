@@ -21,7 +21,23 @@ type fakeInspector struct {
 	volumes    map[string]fakeVolume
 	containers map[string]fakeContainer
 	previous   map[string]*swarm.ServiceSpec
-	err        error
+	// images maps a reference as requested to the image dockerd resolves
+	// it to.
+	images map[string]fakeImage
+	err    error
+}
+
+type fakeImage struct {
+	id                    string
+	repoDigests, repoTags []string
+}
+
+func (f *fakeInspector) ImageProvenance(_ context.Context, ref string) (string, []string, []string, bool, error) {
+	if f.err != nil {
+		return "", nil, nil, false, f.err
+	}
+	im, ok := f.images[ref]
+	return im.id, im.repoDigests, im.repoTags, ok, nil
 }
 
 type fakeVolume struct {
@@ -71,6 +87,7 @@ func newFakeInspector() *fakeInspector {
 		containers: map[string]fakeContainer{
 			"builder": {binds: []string{"/srv/ci-cache", "/var/run/docker.sock"}, volumes: []string{"bindvol"}},
 		},
+		images: fakeImages(),
 		previous: map[string]*swarm.ServiceSpec{
 			"web": {TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{
 				Image:  "busybox",
@@ -449,7 +466,7 @@ func TestImageFacts(t *testing.T) {
 		{name: "build tags", target: "/v1.41/build?t=app&t=registry.example.com/approved/app:2&t=", want: []string{"image docker.io/library/app:latest", "image registry.example.com/approved/app:2"}},
 		{name: "build tag with digest refused", target: "/v1.41/build?t=busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", status: 400},
 		{name: "build cachefrom", target: `/v1.41/build?cachefrom=%5B%22evil%2Fcache%22%5D`, want: []string{"image docker.io/evil/cache:latest"}},
-		{name: "BuildKit session context is not remote", target: "/v1.41/build?version=2&remote=client-session&session=abc", exact: true},
+		{name: "BuildKit session context is not remote", target: "/v1.41/build?version=2&remote=client-session&session=abc", want: []string{"build buildkit"}, exact: true},
 		{name: "build image output names", target: `/v1.41/build?outputs=%5B%7B%22Type%22%3A%22image%22%2C%22Attrs%22%3A%7B%22name%22%3A%22evil%2Fx%2Cregistry.example.com%2Fok%3A1%22%2C%22push%22%3A%22true%22%7D%7D%5D`, want: []string{"build output=image", "image docker.io/evil/x:latest", "image registry.example.com/ok:1"}},
 		{name: "build cgroup parent", target: "/v1.41/build?cgroupparent=/", want: []string{"cgroup-parent /"}},
 		{name: "build outputs", target: `/v1.41/build?outputs=%5B%7B%22Type%22%3A%22local%22%7D%5D`, want: []string{"build output=local"}},
@@ -604,7 +621,7 @@ func TestEveryExtractorHasARoute(t *testing.T) {
 			t.Errorf("extractor for %q, which no route names", a)
 			continue
 		}
-		if !queryOnly[a] && !r.NeedsBody {
+		if !queryOnly[a] && !r.NeedsBody && !r.Spool {
 			t.Errorf("extractor for %q reads a body its route does not ask for", a)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
@@ -102,6 +103,27 @@ func (d *DockerInspector) ContainerMounts(ctx context.Context, nameOrID string) 
 		}
 	}
 	return binds, volumes, true, nil
+}
+
+// ImageProvenance implements Inspector with GET /images/{ref}/json, which
+// dockerd resolves with the same lookup as container create (name, then ID
+// prefix).
+func (d *DockerInspector) ImageProvenance(ctx context.Context, ref string) (string, []string, []string, bool, error) {
+	// A valid reference has no character that could leave the path
+	// segment the SDK puts it in.
+	if _, err := reference.ParseAnyReference(ref); err != nil {
+		return "", nil, nil, false, badBody("invalid image reference %q: %v", ref, err)
+	}
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	im, err := d.client.ImageInspect(ctx, ref)
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return "", nil, nil, false, nil
+		}
+		return "", nil, nil, false, err
+	}
+	return im.ID, im.RepoDigests, im.RepoTags, true, nil
 }
 
 // ServicePreviousSpec implements ServiceInspector.

@@ -57,7 +57,11 @@ func (f *fakeDockerd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(200, map[string]any{"ID": "s1", "Spec": map[string]any{"Name": "web"}, "PreviousSpec": map[string]any{"Name": "web", "TaskTemplate": map[string]any{"ContainerSpec": map[string]any{"Image": "busybox", "CapabilityAdd": []string{"SYS_ADMIN"}}}}})
 	case "/services/fresh":
 		reply(200, map[string]any{"ID": "s2", "Spec": map[string]any{"Name": "fresh"}})
-	case "/containers/broken/json":
+	case "/images/reg.example.com/approved/app:1/json":
+		reply(200, map[string]any{"Id": "sha256:1111", "RepoTags": []string{"reg.example.com/approved/app:1", "mine:1"}, "RepoDigests": []string{"reg.example.com/approved/app@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}})
+	case "/images/mine:1/json":
+		reply(200, map[string]any{"Id": "sha256:1111", "RepoTags": []string{"reg.example.com/approved/app:1", "mine:1"}, "RepoDigests": []string{}})
+	case "/containers/broken/json", "/images/broken/json":
 		reply(500, map[string]string{"message": "daemon on fire"})
 	default:
 		reply(404, map[string]string{"message": "No such object: " + p})
@@ -140,6 +144,35 @@ func TestDockerInspector(t *testing.T) {
 		for _, p := range fake.paths {
 			if strings.Contains(p, "..") || strings.Contains(p, "/a/b") || strings.Contains(p, "%") {
 				t.Errorf("sent %q", p)
+			}
+		}
+	})
+	t.Run("image provenance", func(t *testing.T) {
+		id, digests, tags, found, err := in.ImageProvenance(ctx, "reg.example.com/approved/app:1")
+		if err != nil || !found || id != "sha256:1111" || len(digests) != 1 || len(tags) != 2 {
+			t.Fatalf("got %q %v %v %v %v", id, digests, tags, found, err)
+		}
+		if _, _, _, found, err := in.ImageProvenance(ctx, "nope"); err != nil || found {
+			t.Fatalf("not found: got found=%v err=%v", found, err)
+		}
+		if _, _, _, _, err := in.ImageProvenance(ctx, "broken"); err == nil {
+			t.Fatal("daemon error: no error")
+		}
+		for _, ref := range []string{"../containers/json", "x?all=1", "x#y", "", "%2e%2e", "Upper"} {
+			if _, _, _, _, err := in.ImageProvenance(ctx, ref); err == nil {
+				t.Errorf("image %q: no error", ref)
+			}
+		}
+	})
+	t.Run("run facts through the real inspector", func(t *testing.T) {
+		extract := newExtractor(fakeHost(t))
+		for ref, want := range map[string]string{
+			"reg.example.com/approved/app:1": "image reg.example.com/approved/app:1",
+			"mine:1":                         "local-image docker.io/library/mine:1",
+		} {
+			got, err := runFactCase(t, NewRouter(), extract, in, factCase{target: createTarget, body: `{"Image":"` + ref + `"}`})
+			if err != nil || len(got) == 0 || got[0].Kind+" "+got[0].Value != want {
+				t.Errorf("%s: got %v %v, want %s first", ref, got, err, want)
 			}
 		}
 	})

@@ -18,4 +18,7 @@ type Match struct {
 	Stream bool
 	// NeedsBody asks the proxy for the whole request body before deciding.
 	NeedsBody bool
+	// Spool asks the proxy for the whole request body in a temporary file
+	// (Request.BodyFile) before deciding: tarballs too large for memory.
+	Spool bool
 }

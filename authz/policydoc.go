@@ -33,7 +33,8 @@ value of the request's ` + "`endpoint`" + ` fact, so a policy row such as
 - **stream**: the response may last as long as the client wants; the audit
   log gets a start record as well as the final one.
 - **body**: the request body is read and judged before the request is
-  forwarded.
+  forwarded; **spooled**: the body (a tarball) is spooled to a temporary
+  file, judged, and forwarded from that file.
 
 | action | method | path | stream | body |
 |---|---|---|---|---|
@@ -50,9 +51,16 @@ value of the request's ` + "`endpoint`" + ` fact, so a policy row such as
 		case len(conditions[k]) > 0:
 			p += " without `" + strings.Join(conditions[k], "`, `") + "`"
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", rt.Action, rt.Method, p, yesOrBlank(rt.Stream), yesOrBlank(rt.NeedsBody))
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", rt.Action, rt.Method, p, yesOrBlank(rt.Stream), bodyColumn(rt))
 	}
 	return b.String()
+}
+
+func bodyColumn(rt Route) string {
+	if rt.Spool {
+		return "spooled"
+	}
+	return yesOrBlank(rt.NeedsBody)
 }
 
 func yesOrBlank(v bool) string {

@@ -146,6 +146,7 @@ func (r *Router) Route(method string, u *url.URL) (*Match, error) {
 		m.Action = rt.Action
 		m.Stream = rt.Stream
 		m.NeedsBody = rt.NeedsBody
+		m.Spool = rt.Spool
 		m.Vars = routeVars(rm.Vars)
 		break
 	}

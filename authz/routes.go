@@ -19,6 +19,9 @@ type Route struct {
 	Stream bool
 	// NeedsBody marks requests whose body must be read before deciding.
 	NeedsBody bool
+	// Spool marks requests whose body (a tarball) is spooled to a temporary
+	// file to be judged, then forwarded from it (Request.BodyFile).
+	Spool bool
 }
 
 // routeFlag keeps each table line short: the flags read as words.
@@ -27,6 +30,7 @@ type routeFlag int
 const (
 	routeStreams routeFlag = iota
 	routeNeedsBody
+	routeSpools
 )
 
 func newRoute(method, path, action string, flags []routeFlag) Route {
@@ -37,6 +41,8 @@ func newRoute(method, path, action string, flags []routeFlag) Route {
 			r.Stream = true
 		case routeNeedsBody:
 			r.NeedsBody = true
+		case routeSpools:
+			r.Spool = true
 		}
 	}
 	return r
@@ -164,7 +170,7 @@ func imageRoutes() []Route {
 		getRoute("/images/{name:.*}/history", "image.history"),
 		getRoute("/images/{name:.*}/json", "image.inspect"),
 		// POST
-		postRoute("/images/load", "image.load", routeStreams),
+		postRoute("/images/load", "image.load", routeStreams, routeSpools),
 		// One dockerd handler: it pulls when fromImage is set, else imports
 		// from fromSrc (a URL, or the body when "-"). The body is a tarball,
 		// so it is not read here. dockerd's r.Form also takes a
@@ -214,7 +220,7 @@ func volumeRoutes() []Route {
 // is read from its query, so it is not NeedsBody.
 func buildRoutes() []Route {
 	return []Route{
-		postRoute("/build", "build.run", routeStreams),
+		postRoute("/build", "build.run", routeStreams, routeSpools),
 		postRoute("/build/prune", "build.prune"),
 		postRoute("/build/cancel", "build.cancel"),
 	}

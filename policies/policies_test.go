@@ -118,6 +118,7 @@ func TestDefaultPolicy(t *testing.T) {
 		{"any image allowed", user, "image", "docker.io/library/busybox:latest", true, "p, *, image, **, allow"},
 		{"any registry allowed", user, "image", "registry.example.com:5000/team/app@sha256:0123", true, ""},
 		{"local image allowed", user, "local-image", "test/busybox:1", true, ""},
+		{"BuildKit builds are not allowed by default", user, "build", "buildkit", false, noRule},
 		{"low port allowed", user, "port", "80", true, ""},
 		{"log driver allowed", user, "log-driver", "syslog", true, ""},
 		{"annotation refused", user, "annotation", "run.oci.keep_original_groups", false, noRule},

@@ -71,7 +71,6 @@ func (s *Server) newConn(nc net.Conn) *clientConn {
 }
 
 func (cn *clientConn) serve(ctx context.Context) {
-	cn.s.track(cn, true)
 	defer func() {
 		if p := recover(); p != nil {
 			// A bug must not take the other connections down, and the
@@ -81,7 +80,7 @@ func (cn *clientConn) serve(ctx context.Context) {
 		}
 		cn.dropUpstream()
 		cn.nc.Close()
-		cn.s.track(cn, false)
+		cn.s.untrack(cn)
 	}()
 	caller, err := cn.s.cfg.Identify(cn.nc)
 	if err != nil {
@@ -93,8 +92,15 @@ func (cn *clientConn) serve(ctx context.Context) {
 	}
 	cn.caller, cn.subjects, cn.name = caller, caller.Subjects(), caller.String()
 	for ctx.Err() == nil {
+		// Between requests the connection is idle, and Shutdown closes
+		// it (see Server.setIdle for the order of these calls).
 		cn.nc.SetReadDeadline(time.Now().Add(cn.s.cfg.IdleTimeout))
-		if _, err := cn.br.Peek(1); err != nil {
+		if !cn.s.setIdle(cn, true) {
+			return
+		}
+		_, err := cn.br.Peek(1)
+		cn.s.setIdle(cn, false)
+		if err != nil {
 			return
 		}
 		cn.nc.SetReadDeadline(time.Now().Add(cn.s.cfg.HeaderTimeout))
@@ -184,16 +190,31 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		return cn.refuse(head, rec, audit.DecisionError, http.StatusBadRequest, err.Error())
 	}
 	rec.Action, rec.APIVersion = m.Action, m.APIVersion
+	if err := cn.s.cfg.Audit.Check(); err != nil {
+		// Fail closed: a request that cannot be recorded is not served.
+		// Check has just probed the sink; the refusal's record is tried
+		// too and is on record if the sink works by then.
+		return cn.refuse(head, rec, audit.DecisionError, http.StatusServiceUnavailable, "audit log unavailable: "+err.Error())
+	}
 
 	var body []byte
-	if m.NeedsBody && head.hasBody() {
+	if (m.NeedsBody || m.Spool) && head.hasBody() {
 		if head.ExpectContinue {
 			cn.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 			cn.bw.Flush()
 			head.ExpectContinue = false
 		}
-		body, err = cn.readBody(head)
-		rec.BytesIn = int64(len(body))
+		if m.Spool {
+			// A tarball, judged and forwarded from a temporary file.
+			head.spool, head.spoolSize, err = cn.spoolBody(head)
+			if head.spool != nil {
+				defer head.spool.Close()
+			}
+			rec.BytesIn = head.spoolSize
+		} else {
+			body, err = cn.readBody(head)
+			rec.BytesIn = int64(len(body))
+		}
 		if err != nil {
 			var we *wireError
 			if !errors.As(err, &we) {
@@ -212,6 +233,8 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		Caller:   cn.name,
 		Subjects: cn.subjects,
 		Body:     body,
+		BodyFile: head.spool,
+		BodySize: head.spoolSize,
 	}
 	d := cn.s.cfg.Decider.Decide(ctx, m, req)
 	if d.Allow && m.Action == authz.ActionUnknown {
@@ -223,7 +246,7 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 	}
 	rec.Facts, rec.WouldDeny = d.Facts, d.WouldDeny
 	if !d.Allow {
-		if body != nil {
+		if body != nil || head.spool != nil {
 			// The body was read whole to be judged: nothing is left to
 			// drain, and draining it again would eat the next request.
 			head.ContentLength = 0

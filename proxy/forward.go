@@ -168,10 +168,13 @@ func (cn *clientConn) roundTrip(ctx context.Context, head *requestHead, body []b
 	if body != nil {
 		bodyLen = int64(len(body))
 	}
+	if head.spool != nil {
+		bodyLen = head.spoolSize
+	}
 	writeUpstreamHead(up.bw, head, bodyLen)
 	up.bw.Write(body)
 	if err := up.bw.Flush(); err != nil {
-		if up.reused && (body != nil || !head.hasBody()) {
+		if up.reused && (body != nil || head.spool != nil || !head.hasBody()) {
 			// dockerd closed the connection between the liveness check and
 			// the write; nothing was read from the client yet, so a fresh
 			// connection can carry the same request.
@@ -181,7 +184,17 @@ func (cn *clientConn) roundTrip(ctx context.Context, head *requestHead, body []b
 		return nil, nil, nil, fmt.Errorf("sending request to dockerd: %w", err)
 	}
 	var bodyDone chan error
-	if body == nil && head.hasBody() {
+	if head.spool != nil {
+		// The spooled body goes from its file, with a Content-Length.
+		bodyDone = make(chan error, 1)
+		go func() {
+			_, err := io.Copy(up.nc, io.NewSectionReader(head.spool, 0, head.spoolSize))
+			if err != nil {
+				up.nc.Close()
+			}
+			bodyDone <- err
+		}()
+	} else if body == nil && head.hasBody() {
 		if head.ExpectContinue {
 			cn.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 			cn.bw.Flush()

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -16,7 +17,8 @@ import (
 // Identify reads who is at the other end of c from the kernel: the
 // credentials the peer had when it connected (SO_PEERCRED), then, from
 // /proc, its groups, executable and cgroup. c must be a Unix socket
-// connection, possibly wrapped (see UnwrapConn).
+// connection, possibly wrapped (see UnwrapConn), or a TLS connection, whose
+// caller is its verified client certificate (see identifyTLS).
 //
 // What /proc says is used only while it provably describes the peer: the
 // pid may have been reused by the time dockgate reads it, and a stranger's
@@ -25,6 +27,9 @@ import (
 // if the peer is still alive after them; on every kernel the effective uid
 // and gid in /proc must equal the connection's.
 func Identify(c net.Conn) (*Caller, error) {
+	if tc, ok := UnwrapConn(c).(*tls.Conn); ok {
+		return identifyTLS(tc)
+	}
 	uc, ok := UnwrapConn(c).(*net.UnixConn)
 	if !ok {
 		return nil, fmt.Errorf("identify caller: connection is a %T; peer identity needs a Unix socket", UnwrapConn(c))

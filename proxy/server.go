@@ -67,9 +67,18 @@ type Server struct {
 	prefix string
 	seq    atomic.Uint64
 
-	mu    sync.Mutex
-	conns map[*clientConn]struct{}
-	wg    sync.WaitGroup
+	mu sync.Mutex
+	// conns are the connections being served, each with whether it is
+	// idle: waiting for the first byte of its next request.
+	conns     map[*clientConn]bool
+	listeners map[net.Listener]struct{}
+	draining  bool // Shutdown began: no new connections, idle ones close
+	wg        sync.WaitGroup
+
+	// kill ends when Shutdown's grace runs out; every Serve then stops
+	// as if its own context had ended.
+	kill    context.Context
+	killNow context.CancelFunc
 }
 
 // New makes a Server; it serves nothing until Serve.
@@ -91,12 +100,24 @@ func New(cfg Config) *Server {
 	}
 	var b [4]byte
 	rand.Read(b[:])
-	return &Server{cfg: cfg, prefix: hex.EncodeToString(b[:]) + "-", conns: make(map[*clientConn]struct{})}
+	kill, killNow := context.WithCancel(context.Background())
+	return &Server{cfg: cfg, prefix: hex.EncodeToString(b[:]) + "-",
+		conns: make(map[*clientConn]bool), listeners: make(map[net.Listener]struct{}),
+		kill: kill, killNow: killNow}
 }
 
 // Serve accepts connections on l until ctx ends, then closes l and every
-// connection and waits for their goroutines. It returns nil after ctx ends.
+// connection and waits for their goroutines. It returns nil after ctx ends,
+// or, after Shutdown began, once every connection has ended.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.kill, cancel)()
+	if !s.addListener(l) {
+		l.Close()
+		return nil
+	}
+	defer s.removeListener(l)
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
 	var tempDelay time.Duration
@@ -105,6 +126,12 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				s.closeAll()
+				s.wg.Wait()
+				return nil
+			}
+			if s.isDraining() {
+				// Returning cancels ctx, which the connections serve
+				// under: they finish first (or Shutdown kills them).
 				s.wg.Wait()
 				return nil
 			}
@@ -122,7 +149,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		}
 		tempDelay = 0
 		cc := s.newConn(c)
-		s.wg.Add(1)
+		if !s.track(cc) {
+			// Accepted just as Shutdown closed the listener.
+			c.Close()
+			continue
+		}
 		go func() {
 			defer s.wg.Done()
 			cc.serve(ctx)
@@ -130,14 +161,104 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 }
 
-func (s *Server) track(cc *clientConn, on bool) {
+// track registers a new connection, counted in s.wg, unless Shutdown has
+// begun. Under s.mu, so that no connection is added once Shutdown waits.
+func (s *Server) track(cc *clientConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if on {
-		s.conns[cc] = struct{}{}
-	} else {
-		delete(s.conns, cc)
+	if s.draining {
+		return false
 	}
+	s.conns[cc] = false
+	s.wg.Add(1)
+	return true
+}
+
+// untrack forgets a connection whose goroutine is ending.
+func (s *Server) untrack(cc *clientConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, cc)
+}
+
+// setIdle marks a connection as waiting for its next request, or as
+// serving one. A connection that would become idle while Shutdown runs is
+// told to close instead (false): it is between requests, so nothing is cut.
+// The connection sets its idle read deadline before it says it is idle, so
+// that Shutdown's expired deadline is never overwritten.
+func (s *Server) setIdle(cc *clientConn, idle bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if idle && s.draining {
+		return false
+	}
+	if _, ok := s.conns[cc]; ok {
+		s.conns[cc] = idle
+	}
+	return true
+}
+
+func (s *Server) isDraining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+func (s *Server) addListener(l net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return false
+	}
+	s.listeners[l] = struct{}{}
+	return true
+}
+
+func (s *Server) removeListener(l net.Listener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.listeners, l)
+}
+
+// Shutdown stops the server gracefully. It closes every listener, closes
+// the connections that wait between requests at once (an expired read
+// deadline ends their wait; a request whose first byte has arrived is
+// served), and lets the requests in flight finish: each connection closes
+// after its current response. When ctx ends first (the grace period is
+// over, or a second SIGTERM), the rest is cut: hijacked sessions, long
+// streams (logs -f, events) and slow responses are closed, each with its
+// audit record written. Shutdown returns when every connection's goroutine
+// has ended: nil if they all finished in time, else ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	ls := make([]net.Listener, 0, len(s.listeners))
+	for l := range s.listeners {
+		ls = append(ls, l)
+	}
+	for cc, idle := range s.conns {
+		if idle {
+			cc.nc.SetReadDeadline(aLongTimeAgo)
+		}
+	}
+	s.mu.Unlock()
+	for _, l := range ls {
+		l.Close()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.killNow()
+	s.closeAll()
+	<-done
+	return ctx.Err()
 }
 
 // closeAll closes every client connection; their goroutines then close the

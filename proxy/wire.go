@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -19,6 +20,11 @@ type Limits struct {
 	MaxHeaderBytes int
 	// MaxBodyBytes bounds a body that must be read whole to be judged.
 	MaxBodyBytes int64
+	// MaxSpoolBytes bounds a body spooled to a temporary file to be judged
+	// (image load, build); 0 means DefaultMaxSpoolBytes.
+	MaxSpoolBytes int64
+	// SpoolDir is where spooled bodies go; "" means os.TempDir().
+	SpoolDir string
 }
 
 // DefaultLimits follow dockerd's own: Go's net/http accepts 1 MiB of header,
@@ -71,6 +77,10 @@ type requestHead struct {
 	ExpectContinue bool
 	// Size is the number of bytes of the head on the wire.
 	Size int
+	// spool holds the whole body when it was spooled to be judged
+	// (spoolBody); it is forwarded from there, spoolSize bytes.
+	spool     *os.File
+	spoolSize int64
 }
 
 func (h *requestHead) chunked() bool { return h.ContentLength < 0 }

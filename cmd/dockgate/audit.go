@@ -131,6 +131,9 @@ func auditVerify(args []string, stdout, stderr io.Writer) int {
 	for _, w := range res.Warnings {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
+	if res.Lost > 0 {
+		fmt.Fprintf(stdout, "warning: %d records could not be written while the audit sink failed (the segment headers written on recovery say so)\n", res.Lost)
+	}
 	if res.StartHash != audit.GenesisHash && res.StartHash != "" {
 		fmt.Fprintf(stdout, "note: the trail continues a chain from seq %d, hash %s (earlier files not given)\n", res.StartSeq, res.StartHash)
 	}

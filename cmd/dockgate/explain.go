@@ -119,6 +119,20 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if len(body) > 0 {
 			req.Header.Set("Content-Type", "application/json")
 		}
+	} else if m.Spool && len(body) > 0 {
+		// serve spools such bodies (tarballs) to a file; so does explain.
+		f, err := os.CreateTemp("", "dockgate-explain-*")
+		if err != nil {
+			fmt.Fprintf(stderr, "dockgate explain: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		os.Remove(f.Name())
+		if _, err := f.Write(body); err != nil {
+			fmt.Fprintf(stderr, "dockgate explain: %v\n", err)
+			return 2
+		}
+		req.BodyFile, req.BodySize = f, int64(len(body))
 	} else if len(body) > 0 {
 		fmt.Fprintf(w, "note:\tdockgate does not read the body of %s; it is forwarded as is\n", m.Action)
 	}
@@ -126,6 +140,7 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if factExtractor != nil {
 		d.Extract = factExtractor()
 	}
+	d.Inspector = offlineInspector{}
 	if d.Extract == nil {
 		fmt.Fprintf(w, "note:\tthis build reads only the endpoint fact\n")
 	}
@@ -169,4 +184,27 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// offlineInspector answers explain's questions about dockerd's state
+// without asking dockerd: an image to run is judged as if it were not on
+// the daemon (the image facts of the name as requested; serve judges an
+// image that is there by its provenance, and may find local-image
+// instead); named volumes and containers cannot be judged offline.
+type offlineInspector struct{}
+
+func (offlineInspector) offline(what string) error {
+	return &authz.RouteError{Status: http.StatusInternalServerError, Message: "explain does not ask dockerd: cannot judge " + what}
+}
+
+func (o offlineInspector) VolumeOptions(_ context.Context, name string) (string, map[string]string, bool, error) {
+	return "", nil, false, o.offline("volume " + name)
+}
+
+func (o offlineInspector) ContainerMounts(_ context.Context, name string) ([]string, []string, bool, error) {
+	return nil, nil, false, o.offline("container " + name)
+}
+
+func (offlineInspector) ImageProvenance(context.Context, string) (string, []string, []string, bool, error) {
+	return "", nil, nil, false, nil
 }

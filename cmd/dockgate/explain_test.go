@@ -1,8 +1,11 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -113,6 +116,27 @@ func TestExplainPrivilegedContainerWithTheRealExtractor(t *testing.T) {
 	code := explain([]string{"--as", "uid:1000", "POST", "/v1.41/containers/create", "-"},
 		strings.NewReader(`{"Image":"busybox","HostConfig":{"Privileged":true}}`), &out, &errOut)
 	if code != 1 || !strings.Contains(out.String(), "refused (403): dockgate: uid:1000 may not privileged container: no rule allows it") {
+		t.Fatalf("exit %d:\n%s%s", code, out.String(), errOut.String())
+	}
+}
+
+func TestExplainReadsASpooledTarball(t *testing.T) {
+	if factExtractor == nil || factExtractor() == nil {
+		t.Skip("this build has no fact extractor")
+	}
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	df := "ARG BASE=evil/base:1\nFROM $BASE\n"
+	tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(df)), Typeflag: tar.TypeReg})
+	tw.Write([]byte(df))
+	tw.Close()
+	policy := t.TempDir()
+	if err := os.WriteFile(filepath.Join(policy, "p.csv"), []byte("p, *, endpoint, build.run, allow\np, *, image, docker.io/library/**, allow\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := explain([]string{"--policy", policy, "--as", "uid:1000", "POST", "/v1.41/build?t=app", "-"}, bytes.NewReader(tarball.Bytes()), &out, &errOut)
+	if code != 1 || !strings.Contains(out.String(), "refused (403): dockgate: uid:1000 may not image docker.io/evil/base:1: no rule allows it") {
 		t.Fatalf("exit %d:\n%s%s", code, out.String(), errOut.String())
 	}
 }

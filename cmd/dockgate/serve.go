@@ -11,14 +11,13 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	units "github.com/docker/go-units"
 	"github.com/rs/zerolog"
 
-	"github.com/dockgate/dockgate/audit"
 	"github.com/dockgate/dockgate/authz"
 	"github.com/dockgate/dockgate/proxy"
 )
@@ -34,6 +33,13 @@ type serveOptions struct {
 	mode        string
 	maxConns    int
 	maxBody     string
+	maxSpool    string
+	spoolDir    string
+	// TLS for tcp:// listeners: server certificate, key, client CA.
+	tlsCert, tlsKey, tlsClientCA string
+	// shutdownGrace is how long requests in flight may take after SIGTERM.
+	shutdownGrace time.Duration
+	audit         auditServeOptions
 }
 
 // listFlag is a flag that may be given more than once.
@@ -46,7 +52,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	o := &serveOptions{}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Var(&o.listen, "listen", "where to listen: unix:///path (repeatable)")
+	fs.Var(&o.listen, "listen", "where to listen: unix:///path, or tcp://host:port with --tls-cert, --tls-key and --tls-client-ca (repeatable)")
 	fs.StringVar(&o.socketMode, "socket-mode", "0660", "permissions of the Unix socket")
 	fs.StringVar(&o.socketGroup, "socket-group", "", "group that owns the Unix socket")
 	fs.StringVar(&o.upstream, "upstream", "unix:///var/run/docker.sock", "dockerd's socket: unix:///path or tcp://host:port")
@@ -55,6 +61,13 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.StringVar(&o.mode, "mode", "enforce", "enforce, or audit (forward everything, record what would be refused)")
 	fs.IntVar(&o.maxConns, "max-connections", 1024, "concurrent client connections; more are answered 503")
 	fs.StringVar(&o.maxBody, "max-body", "1MiB", "largest request body that is read whole to be judged (container create and the like); larger ones get 413")
+	fs.StringVar(&o.maxSpool, "max-spool", "8GiB", "largest tarball body (image load, build context) spooled to a temporary file to be judged; larger ones get 413")
+	fs.StringVar(&o.spoolDir, "spool-dir", "", "directory for spooled tarball bodies (default: $TMPDIR or /tmp)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "server certificate (PEM) for tcp:// listeners")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "server private key (PEM) for tcp:// listeners")
+	fs.StringVar(&o.tlsClientCA, "tls-client-ca", "", "CA certificates (PEM) client certificates must chain to, for tcp:// listeners")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 30*time.Second, "after SIGTERM, how long requests in flight may finish before hijacked sessions and streams are closed")
+	o.audit.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -63,6 +76,12 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	}
 	if len(o.listen) == 0 {
 		o.listen = listFlag{"unix:///run/dockgate/docker.sock"}
+	}
+	if o.shutdownGrace < 0 {
+		return nil, fmt.Errorf("--shutdown-grace %v: want zero or more", o.shutdownGrace)
+	}
+	if err := checkTLSFlags(o); err != nil {
+		return nil, err
 	}
 	if o.mode != "enforce" && o.mode != "audit" {
 		return nil, fmt.Errorf("--mode %q: want enforce or audit", o.mode)
@@ -116,7 +135,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	decider.Audit = o.mode == "audit"
 	log.Info().Str("policy", policy.Source).Str("hash", policy.Hash).Int("rules", len(policy.Rules)).Int("roles", len(policy.Roles())).Bool("custom_model", policy.CustomModel).Msg("policy loaded")
 
-	sink, err := audit.Open(o.auditLog)
+	sink, err := openAudit(o.auditLog, &o.audit, log)
 	if err != nil {
 		return err
 	}
@@ -126,6 +145,10 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	if limits.MaxBodyBytes, err = units.RAMInBytes(o.maxBody); err != nil || limits.MaxBodyBytes < 1 {
 		return fmt.Errorf("--max-body %q: want a size such as 1MiB or 65536", o.maxBody)
 	}
+	if limits.MaxSpoolBytes, err = units.RAMInBytes(o.maxSpool); err != nil || limits.MaxSpoolBytes < 1 {
+		return fmt.Errorf("--max-spool %q: want a size such as 8GiB", o.maxSpool)
+	}
+	limits.SpoolDir = o.spoolDir
 	srv := proxy.New(proxy.Config{
 		Limits:   limits,
 		Upstream: up,
@@ -140,15 +163,32 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 			l.Close()
 		}
 	}()
-	for _, addr := range o.listen {
+	// Under dockgate.socket, systemd made the sockets (with their mode and
+	// group) and passes them; --listen is then not used.
+	activated, err := activatedListeners()
+	if err != nil {
+		return err
+	}
+	listenURLs := o.listen
+	if len(activated) > 0 {
+		listenURLs = nil
+		for _, l := range activated {
+			listeners = append(listeners, proxy.LimitListener(l, o.maxConns, srv.RejectBusy))
+		}
+		log.Info().Int("sockets", len(activated)).Msg("socket-activated: serving the sockets systemd passed instead of --listen")
+	}
+	for _, addr := range listenURLs {
 		network, path, err := proxy.ParseListenURL(addr)
 		if err != nil {
 			return err
 		}
-		if network != "unix" {
-			// A TCP listener without client certificates would let anyone
-			// who can reach the port act as an unidentified caller.
-			return fmt.Errorf("--listen %s: only unix:// listeners are supported in this build", addr)
+		if network == "tcp" {
+			l, err := listenTLS(o, path)
+			if err != nil {
+				return fmt.Errorf("--listen %s: %w", addr, err)
+			}
+			listeners = append(listeners, proxy.LimitListener(l, o.maxConns, srv.RejectBusy))
+			continue
 		}
 		l, err := proxy.ListenUnix(path, os.FileMode(mode), o.socketGroup)
 		if err != nil {
@@ -157,25 +197,11 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		listeners = append(listeners, proxy.LimitListener(l, o.maxConns, srv.RejectBusy))
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	watchPolicy(ctx, o.policy, decider, log)
-	log.Info().Strs("listen", o.listen).Str("upstream", up.URL).Str("mode", o.mode).Str("version", version).Msg("dockgate serving")
-	var wg sync.WaitGroup
-	errs := make(chan error, len(listeners))
-	for _, l := range listeners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.Serve(ctx, l); err != nil {
-				errs <- err
-				stop()
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	log.Info().Strs("listen", listenURLs).Int("activated_sockets", len(activated)).Str("upstream", up.URL).Str("mode", o.mode).Str("version", version).Msg("dockgate serving")
+	if err := serveUntilStopped(ctx, srv, listeners, o.shutdownGrace, log); err != nil {
 		return err
 	}
 	log.Info().Msg("dockgate stopped")
@@ -197,6 +223,8 @@ func watchPolicy(ctx context.Context, dir string, d *authz.PolicyDecider, log ze
 				case <-ctx.Done():
 					return
 				case <-hup:
+					sdNotify(log, sdReloading())
+					sdNotify(log, daemon.SdNotifyReady)
 					log.Info().Str("policy", d.Policy().Source).Str("hash", d.Policy().Hash).Msg("SIGHUP: the embedded policy has nothing to reload")
 				}
 			}
@@ -218,7 +246,12 @@ func watchPolicy(ctx context.Context, dir string, d *authz.PolicyDecider, log ze
 			case <-ctx.Done():
 				return
 			case <-hup:
-				r.Reload("SIGHUP")
+				sdNotify(log, sdReloading())
+				if p, err := r.Reload("SIGHUP"); err != nil {
+					sdNotify(log, daemon.SdNotifyReady, sdStatus("policy reload failed; the policy in force (%s) stays: %v", d.Policy().Hash, err))
+				} else {
+					sdNotify(log, daemon.SdNotifyReady, sdStatus("policy %s reloaded", p.Hash))
+				}
 			}
 		}
 	}()

@@ -15,3 +15,13 @@ func TestServeRefusesABadMaxBody(t *testing.T) {
 		}
 	}
 }
+
+func TestServeRefusesABadMaxSpool(t *testing.T) {
+	for _, v := range []string{"lots", "-1", "0"} {
+		sock := filepath.Join(t.TempDir(), "dockgate.sock")
+		code, _, stderr := runCmd(t, "serve", "--max-spool", v, "--listen", "unix://"+sock, "--audit-log", filepath.Join(t.TempDir(), "audit.log"))
+		if code != 1 || !strings.Contains(stderr, "--max-spool") {
+			t.Errorf("--max-spool %s: exit %d, want 1 naming the flag\n%s", v, code, stderr)
+		}
+	}
+}

@@ -1,0 +1,201 @@
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SyslogSink ships every line of the chain (records and segment headers,
+// sealed, exactly as written to the primary sink) to a syslog server as
+// RFC 5424 messages: over a Unix datagram socket (such as /dev/log), one
+// message per datagram, or over TCP with octet-counting framing (RFC 6587).
+//
+// The primary sink (the file) stays the authority: a line is shipped only
+// once it was written there, so the shipped lines are a copy of the chain
+// that verifies in the same way. Shipping never holds a request up: lines
+// are queued, a full queue or a server that cannot be reached drops them,
+// and the drops are reported (OnError) and counted (Dropped). A central
+// copy with gaps is still checked by the chain: a gap shows as a seq gap.
+type SyslogSink struct {
+	network, addr string
+	hostname      string
+	pid           int
+	q             chan []byte
+	dropped       atomic.Uint64
+	onErr         func(error)
+	done          chan struct{}
+	mu            sync.Mutex // guards closed and sends against Close
+	closed        bool
+	conn          net.Conn
+	failing       bool
+	// dial is net.DialTimeout, replaced in tests.
+	dial func(network, addr string, timeout time.Duration) (net.Conn, error)
+}
+
+// Syslog facility and severity of audit messages: authpriv (10), info (6).
+const syslogPRI = 10*8 + 6
+
+// syslogQueue is how many lines may wait to be shipped.
+const syslogQueue = 4096
+
+// DialSyslog returns a sink for target: unix:///dev/log (a datagram
+// socket, as syslog daemons listen), unixgram:///path, unixstream:///path
+// (octet-counted) or tcp://host:port. It connects in the background: a
+// server that is down at start is retried. onErr hears of a failure once,
+// until shipping works again.
+func DialSyslog(target string, onErr func(error)) (*SyslogSink, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, fmt.Errorf("syslog %q: %w", target, err)
+	}
+	s := &SyslogSink{pid: os.Getpid(), q: make(chan []byte, syslogQueue), onErr: onErr, done: make(chan struct{}), dial: net.DialTimeout}
+	switch u.Scheme {
+	case "unix", "unixgram":
+		s.network, s.addr = "unixgram", u.Path
+	case "unixstream":
+		s.network, s.addr = "unix", u.Path
+	case "tcp":
+		s.network, s.addr = "tcp", u.Host
+	default:
+		return nil, fmt.Errorf("syslog %q: want unix:///dev/log, unixgram:///PATH, unixstream:///PATH or tcp://HOST:PORT", target)
+	}
+	if s.addr == "" || (s.network == "tcp" && u.Port() == "") {
+		return nil, fmt.Errorf("syslog %q: no address", target)
+	}
+	if s.hostname, err = os.Hostname(); err != nil || s.hostname == "" {
+		s.hostname = "-"
+	}
+	go s.run()
+	return s, nil
+}
+
+// Dropped is how many lines were not shipped.
+func (s *SyslogSink) Dropped() uint64 { return s.dropped.Load() }
+
+// send queues a copy of one sealed line (with its newline).
+func (s *SyslogSink) send(line []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		s.dropped.Add(1)
+		return
+	}
+	select {
+	case s.q <- append([]byte(nil), line...):
+	default:
+		s.dropped.Add(1)
+	}
+}
+
+// Close ships what is queued (giving up after a few seconds) and closes
+// the connection.
+func (s *SyslogSink) Close() error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.q)
+	}
+	s.mu.Unlock()
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+	}
+	return nil
+}
+
+func (s *SyslogSink) run() {
+	defer close(s.done)
+	defer func() {
+		if s.conn != nil {
+			s.conn.Close()
+		}
+	}()
+	var msg []byte
+	for line := range s.q {
+		msg = s.format(msg[:0], line)
+		if err := s.write(msg); err != nil {
+			// One reconnection, then the line is dropped.
+			if err = s.write(msg); err != nil {
+				s.dropped.Add(1)
+				s.fail(err)
+				continue
+			}
+		}
+		s.failing = false
+	}
+}
+
+func (s *SyslogSink) fail(err error) {
+	if !s.failing && s.onErr != nil {
+		s.onErr(err)
+	}
+	s.failing = true
+}
+
+// write writes one message, connecting first when needed; a failed write
+// drops the connection.
+func (s *SyslogSink) write(msg []byte) error {
+	if s.conn == nil {
+		c, err := s.dial(s.network, s.addr, 2*time.Second)
+		if err != nil {
+			return fmt.Errorf("syslog %s: %w", s.addr, err)
+		}
+		s.conn = c
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	n, err := s.conn.Write(msg)
+	if err == nil && n != len(msg) {
+		err = errors.New("short write")
+	}
+	if err != nil {
+		s.conn.Close()
+		s.conn = nil
+		return fmt.Errorf("syslog %s: %w", s.addr, err)
+	}
+	return nil
+}
+
+// format appends the RFC 5424 message for line to b, octet-counted on a
+// stream:
+//
+//	<86>1 2026-11-26T20:50:54.791430Z host dockgate 4242 audit - {"type":"audit",...}
+func (s *SyslogSink) format(b, line []byte) []byte {
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+	}
+	msgID := "audit"
+	if lineType(line) == SegmentType {
+		msgID = SegmentType
+	}
+	start := len(b)
+	b = append(b, '<')
+	b = strconv.AppendInt(b, syslogPRI, 10)
+	b = append(b, ">1 "...)
+	b = time.Now().UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00")
+	b = append(b, ' ')
+	b = append(b, s.hostname...)
+	b = append(b, " dockgate "...)
+	b = strconv.AppendInt(b, int64(s.pid), 10)
+	b = append(b, ' ')
+	b = append(b, msgID...)
+	b = append(b, " - "...)
+	b = append(b, line...)
+	if s.network == "unixgram" {
+		return b
+	}
+	// Octet counting: "LEN SP MSG".
+	msgLen := len(b) - start
+	prefix := strconv.AppendInt(nil, int64(msgLen), 10)
+	prefix = append(prefix, ' ')
+	b = append(b, prefix...) // grow
+	copy(b[start+len(prefix):], b[start:start+msgLen])
+	copy(b[start:], prefix)
+	return b
+}

@@ -1,0 +1,199 @@
+package authz
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+)
+
+// Build facts from the Dockerfile (issue 4 part 4). The build context is
+// spooled (Match.Spool); its Dockerfile is read out of the tarball where
+// dockerd's classic builder reads it, parsed with BuildKit's Dockerfile
+// parser, and every image the build would start from or copy out of is an
+// image fact, judged by provenance like a container's image (addImageRun):
+// the FROM bases after ARG substitution (stage names resolved, scratch
+// skipped), COPY --from images, and the `# syntax=` frontend.
+//
+// BuildKit builds (version=2) are a `build buildkit` fact: their
+// Dockerfile, context and base images travel over the /session and /grpc
+// streams, which dockgate does not read, so a policy that allows them
+// trusts the caller with every image.
+
+// dockerfileFacts reads the facts of the Dockerfile of a classic build.
+func (x *extraction) dockerfileFacts(q map[string][]string) error {
+	if first(q["version"]) == "2" {
+		x.add("build", "buildkit")
+		return nil
+	}
+	if r := first(q["remote"]); r != "" && r != "client-session" {
+		// A remote context (git or URL): the Dockerfile is fetched by
+		// dockerd; the remote-context fact says so.
+		return nil
+	}
+	name := first(q["dockerfile"])
+	isDefault := name == ""
+	if isDefault {
+		name = "Dockerfile"
+	}
+	df, err := x.contextDockerfile(tarEntryPath(name), isDefault)
+	if err != nil || df == nil {
+		return err
+	}
+	var buildArgs map[string]*string
+	if raw := first(q["buildargs"]); raw != "" {
+		if err := json.Unmarshal([]byte(raw), &buildArgs); err != nil {
+			return badBody("invalid buildargs: %v", err)
+		}
+	}
+	return x.dockerfileImageFacts(df, buildArgs)
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// contextDockerfile returns the Dockerfile at path in the spooled
+// context, nil when the build has no body (dockerd then fails). With the
+// default name dockerd also accepts "dockerfile". A Dockerfile that is a
+// link, appears twice, or is missing is refused: dockerd would read
+// something dockgate did not, or fail.
+func (x *extraction) contextDockerfile(path string, isDefault bool) ([]byte, error) {
+	tr, ok, err := x.spooledTar()
+	if err != nil || !ok {
+		return nil, err
+	}
+	found := map[string][]byte{}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, tarError(err)
+		}
+		p := tarEntryPath(hdr.Name)
+		if p != path && !(isDefault && p == "dockerfile") {
+			continue
+		}
+		if _, dup := found[p]; dup {
+			return nil, badBody("build: the context has %s twice", p)
+		}
+		b, err := readTarFile(tr, hdr, "the Dockerfile "+p)
+		if err != nil {
+			return nil, err
+		}
+		found[p] = b
+	}
+	if b, ok := found[path]; ok {
+		return b, nil
+	}
+	if b, ok := found["dockerfile"]; ok && isDefault {
+		return b, nil
+	}
+	return nil, badBody("build: no Dockerfile %q in the context", path)
+}
+
+// dockerfileImageFacts parses df and adds the image facts of its bases.
+func (x *extraction) dockerfileImageFacts(df []byte, buildArgs map[string]*string) error {
+	if syntax, _, _, ok := parser.DetectSyntax(df); ok && syntax != "" {
+		if err := x.addImageInUse(syntax); err != nil {
+			return err
+		}
+	}
+	res, err := parser.Parse(bytes.NewReader(df))
+	if err != nil {
+		return badBody("build: cannot parse the Dockerfile: %v", err)
+	}
+	lex := shell.NewLex(res.EscapeToken)
+	// Meta ARGs (before the first FROM) are what FROM may expand; a
+	// --build-arg overrides the default of a declared one.
+	meta := map[string]string{}
+	var stages []string
+	seenFrom := false
+	for _, n := range res.AST.Children {
+		switch strings.ToLower(n.Value) {
+		case "arg":
+			if seenFrom {
+				continue
+			}
+			for a := n.Next; a != nil; a = a.Next {
+				key, def, hasDef := strings.Cut(a.Value, "=")
+				if hasDef {
+					v, _, err := lex.ProcessWord(def, envOf(meta))
+					if err != nil {
+						return badBody("build: ARG %s: %v", key, err)
+					}
+					def = v
+				}
+				if v, ok := buildArgs[key]; ok && v != nil {
+					meta[key] = *v
+				} else if hasDef {
+					meta[key] = def
+				} else {
+					delete(meta, key)
+				}
+			}
+		case "from":
+			seenFrom = true
+			if n.Next == nil {
+				return badBody("build: FROM without an image")
+			}
+			image, _, err := lex.ProcessWord(n.Next.Value, envOf(meta))
+			if err != nil {
+				return badBody("build: FROM %s: %v", n.Next.Value, err)
+			}
+			if err := x.addBuildBase(image, stages, false); err != nil {
+				return err
+			}
+			if as := n.Next.Next; as != nil && strings.EqualFold(as.Value, "as") && as.Next != nil {
+				stages = append(stages, as.Next.Value)
+			} else {
+				stages = append(stages, "")
+			}
+		case "copy":
+			for _, f := range n.Flags {
+				from, ok := strings.CutPrefix(f, "--from=")
+				if !ok {
+					continue
+				}
+				if err := x.addBuildBase(from, stages, true); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// addBuildBase adds the facts of an image a build starts from (FROM) or
+// copies out of (COPY --from), unless it names an earlier stage or is
+// scratch. COPY --from also takes a stage's index; FROM does not, so
+// "FROM 0" is the image docker.io/library/0.
+func (x *extraction) addBuildBase(image string, stages []string, byIndex bool) error {
+	if image == "scratch" {
+		return nil
+	}
+	for i, s := range stages {
+		if s != "" && strings.EqualFold(s, image) || byIndex && image == strconv.Itoa(i) {
+			return nil
+		}
+	}
+	return x.addImageRun(image)
+}
+
+// envOf is the environment of an ARG or FROM expansion.
+func envOf(m map[string]string) shell.EnvGetter {
+	env := make([]string, 0, len(m))
+	for k, v := range m {
+		env = append(env, k+"="+v)
+	}
+	return shell.EnvsFromSlice(env)
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"time"
+
+	units "github.com/docker/go-units"
+	"github.com/rs/zerolog"
+
+	"github.com/dockgate/dockgate/audit"
+)
+
+// auditServeOptions are the audit flags of "dockgate serve".
+type auditServeOptions struct {
+	hmacKey  string
+	fail     string
+	maxSize  string
+	maxAge   time.Duration
+	compress bool
+	syslog   string
+}
+
+func (a *auditServeOptions) flags(fs *flag.FlagSet) {
+	fs.StringVar(&a.hmacKey, "audit-hmac-key", "", "file holding a key (16 bytes or more) that makes the audit chain HMAC-SHA-256")
+	fs.StringVar(&a.fail, "audit-fail", "", "closed: answer 503 to new requests while the audit log cannot be written; open: log the failure and go on (default: closed for a file, open for stdout)")
+	fs.StringVar(&a.maxSize, "audit-max-size", "", "rotate the audit file when it reaches this size (e.g. 100MiB)")
+	fs.DurationVar(&a.maxAge, "audit-max-age", 0, "rotate the audit file when it is this old (e.g. 24h)")
+	fs.BoolVar(&a.compress, "audit-compress", false, "gzip rotated audit files in the background")
+	fs.StringVar(&a.syslog, "audit-syslog", "", "also ship every audit line to syslog (RFC 5424): unix:///dev/log, unixstream:///PATH or tcp://HOST:PORT")
+}
+
+// openAudit opens the audit sink as the flags say. Sink failures and
+// rotations are reported on the operational log.
+func openAudit(path string, a *auditServeOptions, log zerolog.Logger) (*audit.Logger, error) {
+	o, err := auditOptions(path, a, log)
+	if err != nil {
+		return nil, err
+	}
+	if a.syslog != "" {
+		if o.Syslog, err = audit.DialSyslog(a.syslog, func(err error) {
+			log.Error().Str("audit_syslog", a.syslog).Str("error", err.Error()).Msg("audit lines cannot be shipped to syslog; the audit log file goes on")
+		}); err != nil {
+			return nil, fmt.Errorf("--audit-syslog: %w", err)
+		}
+	}
+	l, err := audit.Open(path, o)
+	if err != nil && o.Syslog != nil {
+		o.Syslog.Close()
+	}
+	return l, err
+}
+
+func auditOptions(path string, a *auditServeOptions, log zerolog.Logger) (audit.Options, error) {
+	toFile := path != "" && path != "-"
+	var o audit.Options
+	switch a.fail {
+	case "":
+		o.FailOpen = !toFile
+	case "closed":
+	case "open":
+		o.FailOpen = true
+	default:
+		return o, fmt.Errorf("--audit-fail %q: want closed or open", a.fail)
+	}
+	if a.hmacKey != "" {
+		key, err := audit.ReadHMACKey(a.hmacKey)
+		if err != nil {
+			return o, fmt.Errorf("--audit-hmac-key: %w", err)
+		}
+		o.HMACKey = key
+	}
+	if a.maxSize != "" {
+		n, err := units.RAMInBytes(a.maxSize)
+		if err != nil || n < 1 {
+			return o, fmt.Errorf("--audit-max-size %q: want a size such as 100MiB", a.maxSize)
+		}
+		o.Rotate.MaxSize = n
+	}
+	if a.maxAge < 0 {
+		return o, fmt.Errorf("--audit-max-age %v: want a positive duration such as 24h", a.maxAge)
+	}
+	o.Rotate.MaxAge = a.maxAge
+	o.Rotate.Compress = a.compress
+	if !toFile && (o.Rotate.MaxSize > 0 || o.Rotate.MaxAge > 0 || o.Rotate.Compress) {
+		return o, fmt.Errorf("--audit-max-size, --audit-max-age and --audit-compress need --audit-log FILE")
+	}
+	failMode := "closed"
+	if o.FailOpen {
+		failMode = "open"
+	}
+	o.OnError = func(err error) {
+		msg := "audit log unavailable: new requests are refused with 503 until it can be written"
+		if o.FailOpen {
+			msg = "audit log unavailable: requests go on unrecorded (--audit-fail open)"
+		}
+		log.Error().Str("audit_log", path).Str("audit_fail", failMode).Str("error", err.Error()).Msg(msg)
+	}
+	o.OnRecover = func(lost uint64) {
+		log.Warn().Str("audit_log", path).Uint64("lost_records", lost).Msg("audit log writable again")
+	}
+	o.Rotate.OnRotate = func(rotated string, err error) {
+		if err != nil {
+			log.Error().Str("audit_log", path).Str("error", err.Error()).Msg("audit log rotation")
+			return
+		}
+		log.Info().Str("audit_log", path).Str("rotated", rotated).Msg("audit log rotated")
+	}
+	return o, nil
+}
