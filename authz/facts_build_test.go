@@ -66,7 +66,11 @@ func TestBuildDockerfileFacts(t *testing.T) {
 		{name: "two Dockerfiles refused", target: "/v1.41/build", body: makeTar(t, tarEntry{name: "Dockerfile", body: "FROM scratch\n"}, tarEntry{name: "./Dockerfile", body: "FROM evil\n"}), status: 400},
 		{name: "invalid FROM refused", target: "/v1.41/build", body: ctx("FROM Evil\n"), status: 400},
 		{name: "malformed buildargs refused", target: build + "&buildargs=%7B", body: ctx("FROM scratch\n"), status: 400},
-		{name: "xz context refused", target: "/v1.41/build", body: append([]byte{0xfd, '7', 'z', 'X', 'Z', 0x00}, make([]byte, 64)...), status: 400},
+		{name: "xz context", target: "/v1.41/build", body: xzed(t, ctx("FROM evil/xz\n")),
+			want: []string{"image docker.io/evil/xz:latest"}},
+		{name: "zstd context", target: "/v1.41/build", body: zstded(t, ctx("FROM evil/zst\n")),
+			want: []string{"image docker.io/evil/zst:latest"}},
+		{name: "malformed xz context refused", target: "/v1.41/build", body: append([]byte{0xfd, '7', 'z', 'X', 'Z', 0x00}, make([]byte, 64)...), status: 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			have, err := spooledFacts(t, tc.target, tc.body)

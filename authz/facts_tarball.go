@@ -15,14 +15,16 @@ import (
 	"strings"
 
 	"github.com/distribution/reference"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 )
 
 // Tarball bodies (image load, build contexts) arrive spooled to a file
 // (Match.Spool, Request.BodyFile). They are read here as dockerd reads them:
-// decompressed the way archive.DecompressStream decompresses (gzip and
-// bzip2 here; xz and zstd, which need libraries dockgate does not carry,
-// are refused with 400), then walked with archive/tar, the reader dockerd's
-// Untar uses.
+// decompressed the way archive.DecompressStream decompresses (gzip, bzip2,
+// xz, zstd), then walked with archive/tar, the reader dockerd's Untar uses.
+// A body dockgate could not decompress would be a body it forwards unread,
+// so every compression dockerd accepts is read here.
 
 // maxTarMetaFile bounds a metadata file read out of a tarball
 // (manifest.json, index.json, repositories, a Dockerfile).
@@ -57,9 +59,20 @@ func decompressed(r io.Reader) (io.Reader, error) {
 	case bytes.HasPrefix(magic, []byte("BZh")):
 		return bzip2.NewReader(br), nil
 	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
-		return nil, badBody("xz-compressed body: dockgate cannot read it; send it plain or gzip-compressed")
+		xr, err := xz.NewReader(br)
+		if err != nil {
+			return nil, badBody("malformed xz body: %v", err)
+		}
+		return xr, nil
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return nil, badBody("zstd-compressed body: dockgate cannot read it; send it plain or gzip-compressed")
+		// Concurrency 1 decodes in the caller's goroutine, so the decoder
+		// holds nothing once the reader is dropped; the window bound keeps
+		// a hostile frame header from claiming gigabytes.
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(128<<20))
+		if err != nil {
+			return nil, badBody("malformed zstd body: %v", err)
+		}
+		return zr, nil
 	}
 	return br, nil
 }

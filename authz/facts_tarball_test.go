@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 )
 
 type tarEntry struct {
@@ -55,6 +58,28 @@ func gzipped(t testing.TB, b []byte) []byte {
 	zw.Write(b)
 	zw.Close()
 	return buf.Bytes()
+}
+
+func xzed(t testing.TB, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := xz.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+func zstded(t testing.TB, b []byte) []byte {
+	t.Helper()
+	zw, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zw.Close()
+	return zw.EncodeAll(b, nil)
 }
 
 // spooledFacts runs the extractor on a request whose body is spooled to a
@@ -113,8 +138,10 @@ func TestImageLoadFacts(t *testing.T) {
 		{name: "manifest as a hard link refused", body: makeTar(t, tarEntry{name: "other.json", body: manifest.body}, tarEntry{name: "manifest.json", typ: tar.TypeLink, link: "other.json"}), status: 400},
 		{name: "invalid RepoTag refused", body: makeTar(t, tarEntry{name: "manifest.json", body: `[{"RepoTags":["Evil:1"]}]`}), status: 400},
 		{name: "malformed manifest refused", body: makeTar(t, tarEntry{name: "manifest.json", body: `[{"RepoTags":`}), status: 400},
-		{name: "xz refused", body: append([]byte{0xfd, '7', 'z', 'X', 'Z', 0x00}, make([]byte, 100)...), status: 400},
-		{name: "zstd refused", body: append([]byte{0x28, 0xb5, 0x2f, 0xfd}, make([]byte, 100)...), status: 400},
+		{name: "xz-compressed", body: xzed(t, makeTar(t, layer, manifest)), want: []string{"image reg.example.com/approved/app:1", "image docker.io/library/evil:latest"}},
+		{name: "zstd-compressed", body: zstded(t, makeTar(t, layer, manifest)), want: []string{"image reg.example.com/approved/app:1", "image docker.io/library/evil:latest"}},
+		{name: "malformed xz refused", body: append([]byte{0xfd, '7', 'z', 'X', 'Z', 0x00}, make([]byte, 100)...), status: 400},
+		{name: "malformed zstd refused", body: append([]byte{0x28, 0xb5, 0x2f, 0xfd}, make([]byte, 100)...), status: 400},
 		{name: "truncated tar refused", body: makeTar(t, layer, manifest)[:1024+512+20], status: 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
