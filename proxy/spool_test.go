@@ -134,20 +134,25 @@ func TestSpooledBodyIsJudgedFromAFileAndForwardedWithContentLength(t *testing.T)
 	})
 }
 
-// TestSpooledLoadKeepsMemoryFlat sends a 256 MiB image load and build
-// context through the proxy to a dockerd that reads them in small pieces:
-// the proxy's heap must not grow with the body.
+// TestSpooledLoadKeepsMemoryFlat sends a 256 MiB image load and a 1 GiB
+// build context through the proxy to a dockerd that reads them in small
+// pieces: the proxy's heap must not grow with the body.
 func TestSpooledLoadKeepsMemoryFlat(t *testing.T) {
 	if testing.Short() {
-		t.Skip("256 MiB through the proxy")
+		t.Skip("1.25 GiB through the proxy")
 	}
-	for _, target := range []string{"/v1.41/images/load", "/v1.41/build?t=ci.local%2Fapp"} {
-		t.Run(target, func(t *testing.T) { spoolMemoryFlat(t, target) })
+	for _, tc := range []struct {
+		target string
+		size   int
+	}{
+		{"/v1.41/images/load", 256 << 20},
+		{"/v1.41/build?t=ci.local%2Fapp", 1 << 30},
+	} {
+		t.Run(tc.target, func(t *testing.T) { spoolMemoryFlat(t, tc.target, tc.size) })
 	}
 }
 
-func spoolMemoryFlat(t *testing.T, target string) {
-	const size = 256 << 20
+func spoolMemoryFlat(t *testing.T, target string, size int) {
 	dir := shortDir(t)
 	var got atomic.Int64
 	sum := make(chan [32]byte, 1)
@@ -215,7 +220,7 @@ func spoolMemoryFlat(t *testing.T, target string) {
 	if r.StatusCode != 200 {
 		t.Fatalf("status %d: %s", r.StatusCode, r.body)
 	}
-	if got.Load() != size {
+	if got.Load() != int64(size) {
 		t.Fatalf("dockerd read %d bytes, want %d", got.Load(), size)
 	}
 	var want [32]byte
@@ -223,7 +228,7 @@ func spoolMemoryFlat(t *testing.T, target string) {
 	if s := <-sum; s != want {
 		t.Fatal("dockerd read other bytes than were sent")
 	}
-	if dec.sum != want || dec.size != size {
+	if dec.sum != want || dec.size != int64(size) {
 		t.Fatal("the decider read other bytes than were sent")
 	}
 	growth := int64(peak.Load()) - int64(before.HeapAlloc)
