@@ -19,7 +19,26 @@ RUN_DIR      ?= $(if $(filter 0,$(USER_ID)),/run/dockgate,$(if $(XDG_RUNTIME_DIR
 UPSTREAM     ?= unix:///var/run/docker.sock
 RUN_ARGS     ?=
 
-.PHONY: all build test lint run demo bench fuzz clean
+.PHONY: all build test lint run demo bench fuzz clean install uninstall deb
+
+# make install / make uninstall / make deb (docs/operations.md). The binary
+# goes to $(DESTDIR)$(BINDIR), the units to $(DESTDIR)$(UNITDIR) with their
+# ExecStart pointing at $(BINDIR)/dockgate, the config and the default policy
+# to $(DESTDIR)/etc/dockgate, where the binary looks for them whatever the
+# PREFIX. Installing to the real root (DESTDIR empty) also creates the
+# dockgate system group and user the units name.
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+BINDIR       ?= $(PREFIX)/bin
+DOCDIR       ?= $(PREFIX)/share/doc/dockgate
+UNITDIR      ?= /lib/systemd/system
+CONFDIR      ?= /etc/dockgate
+# The .deb: a Debian version must start with a digit; an untagged tree
+# (git describe gives a commit) becomes 0~git<commit>.
+DEB_VERSION  ?= $(shell echo '$(VERSION)' | sed -E -e 's/^v//' -e 's/-/./g' -e '/^[0-9]+\./!s/^/0~git/')
+DEB_ARCH     ?= $(shell dpkg --print-architecture 2>/dev/null || $(GO) env GOARCH)
+DEB_STAGE    := bin/deb-root
+DEB_FILE     := bin/dockgate_$(DEB_VERSION)_$(DEB_ARCH).deb
 
 all: build
 
@@ -89,6 +108,74 @@ fuzz:
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: FAIL:$$failed"; exit 1; fi; \
 	echo "fuzz: every target passed"
+
+# The files of /etc/dockgate are installed only when absent: one that is
+# there already is the administrator's and is kept, changed or not.
+CONFFILES := packaging/dockgate.yaml:dockgate.yaml policies/default/default.csv:policy/default.csv policies/model.conf:policy/model.conf
+
+install: build
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(CONFDIR)/policy
+	install -m 0755 bin/dockgate $(DESTDIR)$(BINDIR)/dockgate
+	for u in dockgate.service dockgate.socket; do \
+		sed -e 's#/usr/local/bin/dockgate#$(BINDIR)/dockgate#g' -e 's#/usr/share/doc/dockgate#$(DOCDIR)#g' systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u.tmp && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -m 0644 docs/operations.md docs/policy-language.md docs/policy.md docs/audit.md README.md $(DESTDIR)$(DOCDIR)/
+	@for pair in $(CONFFILES); do \
+		src=$${pair%%:*}; dst=$(DESTDIR)$(CONFDIR)/$${pair#*:}; \
+		if [ ! -e "$$dst" ]; then \
+			echo "install -m 0644 $$src $$dst"; install -m 0644 "$$src" "$$dst" || exit 1; \
+		elif cmp -s "$$src" "$$dst"; then \
+			echo "$$dst: already installed, unchanged"; \
+		else \
+			echo "$$dst: kept as it is (it differs from $$src, which was not installed)"; \
+		fi; \
+	done
+	@if [ -z "$(DESTDIR)" ]; then \
+		getent group dockgate >/dev/null || { echo "groupadd --system dockgate"; groupadd --system dockgate; } || exit 1; \
+		getent passwd dockgate >/dev/null || { echo "useradd --system dockgate"; useradd --system --gid dockgate --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin dockgate; } || exit 1; \
+		if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+		echo "installed; start it with: systemctl enable --now dockgate.socket dockgate.service"; \
+	fi
+
+# Removes what install installed, except the files of /etc/dockgate that
+# were changed since (kept, and named) and the dockgate user and group
+# (files such as the audit log may still belong to them).
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl disable --now dockgate.socket dockgate.service 2>/dev/null || true; \
+	fi
+	rm -f $(DESTDIR)$(BINDIR)/dockgate $(DESTDIR)$(UNITDIR)/dockgate.service $(DESTDIR)$(UNITDIR)/dockgate.socket
+	rm -rf $(DESTDIR)$(DOCDIR)
+	@for pair in $(CONFFILES); do \
+		src=$${pair%%:*}; dst=$(DESTDIR)$(CONFDIR)/$${pair#*:}; \
+		if [ ! -e "$$dst" ] || cmp -s "$$src" "$$dst"; then \
+			rm -f "$$dst"; \
+		else \
+			echo "$$dst: kept (changed since it was installed)"; \
+		fi; \
+	done
+	@rmdir $(DESTDIR)$(CONFDIR)/policy $(DESTDIR)$(CONFDIR) 2>/dev/null || true
+	@if [ -z "$(DESTDIR)" ]; then \
+		if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+		echo "the dockgate user and group stay: userdel dockgate; groupdel dockgate to remove them"; \
+	fi
+
+# A Debian package built with dpkg-deb from a make install into a staging
+# directory, with the maintainer scripts of packaging/debian.
+deb:
+	rm -rf $(DEB_STAGE)
+	$(MAKE) install DESTDIR=$(CURDIR)/$(DEB_STAGE) PREFIX=/usr DOCDIR=/usr/share/doc/dockgate
+	install -d -m 0755 $(DEB_STAGE)/DEBIAN
+	find $(DEB_STAGE) -type d -exec chmod 0755 {} +
+	sed -e 's/@VERSION@/$(DEB_VERSION)/' -e 's/@ARCH@/$(DEB_ARCH)/' \
+		-e "s/@SIZE@/$$(du -sk --exclude=DEBIAN $(DEB_STAGE) | cut -f1)/" packaging/debian/control >$(DEB_STAGE)/DEBIAN/control
+	cd $(DEB_STAGE) && find etc -type f | sed 's#^#/#' | sort >DEBIAN/conffiles
+	chmod 0644 $(DEB_STAGE)/DEBIAN/control $(DEB_STAGE)/DEBIAN/conffiles
+	install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm $(DEB_STAGE)/DEBIAN/
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_STAGE) $(DEB_FILE)
+	rm -rf $(DEB_STAGE)
+	@echo "built $(DEB_FILE)"
 
 clean:
 	rm -rf bin

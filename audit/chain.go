@@ -71,9 +71,10 @@ type Options struct {
 	// Rotation of a file sink (Open with a path): see rotate.go.
 	Rotate RotateOptions
 
-	// Syslog, when set, gets a copy of every line written (see
-	// SyslogSink); the Logger closes it.
-	Syslog *SyslogSink
+	// Syslog and Journald, when set, get a copy of every line written
+	// (see SyslogSink, JournaldSink); the Logger closes them.
+	Syslog   *SyslogSink
+	Journald *JournaldSink
 }
 
 const (
@@ -105,15 +106,21 @@ type chainWriter struct {
 	err          error       // why, while broken
 	onErr        func(error)
 	onOK         func(lost uint64)
-	rot          *fileSink // the file sink, when rotating
-	tee          *SyslogSink
-	buf          []byte // the line being sealed, reused
+	rot          *fileSink  // the file sink, when rotating
+	tee          []lineSink // the shipping sinks
+	buf          []byte     // the line being sealed, reused
 	sum          [sha256.Size]byte
 	now          func() time.Time
 }
 
 func newChainWriter(w io.Writer, o Options) *chainWriter {
-	cw := &chainWriter{w: w, alg: AlgSHA256, now: time.Now, buf: make([]byte, 0, 2048), onErr: o.OnError, onOK: o.OnRecover, tee: o.Syslog}
+	cw := &chainWriter{w: w, alg: AlgSHA256, now: time.Now, buf: make([]byte, 0, 2048), onErr: o.OnError, onOK: o.OnRecover}
+	if o.Syslog != nil {
+		cw.tee = append(cw.tee, o.Syslog)
+	}
+	if o.Journald != nil {
+		cw.tee = append(cw.tee, o.Journald)
+	}
 	if len(o.HMACKey) > 0 {
 		cw.alg, cw.h = AlgHMACSHA256, hmac.New(sha256.New, o.HMACKey)
 	} else {
@@ -244,8 +251,8 @@ func (cw *chainWriter) sealAndWriteLocked(lead int) error {
 	}
 	cw.torn = false
 	copy(cw.prev[:], cw.buf[start:start+hashLen])
-	if cw.tee != nil {
-		cw.tee.send(cw.buf[lead:])
+	for _, t := range cw.tee {
+		t.send(cw.buf[lead:])
 	}
 	return nil
 }

@@ -65,7 +65,7 @@ func Open(path string, opts ...Options) (*Logger, error) {
 }
 
 // Close closes the sink when it is a file (after the compression of
-// rotated files in flight), and the syslog sink.
+// rotated files in flight), and the shipping sinks.
 func (l *Logger) Close() error {
 	l.cw.mu.Lock()
 	defer l.cw.mu.Unlock()
@@ -73,8 +73,8 @@ func (l *Logger) Close() error {
 	if l.closer != nil {
 		err = l.closer.Close()
 	}
-	if l.cw.tee != nil {
-		l.cw.tee.Close()
+	for _, t := range l.cw.tee {
+		t.Close()
 	}
 	return err
 }
@@ -133,6 +133,9 @@ func (l *Logger) Write(r *Record) {
 		Bool("hijacked", r.Hijacked)
 	if r.ObjectID != "" {
 		e = e.Str("object_id", r.ObjectID)
+	}
+	if r.ExitCode != nil {
+		e = e.Int("exit_code", *r.ExitCode)
 	}
 	e.Send()
 }

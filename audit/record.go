@@ -51,4 +51,7 @@ type Record struct {
 	DurationMS float64            `json:"duration_ms"`
 	Hijacked   bool               `json:"hijacked"`
 	ObjectID   string             `json:"object_id,omitempty"`
+	// ExitCode is the exit code of an exec session's process, read from
+	// dockerd after the session ended (exec.start only).
+	ExitCode *int `json:"exit_code,omitempty"`
 }

@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -17,33 +15,21 @@ import (
 // RFC 5424 messages: over a Unix datagram socket (such as /dev/log), one
 // message per datagram, or over TCP with octet-counting framing (RFC 6587).
 //
-// The primary sink (the file) stays the authority: a line is shipped only
-// once it was written there, so the shipped lines are a copy of the chain
-// that verifies in the same way. Shipping never holds a request up: lines
-// are queued, a full queue or a server that cannot be reached drops them,
-// and the drops are reported (OnError) and counted (Dropped). A central
-// copy with gaps is still checked by the chain: a gap shows as a seq gap.
+// Lines are queued and shipped as the shipper (ship.go) says: after the
+// file write, never holding a request up, drops counted (Dropped).
 type SyslogSink struct {
+	shipper
 	network, addr string
 	hostname      string
 	pid           int
-	q             chan []byte
-	dropped       atomic.Uint64
-	onErr         func(error)
-	done          chan struct{}
-	mu            sync.Mutex // guards closed and sends against Close
-	closed        bool
 	conn          net.Conn
-	failing       bool
+	msg           []byte // the message being formatted, reused
 	// dial is net.DialTimeout, replaced in tests.
 	dial func(network, addr string, timeout time.Duration) (net.Conn, error)
 }
 
 // Syslog facility and severity of audit messages: authpriv (10), info (6).
 const syslogPRI = 10*8 + 6
-
-// syslogQueue is how many lines may wait to be shipped.
-const syslogQueue = 4096
 
 // DialSyslog returns a sink for target: unix:///dev/log (a datagram
 // socket, as syslog daemons listen), unixgram:///path, unixstream:///path
@@ -55,7 +41,7 @@ func DialSyslog(target string, onErr func(error)) (*SyslogSink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("syslog %q: %w", target, err)
 	}
-	s := &SyslogSink{pid: os.Getpid(), q: make(chan []byte, syslogQueue), onErr: onErr, done: make(chan struct{}), dial: net.DialTimeout}
+	s := &SyslogSink{shipper: newShipper(onErr), pid: os.Getpid(), dial: net.DialTimeout}
 	switch u.Scheme {
 	case "unix", "unixgram":
 		s.network, s.addr = "unixgram", u.Path
@@ -76,67 +62,15 @@ func DialSyslog(target string, onErr func(error)) (*SyslogSink, error) {
 	return s, nil
 }
 
-// Dropped is how many lines were not shipped.
-func (s *SyslogSink) Dropped() uint64 { return s.dropped.Load() }
-
-// send queues a copy of one sealed line (with its newline).
-func (s *SyslogSink) send(line []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		s.dropped.Add(1)
-		return
-	}
-	select {
-	case s.q <- append([]byte(nil), line...):
-	default:
-		s.dropped.Add(1)
-	}
-}
-
-// Close ships what is queued (giving up after a few seconds) and closes
-// the connection.
-func (s *SyslogSink) Close() error {
-	s.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		close(s.q)
-	}
-	s.mu.Unlock()
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-	}
-	return nil
-}
-
 func (s *SyslogSink) run() {
-	defer close(s.done)
-	defer func() {
+	s.shipper.run(func(line []byte) error {
+		s.msg = s.format(s.msg[:0], line)
+		return s.write(s.msg)
+	}, func() {
 		if s.conn != nil {
 			s.conn.Close()
 		}
-	}()
-	var msg []byte
-	for line := range s.q {
-		msg = s.format(msg[:0], line)
-		if err := s.write(msg); err != nil {
-			// One reconnection, then the line is dropped.
-			if err = s.write(msg); err != nil {
-				s.dropped.Add(1)
-				s.fail(err)
-				continue
-			}
-		}
-		s.failing = false
-	}
-}
-
-func (s *SyslogSink) fail(err error) {
-	if !s.failing && s.onErr != nil {
-		s.onErr(err)
-	}
-	s.failing = true
+	})
 }
 
 // write writes one message, connecting first when needed; a failed write

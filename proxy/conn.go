@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -36,6 +37,9 @@ type clientConn struct {
 	name     string
 	up       *upstreamConn
 	buf      []byte // copy buffer, allocated on first use
+	// pending is the record of the request being served until finish
+	// writes it: a handler that panics still leaves its record.
+	pending *audit.Record
 }
 
 // connBufSize sizes the buffered reader and writer of each connection, both
@@ -77,6 +81,11 @@ func (cn *clientConn) serve(ctx context.Context) {
 			// request it hit was never forwarded on a guess: it was being
 			// judged or streamed, and the connection now closes.
 			cn.s.cfg.Log.Error().Interface("panic", p).Msg("connection handler panicked; connection closed")
+			if rec := cn.pending; rec != nil {
+				rec.Decision, rec.Status = audit.DecisionError, http.StatusInternalServerError
+				rec.Reason = fmt.Sprintf("dockgate failed serving the request: %v", p)
+				cn.finish(rec, rec.Time)
+			}
 		}
 		cn.dropUpstream()
 		cn.nc.Close()
@@ -127,12 +136,17 @@ func (cn *clientConn) newRecord(start time.Time, head *requestHead) *audit.Recor
 		r.Method = head.Method
 		r.Path = head.Target
 	}
+	cn.pending = r
 	return r
 }
 
 func (cn *clientConn) finish(rec *audit.Record, start time.Time) {
 	rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	if cn.pending == rec {
+		cn.pending = nil
+	}
 	cn.s.cfg.Audit.Write(rec)
+	cn.s.observeFinished(rec)
 }
 
 // refuseMalformed answers a request that could not be parsed. The
@@ -218,7 +232,9 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		if err != nil {
 			var we *wireError
 			if !errors.As(err, &we) {
-				rec.Decision, rec.Reason = audit.DecisionError, "reading request body: "+err.Error()
+				// The client closed in the middle of the body: 400, as for
+				// a head cut short (refuseMalformed), rather than status 0.
+				rec.Decision, rec.Reason, rec.Status = audit.DecisionError, "reading request body: "+err.Error(), http.StatusBadRequest
 				cn.finish(rec, start)
 				return false
 			}

@@ -136,7 +136,7 @@ func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.M
 				return false
 			}
 		}
-		return cn.hijack(head, resp, up, rec)
+		return cn.hijack(ctx, head, m, resp, up, rec)
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		rec.Decision, rec.Reason, rec.Status = audit.DecisionError, "dockerd switched protocols without being asked", http.StatusBadGateway
@@ -510,7 +510,7 @@ func formatBytes(n int64) string {
 }
 
 // hijack hands the connection over to raw copying after dockerd agreed to it.
-func (cn *clientConn) hijack(head *requestHead, resp *http.Response, up *upstreamConn, rec *audit.Record) bool {
+func (cn *clientConn) hijack(ctx context.Context, head *requestHead, m *authz.Match, resp *http.Response, up *upstreamConn, rec *audit.Record) bool {
 	rec.Hijacked = true
 	writeResponseHead(cn.bw, resp, framingClose, resp.StatusCode == http.StatusSwitchingProtocols, false)
 	if err := cn.bw.Flush(); err != nil {
@@ -521,10 +521,18 @@ func (cn *clientConn) hijack(head *requestHead, resp *http.Response, up *upstrea
 	startRec := *rec
 	startRec.Phase = audit.PhaseStart
 	cn.s.cfg.Audit.Write(&startRec)
+	cn.s.hijackStarted()
 	in, out := splice(cn.nc, cn.br, up.nc, up.br)
+	cn.s.hijackEnded()
 	rec.BytesIn += in
 	rec.BytesOut += out
 	cn.up = nil // splice closed it
+	if m.Action == "exec.start" && m.Vars["name"] != "" {
+		// The client is gone already: see exitcode.go.
+		if code, ok := cn.execExitCode(ctx, m.APIVersion, m.Vars["name"]); ok {
+			rec.ExitCode = &code
+		}
+	}
 	cn.finish(rec, rec.Time)
 	return false
 }

@@ -59,6 +59,9 @@ type Config struct {
 	IdleTimeout time.Duration
 	// DialTimeout bounds connecting to dockerd.
 	DialTimeout time.Duration
+	// Observer, if set, is told about finished requests and hijacked
+	// sessions (metrics).
+	Observer Observer
 }
 
 // Server accepts client connections and serves each one's requests in order.

@@ -16,9 +16,10 @@ import (
 func check(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("policy", "", "policy directory (default: the embedded default policy)")
+	config := fs.String("config", defaultConfigPath, "config file to validate, with the policy it names (default: "+defaultConfigPath+" if it exists)")
+	dir := fs.String("policy", "", "policy directory (default: the config's, else the embedded default policy)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: dockgate check [--policy DIR]")
+		fmt.Fprintln(stderr, "usage: dockgate check [--config FILE] [--policy DIR]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -31,10 +32,32 @@ func check(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dockgate check: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	p, err := loadPolicy(*dir)
+	// The config is read exactly as serve reads it; --policy overrides
+	// the config's policy as it would on the serve command line.
+	serveArgs := []string{}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "config":
+			serveArgs = append(serveArgs, "--config", *config)
+		case "policy":
+			serveArgs = append(serveArgs, "--policy", *dir)
+		}
+	})
+	o, err := parseServe(serveArgs, io.Discard)
+	if err == nil {
+		err = validateServe(o)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%v\ndockgate check: config not valid\n", err)
+		return 1
+	}
+	p, err := loadPolicy(o.policy)
 	if err != nil {
 		printPolicyError(stderr, "check", err)
 		return 1
+	}
+	if o.config != "" {
+		fmt.Fprintf(stdout, "ok: config %s\n", o.config)
 	}
 	fmt.Fprintf(stdout, "ok: %s\n", p.Describe())
 	return 0

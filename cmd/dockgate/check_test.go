@@ -117,7 +117,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	watchPolicy(ctx, dir, d, zerolog.New(&logs))
+	watchPolicy(ctx, dir, d, zerolog.New(&logs), nil)
 
 	waitLog := func(want string) string {
 		t.Helper()

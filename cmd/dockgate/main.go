@@ -11,9 +11,10 @@ import (
 var version = "dev"
 
 const usage = `usage:
-  dockgate serve   [--listen URL]... [--socket-mode 0660] [--socket-group NAME]
+  dockgate serve   [--config FILE] [--listen URL]... [--socket-mode 0660] [--socket-group NAME]
                    [--upstream URL] [--policy DIR] [--audit-log PATH|-] [--mode enforce|audit]
-  dockgate check   [--policy DIR]
+                   [--metrics-listen ADDR]   (dockgate serve -h for every flag)
+  dockgate check   [--config FILE] [--policy DIR]
   dockgate explain [--policy DIR] --as SUBJECT [--as SUBJECT]... METHOD PATH [BODY_FILE|-]
   dockgate audit   verify|query|summary [flags] FILE...   (dockgate audit help)
   dockgate version

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -24,6 +25,7 @@ import (
 
 // serveOptions are the flags of "dockgate serve" (BRIEF §2).
 type serveOptions struct {
+	config      string // the config file read, or ""
 	listen      listFlag
 	socketMode  string
 	socketGroup string
@@ -40,6 +42,8 @@ type serveOptions struct {
 	// shutdownGrace is how long requests in flight may take after SIGTERM.
 	shutdownGrace time.Duration
 	audit         auditServeOptions
+	// metricsListen is where /metrics, /healthz and /readyz are served.
+	metricsListen string
 }
 
 // listFlag is a flag that may be given more than once.
@@ -52,6 +56,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	o := &serveOptions{}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.StringVar(&o.config, "config", defaultConfigPath, "YAML config file; flags given on the command line override it (read only if it exists unless given)")
 	fs.Var(&o.listen, "listen", "where to listen: unix:///path, or tcp://host:port with --tls-cert, --tls-key and --tls-client-ca (repeatable)")
 	fs.StringVar(&o.socketMode, "socket-mode", "0660", "permissions of the Unix socket")
 	fs.StringVar(&o.socketGroup, "socket-group", "", "group that owns the Unix socket")
@@ -68,11 +73,15 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.StringVar(&o.tlsClientCA, "tls-client-ca", "", "CA certificates (PEM) client certificates must chain to, for tcp:// listeners")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 30*time.Second, "after SIGTERM, how long requests in flight may finish before hijacked sessions and streams are closed")
 	o.audit.flags(fs)
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus /metrics, /healthz and /readyz on host:port or unix:///path (default: off)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := loadConfigFlags(fs, o); err != nil {
+		return nil, err
 	}
 	if len(o.listen) == 0 {
 		o.listen = listFlag{"unix:///run/dockgate/docker.sock"}
@@ -149,7 +158,14 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		return fmt.Errorf("--max-spool %q: want a size such as 8GiB", o.maxSpool)
 	}
 	limits.SpoolDir = o.spoolDir
+	var m *metrics
+	var observer proxy.Observer
+	if o.metricsListen != "" {
+		m = newMetrics()
+		observer = m
+	}
 	srv := proxy.New(proxy.Config{
+		Observer: observer,
 		Limits:   limits,
 		Upstream: up,
 		Router:   authz.NewRouter(),
@@ -197,10 +213,21 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		listeners = append(listeners, proxy.LimitListener(l, o.maxConns, srv.RejectBusy))
 	}
 
+	if m != nil {
+		l, err := listenMetrics(o.metricsListen, o.listen, up)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen %s: %w", o.metricsListen, err)
+		}
+		ms := &http.Server{Handler: m.handler(up), ReadHeaderTimeout: 10 * time.Second}
+		go ms.Serve(l)
+		defer ms.Close()
+		log.Info().Str("metrics_listen", o.metricsListen).Msg("serving /metrics, /healthz and /readyz")
+	}
+
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	watchPolicy(ctx, o.policy, decider, log)
-	log.Info().Strs("listen", listenURLs).Int("activated_sockets", len(activated)).Str("upstream", up.URL).Str("mode", o.mode).Str("version", version).Msg("dockgate serving")
+	watchPolicy(ctx, o.policy, decider, log, m)
+	log.Info().Str("config", o.config).Strs("listen", listenURLs).Int("activated_sockets", len(activated)).Str("upstream", up.URL).Str("mode", o.mode).Str("version", version).Msg("dockgate serving")
 	if err := serveUntilStopped(ctx, srv, listeners, o.shutdownGrace, log); err != nil {
 		return err
 	}
@@ -212,7 +239,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 // (polled every 2 s, see authz.PolicyReloader). A reload that fails keeps
 // the policy in force and logs every problem with its file and line; a
 // successful one logs the new hash. The embedded policy never changes.
-func watchPolicy(ctx context.Context, dir string, d *authz.PolicyDecider, log zerolog.Logger) {
+func watchPolicy(ctx context.Context, dir string, d *authz.PolicyDecider, log zerolog.Logger, m *metrics) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	if dir == "" {
@@ -232,6 +259,7 @@ func watchPolicy(ctx context.Context, dir string, d *authz.PolicyDecider, log ze
 		return
 	}
 	r := &authz.PolicyReloader{Dir: dir, Decider: d, Log: func(trigger string, p *authz.Policy, err error) {
+		m.policyReloaded(err)
 		if err != nil {
 			log.Error().Str("policy", dir).Str("trigger", trigger).Str("error", err.Error()).Str("hash", d.Policy().Hash).Msg("policy reload failed; the policy in force stays")
 			return

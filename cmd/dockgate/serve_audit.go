@@ -19,6 +19,7 @@ type auditServeOptions struct {
 	maxAge   time.Duration
 	compress bool
 	syslog   string
+	journald bool
 }
 
 func (a *auditServeOptions) flags(fs *flag.FlagSet) {
@@ -27,6 +28,7 @@ func (a *auditServeOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&a.maxSize, "audit-max-size", "", "rotate the audit file when it reaches this size (e.g. 100MiB)")
 	fs.DurationVar(&a.maxAge, "audit-max-age", 0, "rotate the audit file when it is this old (e.g. 24h)")
 	fs.BoolVar(&a.compress, "audit-compress", false, "gzip rotated audit files in the background")
+	fs.BoolVar(&a.journald, "audit-journald", false, "also ship every audit line to the systemd journal, with fields DOCKGATE_ACTION, DOCKGATE_DECISION, DOCKGATE_UID, DOCKGATE_SEQ, DOCKGATE_HASH")
 	fs.StringVar(&a.syslog, "audit-syslog", "", "also ship every audit line to syslog (RFC 5424): unix:///dev/log, unixstream:///PATH or tcp://HOST:PORT")
 }
 
@@ -44,9 +46,24 @@ func openAudit(path string, a *auditServeOptions, log zerolog.Logger) (*audit.Lo
 			return nil, fmt.Errorf("--audit-syslog: %w", err)
 		}
 	}
+	if a.journald {
+		if o.Journald, err = audit.OpenJournald(func(err error) {
+			log.Error().Str("error", err.Error()).Msg("audit lines cannot be shipped to journald; the audit log file goes on")
+		}); err != nil {
+			if o.Syslog != nil {
+				o.Syslog.Close()
+			}
+			return nil, fmt.Errorf("--audit-journald: %w", err)
+		}
+	}
 	l, err := audit.Open(path, o)
-	if err != nil && o.Syslog != nil {
-		o.Syslog.Close()
+	if err != nil {
+		if o.Syslog != nil {
+			o.Syslog.Close()
+		}
+		if o.Journald != nil {
+			o.Journald.Close()
+		}
 	}
 	return l, err
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/rs/zerolog"
 
 	"github.com/dockgate/dockgate/audit"
@@ -185,5 +186,25 @@ func TestServeAuditSyslog(t *testing.T) {
 	o = auditFlags(t, "--audit-log", "-", "--audit-syslog", "udp://loghost:514")
 	if _, err := openAudit(o.auditLog, &o.audit, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "--audit-syslog") {
 		t.Fatalf("a bad --audit-syslog: %v", err)
+	}
+}
+
+// --audit-journald opens the journal sink, or refuses to start where the
+// journal's socket cannot be reached (then nothing would be shipped).
+func TestServeAuditJournald(t *testing.T) {
+	o := auditFlags(t, "--audit-log", filepath.Join(t.TempDir(), "audit.log"), "--audit-journald")
+	if !o.audit.journald {
+		t.Fatal("--audit-journald not parsed")
+	}
+	l, err := openAudit(o.auditLog, &o.audit, zerolog.Nop())
+	if journal.Enabled() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), "--audit-journald") {
+		t.Fatalf("no journal here, yet: %v", err)
 	}
 }

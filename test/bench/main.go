@@ -88,7 +88,15 @@ func main() {
 	flag.IntVar(&cfg.startups, "startups", 5, "start-up time is the median of this many starts")
 	// /tmp may be a tmpfs; the stream data belongs on disk like a real image.
 	flag.StringVar(&cfg.tmp, "tmp", "/var/tmp", "parent of the temp dir for the stream data")
+	auditOnly := flag.Bool("audit-only", false, "only the audit rows (no dockerd needed); they replace the audit rows of -out")
 	flag.Parse()
+	if *auditOnly {
+		if err := runAuditOnly(cfg); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *quick {
 		cfg.duration = 500 * time.Millisecond
 		*streamMiB = 64
@@ -162,7 +170,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		res.DockerdVersion = v.Version
 	}
 	// Idle first, before any load has grown the heap.
-	for _, measure := range []func(context.Context) ([]row, error){b.idle, b.ping, b.list, b.cycles, b.execs, b.streams, b.startup} {
+	for _, measure := range []func(context.Context) ([]row, error){b.idle, b.ping, b.list, b.cycles, b.execs, b.streams, b.startup, b.audit} {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

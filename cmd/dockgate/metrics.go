@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dockgate/dockgate/audit"
+	"github.com/dockgate/dockgate/proxy"
+)
+
+// metrics are dockgate's Prometheus metrics. They implement proxy.Observer;
+// a nil *metrics records nothing.
+type metrics struct {
+	reg        *prometheus.Registry
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	bytesIn    prometheus.Counter
+	bytesOut   prometheus.Counter
+	hijacked   prometheus.Gauge
+	reloads    *prometheus.CounterVec
+	upstreamEr prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dockgate_requests_total",
+			Help: "Requests finished, by action (endpoint fact) and decision (allow, deny, error).",
+		}, []string{"action", "decision"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "dockgate_request_duration_seconds",
+			Help:    "Time from a request's first byte to its end, by action; hijacked sessions are not included.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"action"}),
+		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dockgate_bytes_in_total",
+			Help: "Bytes of request bodies and hijacked input forwarded from clients to dockerd.",
+		}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dockgate_bytes_out_total",
+			Help: "Bytes of response bodies and hijacked output forwarded from dockerd to clients.",
+		}),
+		hijacked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "dockgate_hijacked_sessions",
+			Help: "Hijacked sessions (attach, exec, upgraded connections) open now.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dockgate_policy_reloads_total",
+			Help: "Policy reloads (SIGHUP or a changed file), by outcome (success, failure).",
+		}, []string{"outcome"}),
+		upstreamEr: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dockgate_upstream_errors_total",
+			Help: "Requests answered 502 because dockerd could not be reached or answered wrongly.",
+		}),
+	}
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
+	m.reg.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, m.hijacked, m.reloads, m.upstreamEr,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+var _ proxy.Observer = (*metrics)(nil)
+
+// Finished counts a finished request.
+func (m *metrics) Finished(rec *audit.Record) {
+	if m == nil {
+		return
+	}
+	action := rec.Action
+	if action == "" {
+		action = "none" // refused before it was routed (caller unknown, busy)
+	}
+	m.requests.WithLabelValues(action, rec.Decision).Inc()
+	if !rec.Hijacked {
+		m.latency.WithLabelValues(action).Observe(rec.DurationMS / 1000)
+	}
+	m.bytesIn.Add(float64(max(rec.BytesIn, 0)))
+	m.bytesOut.Add(float64(max(rec.BytesOut, 0)))
+	if rec.Status == http.StatusBadGateway {
+		m.upstreamEr.Inc()
+	}
+}
+
+func (m *metrics) HijackStarted() {
+	if m != nil {
+		m.hijacked.Inc()
+	}
+}
+
+func (m *metrics) HijackEnded() {
+	if m != nil {
+		m.hijacked.Dec()
+	}
+}
+
+// policyReloaded counts a policy reload by its outcome.
+func (m *metrics) policyReloaded(err error) {
+	if m == nil {
+		return
+	}
+	outcome := "success"
+	if err != nil {
+		outcome = "failure"
+	}
+	m.reloads.WithLabelValues(outcome).Inc()
+}
+
+// handler serves /metrics, /healthz and /readyz.
+func (m *metrics) handler(up proxy.Upstream) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := pingUpstream(r.Context(), up, time.Second); err != nil {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: dockerd at %s: %v\n", up.URL, err)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	return mux
+}
+
+// pingUpstream asks dockerd for /_ping and wants 200 within timeout.
+func pingUpstream(ctx context.Context, up proxy.Upstream, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, up.Network, up.Address)
+		},
+		DisableKeepAlives: true,
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/_ping", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		var ue interface{ Unwrap() error }
+		if errors.As(err, &ue) && ue.Unwrap() != nil {
+			err = ue.Unwrap() // drop "Get "http://docker/_ping": "
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("no answer to /_ping within %v", timeout)
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/_ping answered %s", resp.Status)
+	}
+	return nil
+}
+
+// listenMetrics opens --metrics-listen: host:port, tcp://host:port or
+// unix:///path. It refuses the addresses of the Docker API sockets, the
+// proxy's own and dockerd's: metrics are never served there.
+func listenMetrics(addr string, apiListen []string, up proxy.Upstream) (net.Listener, error) {
+	network, address := "tcp", addr
+	if strings.Contains(addr, "://") {
+		var err error
+		if network, address, err = proxy.ParseListenURL(addr); err != nil {
+			return nil, err
+		}
+	}
+	if network == "unix" {
+		if up.Network == "unix" && sameFile(address, up.Address) {
+			return nil, errors.New("that is dockerd's socket; metrics are never served on a Docker API socket")
+		}
+	}
+	for _, l := range apiListen {
+		n, a, err := proxy.ParseListenURL(l)
+		if err == nil && n == network && (a == address || (n == "unix" && sameFile(a, address))) {
+			return nil, fmt.Errorf("that is --listen %s; metrics are never served on a Docker API socket", l)
+		}
+	}
+	if network == "unix" {
+		return proxy.ListenUnix(address, 0o660, "")
+	}
+	return net.Listen("tcp", address)
+}
+
+func sameFile(a, b string) bool {
+	if a == b {
+		return true
+	}
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dockgate/dockgate/proxy"
+)
+
+// startFakeDockerdAt serves /_ping and /containers/json on path until the
+// returned stop is called.
+func startFakeDockerdAt(t *testing.T, path string) (stop func()) {
+	t.Helper()
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/_ping") {
+			io.WriteString(w, "OK")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `[]`)
+	})}
+	go srv.Serve(l)
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			srv.Close()
+			os.Remove(path)
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func get(t *testing.T, sock, path string) (int, string) {
+	t.Helper()
+	c := unixClient(sock)
+	c.Timeout = 10 * time.Second
+	resp, err := c.Get("http://docker" + path)
+	if err != nil {
+		t.Fatalf("GET %s on %s: %v", path, sock, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metricValue finds one sample in the text exposition format.
+func metricValue(t *testing.T, text, name string, labels ...string) float64 {
+	t.Helper()
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(line, l)
+		}
+		if !ok {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		return v
+	}
+	return 0
+}
+
+func TestMetricsAndReadiness(t *testing.T) {
+	dir := shortTempDir(t)
+	upPath := filepath.Join(dir, "up.sock")
+	policy := filepath.Join(dir, "policy")
+	os.Mkdir(policy, 0o755)
+	os.WriteFile(filepath.Join(policy, "a.csv"), []byte("p, *, endpoint, system.ping, allow\n"), 0o644)
+	sock := filepath.Join(dir, "dg.sock")
+	msock := filepath.Join(dir, "metrics.sock")
+	// dockerd is not there yet: dockgate starts anyway.
+	p := startDockgate(t, sock, "--listen", "unix://"+sock, "--upstream", "unix://"+upPath, "--policy", policy,
+		"--audit-log", filepath.Join(dir, "audit.log"), "--metrics-listen", "unix://"+msock)
+	if s, body := get(t, msock, "/healthz"); s != 200 {
+		t.Errorf("/healthz: %d %s", s, body)
+	}
+	if s, body := get(t, msock, "/readyz"); s != 503 || !strings.Contains(body, "not ready: dockerd at unix://"+upPath) {
+		t.Errorf("/readyz without dockerd: %d %q, want 503 with the reason", s, body)
+	}
+	if s, _ := get(t, sock, "/_ping"); s != http.StatusBadGateway {
+		t.Errorf("ping without dockerd: %d, want 502", s)
+	}
+
+	// dockerd appears: ready, and requests go through without a restart.
+	stop := startFakeDockerdAt(t, upPath)
+	if s, body := get(t, msock, "/readyz"); s != 200 {
+		t.Errorf("/readyz with dockerd: %d %q", s, body)
+	}
+	for range 2 {
+		if s, _ := get(t, sock, "/_ping"); s != 200 {
+			t.Errorf("ping: %d", s)
+		}
+	}
+	if s, _ := get(t, sock, "/v1.41/containers/json"); s != http.StatusForbidden {
+		t.Errorf("container list: %d, want 403", s)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+
+	// dockerd goes away: not ready, 502.
+	stop()
+	if s, body := get(t, msock, "/readyz"); s != 503 || !strings.Contains(body, "not ready") {
+		t.Errorf("/readyz after dockerd stopped: %d %q", s, body)
+	}
+	if s, _ := get(t, sock, "/_ping"); s != http.StatusBadGateway {
+		t.Errorf("ping after dockerd stopped: %d, want 502", s)
+	}
+
+	var text string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, text = get(t, msock, "/metrics")
+		if metricValue(t, text, "dockgate_policy_reloads_total", `outcome="success"`) >= 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"dockgate_requests_total", []string{`action="system.ping"`, `decision="allow"`}, 2},
+		{"dockgate_requests_total", []string{`action="system.ping"`, `decision="error"`}, 2},
+		{"dockgate_requests_total", []string{`action="container.list"`, `decision="deny"`}, 1},
+		{"dockgate_request_duration_seconds_count", []string{`action="system.ping"`}, 4},
+		{"dockgate_upstream_errors_total", nil, 2},
+		{"dockgate_policy_reloads_total", []string{`outcome="success"`}, 1},
+		{"dockgate_policy_reloads_total", []string{`outcome="failure"`}, 0},
+		{"dockgate_hijacked_sessions", nil, 0},
+	} {
+		if got := metricValue(t, text, c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if got := metricValue(t, text, "dockgate_bytes_out_total"); got < 4 {
+		t.Errorf("dockgate_bytes_out_total = %v, want the bodies of the answers", got)
+	}
+	if !regexp.MustCompile(`(?m)^process_open_fds `).MatchString(text) {
+		t.Errorf("no process metrics")
+	}
+}
+
+func TestMetricsNeverOnTheDockerSocket(t *testing.T) {
+	dir := shortTempDir(t)
+	up, _ := proxy.ParseUpstream("unix://" + filepath.Join(dir, "up.sock"))
+	os.WriteFile(filepath.Join(dir, "up.sock"), nil, 0o600)
+	for _, addr := range []string{"unix://" + filepath.Join(dir, "dg.sock"), "unix://" + filepath.Join(dir, "up.sock"), "unix://" + dir + "/./up.sock"} {
+		l, err := listenMetrics(addr, []string{"unix://" + filepath.Join(dir, "dg.sock")}, up)
+		if err == nil {
+			l.Close()
+			t.Errorf("--metrics-listen %s was accepted", addr)
+		} else if !strings.Contains(err.Error(), "never served on a Docker API socket") {
+			t.Errorf("--metrics-listen %s: %v", addr, err)
+		}
+	}
+	l, err := listenMetrics("127.0.0.1:0", nil, up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+}
