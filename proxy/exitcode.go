@@ -12,32 +12,47 @@ import (
 	"time"
 )
 
-// The exit of hijacked sessions (issue 6, part 2). After an exec session
-// ends, dockgate asks dockerd for the exec's exit code (GET
-// /exec/{id}/json, as the docker CLI itself does) and puts it on the final
-// record. The client connection is already closed by then (splice closes
-// both ends), so the question delays only the record, never the client;
-// it is bounded by exitInspectTimeout. The question is dockgate's own, on a
-// connection of its own: it is not a client request and has no record.
+// The exit of hijacked sessions (issue 6, part 2). After an exec or attach
+// session ends, dockgate asks dockerd for the exit code (GET
+// /exec/{id}/json or /containers/{id}/json, as the docker CLI itself does)
+// and puts it on the final record. The client connection is already closed
+// by then (splice closes both ends), so the question delays only the
+// record, never the client. The question is dockgate's own, on a connection
+// of its own: it is not a client request and has no record.
 //
-// container.attach is not covered: a detached attach leaves the container
-// running, and waiting for its exit would hold the record indefinitely.
+// An exec's exit is recorded just after its stream ends, so dockgate asks
+// again for up to exitInspectTimeout. An attach may end while the container
+// goes on running (detach keys, a client that left): dockgate then waits
+// only attachExitWindow, and a container still running leaves the record
+// without an exit code.
 
-// exitInspectTimeout bounds the whole exit-code question, retries included.
+// exitInspectTimeout bounds the whole exit-code question of an exec,
+// retries included.
 const exitInspectTimeout = 2 * time.Second
 
+// attachExitWindow bounds the question for an attach: a container whose
+// attach ended because it exited says so within milliseconds.
+const attachExitWindow = 500 * time.Millisecond
+
 // exitRetry is how long to wait before asking again when dockerd still
-// says the exec is running: its exit is recorded just after the stream
-// ends.
+// says the process is running.
 const exitRetry = 50 * time.Millisecond
 
-// execExitCode asks dockerd for the exit code of exec id; ok is false when
-// dockerd does not say (the exec still runs, or dockerd is gone).
-func (cn *clientConn) execExitCode(ctx context.Context, apiVersion, id string) (code int, ok bool) {
-	ctx, cancel := context.WithTimeout(ctx, exitInspectTimeout)
+// sessionExitCode asks dockerd for the exit code of the process behind a
+// finished exec.start or container.attach session; ok is false when
+// dockerd does not say (it still runs, or dockerd is gone).
+func (cn *clientConn) sessionExitCode(ctx context.Context, action, apiVersion, id string) (code int, ok bool) {
+	window, path := exitInspectTimeout, "/exec/"+url.PathEscape(id)+"/json"
+	if action == "container.attach" {
+		window, path = attachExitWindow, "/containers/"+url.PathEscape(id)+"/json"
+	}
+	if apiVersion != "" {
+		path = "/v" + apiVersion + path
+	}
+	ctx, cancel := context.WithTimeout(ctx, window)
 	defer cancel()
 	for {
-		running, code, err := cn.inspectExec(ctx, apiVersion, id)
+		running, code, err := cn.inspectExit(ctx, path)
 		if err != nil {
 			return 0, false
 		}
@@ -52,7 +67,9 @@ func (cn *clientConn) execExitCode(ctx context.Context, apiVersion, id string) (
 	}
 }
 
-func (cn *clientConn) inspectExec(ctx context.Context, apiVersion, id string) (running bool, code int, err error) {
+// inspectExit reads Running and ExitCode from an exec's or a container's
+// inspect answer (a container has them under State).
+func (cn *clientConn) inspectExit(ctx context.Context, path string) (running bool, code int, err error) {
 	u := cn.s.cfg.Upstream
 	d := net.Dialer{Timeout: cn.s.cfg.DialTimeout}
 	nc, err := d.DialContext(ctx, u.Network, u.Address)
@@ -64,10 +81,6 @@ func (cn *clientConn) inspectExec(ctx context.Context, apiVersion, id string) (r
 		nc.SetDeadline(dl)
 	}
 	defer context.AfterFunc(ctx, func() { nc.Close() })()
-	path := "/exec/" + url.PathEscape(id) + "/json"
-	if apiVersion != "" {
-		path = "/v" + apiVersion + path
-	}
 	if _, err := io.WriteString(nc, "GET "+path+" HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockgate\r\nConnection: close\r\n\r\n"); err != nil {
 		return false, 0, err
 	}
@@ -79,17 +92,25 @@ func (cn *clientConn) inspectExec(ctx context.Context, apiVersion, id string) (r
 	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Type"), "json") {
 		return false, 0, errNoExit
 	}
-	var v struct {
+	type exit struct {
 		Running  bool
 		ExitCode *int
+	}
+	var v struct {
+		exit
+		State *exit
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxObjectBody)).Decode(&v); err != nil {
 		return false, 0, err
 	}
-	if v.ExitCode == nil {
+	e := v.exit
+	if v.State != nil {
+		e = *v.State
+	}
+	if e.ExitCode == nil {
 		return false, 0, errNoExit
 	}
-	return v.Running, *v.ExitCode, nil
+	return e.Running, *e.ExitCode, nil
 }
 
-var errNoExit = &wireError{Status: http.StatusBadGateway, Msg: "dockerd did not say the exec's exit code"}
+var errNoExit = &wireError{Status: http.StatusBadGateway, Msg: "dockerd did not say the exit code"}

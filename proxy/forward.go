@@ -527,9 +527,9 @@ func (cn *clientConn) hijack(ctx context.Context, head *requestHead, m *authz.Ma
 	rec.BytesIn += in
 	rec.BytesOut += out
 	cn.up = nil // splice closed it
-	if m.Action == "exec.start" && m.Vars["name"] != "" {
+	if (m.Action == "exec.start" || m.Action == "container.attach") && m.Vars["name"] != "" {
 		// The client is gone already: see exitcode.go.
-		if code, ok := cn.execExitCode(ctx, m.APIVersion, m.Vars["name"]); ok {
+		if code, ok := cn.sessionExitCode(ctx, m.Action, m.APIVersion, m.Vars["name"]); ok {
 			rec.ExitCode = &code
 		}
 	}
