@@ -51,6 +51,9 @@ type fileConfig struct {
 		MaxBody        yaml.Node `yaml:"max_body"`
 		MaxSpool       yaml.Node `yaml:"max_spool"`
 		SpoolDir       yaml.Node `yaml:"spool_dir"`
+		MaxHeader      yaml.Node `yaml:"max_header"`
+		HeaderTimeout  yaml.Node `yaml:"header_timeout"`
+		IdleTimeout    yaml.Node `yaml:"idle_timeout"`
 	} `yaml:"limits"`
 	TLS struct {
 		Cert     yaml.Node `yaml:"cert"`
@@ -90,6 +93,9 @@ func (c *fileConfig) keys() []configKey {
 		{key: "limits.max_body", flag: "max-body", node: &c.Limits.MaxBody, check: checkSize},
 		{key: "limits.max_spool", flag: "max-spool", node: &c.Limits.MaxSpool, check: checkSize},
 		{key: "limits.spool_dir", flag: "spool-dir", node: &c.Limits.SpoolDir, path: true},
+		{key: "limits.max_header", flag: "max-header", node: &c.Limits.MaxHeader, check: checkSize},
+		{key: "limits.header_timeout", flag: "header-timeout", node: &c.Limits.HeaderTimeout, check: checkDuration},
+		{key: "limits.idle_timeout", flag: "idle-timeout", node: &c.Limits.IdleTimeout, check: checkDuration},
 		{key: "tls.cert", flag: "tls-cert", node: &c.TLS.Cert, path: true},
 		{key: "tls.key", flag: "tls-key", node: &c.TLS.Key, path: true},
 		{key: "tls.client_ca", flag: "tls-client-ca", node: &c.TLS.ClientCA, path: true},

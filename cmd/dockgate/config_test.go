@@ -51,6 +51,9 @@ limits:
   max_body: 2MiB
   max_spool: 1GiB
   spool_dir: /var/tmp
+  max_header: 64KiB
+  header_timeout: 10s
+  idle_timeout: 5m
 tls:
   cert: ""
   key: ""
@@ -66,6 +69,7 @@ tls:
 		socketMode: "0640", socketGroup: "docker", upstream: "unix:///run/docker-private.sock",
 		policy: filepath.Join(dir, "policies/ci"), auditLog: "/var/log/dockgate/audit.log", mode: "audit",
 		maxConns: 64, maxBody: "2MiB", maxSpool: "1GiB", spoolDir: "/var/tmp", shutdownGrace: 45 * time.Second,
+		maxHeader: "64KiB", headerTimeout: 10 * time.Second, idleTimeout: 5 * time.Minute,
 		audit: auditServeOptions{fail: "open", maxSize: "100MiB", maxAge: 24 * time.Hour, compress: true, syslog: "unix:///dev/log"},
 	}
 	if got := *o; !equalOptions(got, want) {

@@ -37,6 +37,10 @@ type serveOptions struct {
 	maxBody     string
 	maxSpool    string
 	spoolDir    string
+	maxHeader   string
+	// headerTimeout bounds reading a request head once it began;
+	// idleTimeout closes keep-alive connections with no request.
+	headerTimeout, idleTimeout time.Duration
 	// TLS for tcp:// listeners: server certificate, key, client CA.
 	tlsCert, tlsKey, tlsClientCA string
 	// shutdownGrace is how long requests in flight may take after SIGTERM.
@@ -66,6 +70,9 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.StringVar(&o.mode, "mode", "enforce", "enforce, or audit (forward everything, record what would be refused)")
 	fs.IntVar(&o.maxConns, "max-connections", 1024, "concurrent client connections; more are answered 503")
 	fs.StringVar(&o.maxBody, "max-body", "1MiB", "largest request body that is read whole to be judged (container create and the like); larger ones get 413")
+	fs.StringVar(&o.maxHeader, "max-header", "1MiB", "largest request head (request line and headers); larger ones get 431")
+	fs.DurationVar(&o.headerTimeout, "header-timeout", 30*time.Second, "time allowed for a request head once its first byte arrived (slowloris); streams have no deadline")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 15*time.Minute, "a keep-alive connection with no request for this long is closed")
 	fs.StringVar(&o.maxSpool, "max-spool", "8GiB", "largest tarball body (image load, build context) spooled to a temporary file to be judged; larger ones get 413")
 	fs.StringVar(&o.spoolDir, "spool-dir", "", "directory for spooled tarball bodies (default: $TMPDIR or /tmp)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "server certificate (PEM) for tcp:// listeners")
@@ -158,6 +165,15 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		return fmt.Errorf("--max-spool %q: want a size such as 8GiB", o.maxSpool)
 	}
 	limits.SpoolDir = o.spoolDir
+	maxHeader, err := units.RAMInBytes(o.maxHeader)
+	if err != nil || maxHeader < 1<<10 || maxHeader > 64<<20 {
+		return fmt.Errorf("--max-header %q: want a size from 1KiB to 64MiB", o.maxHeader)
+	}
+	limits.MaxHeaderBytes = int(maxHeader)
+	limits.MaxRequestLine = min(limits.MaxRequestLine, limits.MaxHeaderBytes)
+	if o.headerTimeout <= 0 || o.idleTimeout <= 0 {
+		return fmt.Errorf("--header-timeout and --idle-timeout must be positive")
+	}
 	var m *metrics
 	var observer proxy.Observer
 	if o.metricsListen != "" {
@@ -165,13 +181,15 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		observer = m
 	}
 	srv := proxy.New(proxy.Config{
-		Observer: observer,
-		Limits:   limits,
-		Upstream: up,
-		Router:   authz.NewRouter(),
-		Decider:  decider,
-		Audit:    sink,
-		Log:      log,
+		Observer:      observer,
+		Limits:        limits,
+		HeaderTimeout: o.headerTimeout,
+		IdleTimeout:   o.idleTimeout,
+		Upstream:      up,
+		Router:        authz.NewRouter(),
+		Decider:       decider,
+		Audit:         sink,
+		Log:           log,
 	})
 	var listeners []net.Listener
 	defer func() {

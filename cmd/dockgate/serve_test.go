@@ -25,3 +25,19 @@ func TestServeRefusesABadMaxSpool(t *testing.T) {
 		}
 	}
 }
+
+func TestServeRefusesBadHeadLimits(t *testing.T) {
+	for _, args := range [][]string{
+		{"--max-header", "12"},
+		{"--max-header", "1GiB"},
+		{"--header-timeout", "0s"},
+		{"--idle-timeout", "-1s"},
+	} {
+		sock := filepath.Join(t.TempDir(), "dockgate.sock")
+		all := append([]string{"serve", "--listen", "unix://" + sock, "--audit-log", filepath.Join(t.TempDir(), "audit.log")}, args...)
+		code, _, stderr := runCmd(t, all...)
+		if code != 1 || !strings.Contains(stderr, strings.TrimPrefix(args[0], "--")) {
+			t.Errorf("%v: exit %d, want 1 naming the flag\n%s", args, code, stderr)
+		}
+	}
+}
