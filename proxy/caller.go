@@ -29,7 +29,10 @@ func (c *Caller) Subjects() []string {
 	}
 	s := make([]string, 0, 4+2*len(c.GIDs))
 	if c.Cert != "" {
+		// The SANs carry their own prefixes (cert-dns:, cert-uri:), so
+		// that no SAN can pose as a common name or as each other.
 		s = append(s, "cert:"+c.Cert)
+		s = append(s, c.CertSANs...)
 	} else {
 		s = append(s, "uid:"+strconv.FormatUint(uint64(c.UID), 10))
 		if c.User != "" {

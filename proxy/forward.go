@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -72,19 +71,6 @@ func (cn *clientConn) dropUpstream() {
 		cn.up = nil
 	}
 }
-
-// objectCreators are the actions whose response names a new object; the
-// audit record carries its ID so that later calls on it can be traced.
-var objectCreators = map[string]bool{
-	"container.create": true,
-	"container.exec":   true,
-	"volume.create":    true,
-	"network.create":   true,
-	"image.commit":     true,
-}
-
-// maxObjectBody bounds the response read for an object ID.
-const maxObjectBody = 64 << 10
 
 // forward sends an allowed request to dockerd and its answer back. body is
 // the request body when it was read whole to be judged; else the body is
@@ -321,6 +307,10 @@ func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *au
 	if framing == framingChunked {
 		w = chunkedWriter{w: cn.bw}
 	}
+	var built *builtImageScanner
+	if m.Action == "build.run" && resp.StatusCode < 300 {
+		built = new(builtImageScanner)
+	}
 	var capture *bytes.Buffer
 	if objectCreators[m.Action] && resp.StatusCode < 300 && resp.ContentLength >= 0 && resp.ContentLength <= maxObjectBody {
 		capture = new(bytes.Buffer)
@@ -337,6 +327,9 @@ func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *au
 			rec.BytesOut += int64(n)
 			if capture != nil {
 				capture.Write(buf[:n])
+			}
+			if built != nil {
+				built.Write(buf[:n])
 			}
 			_, clientErr = w.Write(buf[:n])
 			// Flush whenever the next read could wait for dockerd, so
@@ -378,6 +371,9 @@ func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *au
 	}
 	if capture != nil && copyErr == nil {
 		rec.ObjectID = objectID(capture.Bytes())
+	}
+	if built != nil && copyErr == nil {
+		rec.ObjectID = built.id
 	}
 	switch {
 	case clientErr != nil || copyErr != nil && clientGone:
@@ -482,21 +478,6 @@ func waitHangup(c net.Conn, quit chan struct{}) bool {
 			}
 		}
 	}
-}
-
-// objectID reads the ID of a created object from dockerd's answer.
-func objectID(body []byte) string {
-	var v struct {
-		ID   string `json:"Id"`
-		Name string `json:"Name"`
-	}
-	if json.Unmarshal(body, &v) != nil {
-		return ""
-	}
-	if v.ID != "" {
-		return v.ID
-	}
-	return v.Name
 }
 
 func formatBytes(n int64) string {

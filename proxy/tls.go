@@ -67,7 +67,8 @@ func ListenTLS(address string, cfg *tls.Config) (net.Listener, error) {
 }
 
 // identifyTLS completes the handshake and names the caller by the common
-// name of its verified client certificate (subject cert:<CN>).
+// name of its verified client certificate (subject cert:<CN>) and its DNS
+// and URI SANs (cert-dns:<name>, cert-uri:<uri>).
 func identifyTLS(tc *tls.Conn) (*Caller, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
@@ -86,5 +87,23 @@ func identifyTLS(tc *tls.Conn) (*Caller, error) {
 	}
 	// No uid or gid: (uid_t)-1, Linux's "no id", rather than 0, which
 	// would read as root in the audit log.
-	return &Caller{Caller: audit.Caller{UID: noID, GID: noID, Cert: leaf.Subject.CommonName}}, nil
+	return &Caller{Caller: audit.Caller{UID: noID, GID: noID, Cert: leaf.Subject.CommonName, CertSANs: certSANs(leaf)}}, nil
+}
+
+// certSANs are the subjects a certificate's DNS and URI subject alternative
+// names give: cert-dns:NAME and cert-uri:URI, each with its own prefix so
+// that a SAN never reads as a common name (cert:) or as the other kind.
+func certSANs(leaf *x509.Certificate) []string {
+	var s []string
+	for _, n := range leaf.DNSNames {
+		if n != "" {
+			s = append(s, "cert-dns:"+n)
+		}
+	}
+	for _, u := range leaf.URIs {
+		if u != nil {
+			s = append(s, "cert-uri:"+u.String())
+		}
+	}
+	return s
 }

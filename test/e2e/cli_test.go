@@ -323,6 +323,29 @@ func TestBuildWithTheClassicBuilder(t *testing.T) {
 			s.t.Fatalf("%s: %v", s.side.name, r)
 		}
 		s.expect(r, "POST /build 200")
+		if s.side.proxied {
+			// The build's record names the image it made (issue 6).
+			id := strings.TrimSpace(s.look("image", "inspect", "--format", "{{.Id}}", ref).stdout)
+			buildPid := r.pid
+			deadline := time.Now().Add(auditWait)
+			for found := false; !found; time.Sleep(50 * time.Millisecond) {
+				recs, err := s.env.Dockgate.AuditRecords()
+				if err != nil {
+					s.t.Fatal(err)
+				}
+				for _, rec := range recs {
+					if callerPid(rec) == buildPid && rec["phase"] == nil && auditPath(rec) == "/build" {
+						if rec["object_id"] != id {
+							s.t.Errorf("build record object_id %v, want the built image %s", rec["object_id"], id)
+						}
+						found = true
+					}
+				}
+				if !found && time.Now().After(deadline) {
+					s.t.Fatal("no final record of the build")
+				}
+			}
+		}
 		r = s.docker("run", "--rm", ref, "cat", "/built", "/hello.txt")
 		if r.stdout != "built\nhello from the context\n" {
 			s.t.Errorf("%s: the built image lacks its files: %v", s.side.name, r)
