@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -17,7 +18,7 @@ type Logger struct {
 	zl       zerolog.Logger
 	cw       *chainWriter
 	closer   io.Closer
-	failOpen bool
+	failOpen atomic.Bool
 }
 
 // NewLogger writes records to w, hash-chained (see chain.go) from
@@ -25,7 +26,9 @@ type Logger struct {
 func NewLogger(w io.Writer, opts ...Options) *Logger {
 	o := firstOptions(opts)
 	cw := newChainWriter(w, o)
-	return &Logger{zl: zerolog.New(cw), cw: cw, failOpen: o.FailOpen}
+	l := &Logger{zl: zerolog.New(cw), cw: cw}
+	l.failOpen.Store(o.FailOpen)
+	return l
 }
 
 func firstOptions(opts []Options) Options {
@@ -61,8 +64,17 @@ func Open(path string, opts ...Options) (*Logger, error) {
 		f.Close()
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	return &Logger{zl: zerolog.New(cw), cw: cw, closer: f, failOpen: o.FailOpen}, nil
+	l := &Logger{zl: zerolog.New(cw), cw: cw, closer: f}
+	l.failOpen.Store(o.FailOpen)
+	return l, nil
 }
+
+// FailOpen says whether requests go on while the sink fails (Options.FailOpen).
+func (l *Logger) FailOpen() bool { return l.failOpen.Load() }
+
+// SetFailOpen changes Options.FailOpen while the logger is in use (a config
+// reload); Check answers by it from now on.
+func (l *Logger) SetFailOpen(open bool) { l.failOpen.Store(open) }
 
 // Close closes the sink when it is a file (after the compression of
 // rotated files in flight), and the shipping sinks.
@@ -93,7 +105,7 @@ func (l *Logger) Healthy() bool { return !l.cw.broken.Load() }
 // answers nil; if not, it answers the error (fail closed) or nil (with
 // Options.FailOpen, the failure having been reported through OnError).
 func (l *Logger) Check() error {
-	if !l.cw.broken.Load() || l.failOpen {
+	if !l.cw.broken.Load() || l.failOpen.Load() {
 		return nil
 	}
 	return l.cw.probe()
@@ -153,6 +165,9 @@ func (c *Caller) MarshalZerologObject(e *zerolog.Event) {
 		if kv[1] != "" {
 			e.Str(kv[0], kv[1])
 		}
+	}
+	if len(c.CertSANs) > 0 {
+		e.Strs("cert_sans", c.CertSANs)
 	}
 }
 

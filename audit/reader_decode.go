@@ -274,24 +274,9 @@ func (d *fastDec) caller(c *Caller) bool {
 		case "user":
 			c.User, ok = d.str()
 		case "groups":
-			if !d.eat('[') {
-				return false
-			}
-			c.Groups = []string{}
-			if d.eat(']') {
-				return true
-			}
-			for {
-				g, ok := d.str()
-				if !ok {
-					return false
-				}
-				c.Groups = append(c.Groups, g)
-				if d.eat(',') {
-					continue
-				}
-				return d.eat(']')
-			}
+			return d.strs(&c.Groups)
+		case "cert_sans":
+			return d.strs(&c.CertSANs)
 		case "exe":
 			c.Exe, ok = d.str()
 		case "unit":
@@ -303,6 +288,28 @@ func (d *fastDec) caller(c *Caller) bool {
 		}
 		return ok
 	})
+}
+
+// strs reads a JSON array of strings (an empty one as an empty slice).
+func (d *fastDec) strs(out *[]string) bool {
+	if !d.eat('[') {
+		return false
+	}
+	*out = []string{}
+	if d.eat(']') {
+		return true
+	}
+	for {
+		g, ok := d.str()
+		if !ok {
+			return false
+		}
+		*out = append(*out, g)
+		if d.eat(',') {
+			continue
+		}
+		return d.eat(']')
+	}
 }
 
 func (d *fastDec) facts(fs *[]authz.FactResult) bool {

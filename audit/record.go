@@ -29,6 +29,10 @@ type Caller struct {
 	Unit      string   `json:"unit,omitempty"`
 	Container string   `json:"container,omitempty"`
 	Cert      string   `json:"cert,omitempty"`
+	// CertSANs are the DNS and URI subject alternative names of a TLS
+	// caller's verified certificate, as the subjects they give:
+	// "cert-dns:NAME" and "cert-uri:URI".
+	CertSANs []string `json:"cert_sans,omitempty"`
 }
 
 // Record is one audit record. Its JSON form is the contract in BRIEF §6.

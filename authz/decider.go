@@ -85,6 +85,14 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		return Decision{Status: http.StatusForbidden, Reason: refusal(caller, endpoint), Facts: []FactResult{endpoint}}
 	}
 
+	if ownerCreates[m.Action] {
+		owner, err := p.Owner(req.Subjects)
+		if err != nil {
+			return Decision{Status: http.StatusForbidden, Reason: caller + " may not create objects: " + err.Error(), Facts: []FactResult{endpoint}}
+		}
+		req.Owner, req.OwnedBody = owner, nil
+	}
+
 	var more []Fact
 	if d.Extract != nil {
 		var err error
@@ -112,12 +120,18 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 			first = 1 + i
 		}
 	}
-	if first < 0 {
-		return Decision{Allow: true, Reason: allowedReason, Facts: results}
+	unlabelled := req.Owner != "" && req.OwnedBody == nil
+	if first < 0 && !unlabelled {
+		return Decision{Allow: true, Reason: allowedReason, Facts: results, Body: req.OwnedBody}
+	}
+	if first < 0 || d.Audit && unlabelled {
+		// Fail closed: a tenant's object is never created unlabelled. A
+		// request refused anyway keeps the refusal that names its fact.
+		return Decision{Status: http.StatusInternalServerError, Reason: "cannot record the owner of what " + m.Action + " creates", Facts: results}
 	}
 	reason := refusal(caller, results[first])
 	if d.Audit {
-		return Decision{Allow: true, WouldDeny: true, Reason: reason, Facts: results}
+		return Decision{Allow: true, WouldDeny: true, Reason: reason, Facts: results, Body: req.OwnedBody}
 	}
 	return Decision{Status: http.StatusForbidden, Reason: reason, Facts: results}
 }

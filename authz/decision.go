@@ -29,6 +29,12 @@ type Request struct {
 	// ReadAt (io.NewSectionReader): its offset belongs to the proxy.
 	BodyFile *os.File
 	BodySize int64
+	// Owner is the owner subject of a tenant caller (Policy.Owner), set by
+	// the decider before the facts are read; "" for other callers.
+	Owner string
+	// OwnedBody is set by the extractor of a create when Owner is set: the
+	// judged (typed) body re-encoded with the owner label added.
+	OwnedBody []byte
 }
 
 // FactResult is one fact of a request with the decision on it.
@@ -52,6 +58,9 @@ type Decision struct {
 	// the policy refuses it.
 	WouldDeny bool
 	Facts     []FactResult
+	// Body, when not nil, is forwarded instead of the request body that
+	// was read: the judged body with the owner label of a tenant added.
+	Body []byte
 }
 
 // Decider is the decision point the proxy calls for every request.

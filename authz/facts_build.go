@@ -112,6 +112,9 @@ func (x *extraction) dockerfileImageFacts(df []byte, buildArgs map[string]*strin
 	if err != nil {
 		return badBody("build: cannot parse the Dockerfile: %v", err)
 	}
+	if err := checkOwnerDockerfile("build Dockerfile", res); err != nil {
+		return err
+	}
 	lex := shell.NewLex(res.EscapeToken)
 	// Meta ARGs (before the first FROM) are what FROM may expand; a
 	// --build-arg overrides the default of a declared one.

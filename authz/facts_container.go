@@ -43,6 +43,12 @@ func containerCreateFacts(x *extraction) error {
 	if w.Config == nil {
 		return badBody("container.create: config cannot be empty")
 	}
+	if err := checkOwnerLabels("container create Labels", w.Config.Labels); err != nil {
+		return err
+	}
+	if err := x.addOwnerLabel(&w, &w.Config.Labels); err != nil {
+		return err
+	}
 	if err := x.addImageRun(w.Config.Image); err != nil {
 		return err
 	}

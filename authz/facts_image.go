@@ -116,6 +116,13 @@ func imagePullFacts(x *extraction) error {
 // imageImportFacts: POST /images/create?fromSrc=&repo=&tag= (import). The
 // image fact is the name the imported image gets, if any.
 func imageImportFacts(x *extraction) error {
+	q, err := x.form()
+	if err != nil {
+		return err
+	}
+	if err := checkOwnerChanges("import changes", q["changes"]); err != nil {
+		return err
+	}
 	repo, err := x.formValue("repo")
 	if err != nil {
 		return err
@@ -169,6 +176,18 @@ func imageCommitFacts(x *extraction) error {
 		if err := decodeStrictJSON(body, &w, createOptions()); err != nil {
 			return err
 		}
+		if w.Config != nil {
+			if err := checkOwnerLabels("commit config Labels", w.Config.Labels); err != nil {
+				return err
+			}
+		}
+	}
+	q, err := x.form()
+	if err != nil {
+		return err
+	}
+	if err := checkOwnerChanges("commit changes", q["changes"]); err != nil {
+		return err
 	}
 	repo, err := x.formValue("repo")
 	if err != nil {
@@ -207,6 +226,9 @@ func buildFacts(x *extraction) error {
 	// session" (builder/remotecontext ClientSessionRemote), not a fetch.
 	if r := q.Get("remote"); r != "" && r != "client-session" {
 		x.add("build", "remote-context")
+	}
+	if err := checkOwnerLabelsJSON("build labels", q.Get("labels")); err != nil {
+		return err
 	}
 	if cg := q.Get("cgroupparent"); cg != "" {
 		x.add("cgroup-parent", cg)

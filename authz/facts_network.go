@@ -16,6 +16,12 @@ func networkCreateFacts(x *extraction) error {
 	if err := decodeStrictJSON(body, &c, strictOptions{}); err != nil {
 		return err
 	}
+	if err := checkOwnerLabels("network create Labels", c.Labels); err != nil {
+		return err
+	}
+	if err := x.addOwnerLabel(&c, &c.Labels); err != nil {
+		return err
+	}
 	if c.Driver != "" && c.Driver != "bridge" {
 		x.add("network-driver", c.Driver)
 	}

@@ -28,6 +28,16 @@ func serviceCreateFacts(x *extraction) error {
 	if err := decodeStrictJSON(body, &spec, strictOptions{}); err != nil {
 		return err
 	}
+	// Only the spec the client sends: a rollback's previous spec is
+	// dockerd's.
+	if err := checkOwnerLabels("service Labels", spec.Labels); err != nil {
+		return err
+	}
+	if cs := spec.TaskTemplate.ContainerSpec; cs != nil {
+		if err := checkOwnerLabels("service container spec Labels", cs.Labels); err != nil {
+			return err
+		}
+	}
 	return x.serviceSpecFacts(&spec)
 }
 

@@ -34,6 +34,12 @@ func volumeCreateFacts(x *extraction) error {
 	if err := decodeStrictJSON(body, &c, strictOptions{}); err != nil {
 		return err
 	}
+	if err := checkOwnerLabels("volume create Labels", c.Labels); err != nil {
+		return err
+	}
+	if err := x.addOwnerLabel(&c, &c.Labels); err != nil {
+		return err
+	}
 	return x.volumeOptionFacts(c.Driver, c.DriverOpts)
 }
 

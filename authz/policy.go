@@ -35,7 +35,7 @@ func FactKinds() []string { return append([]string(nil), factKinds...) }
 
 // identityPrefixes start the subjects that name callers (BRIEF §3); every
 // other name is a role.
-var identityPrefixes = []string{"uid:", "user:", "gid:", "group:", "unit:", "container:", "cert:"}
+var identityPrefixes = []string{"uid:", "user:", "gid:", "group:", "unit:", "container:", "cert:", "cert-dns:", "cert-uri:"}
 
 // maxRoleDepth is casbin's default role manager's limit: links beyond ten
 // hops are silently not followed, so a deeper chain is refused at load.
@@ -361,6 +361,11 @@ func (l *policyLoader) policyRow(name string, line int, sub, kind, pattern, effe
 	case err != nil:
 		l.errorf(name, line, "kind: %v", err)
 		ok = false
+	case kind == TenantKind:
+		if err := checkTenantPattern(pattern); err != nil {
+			l.errorf(name, line, "%v", err)
+			ok = false
+		}
 	case kp.IsLiteral() && !isFactKind(kind):
 		l.errorf(name, line, "unknown fact kind %q (known: %s)", kind, strings.Join(factKinds, ", "))
 		ok = false

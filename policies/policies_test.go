@@ -274,3 +274,23 @@ func TestReadOnlyMonitoringOnlyReads(t *testing.T) {
 		}
 	}
 }
+
+func TestTenants(t *testing.T) {
+	for _, tc := range []struct {
+		dir      string
+		subjects []string
+		owner    string
+	}{
+		{"ci", []string{"uid:1001", "user:jenkins", "*"}, "user:jenkins"},
+		{"ci", []string{"uid:1002", "user:alice", "group:ci-runners", "*"}, "user:alice"},
+		{"ci", []string{"uid:0", "user:root", "group:root", "*"}, ""},
+		{"ci", []string{"uid:1003", "user:bob", "*"}, ""},
+		{"default", []string{"uid:1001", "user:jenkins", "*"}, ""},
+		{"default", []string{"uid:0", "user:root", "*"}, ""},
+	} {
+		owner, err := load(t, tc.dir).Owner(tc.subjects)
+		if err != nil || owner != tc.owner {
+			t.Errorf("%s %v: owner %q, %v; want %q", tc.dir, tc.subjects, owner, err, tc.owner)
+		}
+	}
+}

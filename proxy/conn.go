@@ -31,6 +31,9 @@ type clientConn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	caller *Caller
+	// set are the server's limits and timeouts as they were when the
+	// connection was accepted: a reload does not change them midway.
+	set *Settings
 	// subjects and name are the caller's policy subjects and its name in
 	// messages, worked out once per connection.
 	subjects []string
@@ -67,10 +70,11 @@ func (cn *clientConn) buffer(size int64) []byte {
 
 func (s *Server) newConn(nc net.Conn) *clientConn {
 	return &clientConn{
-		s:  s,
-		nc: nc,
-		br: bufio.NewReaderSize(nc, connBufSize),
-		bw: bufio.NewWriterSize(nc, connBufSize),
+		s:   s,
+		nc:  nc,
+		set: s.settings.Load(),
+		br:  bufio.NewReaderSize(nc, connBufSize),
+		bw:  bufio.NewWriterSize(nc, connBufSize),
 	}
 }
 
@@ -103,7 +107,7 @@ func (cn *clientConn) serve(ctx context.Context) {
 	for ctx.Err() == nil {
 		// Between requests the connection is idle, and Shutdown closes
 		// it (see Server.setIdle for the order of these calls).
-		cn.nc.SetReadDeadline(time.Now().Add(cn.s.cfg.IdleTimeout))
+		cn.nc.SetReadDeadline(time.Now().Add(cn.set.IdleTimeout))
 		if !cn.s.setIdle(cn, true) {
 			return
 		}
@@ -112,9 +116,9 @@ func (cn *clientConn) serve(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		cn.nc.SetReadDeadline(time.Now().Add(cn.s.cfg.HeaderTimeout))
+		cn.nc.SetReadDeadline(time.Now().Add(cn.set.HeaderTimeout))
 		start := time.Now()
-		head, err := readRequestHead(cn.br, cn.s.cfg.Limits)
+		head, err := readRequestHead(cn.br, cn.set.Limits)
 		cn.nc.SetReadDeadline(time.Time{})
 		if err != nil {
 			cn.refuseMalformed(start, head, err)
@@ -278,6 +282,11 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		return cn.refuse(head, rec, decision, status, d.Reason)
 	}
 	rec.Decision, rec.Reason = audit.DecisionAllow, d.Reason
+	if d.Body != nil && body != nil {
+		// The judged body with the owner label of a tenant added; it
+		// goes out with its own Content-Length.
+		body = d.Body
+	}
 	return cn.forward(ctx, head, m, body, rec)
 }
 
@@ -325,7 +334,7 @@ func (cn *clientConn) bodyReader(head *requestHead) io.Reader {
 
 // readBody reads a whole body that must be judged, up to MaxBodyBytes.
 func (cn *clientConn) readBody(head *requestHead) ([]byte, error) {
-	limit := cn.s.cfg.Limits.MaxBodyBytes
+	limit := cn.set.Limits.MaxBodyBytes
 	if head.ContentLength > limit {
 		return nil, &wireError{Status: http.StatusRequestEntityTooLarge, Msg: "request body larger than the limit of " + formatBytes(limit)}
 	}

@@ -69,6 +69,9 @@ type Server struct {
 	cfg    Config
 	prefix string
 	seq    atomic.Uint64
+	// settings are the limits and timeouts of new connections (see
+	// SetSettings); cfg's are only the first ones.
+	settings atomic.Pointer[Settings]
 
 	mu sync.Mutex
 	// conns are the connections being served, each with whether it is
@@ -104,9 +107,11 @@ func New(cfg Config) *Server {
 	var b [4]byte
 	rand.Read(b[:])
 	kill, killNow := context.WithCancel(context.Background())
-	return &Server{cfg: cfg, prefix: hex.EncodeToString(b[:]) + "-",
+	s := &Server{cfg: cfg, prefix: hex.EncodeToString(b[:]) + "-",
 		conns: make(map[*clientConn]bool), listeners: make(map[net.Listener]struct{}),
 		kill: kill, killNow: killNow}
+	s.SetSettings(Settings{Limits: cfg.Limits, HeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.IdleTimeout})
+	return s
 }
 
 // Serve accepts connections on l until ctx ends, then closes l and every

@@ -19,7 +19,7 @@ const DefaultMaxSpoolBytes = 8 << 30
 // happens to the process; closing it frees the space. Memory stays flat:
 // the body is copied in small chunks.
 func (cn *clientConn) spoolBody(head *requestHead) (*os.File, int64, error) {
-	limit := cn.s.cfg.Limits.MaxSpoolBytes
+	limit := cn.set.Limits.MaxSpoolBytes
 	if limit <= 0 {
 		limit = DefaultMaxSpoolBytes
 	}
@@ -27,7 +27,7 @@ func (cn *clientConn) spoolBody(head *requestHead) (*os.File, int64, error) {
 	if head.ContentLength > limit {
 		return nil, 0, tooLarge
 	}
-	f, err := os.CreateTemp(cn.s.cfg.Limits.SpoolDir, "dockgate-spool-*")
+	f, err := os.CreateTemp(cn.set.Limits.SpoolDir, "dockgate-spool-*")
 	if err != nil {
 		return nil, 0, &wireError{Status: http.StatusInternalServerError, Msg: "cannot spool the request body: " + err.Error()}
 	}

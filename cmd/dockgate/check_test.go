@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,8 +14,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"github.com/dockgate/dockgate/authz"
 )
 
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -113,11 +112,16 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := authz.NewPolicyDecider(p)
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	watchPolicy(ctx, dir, d, zerolog.New(&logs), nil)
+	o, err := parseServe([]string{"--config", "", "--policy", dir}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newConfigReloader(ctx, o, p, zerolog.New(&logs), nil, nil)
+	r.watchSIGHUP(ctx)
+	d := &r.decider
 
 	waitLog := func(want string) string {
 		t.Helper()
@@ -135,7 +139,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	// A broken policy: logged with file and line, the old one stays.
 	os.WriteFile(filepath.Join(dir, "a.csv"), []byte("p, *, endpoint, *, alow\n"), 0o644)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	out := waitLog("policy reload failed")
+	out := waitLog("reload failed")
 	if !strings.Contains(out, "a.csv:1: unknown effect") || !strings.Contains(out, p.Hash) {
 		t.Fatalf("failed reload log does not name the file and line and the hash kept:\n%s", out)
 	}
@@ -145,7 +149,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 
 	os.WriteFile(filepath.Join(dir, "a.csv"), []byte("p, *, endpoint, *, allow\n"), 0o644)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	waitLog("policy reloaded")
+	waitLog("config and policy reloaded")
 	if d.Policy() == p || !strings.Contains(logs.String(), d.Policy().Hash) {
 		t.Fatalf("reload not in force or its hash not logged:\n%s", logs.String())
 	}

@@ -32,7 +32,7 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	dir := fs.String("policy", "", "policy directory (default: the embedded default policy)")
 	var as listFlag
-	fs.Var(&as, "as", "a subject of the caller: uid:N, user:NAME, gid:N, group:NAME, unit:NAME, container:NAME, cert:NAME (repeatable; * is always added)")
+	fs.Var(&as, "as", "a subject of the caller: uid:N, user:NAME, gid:N, group:NAME, unit:NAME, container:NAME, cert:NAME, cert-dns:NAME, cert-uri:URI (repeatable; * is always added)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, explainUsage)
 		fs.PrintDefaults()
@@ -90,7 +90,7 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fmt.Fprintf(w, "policy:\t%s (%s)\n", p.Source, p.Describe())
 	for _, s := range as {
 		if s != "*" && !isCallerSubject(s) {
-			fmt.Fprintf(w, "note:\t%s is not a caller subject (uid:, user:, gid:, group:, unit:, container:, cert:); it stands for a caller who has it as a role\n", s)
+			fmt.Fprintf(w, "note:\t%s is not a caller subject (uid:, user:, gid:, group:, unit:, container:, cert:, cert-dns:, cert-uri:); it stands for a caller who has it as a role\n", s)
 		}
 	}
 
@@ -169,7 +169,7 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func isCallerSubject(s string) bool {
-	for _, pre := range []string{"uid:", "user:", "gid:", "group:", "unit:", "container:", "cert:"} {
+	for _, pre := range []string{"uid:", "user:", "gid:", "group:", "unit:", "container:", "cert:", "cert-dns:", "cert-uri:"} {
 		if strings.HasPrefix(s, pre) {
 			return true
 		}

@@ -9,14 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
-	units "github.com/docker/go-units"
 	"github.com/rs/zerolog"
 
 	"github.com/dockgate/dockgate/authz"
@@ -25,7 +21,8 @@ import (
 
 // serveOptions are the flags of "dockgate serve" (BRIEF §2).
 type serveOptions struct {
-	config      string // the config file read, or ""
+	args        []string // the command line, parsed again on every reload
+	config      string   // the config file read, or ""
 	listen      listFlag
 	socketMode  string
 	socketGroup string
@@ -57,7 +54,7 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
-	o := &serveOptions{}
+	o := &serveOptions{args: args}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.config, "config", defaultConfigPath, "YAML config file; flags given on the command line override it (read only if it exists unless given)")
@@ -137,9 +134,9 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("policy not loaded:\n%w", err)
 	}
-	decider := authz.NewPolicyDecider(policy)
-	if factExtractor != nil {
-		decider.Extract = factExtractor()
+	settings, err := serveSettings(o)
+	if err != nil {
+		return err
 	}
 	// Some facts need dockerd's state (a named volume's options, the
 	// mounts VolumesFrom copies); the extractor asks it through this.
@@ -147,8 +144,17 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	decider.Inspector = inspector
-	decider.Audit = o.mode == "audit"
+	var m *metrics
+	var observer proxy.Observer
+	if o.metricsListen != "" {
+		m = newMetrics()
+		observer = m
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	// The decider, its policy watch and what else a reload (SIGHUP)
+	// changes; see reload.go.
+	reloader := newConfigReloader(ctx, o, policy, log, m, inspector)
 	log.Info().Str("policy", policy.Source).Str("hash", policy.Hash).Int("rules", len(policy.Rules)).Int("roles", len(policy.Roles())).Bool("custom_model", policy.CustomModel).Msg("policy loaded")
 
 	sink, err := openAudit(o.auditLog, &o.audit, log)
@@ -157,40 +163,18 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	}
 	defer sink.Close()
 
-	limits := proxy.DefaultLimits()
-	if limits.MaxBodyBytes, err = units.RAMInBytes(o.maxBody); err != nil || limits.MaxBodyBytes < 1 {
-		return fmt.Errorf("--max-body %q: want a size such as 1MiB or 65536", o.maxBody)
-	}
-	if limits.MaxSpoolBytes, err = units.RAMInBytes(o.maxSpool); err != nil || limits.MaxSpoolBytes < 1 {
-		return fmt.Errorf("--max-spool %q: want a size such as 8GiB", o.maxSpool)
-	}
-	limits.SpoolDir = o.spoolDir
-	maxHeader, err := units.RAMInBytes(o.maxHeader)
-	if err != nil || maxHeader < 1<<10 || maxHeader > 64<<20 {
-		return fmt.Errorf("--max-header %q: want a size from 1KiB to 64MiB", o.maxHeader)
-	}
-	limits.MaxHeaderBytes = int(maxHeader)
-	limits.MaxRequestLine = min(limits.MaxRequestLine, limits.MaxHeaderBytes)
-	if o.headerTimeout <= 0 || o.idleTimeout <= 0 {
-		return fmt.Errorf("--header-timeout and --idle-timeout must be positive")
-	}
-	var m *metrics
-	var observer proxy.Observer
-	if o.metricsListen != "" {
-		m = newMetrics()
-		observer = m
-	}
 	srv := proxy.New(proxy.Config{
 		Observer:      observer,
-		Limits:        limits,
-		HeaderTimeout: o.headerTimeout,
-		IdleTimeout:   o.idleTimeout,
+		Limits:        settings.Limits,
+		HeaderTimeout: settings.HeaderTimeout,
+		IdleTimeout:   settings.IdleTimeout,
 		Upstream:      up,
 		Router:        authz.NewRouter(),
-		Decider:       decider,
+		Decider:       &reloader.decider,
 		Audit:         sink,
 		Log:           log,
 	})
+	reloader.srv, reloader.sink = srv, sink
 	var listeners []net.Listener
 	defer func() {
 		for _, l := range listeners {
@@ -242,63 +226,11 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		log.Info().Str("metrics_listen", o.metricsListen).Msg("serving /metrics, /healthz and /readyz")
 	}
 
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	watchPolicy(ctx, o.policy, decider, log, m)
+	reloader.watchSIGHUP(ctx)
 	log.Info().Str("config", o.config).Strs("listen", listenURLs).Int("activated_sockets", len(activated)).Str("upstream", up.URL).Str("mode", o.mode).Str("version", version).Msg("dockgate serving")
 	if err := serveUntilStopped(ctx, srv, listeners, o.shutdownGrace, log); err != nil {
 		return err
 	}
 	log.Info().Msg("dockgate stopped")
 	return nil
-}
-
-// watchPolicy reloads --policy DIR on SIGHUP and when its files change
-// (polled every 2 s, see authz.PolicyReloader). A reload that fails keeps
-// the policy in force and logs every problem with its file and line; a
-// successful one logs the new hash. The embedded policy never changes.
-func watchPolicy(ctx context.Context, dir string, d *authz.PolicyDecider, log zerolog.Logger, m *metrics) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	if dir == "" {
-		go func() {
-			defer signal.Stop(hup)
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-hup:
-					sdNotify(log, sdReloading())
-					sdNotify(log, daemon.SdNotifyReady)
-					log.Info().Str("policy", d.Policy().Source).Str("hash", d.Policy().Hash).Msg("SIGHUP: the embedded policy has nothing to reload")
-				}
-			}
-		}()
-		return
-	}
-	r := &authz.PolicyReloader{Dir: dir, Decider: d, Log: func(trigger string, p *authz.Policy, err error) {
-		m.policyReloaded(err)
-		if err != nil {
-			log.Error().Str("policy", dir).Str("trigger", trigger).Str("error", err.Error()).Str("hash", d.Policy().Hash).Msg("policy reload failed; the policy in force stays")
-			return
-		}
-		log.Info().Str("policy", dir).Str("trigger", trigger).Str("hash", p.Hash).Int("rules", len(p.Rules)).Int("roles", len(p.Roles())).Msg("policy reloaded")
-	}}
-	r.Watch(ctx, 2*time.Second)
-	go func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				sdNotify(log, sdReloading())
-				if p, err := r.Reload("SIGHUP"); err != nil {
-					sdNotify(log, daemon.SdNotifyReady, sdStatus("policy reload failed; the policy in force (%s) stays: %v", d.Policy().Hash, err))
-				} else {
-					sdNotify(log, daemon.SdNotifyReady, sdStatus("policy %s reloaded", p.Hash))
-				}
-			}
-		}
-	}()
 }

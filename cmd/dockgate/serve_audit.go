@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	units "github.com/docker/go-units"
@@ -56,7 +57,19 @@ func openAudit(path string, a *auditServeOptions, log zerolog.Logger) (*audit.Lo
 			return nil, fmt.Errorf("--audit-journald: %w", err)
 		}
 	}
+	// The fail mode can change on a config reload (Logger.SetFailOpen):
+	// the message says the one in force when the failure happens.
+	var opened atomic.Pointer[audit.Logger]
+	startOpen := o.FailOpen
+	o.OnError = func(err error) {
+		open := startOpen
+		if l := opened.Load(); l != nil {
+			open = l.FailOpen()
+		}
+		auditUnavailable(log, path, open, err)
+	}
 	l, err := audit.Open(path, o)
+	opened.Store(l)
 	if err != nil {
 		if o.Syslog != nil {
 			o.Syslog.Close()
@@ -102,17 +115,8 @@ func auditOptions(path string, a *auditServeOptions, log zerolog.Logger) (audit.
 	if !toFile && (o.Rotate.MaxSize > 0 || o.Rotate.MaxAge > 0 || o.Rotate.Compress) {
 		return o, fmt.Errorf("--audit-max-size, --audit-max-age and --audit-compress need --audit-log FILE")
 	}
-	failMode := "closed"
-	if o.FailOpen {
-		failMode = "open"
-	}
-	o.OnError = func(err error) {
-		msg := "audit log unavailable: new requests are refused with 503 until it can be written"
-		if o.FailOpen {
-			msg = "audit log unavailable: requests go on unrecorded (--audit-fail open)"
-		}
-		log.Error().Str("audit_log", path).Str("audit_fail", failMode).Str("error", err.Error()).Msg(msg)
-	}
+	failOpen := o.FailOpen
+	o.OnError = func(err error) { auditUnavailable(log, path, failOpen, err) }
 	o.OnRecover = func(lost uint64) {
 		log.Warn().Str("audit_log", path).Uint64("lost_records", lost).Msg("audit log writable again")
 	}
@@ -124,4 +128,26 @@ func auditOptions(path string, a *auditServeOptions, log zerolog.Logger) (audit.
 		log.Info().Str("audit_log", path).Str("rotated", rotated).Msg("audit log rotated")
 	}
 	return o, nil
+}
+
+// auditUnavailable logs that the audit sink cannot be written, and what
+// that means for requests under the fail mode in force.
+func auditUnavailable(log zerolog.Logger, path string, failOpen bool, err error) {
+	failMode, msg := "closed", "audit log unavailable: new requests are refused with 503 until it can be written"
+	if failOpen {
+		failMode, msg = "open", "audit log unavailable: requests go on unrecorded (--audit-fail open)"
+	}
+	log.Error().Str("audit_log", path).Str("audit_fail", failMode).Str("error", err.Error()).Msg(msg)
+}
+
+// auditFailOpen is the fail mode --audit-fail gives for the audit log at
+// path: open or closed as asked, else closed for a file and open for stdout.
+func auditFailOpen(path, fail string) bool {
+	switch fail {
+	case "open":
+		return true
+	case "closed":
+		return false
+	}
+	return path == "" || path == "-"
 }

@@ -1,0 +1,118 @@
+package authz
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+)
+
+// OwnerLabel is the label dockgate records an object's owner in (BRIEF §3,
+// issue 7). A client may never set it itself: every body, query or
+// Dockerfile instruction that would set it is refused before the facts are
+// judged, in enforce and in audit mode alike.
+const OwnerLabel = "io.dockgate.owner"
+
+// forgedOwner is the refusal of a request that sets the owner label. The
+// label key is a map key: dockerd (Go encoding/json into map[string]string)
+// compares it exactly, so only the exact key is the owner label.
+func forgedOwner(where string) *RouteError {
+	return &RouteError{Status: http.StatusForbidden, Message: "the label " + OwnerLabel + " is dockgate's own record of an object's owner; a client may not set it (" + where + ")"}
+}
+
+// checkOwnerLabels refuses labels that set the owner label.
+func checkOwnerLabels(where string, labels map[string]string) error {
+	if _, ok := labels[OwnerLabel]; ok {
+		return forgedOwner(where)
+	}
+	return nil
+}
+
+// checkOwnerLabelsJSON refuses a JSON object of labels (the build's labels
+// query) that sets the owner label, decoded as dockerd decodes it.
+func checkOwnerLabelsJSON(where, raw string) error {
+	if raw == "" {
+		return nil
+	}
+	var labels map[string]string
+	if err := json.Unmarshal([]byte(raw), &labels); err != nil {
+		return badBody("invalid %s: %v", where, err)
+	}
+	return checkOwnerLabels(where, labels)
+}
+
+// checkOwnerChanges refuses Dockerfile instructions (commit's and import's
+// changes query, joined by newlines as dockerd's BuildFromConfig joins
+// them) whose LABEL sets the owner label.
+func checkOwnerChanges(where string, changes []string) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	res, err := parser.Parse(strings.NewReader(strings.Join(changes, "\n")))
+	if err != nil {
+		// dockerd refuses what it cannot parse; nothing to judge.
+		return nil
+	}
+	return checkOwnerDockerfile(where, res)
+}
+
+// checkOwnerDockerfile refuses a parsed Dockerfile whose LABEL sets the
+// owner label. dockerd expands variables in label keys with the build's
+// (or the container's) environment, which dockgate does not know: a key
+// with a variable is refused too.
+func checkOwnerDockerfile(where string, res *parser.Result) error {
+	lex := shell.NewLex(res.EscapeToken)
+	for _, n := range res.AST.Children {
+		if !strings.EqualFold(n.Value, "label") {
+			continue
+		}
+		// Each pair is three nodes: key, value, separator ("=" or "").
+		for k := n.Next; k != nil; {
+			if strings.Contains(k.Value, "$") {
+				return badBody("%s: a LABEL key with a variable (%q) cannot be judged", where, k.Value)
+			}
+			key, _, err := lex.ProcessWord(k.Value, envOf(nil))
+			if err != nil {
+				return badBody("%s: LABEL %s: %v", where, k.Value, err)
+			}
+			if key == OwnerLabel {
+				return forgedOwner(where + " LABEL")
+			}
+			k = k.Next
+			for i := 0; i < 2 && k != nil; i++ {
+				k = k.Next
+			}
+		}
+	}
+	return nil
+}
+
+// addOwnerLabel records a tenant's ownership (Request.Owner) in a create
+// body: the owner label is added to *labels, a field of the typed value v
+// the body was judged as, and v is re-encoded into Request.OwnedBody, the
+// body forwarded instead. What dockerd decodes is then exactly what was
+// judged plus the label. An encoding that would not decode back to the
+// same value (nil and empty told apart by the judged value, lost by
+// omitempty) is refused rather than forwarded changed.
+func (x *extraction) addOwnerLabel(v any, labels *map[string]string) error {
+	if x.req.Owner == "" {
+		return nil
+	}
+	if *labels == nil {
+		*labels = map[string]string{}
+	}
+	(*labels)[OwnerLabel] = x.req.Owner
+	b, err := json.Marshal(v)
+	if err != nil {
+		return &RouteError{Status: http.StatusInternalServerError, Message: "cannot add the owner label: " + err.Error()}
+	}
+	back := reflect.New(reflect.TypeOf(v).Elem())
+	if err := json.Unmarshal(b, back.Interface()); err != nil || !reflect.DeepEqual(back.Elem().Interface(), reflect.ValueOf(v).Elem().Interface()) {
+		return badBody("%s: dockgate cannot add the owner label without changing the body; send empty lists and objects as null or leave them out", x.m.Action)
+	}
+	x.req.OwnedBody = b
+	return nil
+}

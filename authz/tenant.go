@@ -1,0 +1,105 @@
+package authz
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// Tenancy (issue 7). A policy row
+//
+//	p, SUBJECT, tenant, PREFIX, allow
+//
+// makes every caller with SUBJECT (or a role SUBJECT names) a tenant whose
+// owner is its own subject with that prefix: `p, role:ci, tenant, user,
+// allow` makes a member of role:ci the owner "user:<name>" of what it
+// creates. Only rows whose kind is literally `tenant` count: a row such as
+// `p, uid:0, *, **, allow` never makes anyone a tenant. A deny row takes
+// its prefix back. When several prefixes are allowed the first row (in
+// policy order) whose prefix the caller has a subject for names the owner.
+
+// TenantKind is the policy kind of tenancy rows; it is not a fact.
+const TenantKind = "tenant"
+
+// tenantPrefixes are the subject prefixes an owner may be named by.
+var tenantPrefixes = []string{"uid", "user", "unit", "container", "cert"}
+
+func checkTenantPattern(pattern string) error {
+	for _, p := range tenantPrefixes {
+		if pattern == p {
+			return nil
+		}
+	}
+	return fmt.Errorf("tenant: the value must be one of %s, not %q", strings.Join(tenantPrefixes, ", "), pattern)
+}
+
+// subjectNames returns the names (subjects and roles) whose rows apply to
+// a caller with these subjects.
+func (p *Policy) subjectApplies(subjects []string) func(string) bool {
+	if p.index != nil {
+		var set subjectSet
+		p.index.resolve(subjects, &set)
+		names := make(map[string]bool, set.len())
+		for i, n := 0, set.len(); i < n; i++ {
+			names[set.at(i).name] = true
+		}
+		return func(s string) bool { return names[s] }
+	}
+	rm := p.enforcer.GetRoleManager()
+	return func(s string) bool {
+		for _, sub := range subjects {
+			if sub == s {
+				return true
+			}
+			if rm != nil {
+				if ok, err := rm.HasLink(sub, s); err == nil && ok {
+					return true
+				}
+			}
+		}
+		return false
+	}
+}
+
+// Owner returns the owner subject of a caller that the policy makes a
+// tenant, "" for a caller who is not one. A tenant without a subject of
+// any of its prefixes (a `unit` tenant outside a systemd unit) is an error:
+// what it creates could not be recorded as its own.
+func (p *Policy) Owner(subjects []string) (string, error) {
+	applies := p.subjectApplies(subjects)
+	var allowed []string
+	denied := map[string]bool{}
+	for _, r := range p.Rules {
+		if r.Kind != TenantKind || !applies(r.Subject) {
+			continue
+		}
+		if r.deny {
+			denied[r.Pattern] = true
+		} else {
+			allowed = append(allowed, r.Pattern)
+		}
+	}
+	tenant := false
+	for _, prefix := range allowed {
+		if denied[prefix] {
+			continue
+		}
+		tenant = true
+		for _, s := range subjects {
+			if strings.HasPrefix(s, prefix+":") {
+				return s, nil
+			}
+		}
+	}
+	if tenant {
+		return "", &RouteError{Status: http.StatusForbidden, Message: "the policy makes the caller a tenant but it has no subject to own objects by (" + strings.Join(allowed, ", ") + ")"}
+	}
+	return "", nil
+}
+
+// ownerCreates are the actions whose body gets the owner label of a tenant.
+var ownerCreates = map[string]bool{
+	"container.create": true,
+	"volume.create":    true,
+	"network.create":   true,
+}

@@ -1,0 +1,172 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+)
+
+const tenantTestPolicy = `g, user:jenkins, role:ci
+g, group:runners, role:ci
+g, user:unitless, role:units
+p, uid:0, *, **, allow
+p, role:ci, endpoint, *, allow
+p, role:ci, tenant, user, allow
+p, role:ci, image, **, allow
+p, role:units, endpoint, *, allow
+p, role:units, tenant, unit, allow
+p, user:bob, tenant, user, allow
+p, user:bob, tenant, user, deny
+p, role:admin, tenant, uid, allow
+`
+
+func TestTenantOwner(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy})
+	for _, tc := range []struct {
+		name     string
+		subjects []string
+		owner    string
+		err      bool
+	}{
+		{"member by user", []string{"uid:1001", "user:jenkins", "gid:1001", "group:jenkins", "*"}, "user:jenkins", false},
+		{"member by group: owned by its user", []string{"uid:1002", "user:alice", "gid:50", "group:runners", "*"}, "user:alice", false},
+		{"root is no tenant although * ** matches every kind", []string{"uid:0", "user:root", "gid:0", "group:root", "*"}, "", false},
+		{"no rule: no tenant", []string{"uid:1003", "user:carol", "*"}, "", false},
+		{"deny takes tenancy back", []string{"uid:1004", "user:bob", "*"}, "", false},
+		{"tenant without a subject of its prefix is refused", []string{"uid:1005", "user:unitless", "*"}, "", true},
+		{"unit tenant", []string{"uid:1005", "user:unitless", "unit:ci-job@1.service", "*"}, "unit:ci-job@1.service", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			owner, err := p.Owner(tc.subjects)
+			if (err != nil) != tc.err || owner != tc.owner {
+				t.Fatalf("Owner = %q, %v; want %q, error %v", owner, err, tc.owner, tc.err)
+			}
+		})
+	}
+}
+
+func TestTenantRowsChecked(t *testing.T) {
+	for _, row := range []string{"p, role:ci, tenant, group, allow", "p, role:ci, tenant, *, allow", "p, role:ci, tenant, user:jenkins, allow", "p, role:ci, tenant, , allow"} {
+		if _, err := LoadPolicyDir(writePolicy(t, map[string]string{"t.csv": row + "\n"})); err == nil || !strings.Contains(err.Error(), "tenant") {
+			t.Errorf("%s: want a tenant error, got %v", row, err)
+		}
+	}
+	for _, prefix := range tenantPrefixes {
+		if _, err := LoadPolicyDir(writePolicy(t, map[string]string{"t.csv": "p, role:ci, tenant, " + prefix + ", allow\n"})); err != nil {
+			t.Errorf("%s: %v", prefix, err)
+		}
+	}
+}
+
+// TestOwnerLabelAdded: a tenant's container, volume and network creates are
+// forwarded as the typed value that was judged, re-encoded with the owner
+// label; other callers' bodies are forwarded untouched.
+func TestOwnerLabelAdded(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy})
+	d := NewPolicyDecider(p)
+	d.Extract = newExtractor(fakeHost(t))
+	d.Inspector = newFakeInspector()
+	router := NewRouter()
+	jenkins := []string{"user:jenkins", "uid:1001", "*"}
+	root := []string{"uid:0", "user:root", "*"}
+	for _, tc := range []struct {
+		name, target, body string
+		typ                reflect.Type
+		labels             func(any) *map[string]string
+	}{
+		{"container", "/v1.41/containers/create?name=x", `{"image":"busybox","Cmd":["sh","-c","echo <&>"],"Entrypoint":[],"Labels":{"ci.job":"7"},"HostConfig":{"Memory":1,"MaskedPaths":null,"Binds":null},"NetworkingConfig":{"EndpointsConfig":{"bridge":{"Aliases":["a"]}}}}`,
+			reflect.TypeFor[container.CreateRequest](), func(v any) *map[string]string { return &v.(*container.CreateRequest).Labels }},
+		{"container without labels", "/containers/create", `{"Image":"busybox"}`,
+			reflect.TypeFor[container.CreateRequest](), func(v any) *map[string]string { return &v.(*container.CreateRequest).Labels }},
+		{"volume", "/v1.41/volumes/create", `{"Name":"v","DriverOpts":{"o":"uid=1"},"Labels":{}}`,
+			reflect.TypeFor[volume.CreateOptions](), func(v any) *map[string]string { return &v.(*volume.CreateOptions).Labels }},
+		{"network", "/v1.41/networks/create", `{"Name":"n","Labels":{"a":"b"},"Options":{"x":"y"},"Internal":true}`,
+			reflect.TypeFor[network.CreateRequest](), func(v any) *map[string]string { return &v.(*network.CreateRequest).Labels }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := testRequest(http.MethodPost, tc.target, jenkins...)
+			req.Header.Set("Content-Type", "application/json")
+			req.Body = []byte(tc.body)
+			m, err := router.Route(req.Method, req.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec := d.Decide(context.Background(), m, req)
+			if !dec.Allow || dec.Body == nil {
+				t.Fatalf("tenant: allow %v body %q (%s)", dec.Allow, dec.Body, dec.Reason)
+			}
+			want := reflect.New(tc.typ).Interface()
+			if err := json.Unmarshal([]byte(tc.body), want); err != nil {
+				t.Fatal(err)
+			}
+			got := reflect.New(tc.typ).Interface()
+			if err := json.Unmarshal(dec.Body, got); err != nil {
+				t.Fatal(err)
+			}
+			// What is forwarded is what was sent plus the owner label.
+			if l := tc.labels(want); *l == nil {
+				*l = map[string]string{}
+			}
+			(*tc.labels(want))[OwnerLabel] = "user:jenkins"
+			if !reflect.DeepEqual(want, got) {
+				t.Fatalf("forwarded %s\n want %s plus the owner label", dec.Body, tc.body)
+			}
+
+			// Root is no tenant: nothing is replaced.
+			req = testRequest(http.MethodPost, tc.target, root...)
+			req.Header.Set("Content-Type", "application/json")
+			req.Body = []byte(tc.body)
+			if dec := d.Decide(context.Background(), m, req); !dec.Allow || dec.Body != nil {
+				t.Fatalf("root: allow %v body %q", dec.Allow, dec.Body)
+			}
+		})
+	}
+}
+
+func TestOwnerLabelRefusedWhenLossy(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy})
+	d := NewPolicyDecider(p)
+	d.Extract = newExtractor(fakeHost(t))
+	d.Inspector = newFakeInspector()
+	router := NewRouter()
+	// Forging is refused for tenants and everyone else.
+	for _, subj := range [][]string{{"user:jenkins", "uid:1001", "*"}, {"uid:0", "user:root", "*"}} {
+		req := testRequest(http.MethodPost, "/v1.41/containers/create", subj...)
+		req.Header.Set("Content-Type", "application/json")
+		req.Body = []byte(`{"Image":"busybox","Labels":{"io.dockgate.owner":"user:victim"}}`)
+		m, _ := router.Route(req.Method, req.URL)
+		if dec := d.Decide(context.Background(), m, req); dec.Allow || dec.Status != http.StatusForbidden || !strings.Contains(dec.Reason, OwnerLabel) {
+			t.Fatalf("%v: forged label: %+v", subj, dec)
+		}
+	}
+	// A tenant without an owner subject cannot create.
+	req := testRequest(http.MethodPost, "/v1.41/volumes/create", "user:unitless", "uid:1005", "*")
+	req.Header.Set("Content-Type", "application/json")
+	req.Body = []byte(`{"Name":"v"}`)
+	m, _ := router.Route(req.Method, req.URL)
+	if dec := d.Decide(context.Background(), m, req); dec.Allow || dec.Status != http.StatusForbidden {
+		t.Fatalf("unit tenant outside a unit: %+v", dec)
+	}
+}
+
+func TestOwnerLabelLossyBodyRefused(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy})
+	d := NewPolicyDecider(p)
+	d.Extract = newExtractor(fakeHost(t))
+	d.Inspector = newFakeInspector()
+	// Shell is omitempty: [] would be forwarded as absent.
+	req := testRequest(http.MethodPost, "/v1.41/containers/create", "user:jenkins", "uid:1001", "*")
+	req.Header.Set("Content-Type", "application/json")
+	req.Body = []byte(`{"Image":"busybox","Shell":[]}`)
+	m, _ := NewRouter().Route(req.Method, req.URL)
+	if dec := d.Decide(context.Background(), m, req); dec.Allow || dec.Status != http.StatusBadRequest {
+		t.Fatalf("lossy body: %+v", dec)
+	}
+}

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	units "github.com/docker/go-units"
+	"github.com/rs/zerolog"
+
+	"github.com/dockgate/dockgate/audit"
+	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/proxy"
+)
+
+// Live reload (SIGHUP, systemd's ExecReload): the command line is parsed
+// again, which reads the config file again (flags given on the command
+// line still override it), and everything is validated the way startup
+// validates it, the policy it names included. Anything invalid keeps the
+// whole state in force. Otherwise what can change live changes at once:
+// the policy directory and policy, the mode, the limits and timeouts of
+// new connections and the audit fail mode. Settings that need a restart
+// (restartSettings) keep their value in force, with a warning.
+
+// liveDecider is the decider the proxy asks: the PolicyDecider in force,
+// replaced whole by a reload. A request is decided by the one in force
+// when its decision began.
+type liveDecider struct {
+	cur atomic.Pointer[authz.PolicyDecider]
+}
+
+func (l *liveDecider) Decide(ctx context.Context, m *authz.Match, req *authz.Request) authz.Decision {
+	return l.cur.Load().Decide(ctx, m, req)
+}
+
+// Policy is the policy in force.
+func (l *liveDecider) Policy() *authz.Policy { return l.cur.Load().Policy() }
+
+// restartSettings are the settings a reload cannot change: the sockets,
+// the upstream, TLS, the audit sinks, the metrics listener, the
+// connection limit and the shutdown grace are set up once, at startup.
+// field returns a pointer to the setting in o.
+var restartSettings = []struct {
+	key   string
+	field func(o *serveOptions) any
+}{
+	{"listen", func(o *serveOptions) any { return &o.listen }},
+	{"socket_mode", func(o *serveOptions) any { return &o.socketMode }},
+	{"socket_group", func(o *serveOptions) any { return &o.socketGroup }},
+	{"upstream", func(o *serveOptions) any { return &o.upstream }},
+	{"tls.cert", func(o *serveOptions) any { return &o.tlsCert }},
+	{"tls.key", func(o *serveOptions) any { return &o.tlsKey }},
+	{"tls.client_ca", func(o *serveOptions) any { return &o.tlsClientCA }},
+	{"audit.log", func(o *serveOptions) any { return &o.auditLog }},
+	{"audit.hmac_key", func(o *serveOptions) any { return &o.audit.hmacKey }},
+	{"audit.max_size", func(o *serveOptions) any { return &o.audit.maxSize }},
+	{"audit.max_age", func(o *serveOptions) any { return &o.audit.maxAge }},
+	{"audit.compress", func(o *serveOptions) any { return &o.audit.compress }},
+	{"audit.syslog", func(o *serveOptions) any { return &o.audit.syslog }},
+	{"audit.journald", func(o *serveOptions) any { return &o.audit.journald }},
+	{"metrics_listen", func(o *serveOptions) any { return &o.metricsListen }},
+	{"limits.max_connections", func(o *serveOptions) any { return &o.maxConns }},
+	{"shutdown_grace", func(o *serveOptions) any { return &o.shutdownGrace }},
+}
+
+// serveSettings are the limits and timeouts the options give.
+func serveSettings(o *serveOptions) (proxy.Settings, error) {
+	var err error
+	limits := proxy.DefaultLimits()
+	if limits.MaxBodyBytes, err = units.RAMInBytes(o.maxBody); err != nil || limits.MaxBodyBytes < 1 {
+		return proxy.Settings{}, fmt.Errorf("--max-body %q: want a size such as 1MiB or 65536", o.maxBody)
+	}
+	if limits.MaxSpoolBytes, err = units.RAMInBytes(o.maxSpool); err != nil || limits.MaxSpoolBytes < 1 {
+		return proxy.Settings{}, fmt.Errorf("--max-spool %q: want a size such as 8GiB", o.maxSpool)
+	}
+	limits.SpoolDir = o.spoolDir
+	maxHeader, err := units.RAMInBytes(o.maxHeader)
+	if err != nil || maxHeader < 1<<10 || maxHeader > 64<<20 {
+		return proxy.Settings{}, fmt.Errorf("--max-header %q: want a size from 1KiB to 64MiB", o.maxHeader)
+	}
+	limits.MaxHeaderBytes = int(maxHeader)
+	limits.MaxRequestLine = min(limits.MaxRequestLine, limits.MaxHeaderBytes)
+	if o.headerTimeout <= 0 || o.idleTimeout <= 0 {
+		return proxy.Settings{}, fmt.Errorf("--header-timeout and --idle-timeout must be positive")
+	}
+	return proxy.Settings{Limits: limits, HeaderTimeout: o.headerTimeout, IdleTimeout: o.idleTimeout}, nil
+}
+
+// configReloader holds what a reload changes and applies reloads one at a
+// time.
+type configReloader struct {
+	ctx       context.Context
+	log       zerolog.Logger
+	m         *metrics
+	srv       *proxy.Server // nil: no limits to apply
+	sink      *audit.Logger // nil: no audit fail mode to apply
+	extract   authz.Extractor
+	inspector authz.Inspector
+	decider   liveDecider
+
+	mu        sync.Mutex
+	cur       *serveOptions // the options in force
+	stopWatch context.CancelFunc
+}
+
+// newConfigReloader puts o and its policy p in force. Policy directory
+// changes are watched until ctx ends.
+func newConfigReloader(ctx context.Context, o *serveOptions, p *authz.Policy, log zerolog.Logger, m *metrics, inspector authz.Inspector) *configReloader {
+	r := &configReloader{ctx: ctx, log: log, m: m, inspector: inspector, cur: o}
+	if factExtractor != nil {
+		r.extract = factExtractor()
+	}
+	r.install(o, p)
+	return r
+}
+
+// install makes a decider for o's mode and policy p, watches o's policy
+// directory for it, and puts it in force. The decider it replaces is
+// retired: its watcher stops, and a reload it may still be doing is
+// neither applied nor logged.
+func (r *configReloader) install(o *serveOptions, p *authz.Policy) {
+	d := authz.NewPolicyDecider(p)
+	d.Extract = r.extract
+	d.Inspector = r.inspector
+	d.Audit = o.mode == "audit"
+	if r.stopWatch != nil {
+		r.stopWatch()
+		r.stopWatch = nil
+	}
+	if dir := o.policy; dir != "" {
+		ctx, cancel := context.WithCancel(r.ctx)
+		pr := &authz.PolicyReloader{Dir: dir, Decider: d, Log: func(trigger string, p *authz.Policy, err error) {
+			if r.decider.cur.Load() != d {
+				return
+			}
+			r.m.policyReloaded(err)
+			if err != nil {
+				r.log.Error().Str("policy", dir).Str("trigger", trigger).Str("error", err.Error()).Str("hash", d.Policy().Hash).Msg("policy reload failed; the policy in force stays")
+				return
+			}
+			r.log.Info().Str("policy", dir).Str("trigger", trigger).Str("hash", p.Hash).Int("rules", len(p.Rules)).Int("roles", len(p.Roles())).Msg("policy reloaded")
+		}}
+		// The watch's baseline is the directory as it is now, just after
+		// p was read from it.
+		pr.Watch(ctx, 2*time.Second)
+		r.stopWatch = cancel
+	}
+	r.decider.cur.Store(d)
+}
+
+// watchSIGHUP reloads on every SIGHUP until ctx ends. The handler is in
+// place when it returns, so that a SIGHUP no longer kills the process.
+func (r *configReloader) watchSIGHUP(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				r.reload("SIGHUP")
+			}
+		}
+	}()
+}
+
+// prepare reads and checks everything a reload would put in force,
+// without changing anything.
+func prepare(args []string) (*serveOptions, *authz.Policy, proxy.Settings, error) {
+	n, err := parseServe(args, io.Discard)
+	if err != nil {
+		return nil, nil, proxy.Settings{}, err
+	}
+	if err := validateServe(n); err != nil {
+		return nil, nil, proxy.Settings{}, err
+	}
+	st, err := serveSettings(n)
+	if err != nil {
+		return nil, nil, proxy.Settings{}, err
+	}
+	p, err := loadPolicy(n.policy)
+	if err != nil {
+		return nil, nil, proxy.Settings{}, fmt.Errorf("policy not loaded:\n%w", err)
+	}
+	return n, p, st, nil
+}
+
+// reload reads the config file and the policy again and, when both are
+// valid, puts them in force; when not, nothing changes. systemd hears of
+// it (RELOADING=1, then READY=1 with the outcome in STATUS=).
+func (r *configReloader) reload(trigger string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sdNotify(r.log, sdReloading())
+	old := r.cur
+	n, p, st, err := prepare(old.args)
+	if err != nil {
+		r.m.policyReloaded(err)
+		hash := r.decider.Policy().Hash
+		r.log.Error().Str("config", old.config).Str("trigger", trigger).Str("error", err.Error()).Str("hash", hash).
+			Msg("reload failed; the configuration and policy in force stay")
+		sdNotify(r.log, daemon.SdNotifyReady, sdStatus("reload failed; the configuration and policy in force (%s) stay: %v", hash, err))
+		return err
+	}
+	for _, s := range restartSettings {
+		was, now := reflect.ValueOf(s.field(old)).Elem(), reflect.ValueOf(s.field(n)).Elem()
+		if reflect.DeepEqual(was.Interface(), now.Interface()) {
+			continue
+		}
+		r.log.Warn().Str("config", n.config).Str("setting", s.key).Str("in_force", fmt.Sprint(was.Interface())).Str("configured", fmt.Sprint(now.Interface())).
+			Msg("setting changed: it needs a restart to take effect; the value in force stays until then")
+		now.Set(was)
+	}
+	r.install(n, p)
+	if r.srv != nil {
+		r.srv.SetSettings(st)
+	}
+	if r.sink != nil {
+		r.sink.SetFailOpen(auditFailOpen(n.auditLog, n.audit.fail))
+	}
+	r.cur = n
+	r.m.policyReloaded(nil)
+	r.log.Info().Str("config", n.config).Str("trigger", trigger).Str("policy", p.Source).Str("hash", p.Hash).
+		Int("rules", len(p.Rules)).Int("roles", len(p.Roles())).Str("mode", n.mode).
+		Int64("max_body", st.Limits.MaxBodyBytes).Int("max_header", st.Limits.MaxHeaderBytes).Int64("max_spool", st.Limits.MaxSpoolBytes).
+		Str("spool_dir", st.Limits.SpoolDir).Str("header_timeout", st.HeaderTimeout.String()).Str("idle_timeout", st.IdleTimeout.String()).
+		Bool("audit_fail_open", auditFailOpen(n.auditLog, n.audit.fail)).
+		Msg("config and policy reloaded")
+	sdNotify(r.log, daemon.SdNotifyReady, sdStatus("reloaded: policy %s, mode %s", p.Hash, n.mode))
+	return nil
+}
