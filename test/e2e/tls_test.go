@@ -24,59 +24,78 @@ import (
 	"github.com/dockgate/dockgate/test/testbed"
 )
 
-// tlsFiles writes a CA, a server certificate for 127.0.0.1 and a client
-// certificate named cn (docker's ca.pem, cert.pem and key.pem) into dir.
-func tlsFiles(t *testing.T, dir, cn string) (ca, serverCert, serverKey, clientCert, clientKey string) {
+// testCA is a certificate authority made for one test.
+type testCA struct {
+	t    *testing.T
+	dir  string
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	der  []byte
+}
+
+func newTestCA(t *testing.T, dir, name string) *testCA {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e CA"},
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{t: t, dir: dir, cert: cert, key: key, der: der}
+}
+
+func (ca *testCA) write(name, typ string, der []byte) string {
+	p := filepath.Join(ca.dir, name)
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		ca.t.Fatal(err)
 	}
-	leaf := func(serial int64, name string, usage x509.ExtKeyUsage, ip bool) ([]byte, []byte) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-		}
-		if ip {
-			tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kb, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return der, kb
+	return p
+}
+
+// leaf issues a certificate named cn, valid from notBefore to notAfter,
+// and writes it and its key as PREFIX-cert.pem and PREFIX-key.pem.
+func (ca *testCA) leaf(prefix string, serial int64, cn string, usage x509.ExtKeyUsage, ip bool, notBefore, notAfter time.Time) (cert, key string) {
+	ca.t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		ca.t.Fatal(err)
 	}
-	ca = write("ca.pem", "CERTIFICATE", caDER)
-	sDER, sKey := leaf(2, "dockgate", x509.ExtKeyUsageServerAuth, true)
-	cDER, cKey := leaf(3, cn, x509.ExtKeyUsageClientAuth, false)
-	return ca, write("server-cert.pem", "CERTIFICATE", sDER), write("server-key.pem", "EC PRIVATE KEY", sKey),
-		write("cert.pem", "CERTIFICATE", cDER), write("key.pem", "EC PRIVATE KEY", cKey)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+		NotBefore: notBefore, NotAfter: notAfter,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+	}
+	if ip {
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &k.PublicKey, ca.key)
+	if err != nil {
+		ca.t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		ca.t.Fatal(err)
+	}
+	return ca.write(prefix+"-cert.pem", "CERTIFICATE", der), ca.write(prefix+"-key.pem", "EC PRIVATE KEY", kb)
+}
+
+// tlsFiles writes a CA, a server certificate for 127.0.0.1 and a client
+// certificate named cn into dir.
+func tlsFiles(t *testing.T, dir, cn string) (ca *testCA, caFile, serverCert, serverKey, clientCert, clientKey string) {
+	t.Helper()
+	ca = newTestCA(t, dir, "e2e CA")
+	now := time.Now()
+	serverCert, serverKey = ca.leaf("server", 2, "dockgate", x509.ExtKeyUsageServerAuth, true, now.Add(-time.Hour), now.Add(time.Hour))
+	clientCert, clientKey = ca.leaf("client", 3, cn, x509.ExtKeyUsageClientAuth, false, now.Add(-time.Hour), now.Add(time.Hour))
+	return ca, ca.write("ca.pem", "CERTIFICATE", ca.der), serverCert, serverKey, clientCert, clientKey
 }
 
 func freeTCPPort(t *testing.T) string {
@@ -101,7 +120,7 @@ func TestTLSClientCertificateIsTheCaller(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	const cn = "e2e-remote-runner"
-	ca, sCert, sKey, cCert, cKey := tlsFiles(t, dir, cn)
+	issuer, ca, sCert, sKey, cCert, cKey := tlsFiles(t, dir, cn)
 	addr := freeTCPPort(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
@@ -134,10 +153,30 @@ func TestTLSClientCertificateIsTheCaller(t *testing.T) {
 		t.Fatalf("docker version over TLS with a client certificate: %v\n%s", err, out)
 	}
 
-	// Without a client certificate the CLI gets no further than the
-	// handshake.
-	if out, err := docker("--tlsverify", "--tlscacert", ca, "version", "--format", "{{.Server.APIVersion}}"); err == nil {
-		t.Errorf("docker version over TLS without a client certificate worked:\n%s", out)
+	// Without a client certificate, with an expired one, or with one from
+	// another CA, the CLI gets no further than the handshake.
+	now := time.Now()
+	expCert, expKey := issuer.leaf("expired", 4, cn, x509.ExtKeyUsageClientAuth, false, now.Add(-2*time.Hour), now.Add(-time.Hour))
+	foreign := newTestCA(t, filepath.Join(dir, "foreign"), "someone else's CA")
+	if err := os.MkdirAll(foreign.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	forCert, forKey := foreign.leaf("foreign", 2, cn, x509.ExtKeyUsageClientAuth, false, now.Add(-time.Hour), now.Add(time.Hour))
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"no client certificate", nil},
+		{"an expired client certificate", []string{"--tlscert", expCert, "--tlskey", expKey}},
+		{"a client certificate from another CA", []string{"--tlscert", forCert, "--tlskey", forKey}},
+	} {
+		args := append(append([]string{"--tlsverify", "--tlscacert", ca}, tc.args...), "version", "--format", "{{.Server.APIVersion}}")
+		out, err := docker(args...)
+		if err == nil || strings.Contains(out, "1.4") {
+			t.Errorf("docker version over TLS with %s worked:\n%s", tc.name, out)
+		} else if !strings.Contains(out, "tls") && !strings.Contains(out, "certificate") {
+			t.Errorf("docker version over TLS with %s failed, but not at the handshake:\n%s", tc.name, out)
+		}
 	}
 
 	deadline := time.Now().Add(auditWait)
