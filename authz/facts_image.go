@@ -123,11 +123,7 @@ func imageImportFacts(x *extraction) error {
 	if err := checkOwnerChanges("import changes", q["changes"]); err != nil {
 		return err
 	}
-	repo, err := x.formValue("repo")
-	if err != nil {
-		return err
-	}
-	tag, err := x.formValue("tag")
+	repo, tag, err := x.repoTag()
 	if err != nil {
 		return err
 	}
@@ -152,11 +148,7 @@ func imageTagFacts(x *extraction) error {
 	if err := x.addImageInUse(x.m.Vars["name"]); err != nil {
 		return err
 	}
-	repo, err := x.formValue("repo")
-	if err != nil {
-		return err
-	}
-	tag, err := x.formValue("tag")
+	repo, tag, err := x.repoTag()
 	if err != nil {
 		return err
 	}
@@ -189,11 +181,7 @@ func imageCommitFacts(x *extraction) error {
 	if err := checkOwnerChanges("commit changes", q["changes"]); err != nil {
 		return err
 	}
-	repo, err := x.formValue("repo")
-	if err != nil {
-		return err
-	}
-	tag, err := x.formValue("tag")
+	repo, tag, err := x.repoTag()
 	if err != nil {
 		return err
 	}
@@ -390,4 +378,14 @@ func resolvedByName(named reference.Named, repoTags []string, proofs []reference
 		}
 	}
 	return false
+}
+
+// repoTag reads the repo= and tag= parameters that name the image an
+// import, a commit or a tag creates.
+func (x *extraction) repoTag() (repo, tag string, err error) {
+	if repo, err = x.formValue("repo"); err != nil {
+		return "", "", err
+	}
+	tag, err = x.formValue("tag")
+	return repo, tag, err
 }

@@ -326,24 +326,9 @@ func TestBuildWithTheClassicBuilder(t *testing.T) {
 		if s.side.proxied {
 			// The build's record names the image it made (issue 6).
 			id := strings.TrimSpace(s.look("image", "inspect", "--format", "{{.Id}}", ref).stdout)
-			buildPid := r.pid
-			deadline := time.Now().Add(auditWait)
-			for found := false; !found; time.Sleep(50 * time.Millisecond) {
-				recs, err := s.env.Dockgate.AuditRecords()
-				if err != nil {
-					s.t.Fatal(err)
-				}
-				for _, rec := range recs {
-					if callerPid(rec) == buildPid && rec["phase"] == nil && auditPath(rec) == "/build" {
-						if rec["object_id"] != id {
-							s.t.Errorf("build record object_id %v, want the built image %s", rec["object_id"], id)
-						}
-						found = true
-					}
-				}
-				if !found && time.Now().After(deadline) {
-					s.t.Fatal("no final record of the build")
-				}
+			rec := s.finalRecord(r.pid, "the build", func(p string) bool { return p == "/build" })
+			if rec["object_id"] != id {
+				s.t.Errorf("build record object_id %v, want the built image %s", rec["object_id"], id)
 			}
 		}
 		r = s.docker("run", "--rm", ref, "cat", "/built", "/hello.txt")

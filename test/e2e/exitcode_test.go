@@ -21,24 +21,11 @@ func TestExecRecordCarriesTheExitCode(t *testing.T) {
 		if !s.side.proxied {
 			return
 		}
-		deadline := time.Now().Add(auditWait)
-		for {
-			recs, err := s.env.Dockgate.AuditRecords()
-			if err != nil {
-				s.t.Fatal(err)
-			}
-			for _, rec := range recs {
-				if callerPid(rec) == r.pid && rec["phase"] == nil && strings.HasSuffix(auditPath(rec), "/start") && strings.Contains(auditPath(rec), "/exec/") {
-					if num(rec["exit_code"]) != 4 {
-						s.t.Errorf("exec record %v: exit_code %v, want 4", rec["request_id"], rec["exit_code"])
-					}
-					return
-				}
-			}
-			if time.Now().After(deadline) {
-				s.t.Fatal("no final record of the exec start")
-			}
-			time.Sleep(100 * time.Millisecond)
+		rec := s.finalRecord(r.pid, "the exec start", func(p string) bool {
+			return strings.HasPrefix(p, "/exec/") && strings.HasSuffix(p, "/start")
+		})
+		if num(rec["exit_code"]) != 4 {
+			s.t.Errorf("exec record %v: exit_code %v, want 4", rec["request_id"], rec["exit_code"])
 		}
 	})
 }
@@ -58,24 +45,32 @@ func TestAttachRecordCarriesTheExitCode(t *testing.T) {
 		if !s.side.proxied {
 			return
 		}
-		deadline := time.Now().Add(auditWait)
-		for {
-			recs, err := s.env.Dockgate.AuditRecords()
-			if err != nil {
-				s.t.Fatal(err)
-			}
-			for _, rec := range recs {
-				if callerPid(rec) == r.pid && rec["phase"] == nil && strings.HasSuffix(auditPath(rec), "/attach") {
-					if num(rec["exit_code"]) != 5 {
-						s.t.Errorf("attach record %v: exit_code %v, want 5", rec["request_id"], rec["exit_code"])
-					}
-					return
-				}
-			}
-			if time.Now().After(deadline) {
-				s.t.Fatal("no final record of the attach")
-			}
-			time.Sleep(100 * time.Millisecond)
+		rec := s.finalRecord(r.pid, "the attach", func(p string) bool { return strings.HasSuffix(p, "/attach") })
+		if num(rec["exit_code"]) != 5 {
+			s.t.Errorf("attach record %v: exit_code %v, want 5", rec["request_id"], rec["exit_code"])
 		}
 	})
+}
+
+// finalRecord waits for the final audit record (not a start record) of a
+// request by process pid whose path (without version and query) match
+// accepts, and fails the test when none comes.
+func (s *session) finalRecord(pid int, what string, match func(path string) bool) map[string]any {
+	s.t.Helper()
+	deadline := time.Now().Add(auditWait)
+	for {
+		recs, err := s.env.Dockgate.AuditRecords()
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		for _, rec := range recs {
+			if callerPid(rec) == pid && rec["phase"] == nil && match(auditPath(rec)) {
+				return rec
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("no final record of %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
