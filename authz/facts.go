@@ -105,9 +105,12 @@ func (x *extraction) apiBefore(v string) bool {
 	return x.m.APIVersion != "" && versions.LessThan(x.m.APIVersion, v)
 }
 
-// form returns the request's query as dockerd's r.Form holds it (the body
-// is never a form: checkFormBody refused those). A query Go's ParseForm
-// rejects is refused here too, as dockerd answers it with 400.
+// form returns the request's parameters as dockerd's r.Form holds them
+// after r.ParseForm: the values of an application/x-www-form-urlencoded
+// body of a POST, PUT or PATCH first, then the query's (BRIEF §7 item 2).
+// The proxy reads such bodies whole (proxy.isFormBody), so Request.Body
+// holds it. A query or body Go's ParseForm rejects is refused here too, as
+// dockerd answers it with 400.
 func (x *extraction) form() (url.Values, error) {
 	if x.query != nil {
 		return x.query, nil
@@ -120,8 +123,31 @@ func (x *extraction) form() (url.Values, error) {
 	if err != nil {
 		return nil, badBody("malformed query: %v", err)
 	}
+	if isFormBody(x.req) {
+		body, err := url.ParseQuery(string(x.req.Body))
+		if err != nil {
+			return nil, badBody("malformed form body: %v", err)
+		}
+		for k, vs := range q {
+			body[k] = append(body[k], vs...)
+		}
+		q = body
+	}
 	x.query = q
 	return q, nil
+}
+
+// isFormBody says whether net/http's ParseForm would read the body of req
+// as a form: a POST, PUT or PATCH whose one Content-Type is
+// application/x-www-form-urlencoded (any case, any parameters).
+func isFormBody(req *Request) bool {
+	switch req.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+	default:
+		return false
+	}
+	cts := contentTypes(req.Header)
+	return len(cts) == 1 && mediaType(cts[0]) == "application/x-www-form-urlencoded"
 }
 
 // formValue is dockerd's r.Form.Get: the first value.
@@ -172,13 +198,11 @@ func mediaType(ct string) string {
 	return strings.TrimSpace(strings.ToLower(base))
 }
 
-// checkFormBody refuses a form-encoded body on any request whose body
-// net/http would parse as a form. dockerd reads its parameters with
-// r.ParseForm / r.FormValue, which merge an
-// application/x-www-form-urlencoded body ahead of the query (and
-// FormValue parses multipart/form-data), while dockgate judges the query
-// (BRIEF §7 item 2). No Docker client sends such bodies. Several
-// Content-Type headers are refused as ambiguous.
+// checkFormBody refuses what dockgate cannot read the way dockerd would:
+// several Content-Type headers (ambiguous), a multipart/form-data body
+// (dockerd's r.FormValue would parse it; no Docker client sends one), and a
+// form body that the proxy did not hand over whole (fail closed). A
+// urlencoded form body is read by form(), body values first.
 func checkFormBody(req *Request) error {
 	switch req.Method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch:
@@ -190,12 +214,20 @@ func checkFormBody(req *Request) error {
 		return badBody("several Content-Type headers")
 	}
 	for _, ct := range cts {
-		mt := mediaType(ct)
-		if mt == "application/x-www-form-urlencoded" || strings.HasPrefix(mt, "multipart/") {
-			return badBody("form-encoded body (%s): dockerd would merge it with the query; send parameters in the query", mt)
+		if mt := mediaType(ct); strings.HasPrefix(mt, "multipart/") {
+			return badBody("multipart body (%s): dockerd would read parameters from it; send them in the query", mt)
 		}
 	}
+	if isFormBody(req) && req.Body == nil && bodyAnnounced(req.Header) {
+		return badBody("form-encoded body that was not read; it cannot be judged")
+	}
 	return nil
+}
+
+// bodyAnnounced says whether the request's headers announce a body.
+func bodyAnnounced(h http.Header) bool {
+	cl := h.Get("Content-Length")
+	return (cl != "" && cl != "0") || h.Get("Transfer-Encoding") != ""
 }
 
 // jsonBody returns the body of a JSON endpoint. A body with a Content-Type

@@ -106,6 +106,11 @@ func imagePullFacts(x *extraction) error {
 	if err != nil {
 		return err
 	}
+	if image == "" {
+		// The route was named from the query; dockerd decides pull or
+		// import on the merged form, where a form body comes first.
+		return badBody("a form body makes this pull an import; send the parameters in the query")
+	}
 	tag, err := x.formValue("tag")
 	if err != nil {
 		return err
@@ -119,6 +124,9 @@ func imageImportFacts(x *extraction) error {
 	q, err := x.form()
 	if err != nil {
 		return err
+	}
+	if q.Get("fromImage") != "" {
+		return badBody("a form body makes this import a pull; send the parameters in the query")
 	}
 	if err := checkOwnerChanges("import changes", q["changes"]); err != nil {
 		return err

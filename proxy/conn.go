@@ -216,13 +216,14 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 	}
 
 	var body []byte
-	if (m.NeedsBody || m.Spool) && head.hasBody() {
+	form := isFormBody(head)
+	if (m.NeedsBody || m.Spool || form) && head.hasBody() {
 		if head.ExpectContinue {
 			cn.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 			cn.bw.Flush()
 			head.ExpectContinue = false
 		}
-		if m.Spool {
+		if m.Spool && !form {
 			// A tarball, judged and forwarded from a temporary file.
 			head.spool, head.spoolSize, err = cn.spoolBody(head)
 			if head.spool != nil {

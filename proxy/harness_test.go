@@ -209,7 +209,14 @@ func (d *fakeDockerd) start() {
 					defer d.wg.Done()
 					defer c.Close()
 					c.SetDeadline(time.Now().Add(2 * ioTimeout))
-					d.raw(c, bufio.NewReader(c))
+					br := bufio.NewReader(c)
+					if dockgateQuestion(br) {
+						// dockgate asking for a container's exit after an
+						// attach: not the client's request the test is about.
+						io.WriteString(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+						return
+					}
+					d.raw(c, br)
 				}()
 			}
 		}()
@@ -568,4 +575,23 @@ func readRequestRaw(br *bufio.Reader) (*http.Request, []byte, error) {
 		return req, body, err
 	}
 	return req, body, nil
+}
+
+// dockgateQuestion peeks at a request head, without consuming it, and says
+// whether it is dockgate's own question about a container (the exit code
+// after an attach: GET …/containers/…/json, User-Agent: dockgate). Tests
+// that answer dockgate's exec questions see those themselves.
+func dockgateQuestion(br *bufio.Reader) bool {
+	if _, err := br.Peek(1); err != nil {
+		return false
+	}
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		if bytes.Contains(buf, []byte("\r\n\r\n")) || len(buf) >= br.Size() {
+			return bytes.Contains(buf, []byte("\r\nUser-Agent: dockgate\r\n")) && bytes.Contains(buf, []byte("/containers/"))
+		}
+		if _, err := br.Peek(len(buf) + 1); err != nil {
+			return false
+		}
+	}
 }

@@ -210,15 +210,22 @@ func azWireCases(reg string) []azWireCase {
 	if reg != "" {
 		// dockerd merges a form body with the query, body values first
 		// (BRIEF §7.2): the query names an approved image, the body one
-		// that the local registry serves. dockgate refuses form bodies.
+		// that the local registry serves. dockgate reads the form body
+		// the same way and judges the merged parameters.
 		good, evil := reg+"/e2e-authz/good", reg+"/e2e-authz/evil"
 		form := func(ct string) string {
 			return azReq("POST", v+"/images/create?fromImage="+good+"&tag=1", false, "fromImage="+evil+"&tag=1", "Content-Type: "+ct)
 		}
+		refusedEvil := "dockgate: " + azWireCaller + " may not image " + evil + ":1: no rule allows it"
 		cases = append(cases,
-			azWireCase{name: "unapproved pull in a form body, approved name in the query", raw: form("application/x-www-form-urlencoded"), want: []int{400}, msg: "dockgate: form-encoded body"},
-			azWireCase{name: "unapproved pull in a form body with charset", raw: form("application/x-www-form-urlencoded; charset=utf-8"), want: []int{400}, msg: "dockgate: form-encoded body"},
-			azWireCase{name: "unapproved pull in a form body with Content-Type in odd case", raw: form("Application/X-WWW-Form-URLEncoded"), want: []int{400}, msg: "dockgate: form-encoded body"},
+			azWireCase{name: "unapproved pull in a form body, approved name in the query", raw: form("application/x-www-form-urlencoded"), want: []int{403}, msg: refusedEvil},
+			azWireCase{name: "unapproved pull in a form body with charset", raw: form("application/x-www-form-urlencoded; charset=utf-8"), want: []int{403}, msg: refusedEvil},
+			azWireCase{name: "unapproved pull in a form body with Content-Type in odd case", raw: form("Application/X-WWW-Form-URLEncoded"), want: []int{403}, msg: refusedEvil},
+			azWireCase{name: "approved pull in a form body, unapproved name in the query: dockerd pulls the body's",
+				raw:  azReq("POST", v+"/images/create?fromImage="+evil+"&tag=1", false, "fromImage="+good+"&tag=1", "Content-Type: application/x-www-form-urlencoded"),
+				want: []int{200}, msg: good + ":1", pulls: []string{good + ":1"}},
+			azWireCase{name: "a form body that turns an import into a pull", raw: azReq("POST", v+"/images/create?fromSrc=-&repo="+good, false, "fromImage="+evil+"&tag=1", "Content-Type: application/x-www-form-urlencoded"),
+				want: []int{400}, msg: "dockgate: a form body makes this import a pull"},
 			// Without a form Content-Type dockerd does not read the body:
 			// the query's approved image is what it pulls.
 			azWireCase{name: "unapproved pull in a body without Content-Type is not what dockerd pulls",
