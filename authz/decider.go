@@ -85,10 +85,14 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		return Decision{Status: http.StatusForbidden, Reason: refusal(caller, endpoint), Facts: []FactResult{endpoint}}
 	}
 
-	if ownerCreates[m.Action] {
+	if ownerCreates[m.Action] || ownerTargets[m.Action] {
 		owner, err := p.Owner(req.Subjects)
 		if err != nil {
-			return Decision{Status: http.StatusForbidden, Reason: caller + " may not create objects: " + err.Error(), Facts: []FactResult{endpoint}}
+			what := "create objects"
+			if !ownerCreates[m.Action] {
+				what = "touch containers"
+			}
+			return Decision{Status: http.StatusForbidden, Reason: caller + " may not " + what + ": " + err.Error(), Facts: []FactResult{endpoint}}
 		}
 		req.Owner, req.OwnedBody = owner, nil
 	}
@@ -120,7 +124,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 			first = 1 + i
 		}
 	}
-	unlabelled := req.Owner != "" && req.OwnedBody == nil
+	unlabelled := ownerCreates[m.Action] && req.Owner != "" && req.OwnedBody == nil
 	if first < 0 && !unlabelled {
 		return Decision{Allow: true, Reason: allowedReason, Facts: results, Body: req.OwnedBody}
 	}

@@ -30,7 +30,9 @@ type Request struct {
 	BodyFile *os.File
 	BodySize int64
 	// Owner is the owner subject of a tenant caller (Policy.Owner), set by
-	// the decider before the facts are read; "" for other callers.
+	// the decider before the facts are read of a create (ownerCreates) or
+	// of a request that names an existing container (ownerTargets); ""
+	// for other callers and other requests.
 	Owner string
 	// OwnedBody is set by the extractor of a create when Owner is set: the
 	// judged (typed) body re-encoded with the owner label added.

@@ -25,6 +25,10 @@ type Inspector interface {
 	// and returns the image's ID, its RepoDigests and RepoTags (as
 	// dockerd lists them); found is false when no such image exists.
 	ImageProvenance(ctx context.Context, ref string) (id string, repoDigests []string, repoTags []string, found bool, err error)
+	// ContainerOwner resolves a container name, full ID or ID prefix as
+	// dockerd resolves it and returns its full ID and labels; found is
+	// false when no such container exists.
+	ContainerOwner(ctx context.Context, nameOrID string) (id string, labels map[string]string, found bool, err error)
 }
 
 // Extractor reads the facts of one request beyond its endpoint fact. An

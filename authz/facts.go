@@ -62,12 +62,15 @@ func newExtractor(host hostFS) Extractor {
 		if err := checkFormBody(req); err != nil {
 			return nil, err
 		}
-		read, ok := factExtractors[m.Action]
-		if !ok {
-			return nil, nil
-		}
 		x := &extraction{ctx: ctx, m: m, req: req, in: in, host: host}
-		if err := read(x); err != nil {
+		if read, ok := factExtractors[m.Action]; ok {
+			if err := read(x); err != nil {
+				return nil, err
+			}
+		}
+		// The owner fact comes last, so that a refusal names what the
+		// request would do before whose container it would do it to.
+		if err := containerOwnerFacts(x); err != nil {
 			return nil, err
 		}
 		return x.facts, nil

@@ -47,6 +47,8 @@ type fakeVolume struct {
 
 type fakeContainer struct {
 	binds, volumes []string
+	id             string
+	labels         map[string]string
 }
 
 func (f *fakeInspector) VolumeOptions(_ context.Context, name string) (string, map[string]string, bool, error) {
@@ -63,6 +65,14 @@ func (f *fakeInspector) ContainerMounts(_ context.Context, name string) ([]strin
 	}
 	c, ok := f.containers[name]
 	return c.binds, c.volumes, ok, nil
+}
+
+func (f *fakeInspector) ContainerOwner(_ context.Context, name string) (string, map[string]string, bool, error) {
+	if f.err != nil {
+		return "", nil, false, f.err
+	}
+	c, ok := f.containers[name]
+	return c.id, c.labels, ok, nil
 }
 
 func (f *fakeInspector) ServicePreviousSpec(_ context.Context, id string) (*swarm.ServiceSpec, bool, error) {

@@ -105,6 +105,27 @@ func (d *DockerInspector) ContainerMounts(ctx context.Context, nameOrID string) 
 	return binds, volumes, true, nil
 }
 
+// ContainerOwner implements Inspector with GET /containers/{name}/json.
+func (d *DockerInspector) ContainerOwner(ctx context.Context, nameOrID string) (string, map[string]string, bool, error) {
+	if err := checkName("container", nameOrID); err != nil {
+		return "", nil, false, err
+	}
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	c, err := d.client.ContainerInspect(ctx, nameOrID)
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return "", nil, false, nil
+		}
+		return "", nil, false, err
+	}
+	var labels map[string]string
+	if c.Config != nil {
+		labels = c.Config.Labels
+	}
+	return c.ID, labels, true, nil
+}
+
 // ImageProvenance implements Inspector with GET /images/{ref}/json, which
 // dockerd resolves with the same lookup as container create (name, then ID
 // prefix).

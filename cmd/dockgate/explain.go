@@ -205,6 +205,10 @@ func (o offlineInspector) ContainerMounts(_ context.Context, name string) ([]str
 	return nil, nil, false, o.offline("container " + name)
 }
 
+func (o offlineInspector) ContainerOwner(_ context.Context, name string) (string, map[string]string, bool, error) {
+	return "", nil, false, o.offline("container " + name)
+}
+
 func (offlineInspector) ImageProvenance(context.Context, string) (string, []string, []string, bool, error) {
 	return "", nil, nil, false, nil
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
@@ -109,6 +110,16 @@ func (u *tnUser) refused(args ...string) {
 	r := u.run(args...)
 	if r.code == 0 || !strings.Contains(r.stderr, "dockgate:") || !strings.Contains(r.stderr, tnOwnerKey) {
 		u.t.Errorf("as uid %d: want a dockgate refusal naming %s: %v", u.uid, tnOwnerKey, r)
+	}
+}
+
+// ownerRefused runs a command that dockgate must refuse because the
+// container it names is not the caller's (the owner fact).
+func (u *tnUser) ownerRefused(want string, args ...string) {
+	u.t.Helper()
+	r := u.run(args...)
+	if r.code == 0 || !strings.Contains(r.stderr, "dockgate:") || !strings.Contains(r.stderr, "may not owner "+want) {
+		u.t.Errorf("as uid %d: want a dockgate refusal of owner %s: %v", u.uid, want, r)
 	}
 }
 
@@ -282,5 +293,109 @@ func TestTenancyOwnerLabelForgingRefused(t *testing.T) {
 	}
 	if _, err := c.ImageInspect(ctx, "ci.local/e2e-tn-forged:1"); err == nil {
 		t.Errorf("the forged commit was created")
+	}
+}
+
+// TestTenancyOwnerFact (issue 7 part 2): a tenant cannot read the logs of,
+// exec into, stop or remove another tenant's container or one created
+// directly on dockerd (the agent's), by name or by short ID; each still can
+// on its own. What was refused is checked on dockerd.
+func TestTenancyOwnerFact(t *testing.T) {
+	env := testbed.Shared(t)
+	g := azStartGate(t, env, tnPolicy(t))
+	c := azDirect(t, env)
+	before := azContainers(t, c)
+	t.Cleanup(func() { azRemoveNew(t, c, before) })
+	img := testbed.DefaultImage
+	a := tnNewUser(t, g.Host, azUID)
+	b := tnNewUser(t, g.Host, tnUID2)
+
+	ctx, cancel := azCtx()
+	defer cancel()
+	agent, err := c.ContainerCreate(ctx, &container.Config{Image: img, Cmd: []string{"sh", "-c", "echo agent; exec sleep 600"}, Labels: map[string]string{azLabel: "tenancy"}}, nil, nil, nil, "e2e-tn-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { azRemoveContainers(t, c, agent.ID) })
+	if err := c.ContainerStart(ctx, agent.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	idA := strings.TrimSpace(a.must("run", "-d", "--name", "e2e-tn-own-a", "--label", tnTestLabel, img, "sh", "-c", "echo a; exec sleep 600"))
+	idB := strings.TrimSpace(b.must("run", "-d", "--name", "e2e-tn-own-b", "--label", tnTestLabel, img, "sh", "-c", "echo b; exec sleep 600"))
+
+	running := func(id string) bool {
+		t.Helper()
+		ctx, cancel := azCtx()
+		defer cancel()
+		ci, err := c.ContainerInspect(ctx, id)
+		return err == nil && ci.State != nil && ci.State.Running
+	}
+	for _, tc := range []struct {
+		name string
+		u    *tnUser
+		id   string
+		refs []string
+		want string
+	}{
+		{"a on b's", a, idB, []string{"e2e-tn-own-b", idB[:12]}, "other"},
+		{"b on a's", b, idA, []string{"e2e-tn-own-a", idA[:12]}, "other"},
+		{"a on the agent's", a, agent.ID, []string{"e2e-tn-agent", agent.ID[:12]}, "none"},
+		{"b on the agent's", b, agent.ID, []string{"e2e-tn-agent", agent.ID[:12]}, "none"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			outer := tc.u.t
+			tc.u.t = t
+			defer func() { tc.u.t = outer }()
+			for _, ref := range tc.refs {
+				tc.u.ownerRefused(tc.want, "logs", ref)
+				tc.u.ownerRefused(tc.want, "exec", ref, "echo", "in")
+				tc.u.ownerRefused(tc.want, "inspect", ref)
+				tc.u.ownerRefused(tc.want, "stop", "-t", "1", ref)
+				tc.u.ownerRefused(tc.want, "rm", "-f", ref)
+			}
+			if !running(tc.id) {
+				t.Errorf("BYPASS: container %.12s no longer runs", tc.id)
+			}
+			if ids := azExecIDs(t, c, tc.id); len(ids) > 0 {
+				t.Errorf("BYPASS: exec instances were created in %.12s: %v", tc.id, ids)
+			}
+		})
+	}
+
+	// Each on its own, by name and by short ID.
+	for _, tc := range []struct {
+		name, cname, id, out string
+		u                    *tnUser
+	}{
+		{"a", "e2e-tn-own-a", idA, "a\n", a},
+		{"b", "e2e-tn-own-b", idB, "b\n", b},
+	} {
+		t.Run("own "+tc.name, func(t *testing.T) {
+			outer := tc.u.t
+			tc.u.t = t
+			defer func() { tc.u.t = outer }()
+			deadline := time.Now().Add(azAuditWait)
+			for {
+				out := tc.u.must("logs", tc.cname)
+				if out == tc.out {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("logs: %q", out)
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if out := tc.u.must("exec", tc.id[:12], "echo", "in"); out != "in\n" {
+				t.Errorf("exec: %q", out)
+			}
+			tc.u.must("stop", "-t", "1", tc.id[:12])
+			tc.u.must("rm", "-f", tc.cname)
+			ctx, cancel := azCtx()
+			defer cancel()
+			if _, err := c.ContainerInspect(ctx, tc.id); err == nil {
+				t.Errorf("container %.12s was not removed", tc.id)
+			}
+		})
 	}
 }

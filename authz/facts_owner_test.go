@@ -1,0 +1,137 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestContainerOwnerFact: a tenant's request on an existing container
+// carries the owner fact self, other or none; a container that does not
+// exist and a caller who is no tenant carry none.
+func TestContainerOwnerFact(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy + "p, role:ci, owner, self, allow\np, role:units, owner, self, allow\n"})
+	d := NewPolicyDecider(p)
+	d.Extract = newExtractor(fakeHost(t))
+	in := newFakeInspector()
+	in.containers["mine"] = fakeContainer{id: "1111", labels: map[string]string{OwnerLabel: "user:jenkins", "job": "7"}}
+	in.containers["1111"] = in.containers["mine"]
+	in.containers["theirs"] = fakeContainer{id: "2222", labels: map[string]string{OwnerLabel: "user:alice"}}
+	in.containers["2222"] = in.containers["theirs"]
+	in.containers["agent"] = fakeContainer{id: "3333", labels: map[string]string{"job": "agent"}}
+	in.containers["empty"] = fakeContainer{id: "4444", labels: map[string]string{OwnerLabel: ""}}
+	d.Inspector = in
+	router := NewRouter()
+	jenkins := []string{"user:jenkins", "uid:1001", "*"}
+	alice := []string{"uid:1002", "user:alice", "group:runners", "*"}
+	root := []string{"uid:0", "user:root", "*"}
+	unitless := []string{"uid:1005", "user:unitless", "*"}
+
+	for _, tc := range []struct {
+		name, method, target string
+		subjects             []string
+		owner                string // "": no owner fact
+		allow                bool
+		status               int
+	}{
+		{"self by name", "GET", "/v1.41/containers/mine/logs?stdout=1", jenkins, "self", true, 0},
+		{"self by short ID", "POST", "/v1.41/containers/1111/stop", jenkins, "self", true, 0},
+		{"self exec", "POST", "/v1.41/containers/mine/exec", jenkins, "self", true, 0},
+		{"self delete", "DELETE", "/v1.41/containers/mine?force=1", jenkins, "self", true, 0},
+		{"other by name", "GET", "/v1.41/containers/theirs/logs", jenkins, "other", false, http.StatusForbidden},
+		{"other by short ID", "DELETE", "/containers/2222?force=1", jenkins, "other", false, http.StatusForbidden},
+		{"other exec", "POST", "/v1.41/containers/theirs/exec", jenkins, "other", false, http.StatusForbidden},
+		{"other archive", "GET", "/v1.41/containers/theirs/archive?path=/etc", jenkins, "other", false, http.StatusForbidden},
+		{"other attach ws", "GET", "/v1.41/containers/theirs/attach/ws", jenkins, "other", false, http.StatusForbidden},
+		{"other by its owner", "POST", "/v1.41/containers/theirs/kill", alice, "self", true, 0},
+		{"none", "POST", "/v1.41/containers/agent/stop", jenkins, "none", false, http.StatusForbidden},
+		{"empty owner label is someone else's", "POST", "/v1.41/containers/empty/stop", jenkins, "other", false, http.StatusForbidden},
+		{"none inspect", "GET", "/v1.41/containers/agent/json", jenkins, "none", false, http.StatusForbidden},
+		{"not found: dockerd answers 404", "GET", "/v1.41/containers/nope/logs", jenkins, "", true, 0},
+		{"root is no tenant", "DELETE", "/v1.41/containers/theirs?force=1", root, "", true, 0},
+		{"root on the agent", "POST", "/v1.41/containers/agent/exec", root, "", true, 0},
+		{"list has no owner fact", "GET", "/v1.41/containers/json", jenkins, "", true, 0},
+		{"tenant without an owner subject is refused", "GET", "/v1.41/containers/mine/logs", unitless, "", false, http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := testRequest(tc.method, tc.target, tc.subjects...)
+			if strings.HasSuffix(tc.target, "/exec") {
+				req.Header.Set("Content-Type", "application/json")
+				req.Body = []byte(`{"Cmd":["true"]}`)
+			}
+			m, err := router.Route(req.Method, req.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec := d.Decide(context.Background(), m, req)
+			if dec.Allow != tc.allow || (!tc.allow && dec.Status != tc.status) {
+				t.Fatalf("allow %v status %d (%s), want allow %v status %d", dec.Allow, dec.Status, dec.Reason, tc.allow, tc.status)
+			}
+			if dec.Body != nil {
+				t.Errorf("body replaced: %q", dec.Body)
+			}
+			got := ""
+			n := 0
+			for _, f := range dec.Facts {
+				if f.Kind == OwnerKind {
+					got = f.Value
+					n++
+				}
+			}
+			if got != tc.owner || n > 1 {
+				t.Fatalf("owner fact %q (%d), want %q: %+v", got, n, tc.owner, dec.Facts)
+			}
+		})
+	}
+}
+
+// TestContainerOwnerInspectorError: when dockerd cannot be asked whose a
+// container is, a tenant's request is refused (502), never forwarded.
+func TestContainerOwnerInspectorError(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy + "p, role:ci, owner, self, allow\n"})
+	d := NewPolicyDecider(p)
+	d.Extract = newExtractor(fakeHost(t))
+	in := newFakeInspector()
+	in.err = errors.New("connection refused")
+	d.Inspector = in
+	req := testRequest("POST", "/v1.41/containers/mine/stop", "user:jenkins", "uid:1001", "*")
+	m, err := NewRouter().Route(req.Method, req.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dec := d.Decide(context.Background(), m, req); dec.Allow || dec.Status != http.StatusBadGateway {
+		t.Fatalf("allow %v status %d (%s), want 502", dec.Allow, dec.Status, dec.Reason)
+	}
+}
+
+// TestOwnerTargetsAreContainerRoutes: every container route with {name}
+// but create, list and prune carries the owner fact, and nothing else.
+func TestOwnerTargetsAreContainerRoutes(t *testing.T) {
+	want := map[string]bool{}
+	for _, r := range routeTable() {
+		if strings.HasPrefix(r.Action, "container.") && containsVar(r.Path, "name") {
+			want[r.Action] = true
+		}
+	}
+	for a := range want {
+		if !ownerTargets[a] {
+			t.Errorf("%s names a container but has no owner fact", a)
+		}
+	}
+	for a := range ownerTargets {
+		if !want[a] {
+			t.Errorf("%s is an owner target but no container route with {name}", a)
+		}
+	}
+}
+
+func containsVar(path, name string) bool {
+	for i := 0; i+len(name)+1 < len(path); i++ {
+		if path[i] == '{' && path[i+1:i+1+len(name)] == name && (path[i+1+len(name)] == '}' || path[i+1+len(name)] == ':') {
+			return true
+		}
+	}
+	return false
+}
