@@ -2,6 +2,7 @@ package authz
 
 import (
 	"encoding/json"
+	"net/url"
 	"regexp"
 	"strings"
 
@@ -128,17 +129,7 @@ func imageImportFacts(x *extraction) error {
 	if q.Get("fromImage") != "" {
 		return badBody("a form body makes this import a pull; send the parameters in the query")
 	}
-	if err := checkOwnerChanges("import changes", q["changes"]); err != nil {
-		return err
-	}
-	repo, tag, err := x.repoTag()
-	if err != nil {
-		return err
-	}
-	if repo == "" {
-		return nil
-	}
-	return x.addImageName(repo, tag)
+	return x.addCreatedImage("import", q)
 }
 
 // imagePushFacts: POST /images/{name}/push?tag=.
@@ -186,17 +177,7 @@ func imageCommitFacts(x *extraction) error {
 	if err != nil {
 		return err
 	}
-	if err := checkOwnerChanges("commit changes", q["changes"]); err != nil {
-		return err
-	}
-	repo, tag, err := x.repoTag()
-	if err != nil {
-		return err
-	}
-	if repo == "" {
-		return nil
-	}
-	return x.addImageName(repo, tag)
+	return x.addCreatedImage("commit", q)
 }
 
 // buildFacts: POST /build. The body is the build context; what the build
@@ -386,6 +367,20 @@ func resolvedByName(named reference.Named, repoTags []string, proofs []reference
 		}
 	}
 	return false
+}
+
+// addCreatedImage judges what an import or a commit makes: its Dockerfile
+// `changes` may not set the owner label, and the image it names with repo=
+// and tag=, if any, is an image fact.
+func (x *extraction) addCreatedImage(what string, q url.Values) error {
+	if err := checkOwnerChanges(what+" changes", q["changes"]); err != nil {
+		return err
+	}
+	repo, tag, err := x.repoTag()
+	if err != nil || repo == "" {
+		return err
+	}
+	return x.addImageName(repo, tag)
 }
 
 // repoTag reads the repo= and tag= parameters that name the image an

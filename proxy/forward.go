@@ -135,7 +135,7 @@ func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.M
 		startRec.Phase, startRec.Status = audit.PhaseStart, resp.StatusCode
 		cn.s.cfg.Audit.Write(&startRec)
 	}
-	keep, bodyOK := cn.copyResponse(ctx, head, m, resp, bodyDone, rec)
+	keep, bodyOK := cn.copyResponse(head, m, resp, bodyDone, rec)
 	if !bodyOK || resp.Close {
 		cn.dropUpstream()
 	}
@@ -262,7 +262,7 @@ func (cn *clientConn) copyRequestBody(up *upstreamConn, head *requestHead) (int6
 // data arrives so that logs, events and progress streams are not held back.
 // It reports whether the client connection may carry another request, and
 // whether dockerd's connection ended cleanly.
-func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *authz.Match, resp *http.Response, bodyDone chan error, rec *audit.Record) (keep, upstreamOK bool) {
+func (cn *clientConn) copyResponse(head *requestHead, m *authz.Match, resp *http.Response, bodyDone chan error, rec *audit.Record) (keep, upstreamOK bool) {
 	defer resp.Body.Close()
 	framing := framingLength
 	switch {
@@ -389,7 +389,6 @@ func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *au
 		// connection.
 		return false, false
 	}
-	_ = ctx
 	return !closeConn, framing != framingClose
 }
 
