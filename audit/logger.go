@@ -146,6 +146,9 @@ func (l *Logger) Write(r *Record) {
 	if r.ObjectID != "" {
 		e = e.Str("object_id", r.ObjectID)
 	}
+	if r.Forwarded != "" {
+		e = e.Str("forwarded", r.Forwarded)
+	}
 	if r.ExitCode != nil {
 		e = e.Int("exit_code", *r.ExitCode)
 	}

@@ -238,6 +238,8 @@ func (d *fastDec) entry(e *Entry) bool {
 			e.Hijacked, ok = d.boolean()
 		case "object_id":
 			e.ObjectID, ok = d.str()
+		case "forwarded":
+			e.Forwarded, ok = d.str()
 		case "exit_code":
 			var n int64
 			if n, ok = d.int64(); ok {

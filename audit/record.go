@@ -55,6 +55,11 @@ type Record struct {
 	DurationMS float64            `json:"duration_ms"`
 	Hijacked   bool               `json:"hijacked"`
 	ObjectID   string             `json:"object_id,omitempty"`
+	// Forwarded is the request target sent to dockerd when dockgate
+	// changed it (a tenant's request pinned to an object's full ID, or
+	// its owner filter merged into the query); Path is what the client
+	// sent.
+	Forwarded string `json:"forwarded,omitempty"`
 	// ExitCode is the exit code of an exec session's process, read from
 	// dockerd after the session ended (exec.start only).
 	ExitCode *int `json:"exit_code,omitempty"`

@@ -85,17 +85,14 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		return Decision{Status: http.StatusForbidden, Reason: refusal(caller, endpoint), Facts: []FactResult{endpoint}}
 	}
 
-	if ownerCreates[m.Action] || ownerTargets[m.Action] {
+	if needsOwner(m.Action) {
 		owner, err := p.Owner(req.Subjects)
 		if err != nil {
-			what := "create objects"
-			if !ownerCreates[m.Action] {
-				what = "touch containers"
-			}
-			return Decision{Status: http.StatusForbidden, Reason: caller + " may not " + what + ": " + err.Error(), Facts: []FactResult{endpoint}}
+			return Decision{Status: http.StatusForbidden, Reason: caller + " may not call " + m.Action + ": " + err.Error(), Facts: []FactResult{endpoint}}
 		}
 		req.Owner, req.OwnedBody = owner, nil
 	}
+	req.Target, req.FilterResponse = "", nil
 
 	var more []Fact
 	if d.Extract != nil {
@@ -126,7 +123,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 	}
 	unlabelled := ownerCreates[m.Action] && req.Owner != "" && req.OwnedBody == nil
 	if first < 0 && !unlabelled {
-		return Decision{Allow: true, Reason: allowedReason, Facts: results, Body: req.OwnedBody}
+		return Decision{Allow: true, Reason: allowedReason, Facts: results, Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse}
 	}
 	if first < 0 || d.Audit && unlabelled {
 		// Fail closed: a tenant's object is never created unlabelled. A
@@ -135,7 +132,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 	}
 	reason := refusal(caller, results[first])
 	if d.Audit {
-		return Decision{Allow: true, WouldDeny: true, Reason: reason, Facts: results, Body: req.OwnedBody}
+		return Decision{Allow: true, WouldDeny: true, Reason: reason, Facts: results, Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse}
 	}
 	return Decision{Status: http.StatusForbidden, Reason: reason, Facts: results}
 }

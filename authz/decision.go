@@ -37,6 +37,16 @@ type Request struct {
 	// OwnedBody is set by the extractor of a create when Owner is set: the
 	// judged (typed) body re-encoded with the owner label added.
 	OwnedBody []byte
+	// Target, when set by the extractor, is the request target (origin
+	// form: escaped path and query) forwarded instead of the received one:
+	// the object the request names pinned to its full ID, or a tenant's
+	// owner filter merged into the query. It must mean what was judged.
+	Target string
+	// FilterResponse, when set by the extractor, rewrites the body of a
+	// 200 response before the client gets it (a tenant's image list, say,
+	// with other tenants' objects taken out). The proxy reads the body
+	// whole for it; an error is answered 502.
+	FilterResponse func(body []byte) ([]byte, error)
 }
 
 // FactResult is one fact of a request with the decision on it.
@@ -63,6 +73,12 @@ type Decision struct {
 	// Body, when not nil, is forwarded instead of the request body that
 	// was read: the judged body with the owner label of a tenant added.
 	Body []byte
+	// Target, when not empty, is forwarded instead of the request target
+	// that was received (Request.Target).
+	Target string
+	// FilterResponse, when not nil, rewrites the body of a 200 response
+	// (Request.FilterResponse).
+	FilterResponse func(body []byte) ([]byte, error)
 }
 
 // Decider is the decision point the proxy calls for every request.

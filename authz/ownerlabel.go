@@ -16,6 +16,11 @@ import (
 // judged, in enforce and in audit mode alike.
 const OwnerLabel = "io.dockgate.owner"
 
+// ExpiresLabel is the label dockgate records when a tenant's object may be
+// removed by `dockgate gc --expired` (RFC 3339, UTC): creation time plus
+// the time-to-live the policy gives the tenant (a `tenant-ttl` row).
+const ExpiresLabel = "io.dockgate.expires"
+
 // forgedOwner is the refusal of a request that sets the owner label. The
 // label key is a map key: dockerd (Go encoding/json into map[string]string)
 // compares it exactly, so only the exact key is the owner label.

@@ -103,3 +103,11 @@ var ownerCreates = map[string]bool{
 	"volume.create":    true,
 	"network.create":   true,
 }
+
+// needsOwner reports whether the facts of an action depend on whether the
+// caller is a tenant and whose objects it names: creates (labelled),
+// requests that target an existing object or name one in their body
+// (the owner fact), lists and prunes (limited to the caller's objects).
+func needsOwner(action string) bool {
+	return ownerCreates[action] || ownerTargets[action]
+}

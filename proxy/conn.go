@@ -283,6 +283,12 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		return cn.refuse(head, rec, decision, status, d.Reason)
 	}
 	rec.Decision, rec.Reason = audit.DecisionAllow, d.Reason
+	if d.Target != "" && d.Target != head.Target {
+		// The decision pinned what the request names (a full ID, the
+		// caller's owner filter): that is what dockerd gets.
+		rec.Forwarded, head.Target = d.Target, d.Target
+	}
+	head.filter = d.FilterResponse
 	if d.Body != nil && body != nil {
 		// The judged body with the owner label of a tenant added; it
 		// goes out with its own Content-Length.

@@ -264,6 +264,9 @@ func (cn *clientConn) copyRequestBody(up *upstreamConn, head *requestHead) (int6
 // whether dockerd's connection ended cleanly.
 func (cn *clientConn) copyResponse(head *requestHead, m *authz.Match, resp *http.Response, bodyDone chan error, rec *audit.Record) (keep, upstreamOK bool) {
 	defer resp.Body.Close()
+	if head.filter != nil && resp.StatusCode == http.StatusOK && head.Method != http.MethodHead {
+		return cn.copyFilteredResponse(head, resp, bodyDone, rec)
+	}
 	framing := framingLength
 	switch {
 	case head.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified:

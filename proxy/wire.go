@@ -81,6 +81,9 @@ type requestHead struct {
 	// (spoolBody); it is forwarded from there, spoolSize bytes.
 	spool     *os.File
 	spoolSize int64
+	// filter rewrites a 200 response's body before the client gets it
+	// (authz.Decision.FilterResponse); nil for almost every request.
+	filter func([]byte) ([]byte, error)
 }
 
 func (h *requestHead) chunked() bool { return h.ContentLength < 0 }
