@@ -12,6 +12,9 @@ type Match struct {
 	APIVersion string
 	// Vars are the route's path variables ("name", "id", ...), percent-decoded.
 	Vars map[string]string
+	// Template is the route's path template without the version prefix
+	// ("/containers/{name:.*}/json"), "" for ActionUnknown.
+	Template string
 	// Stream marks routes whose response may last as long as the client
 	// wants (logs -f, events, stats, attach, exec start, wait, pull, push,
 	// build, load): they get a start audit record.

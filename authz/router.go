@@ -148,6 +148,7 @@ func (r *Router) Route(method string, u *url.URL) (*Match, error) {
 		m.NeedsBody = rt.NeedsBody
 		m.Spool = rt.Spool
 		m.Vars = routeVars(rm.Vars)
+		m.Template = rt.Path
 		break
 	}
 	return m, nil
