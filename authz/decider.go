@@ -90,7 +90,10 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		if err != nil {
 			return Decision{Status: http.StatusForbidden, Reason: caller + " may not call " + m.Action + ": " + err.Error(), Facts: []FactResult{endpoint}}
 		}
-		req.Owner, req.OwnedBody = owner, nil
+		req.Owner, req.OwnedBody, req.TTL = owner, nil, 0
+		if owner != "" {
+			req.TTL = p.TTL(req.Subjects)
+		}
 	}
 	req.Target, req.FilterResponse = "", nil
 

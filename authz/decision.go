@@ -7,7 +7,15 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"time"
 )
+
+func (r *Request) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
 
 // Request is what the decision point sees of one HTTP request.
 type Request struct {
@@ -34,8 +42,15 @@ type Request struct {
 	// of a request that names an existing container (ownerTargets); ""
 	// for other callers and other requests.
 	Owner string
-	// OwnedBody is set by the extractor of a create when Owner is set: the
-	// judged (typed) body re-encoded with the owner label added.
+	// TTL is the time to live the policy gives what a tenant creates
+	// (Policy.TTL), set with Owner; 0 for none.
+	TTL time.Duration
+	// Now, when set, is the clock the expiry of a tenant's objects is
+	// computed from (tests); time.Now otherwise.
+	Now func() time.Time
+	// OwnedBody is set by the extractor when Owner is set and the body is
+	// forwarded changed: the judged (typed) body re-encoded with the owner
+	// labels added and the containers it names pinned to their full IDs.
 	OwnedBody []byte
 	// Target, when set by the extractor, is the request target (origin
 	// form: escaped path and query) forwarded instead of the received one:

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
@@ -21,17 +22,26 @@ const OwnerLabel = "io.dockgate.owner"
 // the time-to-live the policy gives the tenant (a `tenant-ttl` row).
 const ExpiresLabel = "io.dockgate.expires"
 
-// forgedOwner is the refusal of a request that sets the owner label. The
-// label key is a map key: dockerd (Go encoding/json into map[string]string)
-// compares it exactly, so only the exact key is the owner label.
-func forgedOwner(where string) *RouteError {
-	return &RouteError{Status: http.StatusForbidden, Message: "the label " + OwnerLabel + " is dockgate's own record of an object's owner; a client may not set it (" + where + ")"}
+// reservedLabelPrefix is the label namespace dockgate keeps its own
+// records in (OwnerLabel, ExpiresLabel, and any it adds later): a client
+// may set none of it.
+const reservedLabelPrefix = "io.dockgate."
+
+// forgedOwner is the refusal of a request that sets a label of dockgate's
+// namespace. The label key is a map key: dockerd (Go encoding/json into
+// map[string]string) compares it exactly, so the prefix is compared
+// exactly too.
+func forgedOwner(where, key string) *RouteError {
+	return &RouteError{Status: http.StatusForbidden, Message: "the label " + key + " is dockgate's own record of an object's owner (" + OwnerLabel + " and every io.dockgate.* label); a client may not set it (" + where + ")"}
 }
 
-// checkOwnerLabels refuses labels that set the owner label.
+// checkOwnerLabels refuses labels that set a label of dockgate's
+// namespace.
 func checkOwnerLabels(where string, labels map[string]string) error {
-	if _, ok := labels[OwnerLabel]; ok {
-		return forgedOwner(where)
+	for k := range labels {
+		if strings.HasPrefix(k, reservedLabelPrefix) {
+			return forgedOwner(where, k)
+		}
 	}
 	return nil
 }
@@ -83,8 +93,8 @@ func checkOwnerDockerfile(where string, res *parser.Result) error {
 			if err != nil {
 				return badBody("%s: LABEL %s: %v", where, k.Value, err)
 			}
-			if key == OwnerLabel {
-				return forgedOwner(where + " LABEL")
+			if strings.HasPrefix(key, reservedLabelPrefix) {
+				return forgedOwner(where+" LABEL", key)
 			}
 			k = k.Next
 			for i := 0; i < 2 && k != nil; i++ {
@@ -95,29 +105,53 @@ func checkOwnerDockerfile(where string, res *parser.Result) error {
 	return nil
 }
 
-// addOwnerLabel records a tenant's ownership (Request.Owner) in a create
-// body: the owner label is added to *labels, a field of the typed value v
-// the body was judged as, and v is re-encoded into Request.OwnedBody, the
-// body forwarded instead. What dockerd decodes is then exactly what was
-// judged plus the label. An encoding that would not decode back to the
-// same value (nil and empty told apart by the judged value, lost by
-// omitempty) is refused rather than forwarded changed.
+// setOwnerLabels records a tenant's ownership (Request.Owner) in the
+// labels of what it creates, and its expiry when the policy gives it a
+// time to live (Request.TTL). The caller re-encodes the judged value
+// (reencode) so that the labels reach dockerd.
+func (x *extraction) setOwnerLabels(labels *map[string]string) {
+	if *labels == nil {
+		*labels = map[string]string{}
+	}
+	for k, v := range x.req.ownerLabels() {
+		(*labels)[k] = v
+	}
+}
+
+// ownerLabels are the labels a tenant's creates get.
+func (r *Request) ownerLabels() map[string]string {
+	l := map[string]string{OwnerLabel: r.Owner}
+	if r.TTL > 0 {
+		l[ExpiresLabel] = r.now().Add(r.TTL).UTC().Format(time.RFC3339)
+	}
+	return l
+}
+
+// reencode makes the typed value v a body was judged as the body that is
+// forwarded (Request.OwnedBody), after dockgate changed it: the owner
+// labels added, container references pinned to full IDs. What dockerd
+// decodes is then exactly what was judged plus those changes. An encoding
+// that would not decode back to the same value (nil and empty told apart
+// by the judged value, lost by omitempty) is refused rather than
+// forwarded changed.
+func (x *extraction) reencode(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return &RouteError{Status: http.StatusInternalServerError, Message: "cannot re-encode the body of " + x.m.Action + ": " + err.Error()}
+	}
+	back := reflect.New(reflect.TypeOf(v).Elem())
+	if err := json.Unmarshal(b, back.Interface()); err != nil || !reflect.DeepEqual(back.Elem().Interface(), reflect.ValueOf(v).Elem().Interface()) {
+		return badBody("%s: dockgate cannot record the owner without changing the body; send empty lists and objects as null or leave them out", x.m.Action)
+	}
+	x.req.OwnedBody = b
+	return nil
+}
+
+// addOwnerLabel labels a tenant's create body and re-encodes it.
 func (x *extraction) addOwnerLabel(v any, labels *map[string]string) error {
 	if x.req.Owner == "" {
 		return nil
 	}
-	if *labels == nil {
-		*labels = map[string]string{}
-	}
-	(*labels)[OwnerLabel] = x.req.Owner
-	b, err := json.Marshal(v)
-	if err != nil {
-		return &RouteError{Status: http.StatusInternalServerError, Message: "cannot add the owner label: " + err.Error()}
-	}
-	back := reflect.New(reflect.TypeOf(v).Elem())
-	if err := json.Unmarshal(b, back.Interface()); err != nil || !reflect.DeepEqual(back.Elem().Interface(), reflect.ValueOf(v).Elem().Interface()) {
-		return badBody("%s: dockgate cannot add the owner label without changing the body; send empty lists and objects as null or leave them out", x.m.Action)
-	}
-	x.req.OwnedBody = b
-	return nil
+	x.setOwnerLabels(labels)
+	return x.reencode(v)
 }

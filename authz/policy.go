@@ -366,6 +366,11 @@ func (l *policyLoader) policyRow(name string, line int, sub, kind, pattern, effe
 			l.errorf(name, line, "%v", err)
 			ok = false
 		}
+	case kind == TenantTTLKind:
+		if err := checkTenantTTL(pattern, effect); err != nil {
+			l.errorf(name, line, "%v", err)
+			ok = false
+		}
 	case kp.IsLiteral() && !isFactKind(kind):
 		l.errorf(name, line, "unknown fact kind %q (known: %s)", kind, strings.Join(factKinds, ", "))
 		ok = false

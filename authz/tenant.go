@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Tenancy (issue 7). A policy row
@@ -95,6 +96,52 @@ func (p *Policy) Owner(subjects []string) (string, error) {
 		return "", &RouteError{Status: http.StatusForbidden, Message: "the policy makes the caller a tenant but it has no subject to own objects by (" + strings.Join(allowed, ", ") + ")"}
 	}
 	return "", nil
+}
+
+// TenantTTLKind is the policy kind of the rows that give a tenant's
+// objects a time to live:
+//
+//	p, role:ci, tenant-ttl, 2h, allow
+//
+// What such a tenant creates gets the label ExpiresLabel (creation time
+// plus the TTL), and `dockgate gc --expired` (or serve's --gc-interval)
+// removes it after that. With several rows the shortest TTL applies. Like
+// tenant rows, only the literal kind counts, and it is no fact.
+const TenantTTLKind = "tenant-ttl"
+
+func checkTenantTTL(pattern, effect string) error {
+	if effect != "allow" {
+		return fmt.Errorf("tenant-ttl: rows are allow only (a duration cannot be denied)")
+	}
+	d, err := time.ParseDuration(pattern)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("tenant-ttl: the value must be a positive duration such as 90m or 2h, not %q", pattern)
+	}
+	return nil
+}
+
+// TTL returns the time to live of what a tenant with these subjects
+// creates: the shortest of its tenant-ttl rows, 0 when it has none.
+func (p *Policy) TTL(subjects []string) time.Duration {
+	var applies func(string) bool
+	var ttl time.Duration
+	for _, r := range p.Rules {
+		if r.Kind != TenantTTLKind {
+			continue
+		}
+		if applies == nil {
+			applies = p.subjectApplies(subjects)
+		}
+		if !applies(r.Subject) {
+			continue
+		}
+		// Validated at load.
+		d, _ := time.ParseDuration(r.Pattern)
+		if ttl == 0 || d < ttl {
+			ttl = d
+		}
+	}
+	return ttl
 }
 
 // ownerCreates are the actions whose body gets the owner label of a tenant.

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
@@ -168,5 +169,50 @@ func TestOwnerLabelLossyBodyRefused(t *testing.T) {
 	m, _ := NewRouter().Route(req.Method, req.URL)
 	if dec := d.Decide(context.Background(), m, req); dec.Allow || dec.Status != http.StatusBadRequest {
 		t.Fatalf("lossy body: %+v", dec)
+	}
+}
+
+// TestTenantTTL: the shortest tenant-ttl row of a tenant's subjects gives
+// what it creates an expiry label; rows are checked at load.
+func TestTenantTTL(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy + "p, role:ci, tenant-ttl, 2h, allow\np, user:jenkins, tenant-ttl, 90m, allow\np, role:units, tenant-ttl, 24h, allow\n"})
+	for _, tc := range []struct {
+		subjects []string
+		want     time.Duration
+	}{
+		{[]string{"uid:1001", "user:jenkins", "*"}, 90 * time.Minute},
+		{[]string{"uid:1002", "user:alice", "group:runners", "*"}, 2 * time.Hour},
+		{[]string{"uid:0", "user:root", "*"}, 0},
+	} {
+		if got := p.TTL(tc.subjects); got != tc.want {
+			t.Errorf("%v: TTL %v, want %v", tc.subjects, got, tc.want)
+		}
+	}
+
+	d := NewPolicyDecider(p)
+	d.Extract = newExtractor(fakeHost(t))
+	d.Inspector = newFakeInspector()
+	now := time.Date(2026, 11, 26, 22, 0, 0, 0, time.UTC)
+	req := testRequest(http.MethodPost, "/v1.41/volumes/create", "user:jenkins", "uid:1001", "*")
+	req.Header.Set("Content-Type", "application/json")
+	req.Body = []byte(`{"Name":"v"}`)
+	req.Now = func() time.Time { return now }
+	m, err := NewRouter().Route(req.Method, req.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := d.Decide(context.Background(), m, req)
+	var got volume.CreateOptions
+	if err := json.Unmarshal(dec.Body, &got); !dec.Allow || err != nil {
+		t.Fatalf("allow %v (%s), body %s: %v", dec.Allow, dec.Reason, dec.Body, err)
+	}
+	if got.Labels[ExpiresLabel] != "2026-11-26T23:30:00Z" || got.Labels[OwnerLabel] != "user:jenkins" {
+		t.Fatalf("labels %v", got.Labels)
+	}
+
+	for _, row := range []string{"p, role:ci, tenant-ttl, 0s, allow", "p, role:ci, tenant-ttl, soon, allow", "p, role:ci, tenant-ttl, 1h, deny", "p, role:ci, tenant-ttl, -1h, allow"} {
+		if _, err := LoadPolicyDir(writePolicy(t, map[string]string{"t.csv": row + "\n"})); err == nil || !strings.Contains(err.Error(), "tenant-ttl") || !strings.Contains(err.Error(), "t.csv:1") {
+			t.Errorf("%s: want a tenant-ttl error at t.csv:1, got %v", row, err)
+		}
 	}
 }
