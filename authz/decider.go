@@ -90,7 +90,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		if err != nil {
 			return Decision{Status: http.StatusForbidden, Reason: caller + " may not call " + m.Action + ": " + err.Error(), Facts: []FactResult{endpoint}}
 		}
-		req.Owner, req.OwnedBody, req.TTL = owner, nil, 0
+		req.Owner, req.OwnedBody, req.TTL, req.ownerRecorded = owner, nil, 0, false
 		if owner != "" {
 			req.TTL = p.TTL(req.Subjects)
 		}
@@ -124,7 +124,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 			first = 1 + i
 		}
 	}
-	unlabelled := ownerCreates[m.Action] && req.Owner != "" && req.OwnedBody == nil
+	unlabelled := (ownerCreates[m.Action] || ownerImageCreates[m.Action]) && req.Owner != "" && !req.ownerRecorded
 	if first < 0 && !unlabelled {
 		return Decision{Allow: true, Reason: allowedReason, Facts: results, Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse}
 	}

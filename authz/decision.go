@@ -52,6 +52,10 @@ type Request struct {
 	// forwarded changed: the judged (typed) body re-encoded with the owner
 	// labels added and the containers it names pinned to their full IDs.
 	OwnedBody []byte
+	// ownerRecorded says the extractor put the owner labels into what is
+	// forwarded (body or query); a tenant's create without them is
+	// refused.
+	ownerRecorded bool
 	// Target, when set by the extractor, is the request target (origin
 	// form: escaped path and query) forwarded instead of the received one:
 	// the object the request names pinned to its full ID, or a tenant's

@@ -25,11 +25,22 @@ type Inspector interface {
 	// and returns the image's ID, its RepoDigests and RepoTags (as
 	// dockerd lists them); found is false when no such image exists.
 	ImageProvenance(ctx context.Context, ref string) (id string, repoDigests []string, repoTags []string, found bool, err error)
-	// ContainerOwner resolves a container name, full ID or ID prefix as
-	// dockerd resolves it and returns its full ID and labels; found is
-	// false when no such container exists.
-	ContainerOwner(ctx context.Context, nameOrID string) (id string, labels map[string]string, found bool, err error)
+	// ObjectOwner resolves the name or ID of an object of a kind
+	// (ObjectContainer, ObjectExec, ObjectVolume, ObjectNetwork,
+	// ObjectImage) as dockerd resolves it and returns its full ID (a
+	// volume's name) and the labels its owner is read from (an exec's are
+	// its container's); found is false when no such object exists.
+	ObjectOwner(ctx context.Context, kind, nameOrID string) (id string, labels map[string]string, found bool, err error)
 }
+
+// The kinds of object whose owner ObjectOwner reads.
+const (
+	ObjectContainer = "container"
+	ObjectExec      = "exec"
+	ObjectVolume    = "volume"
+	ObjectNetwork   = "network"
+	ObjectImage     = "image"
+)
 
 // Extractor reads the facts of one request beyond its endpoint fact. An
 // error means the request cannot be judged and is refused (fail closed): a

@@ -36,6 +36,7 @@ var factExtractors = map[string]endpointFacts{
 	"volume.create":               volumeCreateFacts,
 	"network.create":              networkCreateFacts,
 	"network.connect":             networkConnectFacts,
+	"network.disconnect":          networkDisconnectFacts,
 	"service.create":              serviceCreateFacts,
 	"service.update":              serviceUpdateFacts,
 	"plugin.install":              pluginFacts,
@@ -70,7 +71,10 @@ func newExtractor(host hostFS) Extractor {
 		}
 		// The owner fact comes last, so that a refusal names what the
 		// request would do before whose container it would do it to.
-		if err := containerOwnerFacts(x); err != nil {
+		if err := ownerFacts(x); err != nil {
+			return nil, err
+		}
+		if err := scopeFacts(x); err != nil {
 			return nil, err
 		}
 		return x.facts, nil

@@ -46,9 +46,6 @@ func containerCreateFacts(x *extraction) error {
 	if err := checkOwnerLabels("container create Labels", w.Config.Labels); err != nil {
 		return err
 	}
-	if err := x.addOwnerLabel(&w, &w.Config.Labels); err != nil {
-		return err
-	}
 	if err := x.addImageRun(w.Config.Image); err != nil {
 		return err
 	}
@@ -65,8 +62,15 @@ func containerCreateFacts(x *extraction) error {
 		if err := x.endpointsFacts(w.NetworkingConfig.EndpointsConfig); err != nil {
 			return err
 		}
+		for _, name := range sortedKeys(w.NetworkingConfig.EndpointsConfig) {
+			if err := x.networkRef(name); err != nil {
+				return err
+			}
+		}
 	}
-	return nil
+	// Last, so that the labels and the pinned container references
+	// (hostConfigFacts) are both in what is forwarded.
+	return x.addOwnerLabel(&w, &w.Config.Labels)
 }
 
 // containerStartFacts: POST /containers/{name}/start. dockerd 20.10 applies
@@ -177,6 +181,9 @@ func (x *extraction) hostConfigFacts(hc *container.HostConfig) error {
 		x.add("volume-driver", d)
 	}
 	if err := x.volumesFromFacts(hc.VolumesFrom); err != nil {
+		return err
+	}
+	if err := x.containerRefsFacts(hc); err != nil {
 		return err
 	}
 	if err := x.resourcesFacts(&hc.Resources); err != nil {
@@ -592,6 +599,9 @@ func (x *extraction) bindsFacts(binds []string) error {
 			if err := x.namedVolumeFacts(src, nil); err != nil {
 				return err
 			}
+			if err := x.volumeRef(src); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -674,6 +684,9 @@ func (x *extraction) mountsFacts(mounts []mount.Mount) error {
 				continue
 			}
 			if err := x.namedVolumeFacts(m.Source, drv); err != nil {
+				return err
+			}
+			if err := x.volumeRef(m.Source); err != nil {
 				return err
 			}
 		case mount.TypeImage:

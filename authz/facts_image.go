@@ -129,7 +129,10 @@ func imageImportFacts(x *extraction) error {
 	if q.Get("fromImage") != "" {
 		return badBody("a form body makes this import a pull; send the parameters in the query")
 	}
-	return x.addCreatedImage("import", q)
+	if err := x.addCreatedImage("import", q); err != nil {
+		return err
+	}
+	return x.labelByChanges()
 }
 
 // imagePushFacts: POST /images/{name}/push?tag=.
@@ -177,7 +180,10 @@ func imageCommitFacts(x *extraction) error {
 	if err != nil {
 		return err
 	}
-	return x.addCreatedImage("commit", q)
+	if err := x.addCreatedImage("commit", q); err != nil {
+		return err
+	}
+	return x.labelByChanges()
 }
 
 // buildFacts: POST /build. The body is the build context; what the build
@@ -196,6 +202,17 @@ func buildFacts(x *extraction) error {
 		// The classic builder runs its steps in that container's
 		// network namespace.
 		x.add("build", "network=container")
+		if name := strings.TrimPrefix(mode, "container:"); name != "" {
+			id, err := x.containerRef("build networkmode", name)
+			if err != nil {
+				return err
+			}
+			if id != "" {
+				if err := x.setFirstQueryValue("networkmode", "container:"+id); err != nil {
+					return err
+				}
+			}
+		}
 	default:
 		x.add("build", "network="+mode)
 	}
@@ -205,6 +222,9 @@ func buildFacts(x *extraction) error {
 		x.add("build", "remote-context")
 	}
 	if err := checkOwnerLabelsJSON("build labels", q.Get("labels")); err != nil {
+		return err
+	}
+	if err := x.labelBuild(q.Get("labels")); err != nil {
 		return err
 	}
 	if cg := q.Get("cgroupparent"); cg != "" {

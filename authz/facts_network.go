@@ -44,5 +44,34 @@ func networkConnectFacts(x *extraction) error {
 		x.add("namespace", "network=host")
 	}
 	x.endpointSettingsFacts(c.EndpointConfig)
-	return nil
+	return x.pinConnectContainer(&c, &c.Container)
+}
+
+// networkDisconnectFacts: POST /networks/{id}/disconnect
+// (network.DisconnectOptions): whose container leaves the network.
+func networkDisconnectFacts(x *extraction) error {
+	body, err := x.requireJSONBody()
+	if err != nil {
+		return err
+	}
+	var c network.DisconnectOptions
+	if err := decodeStrictJSON(body, &c, strictOptions{}); err != nil {
+		return err
+	}
+	return x.pinConnectContainer(&c, &c.Container)
+}
+
+// pinConnectContainer adds the owner fact of the container a tenant's
+// network connect or disconnect names, and forwards the body v with the
+// container's full ID.
+func (x *extraction) pinConnectContainer(v any, name *string) error {
+	if *name == "" {
+		return nil
+	}
+	id, err := x.containerRef("network "+x.m.Vars["id"]+" container", *name)
+	if err != nil || id == "" {
+		return err
+	}
+	*name = id
+	return x.reencode(v)
 }

@@ -13,38 +13,81 @@ package authz
 // prefix, through GET /containers/{name}/json); the request is still
 // forwarded with the name as the client sent it (no full-ID rewrite yet).
 
-// ownerTargets are the container actions whose route names an existing
-// container in {name}: every container.* route with {name} but create,
-// list and prune (which have none).
-var ownerTargets = map[string]bool{
-	"container.checkpoint.list":   true,
-	"container.checkpoint.create": true,
-	"container.checkpoint.delete": true,
-	"container.archive.head":      true,
-	"container.archive.get":       true,
-	"container.archive.put":       true,
-	"container.archive.copy":      true,
-	"container.export":            true,
-	"container.changes":           true,
-	"container.inspect":           true,
-	"container.top":               true,
-	"container.logs":              true,
-	"container.stats":             true,
-	"container.attach":            true,
-	"container.attach.ws":         true,
-	"container.kill":              true,
-	"container.pause":             true,
-	"container.unpause":           true,
-	"container.restart":           true,
-	"container.start":             true,
-	"container.stop":              true,
-	"container.wait":              true,
-	"container.resize":            true,
-	"container.exec":              true,
-	"container.rename":            true,
-	"container.update":            true,
-	"container.delete":            true,
+// ownerTarget says which object a route names in a path variable, and
+// whether the request is forwarded with that object's full ID.
+type ownerTarget struct {
+	kind, pathVar string
+	pin           bool
 }
+
+var (
+	containerTarget = ownerTarget{ObjectContainer, "name", true}
+	// Networks resolve by name, ID and ID prefix like containers.
+	networkTarget = ownerTarget{ObjectNetwork, "id", true}
+	// Exec IDs and volume names are looked up exactly: nothing to pin.
+	volumeTarget = ownerTarget{kind: ObjectVolume, pathVar: "name"}
+	// Image requests keep their name: a tag or push names the repository,
+	// and deleting by name untags where deleting by ID removes.
+	imageTarget = ownerTarget{kind: ObjectImage, pathVar: "name"}
+)
+
+// ownerTargets are the actions whose route names an existing object:
+// every container.* route with {name} but create, list and prune (which
+// have none), the exec, volume and network routes with an ID or name, and
+// the image routes that read, move or remove a named image. image.commit
+// names its container in the query and image.save its images there too
+// (ownerQueryFacts); they are here so that their callers' owner is known.
+var ownerTargets = map[string]ownerTarget{
+	"container.checkpoint.list":   containerTarget,
+	"container.checkpoint.create": containerTarget,
+	"container.checkpoint.delete": containerTarget,
+	"container.archive.head":      containerTarget,
+	"container.archive.get":       containerTarget,
+	"container.archive.put":       containerTarget,
+	"container.archive.copy":      containerTarget,
+	"container.export":            containerTarget,
+	"container.changes":           containerTarget,
+	"container.inspect":           containerTarget,
+	"container.top":               containerTarget,
+	"container.logs":              containerTarget,
+	"container.stats":             containerTarget,
+	"container.attach":            containerTarget,
+	"container.attach.ws":         containerTarget,
+	"container.kill":              containerTarget,
+	"container.pause":             containerTarget,
+	"container.unpause":           containerTarget,
+	"container.restart":           containerTarget,
+	"container.start":             containerTarget,
+	"container.stop":              containerTarget,
+	"container.wait":              containerTarget,
+	"container.resize":            containerTarget,
+	"container.exec":              containerTarget,
+	"container.rename":            containerTarget,
+	"container.update":            containerTarget,
+	"container.delete":            containerTarget,
+	"exec.inspect":                {kind: ObjectExec, pathVar: "id"},
+	"exec.start":                  {kind: ObjectExec, pathVar: "name"},
+	"exec.resize":                 {kind: ObjectExec, pathVar: "name"},
+	"volume.inspect":              volumeTarget,
+	"volume.update":               volumeTarget,
+	"volume.delete":               volumeTarget,
+	"network.inspect":             networkTarget,
+	"network.connect":             networkTarget,
+	"network.disconnect":          networkTarget,
+	"network.delete":              networkTarget,
+	"image.inspect":               imageTarget,
+	"image.history":               imageTarget,
+	"image.save":                  imageTarget,
+	"image.push":                  imageTarget,
+	"image.tag":                   imageTarget,
+	"image.delete":                imageTarget,
+	"image.commit":                {},
+}
+
+// predefinedNetworks are dockerd's own networks (runconfig's
+// IsPreDefinedNetwork): shared by everyone, owned by no tenant, and
+// inspected by clients such as testcontainers to find the host's address.
+var predefinedNetworks = map[string]bool{"bridge": true, "host": true, "none": true, "default": true}
 
 // OwnerKind is the fact kind of the owner of the object a request targets.
 const OwnerKind = "owner"
@@ -63,28 +106,89 @@ func ownerOf(owner string, labels map[string]string) string {
 	}
 }
 
-// containerOwnerFacts adds the owner fact of a tenant's request that
-// targets an existing container by {name}.
-func containerOwnerFacts(x *extraction) error {
-	if x.req.Owner == "" || !ownerTargets[x.m.Action] {
+// ownerFacts adds the owner fact of a tenant's request that targets an
+// existing object by its path (ownerTargets) or names containers and
+// images in its query, and pins the object to its full ID. References in
+// bodies are read by the extractor of each body (containerRef).
+func ownerFacts(x *extraction) error {
+	t, ok := ownerTargets[x.m.Action]
+	if x.req.Owner == "" || !ok {
 		return nil
 	}
-	name := x.m.Vars["name"]
-	if name == "" {
-		// dockerd finds no container with an empty name.
-		return nil
-	}
-	in, err := x.inspector()
-	if err != nil {
+	if err := ownerQueryFacts(x); err != nil {
 		return err
 	}
-	_, labels, found, err := in.ContainerOwner(x.ctx, name)
-	if err != nil {
-		return upstreamError("container "+name, err)
-	}
-	if !found {
+	if t.kind == "" {
 		return nil
 	}
-	x.add(OwnerKind, ownerOf(x.req.Owner, labels))
+	name := x.m.Vars[t.pathVar]
+	if name == "" || t.kind == ObjectNetwork && predefinedNetworks[name] {
+		// dockerd finds no object with an empty name.
+		return nil
+	}
+	id, err := x.objectOwner(t.kind, name, t.kind+" "+name)
+	if err != nil || id == "" || !t.pin {
+		return err
+	}
+	return x.pinPathVar(t.pathVar, id)
+}
+
+// ownerQueryFacts: image.commit's container and image.save's names.
+func ownerQueryFacts(x *extraction) error {
+	switch x.m.Action {
+	case "image.commit":
+		name, err := x.formValue("container")
+		if err != nil || name == "" {
+			return err
+		}
+		id, err := x.containerRef("commit container", name)
+		if err != nil || id == "" {
+			return err
+		}
+		return x.setFirstQueryValue("container", id)
+	case "image.save":
+		q, err := x.form()
+		if err != nil {
+			return err
+		}
+		for _, name := range q["names"] {
+			if _, err := x.objectOwner(ObjectImage, name, "image "+name); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// containerRef adds the owner fact of a container a tenant's request names
+// (in a body or query: VolumesFrom, a container: namespace, a link, the
+// container a network connect names) and returns its full ID, "" when
+// the caller is no tenant or no such container exists (dockerd refuses
+// the request then).
+func (x *extraction) containerRef(where, name string) (string, error) {
+	if x.req.Owner == "" {
+		return "", nil
+	}
+	return x.objectOwner(ObjectContainer, name, where+" "+name)
+}
+
+// objectOwner resolves an object through dockerd and adds its owner fact.
+// Images are owned only when they carry the owner label (built or
+// committed by a tenant): base images belong to nobody and everybody.
+func (x *extraction) objectOwner(kind, name, what string) (string, error) {
+	in, err := x.inspector()
+	if err != nil {
+		return "", err
+	}
+	id, labels, found, err := in.ObjectOwner(x.ctx, kind, name)
+	if err != nil {
+		return "", upstreamError(what, err)
+	}
+	if !found {
+		return "", nil
+	}
+	if _, labelled := labels[OwnerLabel]; kind != ObjectImage || labelled {
+		x.add(OwnerKind, ownerOf(x.req.Owner, labels))
+	}
+	return id, nil
 }

@@ -72,6 +72,9 @@ func TestContainerOwnerFact(t *testing.T) {
 			if dec.Body != nil {
 				t.Errorf("body replaced: %q", dec.Body)
 			}
+			if tc.owner != "" && tc.allow && !strings.Contains(dec.Target, "/containers/"+in.containers[m.Vars["name"]].id) {
+				t.Errorf("forwarded %q, not pinned to the container's ID", dec.Target)
+			}
 			got := ""
 			n := 0
 			for _, f := range dec.Facts {
@@ -106,23 +109,23 @@ func TestContainerOwnerInspectorError(t *testing.T) {
 	}
 }
 
-// TestOwnerTargetsAreContainerRoutes: every container route with {name}
-// but create, list and prune carries the owner fact, and nothing else.
-func TestOwnerTargetsAreContainerRoutes(t *testing.T) {
-	want := map[string]bool{}
+// TestOwnerTargetsCoverObjectRoutes: every container, exec, volume and
+// network route that names an object in its path carries the owner fact,
+// by the variable it names it with.
+func TestOwnerTargetsCoverObjectRoutes(t *testing.T) {
 	for _, r := range routeTable() {
-		if strings.HasPrefix(r.Action, "container.") && containsVar(r.Path, "name") {
-			want[r.Action] = true
-		}
-	}
-	for a := range want {
-		if !ownerTargets[a] {
-			t.Errorf("%s names a container but has no owner fact", a)
-		}
-	}
-	for a := range ownerTargets {
-		if !want[a] {
-			t.Errorf("%s is an owner target but no container route with {name}", a)
+		resource, _, _ := strings.Cut(r.Action, ".")
+		named := containsVar(r.Path, "name") || containsVar(r.Path, "id")
+		target, ok := ownerTargets[r.Action]
+		switch {
+		case ok && target.kind != "" && !containsVar(r.Path, target.pathVar):
+			// Routes sharing an action (image.save with and without
+			// {name}) need the variable on one of them only.
+			if r.Action != "image.save" {
+				t.Errorf("%s %s: owner target by {%s}, which its path lacks", r.Method, r.Path, target.pathVar)
+			}
+		case !ok && named && (resource == "container" || resource == "exec" || resource == "volume" || resource == "network"):
+			t.Errorf("%s %s names an object but has no owner fact", r.Method, r.Path)
 		}
 	}
 }

@@ -24,7 +24,10 @@ type fakeInspector struct {
 	// images maps a reference as requested to the image dockerd resolves
 	// it to.
 	images map[string]fakeImage
-	err    error
+	// objects are the execs, volumes, networks and images ObjectOwner
+	// finds, keyed "kind:name".
+	objects map[string]fakeContainer
+	err     error
 }
 
 type fakeImage struct {
@@ -67,12 +70,16 @@ func (f *fakeInspector) ContainerMounts(_ context.Context, name string) ([]strin
 	return c.binds, c.volumes, ok, nil
 }
 
-func (f *fakeInspector) ContainerOwner(_ context.Context, name string) (string, map[string]string, bool, error) {
+func (f *fakeInspector) ObjectOwner(_ context.Context, kind, name string) (string, map[string]string, bool, error) {
 	if f.err != nil {
 		return "", nil, false, f.err
 	}
-	c, ok := f.containers[name]
-	return c.id, c.labels, ok, nil
+	if kind == ObjectContainer {
+		c, ok := f.containers[name]
+		return c.id, c.labels, ok, nil
+	}
+	o, ok := f.objects[kind+":"+name]
+	return o.id, o.labels, ok, nil
 }
 
 func (f *fakeInspector) ServicePreviousSpec(_ context.Context, id string) (*swarm.ServiceSpec, bool, error) {

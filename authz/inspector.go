@@ -8,6 +8,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 )
@@ -105,25 +106,66 @@ func (d *DockerInspector) ContainerMounts(ctx context.Context, nameOrID string) 
 	return binds, volumes, true, nil
 }
 
-// ContainerOwner implements Inspector with GET /containers/{name}/json.
-func (d *DockerInspector) ContainerOwner(ctx context.Context, nameOrID string) (string, map[string]string, bool, error) {
-	if err := checkName("container", nameOrID); err != nil {
+// ObjectOwner implements Inspector with dockerd's inspect endpoints, which
+// resolve names and IDs as the request being judged will be.
+func (d *DockerInspector) ObjectOwner(ctx context.Context, kind, nameOrID string) (string, map[string]string, bool, error) {
+	if kind == ObjectImage {
+		if _, err := reference.ParseAnyReference(nameOrID); err != nil {
+			return "", nil, false, badBody("invalid image reference %q: %v", nameOrID, err)
+		}
+	} else if err := checkName(kind, nameOrID); err != nil {
 		return "", nil, false, err
 	}
 	ctx, cancel := d.withTimeout(ctx)
 	defer cancel()
-	c, err := d.client.ContainerInspect(ctx, nameOrID)
+	id, labels, err := d.objectOwner(ctx, kind, nameOrID)
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
 			return "", nil, false, nil
 		}
 		return "", nil, false, err
 	}
-	var labels map[string]string
-	if c.Config != nil {
-		labels = c.Config.Labels
+	return id, labels, true, nil
+}
+
+func (d *DockerInspector) objectOwner(ctx context.Context, kind, nameOrID string) (string, map[string]string, error) {
+	switch kind {
+	case ObjectContainer:
+		c, err := d.client.ContainerInspect(ctx, nameOrID)
+		if err != nil {
+			return "", nil, err
+		}
+		var labels map[string]string
+		if c.Config != nil {
+			labels = c.Config.Labels
+		}
+		return c.ID, labels, nil
+	case ObjectExec:
+		// An exec has no labels: it is its container's.
+		e, err := d.client.ContainerExecInspect(ctx, nameOrID)
+		if err != nil {
+			return "", nil, err
+		}
+		_, labels, err := d.objectOwner(ctx, ObjectContainer, e.ContainerID)
+		return e.ExecID, labels, err
+	case ObjectVolume:
+		v, err := d.client.VolumeInspect(ctx, nameOrID)
+		return v.Name, v.Labels, err
+	case ObjectNetwork:
+		n, err := d.client.NetworkInspect(ctx, nameOrID, network.InspectOptions{})
+		return n.ID, n.Labels, err
+	case ObjectImage:
+		im, err := d.client.ImageInspect(ctx, nameOrID)
+		if err != nil {
+			return "", nil, err
+		}
+		var labels map[string]string
+		if im.Config != nil {
+			labels = im.Config.Labels
+		}
+		return im.ID, labels, nil
 	}
-	return c.ID, labels, true, nil
+	return "", nil, fmt.Errorf("unknown object kind %q", kind)
 }
 
 // ImageProvenance implements Inspector with GET /images/{ref}/json, which

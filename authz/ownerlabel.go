@@ -3,7 +3,9 @@ package authz
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -144,6 +146,102 @@ func (x *extraction) reencode(v any) error {
 		return badBody("%s: dockgate cannot record the owner without changing the body; send empty lists and objects as null or leave them out", x.m.Action)
 	}
 	x.req.OwnedBody = b
+	x.req.ownerRecorded = true
+	return nil
+}
+
+// labelBuild gives the image a tenant's build makes the owner labels,
+// merged into the first labels value (the one dockerd reads), whose
+// client labels were checked by buildFacts.
+func (x *extraction) labelBuild(raw string) error {
+	if x.req.Owner == "" {
+		return nil
+	}
+	labels := map[string]string{}
+	if raw != "" {
+		if err := json.Unmarshal([]byte(raw), &labels); err != nil {
+			return badBody("invalid build labels: %v", err)
+		}
+	}
+	x.setOwnerLabels(&labels)
+	b, err := json.Marshal(labels)
+	if err != nil {
+		return &RouteError{Status: http.StatusInternalServerError, Message: "cannot encode the build labels: " + err.Error()}
+	}
+	if err := x.setFirstQueryValue("labels", string(b)); err != nil {
+		return err
+	}
+	x.req.ownerRecorded = true
+	return nil
+}
+
+// labelByChanges gives the image a tenant's commit or import makes the
+// owner labels: one more changes value, a LABEL instruction (dockerd
+// reads every changes value, body first, joined by newlines into one
+// Dockerfile, so this one comes last). The values are single-quoted, where
+// the Dockerfile lexer expands nothing; a quote in a value, or a newline,
+// could end the quoting, and is refused. The joined Dockerfile is parsed
+// with and without it: a client line that would swallow it (a trailing
+// line continuation) is refused rather than forwarded with another
+// meaning.
+func (x *extraction) labelByChanges() error {
+	if x.req.Owner == "" {
+		return nil
+	}
+	labels := x.req.ownerLabels()
+	keys := sortedKeys(labels)
+	instr := "LABEL"
+	for _, k := range keys {
+		v := labels[k]
+		if strings.ContainsAny(v, "'\n\r\\") {
+			return &RouteError{Status: http.StatusForbidden, Message: "the owner " + strconv.Quote(v) + " cannot be written into a LABEL instruction"}
+		}
+		instr += " " + k + "='" + v + "'"
+	}
+	form, err := x.form()
+	if err != nil {
+		return err
+	}
+	if err := appendsInstruction(form["changes"], instr); err != nil {
+		return err
+	}
+	path, q := x.target()
+	if q != "" {
+		q += "&"
+	}
+	x.setTarget(path, q+"changes="+url.QueryEscape(instr))
+	x.req.ownerRecorded = true
+	return nil
+}
+
+// appendsInstruction checks that the changes with instr after them parse
+// as the changes' own instructions, unchanged, and then instr.
+func appendsInstruction(changes []string, instr string) error {
+	refuse := badBody("the changes cannot be combined with the owner's LABEL instruction (a trailing line continuation?)")
+	after, err := parser.Parse(strings.NewReader(strings.Join(append(append([]string(nil), changes...), instr), "\n")))
+	if err != nil {
+		return refuse
+	}
+	n := len(after.AST.Children)
+	if n == 0 || after.AST.Children[n-1].Original != instr {
+		return refuse
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	before, err := parser.Parse(strings.NewReader(strings.Join(changes, "\n")))
+	if err != nil {
+		// dockerd refuses these changes whatever dockgate adds.
+		return nil
+	}
+	if len(before.AST.Children) != n-1 {
+		return refuse
+	}
+	for i, c := range before.AST.Children {
+		if c.Original != after.AST.Children[i].Original {
+			return refuse
+		}
+	}
 	return nil
 }
 

@@ -205,8 +205,8 @@ func (o offlineInspector) ContainerMounts(_ context.Context, name string) ([]str
 	return nil, nil, false, o.offline("container " + name)
 }
 
-func (o offlineInspector) ContainerOwner(_ context.Context, name string) (string, map[string]string, bool, error) {
-	return "", nil, false, o.offline("container " + name)
+func (o offlineInspector) ObjectOwner(_ context.Context, kind, name string) (string, map[string]string, bool, error) {
+	return "", nil, false, o.offline(kind + " " + name)
 }
 
 func (offlineInspector) ImageProvenance(context.Context, string) (string, []string, []string, bool, error) {

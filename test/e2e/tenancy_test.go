@@ -73,7 +73,7 @@ func (u *tnUser) run(args ...string) azResult {
 		setpriv := testbed.RequireBinary(u.t, "setpriv")
 		cmd = exec.CommandContext(ctx, setpriv, append([]string{"--reuid=" + id, "--regid=" + id, "--clear-groups", u.cli}, args...)...)
 	}
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + u.home, "DOCKER_HOST=" + u.host, "DOCKER_CLI_HINTS=false", "LANG=C.UTF-8"}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + u.home, "DOCKER_HOST=" + u.host, "DOCKER_CLI_HINTS=false", "LANG=C.UTF-8", "DOCKER_BUILDKIT=0"}
 	cmd.Dir = u.home
 	cmd.WaitDelay = 5 * time.Second
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

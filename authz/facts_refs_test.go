@@ -1,0 +1,258 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/docker/docker/api/types/container"
+)
+
+const (
+	refMineID   = "1111111111111111111111111111111111111111111111111111111111111111"
+	refTheirsID = "2222222222222222222222222222222222222222222222222222222222222222"
+	refAgentID  = "3333333333333333333333333333333333333333333333333333333333333333"
+	refNetID    = "4444444444444444444444444444444444444444444444444444444444444444"
+)
+
+// refInspector: jenkins's container "mine", alice's "theirs", the
+// unlabelled "agent"; an exec of each; volumes, networks and images of
+// each owner.
+func refInspector() *fakeInspector {
+	in := newFakeInspector()
+	mine := map[string]string{OwnerLabel: "user:jenkins"}
+	theirs := map[string]string{OwnerLabel: "user:alice"}
+	agent := map[string]string{"role": "agent"}
+	for name, c := range map[string]fakeContainer{
+		"mine": {id: refMineID, labels: mine}, "111": {id: refMineID, labels: mine},
+		"theirs": {id: refTheirsID, labels: theirs}, "222": {id: refTheirsID, labels: theirs},
+		"agent": {id: refAgentID, labels: agent},
+	} {
+		in.containers[name] = c
+	}
+	in.objects = map[string]fakeContainer{
+		"exec:e-mine":       {id: "e-mine", labels: mine},
+		"exec:e-theirs":     {id: "e-theirs", labels: theirs},
+		"exec:e-agent":      {id: "e-agent", labels: agent},
+		"volume:v-mine":     {id: "v-mine", labels: mine},
+		"volume:v-theirs":   {id: "v-theirs", labels: theirs},
+		"volume:v-none":     {id: "v-none"},
+		"network:n-mine":    {id: refNetID, labels: mine},
+		"network:444":       {id: refNetID, labels: mine},
+		"network:n-theirs":  {id: "5555", labels: theirs},
+		"network:n-none":    {id: "6666"},
+		"image:app-mine":    {id: "sha256:aa", labels: mine},
+		"image:app-theirs":  {id: "sha256:bb", labels: theirs},
+		"image:busybox":     {id: "sha256:cc"},
+		"image:ci.local/up": {id: "sha256:dd", labels: map[string]string{"x": "y"}},
+	}
+	return in
+}
+
+// TestOwnerFactsOfObjects: execs, volumes, networks and built images say
+// whose they are; containers and networks are forwarded by full ID;
+// containers named in bodies and queries carry the owner fact and are
+// pinned in what is forwarded.
+func TestOwnerFactsOfObjects(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy + "p, role:ci, owner, self, allow\np, role:ci, namespace, *=container, allow\n"})
+	d := NewPolicyDecider(p)
+	d.Extract = newExtractor(fakeHost(t))
+	d.Inspector = refInspector()
+	router := NewRouter()
+	jenkins := []string{"user:jenkins", "uid:1001", "*"}
+	root := []string{"uid:0", "user:root", "*"}
+
+	for _, tc := range []struct {
+		name, method, target, body string
+		subjects                   []string
+		owners                     []string // the owner facts in order, each value once
+		allow                      bool
+		forwarded                  string // the target forwarded, "" when unchanged
+		forwardedBody              string // a substring of the body forwarded, "" when unchanged
+	}{
+		{"exec start, mine", "POST", "/v1.41/exec/e-mine/start", `{"Detach":false}`, jenkins, []string{"self"}, true, "", ""},
+		{"exec start, theirs", "POST", "/v1.41/exec/e-theirs/start", `{}`, jenkins, []string{"other"}, false, "", ""},
+		{"exec inspect, agent", "GET", "/v1.41/exec/e-agent/json", "", jenkins, []string{"none"}, false, "", ""},
+		{"exec resize, theirs", "POST", "/v1.41/exec/e-theirs/resize?h=1&w=1", "", jenkins, []string{"other"}, false, "", ""},
+		{"volume inspect, mine", "GET", "/v1.41/volumes/v-mine", "", jenkins, []string{"self"}, true, "", ""},
+		{"volume delete, theirs", "DELETE", "/v1.41/volumes/v-theirs", "", jenkins, []string{"other"}, false, "", ""},
+		{"volume delete, none", "DELETE", "/volumes/v-none?force=1", "", jenkins, []string{"none"}, false, "", ""},
+		{"network inspect by prefix, pinned", "GET", "/v1.41/networks/444?verbose=true", "", jenkins, []string{"self"}, true, "/v1.41/networks/" + refNetID + "?verbose=true", ""},
+		{"network delete, theirs", "DELETE", "/v1.41/networks/n-theirs", "", jenkins, []string{"other"}, false, "", ""},
+		{"network inspect bridge is shared", "GET", "/v1.41/networks/bridge", "", jenkins, nil, true, "", ""},
+		{"network connect theirs to mine", "POST", "/v1.41/networks/n-mine/connect", `{"Container":"theirs"}`, jenkins, []string{"other", "self"}, false, "", ""},
+		{"network connect mine, pinned", "POST", "/v1.41/networks/n-mine/connect", `{"Container":"111","EndpointConfig":null}`, jenkins, []string{"self"}, true, "/v1.41/networks/" + refNetID + "/connect", `"Container":"` + refMineID + `"`},
+		{"network disconnect the agent", "POST", "/v1.41/networks/n-mine/disconnect", `{"Container":"agent","Force":true}`, jenkins, []string{"none", "self"}, false, "", ""},
+		{"image tag, built by me", "POST", "/v1.41/images/app-mine/tag?repo=ci.local/x", "", jenkins, []string{"self"}, true, "", ""},
+		{"image push, built by them", "POST", "/v1.41/images/app-theirs/push", "", jenkins, []string{"other"}, false, "", ""},
+		{"image delete, base image has no owner", "DELETE", "/v1.41/images/busybox", "", jenkins, nil, true, "", ""},
+		{"image inspect, unlabelled", "GET", "/v1.41/images/ci.local/up/json", "", jenkins, nil, true, "", ""},
+		{"image save by names", "GET", "/v1.41/images/get?names=busybox&names=app-theirs", "", jenkins, []string{"other"}, false, "", ""},
+		{"commit theirs", "POST", "/v1.41/commit?container=theirs&repo=ci.local/x", "", jenkins, []string{"other"}, false, "", ""},
+		{"commit mine, pinned", "POST", "/v1.41/commit?container=mine&repo=ci.local/x", "", jenkins, []string{"self"}, true, "/v1.41/commit?container=" + refMineID + "&repo=ci.local/x&changes=LABEL+io.dockgate.owner%3D%27user%3Ajenkins%27", ""},
+		{"create with VolumesFrom theirs", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"VolumesFrom":["theirs:ro"]}}`, jenkins, []string{"other"}, false, "", ""},
+		{"create with pid of the agent", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"PidMode":"container:agent"}}`, jenkins, []string{"none"}, false, "", ""},
+		{"create with network of theirs by short ID", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"NetworkMode":"container:222"}}`, jenkins, []string{"other"}, false, "", ""},
+		{"create with ipc of theirs", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"IpcMode":"container:theirs"}}`, jenkins, []string{"other"}, false, "", ""},
+		{"create with cgroup of theirs", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"Cgroup":"container:theirs"}}`, jenkins, []string{"other"}, false, "", ""},
+		{"create linking theirs", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"Links":["/theirs:/me/db"]}}`, jenkins, []string{"other"}, false, "", ""},
+		{"create with all of mine, pinned", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"VolumesFrom":["mine:ro","111"],"NetworkMode":"container:mine","PidMode":"container:111","IpcMode":"container:mine","Links":["mine","111:db"]}}`, jenkins, []string{"self"}, true, "",
+			`"VolumesFrom":["` + refMineID + `:ro","` + refMineID + `"]`},
+		{"create mounting their volume", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"Binds":["v-theirs:/x"]}}`, jenkins, []string{"other"}, false, "", ""},
+		{"create mounting the agent's volume", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"Mounts":[{"Type":"volume","Source":"v-none","Target":"/x"}]}}`, jenkins, []string{"none"}, false, "", ""},
+		{"create mounting my volume and a new one", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"Binds":["v-mine:/x","v-new:/y"]}}`, jenkins, []string{"self"}, true, "", `"v-mine:/x"`},
+		{"create joining their network", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"NetworkMode":"n-theirs"}}`, jenkins, []string{"other"}, false, "", ""},
+		{"create joining their network by endpoint", "POST", "/v1.41/containers/create", `{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"n-theirs":{}}}}`, jenkins, []string{"other"}, false, "", ""},
+		{"create with no network mode", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"NetworkMode":""}}`, jenkins, nil, true, "", `"Image":"busybox"`},
+		{"create joining mine and the bridge", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"NetworkMode":"n-mine"},"NetworkingConfig":{"EndpointsConfig":{"bridge":{}}}}`, jenkins, []string{"self"}, true, "", `"NetworkMode":"n-mine"`},
+		{"root is no tenant", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"PidMode":"container:agent"}}`, root, nil, true, "", ""},
+		{"root on their exec", "POST", "/v1.41/exec/e-theirs/start", `{}`, root, nil, true, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := testRequest(tc.method, tc.target, tc.subjects...)
+			if tc.body != "" {
+				req.Header.Set("Content-Type", "application/json")
+				req.Body = []byte(tc.body)
+			}
+			m, err := router.Route(req.Method, req.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec := d.Decide(context.Background(), m, req)
+			if dec.Allow != tc.allow {
+				t.Fatalf("allow %v (%s), want %v; facts %+v", dec.Allow, dec.Reason, tc.allow, dec.Facts)
+			}
+			var owners []string
+			for _, f := range dec.Facts {
+				if f.Kind == OwnerKind {
+					owners = append(owners, f.Value)
+				}
+			}
+			if !reflect.DeepEqual(owners, tc.owners) {
+				t.Fatalf("owner facts %v, want %v", owners, tc.owners)
+			}
+			if !tc.allow {
+				if !strings.Contains(dec.Reason, "may not owner") {
+					t.Errorf("refusal %q does not name the owner fact", dec.Reason)
+				}
+				return
+			}
+			if dec.Target != tc.forwarded {
+				t.Errorf("forwarded target %q, want %q", dec.Target, tc.forwarded)
+			}
+			if tc.forwardedBody == "" && dec.Body != nil && tc.subjects[0] != "user:jenkins" {
+				t.Errorf("body replaced for a non-tenant: %s", dec.Body)
+			}
+			if tc.forwardedBody != "" && !strings.Contains(string(dec.Body), tc.forwardedBody) {
+				t.Errorf("forwarded body %s, want it to contain %s", dec.Body, tc.forwardedBody)
+			}
+		})
+	}
+}
+
+// TestCreateReferencesPinned: every reference of a tenant's create is
+// forwarded as the full ID, with modes and link aliases as dockerd would
+// have read them from the names.
+func TestCreateReferencesPinned(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy + "p, role:ci, owner, self, allow\np, role:ci, namespace, *=container, allow\n"})
+	d := NewPolicyDecider(p)
+	d.Extract = newExtractor(fakeHost(t))
+	d.Inspector = refInspector()
+	req := testRequest("POST", "/v1.41/containers/create", "user:jenkins", "uid:1001", "*")
+	req.Header.Set("Content-Type", "application/json")
+	req.Body = []byte(`{"Image":"busybox","HostConfig":{"VolumesFrom":["mine:ro","111"],"NetworkMode":"container:mine","PidMode":"container:111","IpcMode":"container:mine","Cgroup":"container:mine","Links":["mine","111:db","/mine:/x/cache"]}}`)
+	m, err := NewRouter().Route(req.Method, req.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := d.Decide(context.Background(), m, req)
+	if !dec.Allow {
+		t.Fatalf("refused: %s", dec.Reason)
+	}
+	var got container.CreateRequest
+	if err := json.Unmarshal(dec.Body, &got); err != nil {
+		t.Fatal(err)
+	}
+	hc := got.HostConfig
+	want := container.HostConfig{
+		VolumesFrom: []string{refMineID + ":ro", refMineID},
+		NetworkMode: container.NetworkMode("container:" + refMineID),
+		PidMode:     container.PidMode("container:" + refMineID),
+		IpcMode:     container.IpcMode("container:" + refMineID),
+		Cgroup:      container.CgroupSpec("container:" + refMineID),
+		Links:       []string{refMineID + ":mine", refMineID + ":db", refMineID + ":cache"},
+	}
+	if !reflect.DeepEqual(hc.VolumesFrom, want.VolumesFrom) || hc.NetworkMode != want.NetworkMode || hc.PidMode != want.PidMode ||
+		hc.IpcMode != want.IpcMode || hc.Cgroup != want.Cgroup || !reflect.DeepEqual(hc.Links, want.Links) {
+		t.Fatalf("forwarded host config %+v", hc)
+	}
+	if got.Labels[OwnerLabel] != "user:jenkins" {
+		t.Fatalf("labels %v", got.Labels)
+	}
+}
+
+func TestParseLink(t *testing.T) {
+	for _, tc := range []struct{ in, name, alias, err string }{
+		{"db", "db", "db", ""},
+		{"db:alias", "db", "alias", ""},
+		{"/db:/web/alias", "db", "alias", ""},
+		{"", "", "", "empty"},
+		{"a:b:c", "", "", "bad format"},
+	} {
+		name, alias, err := parseLink(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || name != tc.name || alias != tc.alias {
+			t.Errorf("%q: %q %q %v", tc.in, name, alias, err)
+		}
+	}
+}
+
+// TestImageOwnerLabels: what a tenant's build, commit and import make
+// carries the owner labels, in the query dockerd reads them from; client
+// changes that would swallow the owner's LABEL are refused.
+func TestImageOwnerLabels(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy + "p, role:ci, owner, self, allow\np, role:ci, local-image, **, allow\np, role:ci, build, network=container, allow\n"})
+	d := NewPolicyDecider(p)
+	d.Extract = newExtractor(fakeHost(t))
+	d.Inspector = refInspector()
+	jenkins := []string{"user:jenkins", "uid:1001", "*"}
+	for _, tc := range []struct {
+		name, method, target string
+		status               int
+		forwarded            string
+	}{
+		{"build without labels", "POST", "/v1.41/build?t=ci.local/app", 0, "/v1.41/build?t=ci.local/app&labels=%7B%22io.dockgate.owner%22%3A%22user%3Ajenkins%22%7D"},
+		{"build merges into the first labels", "POST", "/v1.41/build?labels=%7B%22a%22%3A%22b%22%7D&labels=x", 0, "/v1.41/build?labels=%7B%22a%22%3A%22b%22%2C%22io.dockgate.owner%22%3A%22user%3Ajenkins%22%7D&labels=x"},
+		{"build in my container's network, pinned", "POST", "/v1.41/build?networkmode=container%3Amine", 0, "/v1.41/build?networkmode=container%3A" + refMineID + "&labels=%7B%22io.dockgate.owner%22%3A%22user%3Ajenkins%22%7D"},
+		{"build in their container's network", "POST", "/v1.41/build?networkmode=container%3Atheirs", http.StatusForbidden, ""},
+		{"commit", "POST", "/v1.41/commit?container=mine&changes=ENV+A%3D1", 0, "/v1.41/commit?container=" + refMineID + "&changes=ENV+A%3D1&changes=LABEL+io.dockgate.owner%3D%27user%3Ajenkins%27"},
+		{"commit with a trailing continuation", "POST", "/v1.41/commit?container=mine&changes=LABEL+a%3Db+%5C", http.StatusBadRequest, ""},
+		{"import", "POST", "/v1.41/images/create?fromSrc=-&repo=ci.local/imp", 0, "/v1.41/images/create?fromSrc=-&repo=ci.local/imp&changes=LABEL+io.dockgate.owner%3D%27user%3Ajenkins%27"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := testRequest(tc.method, tc.target, jenkins...)
+			m, err := NewRouter().Route(req.Method, req.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec := d.Decide(context.Background(), m, req)
+			if tc.status != 0 {
+				if dec.Allow || dec.Status != tc.status {
+					t.Fatalf("allow %v status %d (%s), want %d", dec.Allow, dec.Status, dec.Reason, tc.status)
+				}
+				return
+			}
+			if !dec.Allow || dec.Target != tc.forwarded {
+				t.Fatalf("allow %v (%s), forwarded\n %s\nwant\n %s", dec.Allow, dec.Reason, dec.Target, tc.forwarded)
+			}
+		})
+	}
+}
