@@ -124,7 +124,9 @@ func (x *extraction) setOwnerLabels(labels *map[string]string) {
 func (r *Request) ownerLabels() map[string]string {
 	l := map[string]string{OwnerLabel: r.Owner}
 	if r.TTL > 0 {
-		l[ExpiresLabel] = r.now().Add(r.TTL).UTC().Format(time.RFC3339)
+		// Rounded up to the second RFC 3339 keeps: never earlier than the
+		// TTL says.
+		l[ExpiresLabel] = r.now().Add(r.TTL + time.Second - 1).Truncate(time.Second).UTC().Format(time.RFC3339)
 	}
 	return l
 }

@@ -36,6 +36,7 @@ type fileConfig struct {
 	Mode          yaml.Node `yaml:"mode"`
 	MetricsListen yaml.Node `yaml:"metrics_listen"`
 	ShutdownGrace yaml.Node `yaml:"shutdown_grace"`
+	GCInterval    yaml.Node `yaml:"gc_interval"`
 	Audit         struct {
 		Log      yaml.Node `yaml:"log"`
 		Fail     yaml.Node `yaml:"fail"`
@@ -81,6 +82,7 @@ func (c *fileConfig) keys() []configKey {
 		{key: "mode", flag: "mode", node: &c.Mode, check: oneOf("enforce", "audit")},
 		{key: "metrics_listen", flag: "metrics-listen", node: &c.MetricsListen},
 		{key: "shutdown_grace", flag: "shutdown-grace", node: &c.ShutdownGrace, check: checkDuration},
+		{key: "gc_interval", flag: "gc-interval", node: &c.GCInterval, check: checkDuration},
 		{key: "audit.log", flag: "audit-log", node: &c.Audit.Log, path: true},
 		{key: "audit.fail", flag: "audit-fail", node: &c.Audit.Fail, check: oneOf("closed", "open")},
 		{key: "audit.hmac_key", flag: "audit-hmac-key", node: &c.Audit.HMACKey, path: true},

@@ -37,6 +37,7 @@ upstream: unix:///run/docker-private.sock
 policy: policies/ci
 mode: audit
 shutdown_grace: 45s
+gc_interval: 5m
 audit:
   log: /var/log/dockgate/audit.log
   fail: open
@@ -68,7 +69,7 @@ tls:
 		config: file, listen: listFlag{"unix:///run/dg/a.sock", "unix:///run/dg/b.sock"},
 		socketMode: "0640", socketGroup: "docker", upstream: "unix:///run/docker-private.sock",
 		policy: filepath.Join(dir, "policies/ci"), auditLog: "/var/log/dockgate/audit.log", mode: "audit",
-		maxConns: 64, maxBody: "2MiB", maxSpool: "1GiB", spoolDir: "/var/tmp", shutdownGrace: 45 * time.Second,
+		maxConns: 64, maxBody: "2MiB", maxSpool: "1GiB", spoolDir: "/var/tmp", shutdownGrace: 45 * time.Second, gcInterval: 5 * time.Minute,
 		maxHeader: "64KiB", headerTimeout: 10 * time.Second, idleTimeout: 5 * time.Minute,
 		audit: auditServeOptions{fail: "open", maxSize: "100MiB", maxAge: 24 * time.Hour, compress: true, syslog: "unix:///dev/log"},
 	}
@@ -83,7 +84,7 @@ func equalOptions(a, b serveOptions) bool {
 		a.policy == b.policy && a.auditLog == b.auditLog && a.mode == b.mode && a.maxConns == b.maxConns &&
 		a.maxBody == b.maxBody && a.maxSpool == b.maxSpool && a.spoolDir == b.spoolDir &&
 		a.tlsCert == b.tlsCert && a.tlsKey == b.tlsKey && a.tlsClientCA == b.tlsClientCA &&
-		a.shutdownGrace == b.shutdownGrace && a.audit == b.audit
+		a.shutdownGrace == b.shutdownGrace && a.gcInterval == b.gcInterval && a.audit == b.audit
 }
 
 func TestConfigFileBad(t *testing.T) {
@@ -104,6 +105,8 @@ func TestConfigFileBad(t *testing.T) {
 		{"bad upstream", "upstream: /var/run/docker.sock\n", `FILE:1: upstream: .*want unix:///path or tcp://host:port`},
 		{"bad duration", "shutdown_grace: 30\n", `FILE:1: shutdown_grace: "30": want a duration`},
 		{"negative duration", "audit:\n  max_age: -1h\n", `FILE:2: audit.max_age: "-1h": want a duration`},
+		{"bad gc interval", "mode: audit\ngc_interval: often\n", `FILE:2: gc_interval: "often": want a duration`},
+		{"negative gc interval", "gc_interval: -1m\n", `FILE:1: gc_interval: "-1m": want a duration`},
 		{"bad size", "limits:\n  max_body: lots\n", `FILE:2: limits.max_body: "lots": want a size`},
 		{"zero size", "limits:\n  max_spool: 0\n", `FILE:2: limits.max_spool: "0": want a size`},
 		{"bad int", "limits:\n  max_connections: many\n", `FILE:2: limits.max_connections: "many": want a whole number`},

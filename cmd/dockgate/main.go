@@ -17,6 +17,8 @@ const usage = `usage:
   dockgate check   [--config FILE] [--policy DIR]
   dockgate explain [--policy DIR] --as SUBJECT [--as SUBJECT]... METHOD PATH [BODY_FILE|-]
   dockgate audit   verify|query|summary [flags] FILE...   (dockgate audit help)
+  dockgate gc      [--config FILE] [--upstream URL] (--owner SUBJECT | --expired)
+                   [--older-than DURATION] [--dry-run]
   dockgate version
 `
 
@@ -38,6 +40,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return explain(args[1:], os.Stdin, stdout, stderr)
 	case "audit":
 		return auditCmd(args[1:], stdout, stderr)
+	case "gc":
+		return gcCmd(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "dockgate %s\n", version)
 		return 0

@@ -45,7 +45,7 @@ func (l *liveDecider) Decide(ctx context.Context, m *authz.Match, req *authz.Req
 func (l *liveDecider) Policy() *authz.Policy { return l.cur.Load().Policy() }
 
 // restartSettings are the settings a reload cannot change: the sockets,
-// the upstream, TLS, the audit sinks, the metrics listener, the
+// the upstream, the gc loop's interval, TLS, the audit sinks, the metrics listener, the
 // connection limit and the shutdown grace are set up once, at startup.
 // field returns a pointer to the setting in o.
 var restartSettings = []struct {
@@ -56,6 +56,7 @@ var restartSettings = []struct {
 	{"socket_mode", func(o *serveOptions) any { return &o.socketMode }},
 	{"socket_group", func(o *serveOptions) any { return &o.socketGroup }},
 	{"upstream", func(o *serveOptions) any { return &o.upstream }},
+	{"gc_interval", func(o *serveOptions) any { return &o.gcInterval }},
 	{"tls.cert", func(o *serveOptions) any { return &o.tlsCert }},
 	{"tls.key", func(o *serveOptions) any { return &o.tlsKey }},
 	{"tls.client_ca", func(o *serveOptions) any { return &o.tlsClientCA }},

@@ -45,6 +45,8 @@ type serveOptions struct {
 	audit         auditServeOptions
 	// metricsListen is where /metrics, /healthz and /readyz are served.
 	metricsListen string
+	// gcInterval is how often expired tenant objects are removed; 0: never.
+	gcInterval time.Duration
 }
 
 // listFlag is a flag that may be given more than once.
@@ -78,6 +80,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 30*time.Second, "after SIGTERM, how long requests in flight may finish before hijacked sessions and streams are closed")
 	o.audit.flags(fs)
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus /metrics, /healthz and /readyz on host:port or unix:///path (default: off)")
+	fs.DurationVar(&o.gcInterval, "gc-interval", time.Minute, "remove tenants' expired containers, networks and volumes (as dockgate gc --expired) this often; 0: never")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -92,6 +95,9 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	}
 	if o.shutdownGrace < 0 {
 		return nil, fmt.Errorf("--shutdown-grace %v: want zero or more", o.shutdownGrace)
+	}
+	if o.gcInterval < 0 {
+		return nil, fmt.Errorf("--gc-interval %v: want zero or more", o.gcInterval)
 	}
 	if err := checkTLSFlags(o); err != nil {
 		return nil, err
@@ -227,6 +233,14 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	}
 
 	reloader.watchSIGHUP(ctx)
+	if o.gcInterval > 0 {
+		gcClient, err := newGCClient(up.URL)
+		if err != nil {
+			return err
+		}
+		defer gcClient.Close()
+		defer startExpiryGC(ctx, gcClient, o.gcInterval, log)()
+	}
 	log.Info().Str("config", o.config).Strs("listen", listenURLs).Int("activated_sockets", len(activated)).Str("upstream", up.URL).Str("mode", o.mode).Str("version", version).Msg("dockgate serving")
 	if err := serveUntilStopped(ctx, srv, listeners, o.shutdownGrace, log); err != nil {
 		return err
