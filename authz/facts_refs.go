@@ -42,40 +42,15 @@ func (x *extraction) containerRefsFacts(hc *container.HostConfig) error {
 			return err
 		}
 	}
-	if hc.NetworkMode.IsContainer() {
-		id, err := pin("NetworkMode", hc.NetworkMode.ConnectedContainer())
+	// The container: modes, split as dockerd's containerID splits them.
+	for _, err := range []error{
+		pinContainerMode(pin, "NetworkMode", &hc.NetworkMode),
+		pinContainerMode(pin, "PidMode", &hc.PidMode),
+		pinContainerMode(pin, "IpcMode", &hc.IpcMode),
+		pinContainerMode(pin, "Cgroup", &hc.Cgroup),
+	} {
 		if err != nil {
 			return err
-		}
-		if id != "" {
-			hc.NetworkMode = container.NetworkMode("container:" + id)
-		}
-	}
-	if hc.PidMode.IsContainer() {
-		id, err := pin("PidMode", hc.PidMode.Container())
-		if err != nil {
-			return err
-		}
-		if id != "" {
-			hc.PidMode = container.PidMode("container:" + id)
-		}
-	}
-	if hc.IpcMode.IsContainer() {
-		id, err := pin("IpcMode", hc.IpcMode.Container())
-		if err != nil {
-			return err
-		}
-		if id != "" {
-			hc.IpcMode = container.IpcMode("container:" + id)
-		}
-	}
-	if hc.Cgroup.IsContainer() {
-		id, err := pin("Cgroup", hc.Cgroup.Container())
-		if err != nil {
-			return err
-		}
-		if id != "" {
-			hc.Cgroup = container.CgroupSpec("container:" + id)
 		}
 	}
 	for i, link := range hc.Links {
@@ -93,6 +68,21 @@ func (x *extraction) containerRefsFacts(hc *container.HostConfig) error {
 			hc.Links[i] = id + ":" + alias
 		}
 	}
+	return nil
+}
+
+// pinContainerMode replaces the container a "container:<name>" mode names
+// with the full ID pin resolves it to.
+func pinContainerMode[M ~string](pin func(where, name string) (string, error), where string, mode *M) error {
+	name, ok := strings.CutPrefix(string(*mode), "container:")
+	if !ok {
+		return nil
+	}
+	id, err := pin(where, name)
+	if err != nil || id == "" {
+		return err
+	}
+	*mode = M("container:" + id)
 	return nil
 }
 

@@ -46,8 +46,7 @@ func tnCurl(t *testing.T, socket string, uid int, method, path string) (int, str
 }
 
 func TestTenancyReferences(t *testing.T) {
-	env := testbed.Shared(t)
-	g := azStartGate(t, env, azPolicy(t, false,
+	g, c, a, b, _ := tnBed(t, azPolicy(t, false,
 		"g, uid:"+strconv.Itoa(tnUID2)+", role:ci",
 		"p, role:ci, tenant, uid, allow",
 		// The namespaces of one's own containers are a CI job's to share;
@@ -56,23 +55,11 @@ func TestTenancyReferences(t *testing.T) {
 		"p, role:ci, namespace, network=container, allow",
 		"p, role:ci, namespace, ipc=container, allow",
 	))
-	c := azDirect(t, env)
-	before := azContainers(t, c)
-	t.Cleanup(func() { azRemoveNew(t, c, before) })
 	img := testbed.DefaultImage
-	a := tnNewUser(t, g.Host, azUID)
-	b := tnNewUser(t, g.Host, tnUID2)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	agent, err := c.ContainerCreate(ctx, &container.Config{Image: img, Cmd: []string{"sleep", "600"}, Labels: map[string]string{azLabel: "tenancy"}}, nil, nil, nil, "e2e-tn-ref-agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { azRemoveContainers(t, c, agent.ID) })
-	if err := c.ContainerStart(ctx, agent.ID, container.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	agentID := tnAgent(t, c, "e2e-tn-ref-agent", "sleep", "600")
 	idA := strings.TrimSpace(a.must("run", "-d", "--name", "e2e-tn-ref-a", "--label", tnTestLabel, img, "sleep", "600"))
 	idB := strings.TrimSpace(b.must("run", "-d", "--name", "e2e-tn-ref-b", "--label", tnTestLabel, img, "sleep", "600"))
 
@@ -84,7 +71,7 @@ func TestTenancyReferences(t *testing.T) {
 			want string
 		}{
 			{[]string{"e2e-tn-ref-b", idB[:12]}, "other"},
-			{[]string{"e2e-tn-ref-agent", agent.ID[:12]}, "none"},
+			{[]string{"e2e-tn-ref-agent", agentID[:12]}, "none"},
 		} {
 			for _, ref := range tc.refs {
 				a.ownerRefused(tc.want, "run", "--rm", "--volumes-from", ref, img, "true")

@@ -73,15 +73,8 @@ func tnsLines(out string) []string {
 }
 
 func TestTenancyScope(t *testing.T) {
-	env := testbed.Shared(t)
-	g := azStartGate(t, env, tnPolicy(t))
-	c := azDirect(t, env)
-	before := azContainers(t, c)
-	t.Cleanup(func() { azRemoveNew(t, c, before) })
+	_, c, a, b, root := tnBed(t, tnPolicy(t))
 	img := testbed.DefaultImage
-	a := tnNewUser(t, g.Host, azUID)
-	b := tnNewUser(t, g.Host, tnUID2)
-	root := tnNewUser(t, g.Host, 0)
 
 	who := []struct {
 		tag string

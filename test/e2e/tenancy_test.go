@@ -132,6 +132,36 @@ func tnPolicy(t *testing.T) string {
 	)
 }
 
+// tnBed starts a dockgate with policy in the shared bed and returns it,
+// a client straight to dockerd, and the CLI as the two tenants and as
+// root. The containers created from now on are removed when t ends.
+func tnBed(t *testing.T, policy string) (g *azGate, c *client.Client, a, b, root *tnUser) {
+	t.Helper()
+	env := testbed.Shared(t)
+	g = azStartGate(t, env, policy)
+	c = azDirect(t, env)
+	before := azContainers(t, c)
+	t.Cleanup(func() { azRemoveNew(t, c, before) })
+	return g, c, tnNewUser(t, g.Host, azUID), tnNewUser(t, g.Host, tnUID2), tnNewUser(t, g.Host, 0)
+}
+
+// tnAgent creates and starts a container directly on dockerd, as a
+// runner's agent that holds the real socket, removed when t ends.
+func tnAgent(t *testing.T, c *client.Client, name string, cmd ...string) string {
+	t.Helper()
+	ctx, cancel := azCtx()
+	defer cancel()
+	agent, err := c.ContainerCreate(ctx, &container.Config{Image: testbed.DefaultImage, Cmd: cmd, Labels: map[string]string{azLabel: "tenancy"}}, nil, nil, nil, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { azRemoveContainers(t, c, agent.ID) })
+	if err := c.ContainerStart(ctx, agent.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return agent.ID
+}
+
 // tnCleanup removes what the test created, directly on dockerd.
 func tnCleanup(t *testing.T, c *client.Client, volumes, networks []string) {
 	ctx, cancel := azCtx()
@@ -229,15 +259,9 @@ func TestTenancyOwnerLabelRecorded(t *testing.T) {
 }
 
 func TestTenancyOwnerLabelForgingRefused(t *testing.T) {
-	env := testbed.Shared(t)
-	g := azStartGate(t, env, tnPolicy(t))
-	c := azDirect(t, env)
+	g, c, a, b, root := tnBed(t, tnPolicy(t))
 	before := azContainers(t, c)
-	t.Cleanup(func() { azRemoveNew(t, c, before) })
 	img := testbed.DefaultImage
-	a := tnNewUser(t, g.Host, azUID)
-	b := tnNewUser(t, g.Host, tnUID2)
-	root := tnNewUser(t, g.Host, 0)
 
 	for _, u := range []*tnUser{a, b, root} {
 		u.refused("run", "--rm", "--label", tnOwnerKey+"="+tnOwnerA, img, "true")
@@ -301,25 +325,9 @@ func TestTenancyOwnerLabelForgingRefused(t *testing.T) {
 // directly on dockerd (the agent's), by name or by short ID; each still can
 // on its own. What was refused is checked on dockerd.
 func TestTenancyOwnerFact(t *testing.T) {
-	env := testbed.Shared(t)
-	g := azStartGate(t, env, tnPolicy(t))
-	c := azDirect(t, env)
-	before := azContainers(t, c)
-	t.Cleanup(func() { azRemoveNew(t, c, before) })
+	_, c, a, b, _ := tnBed(t, tnPolicy(t))
 	img := testbed.DefaultImage
-	a := tnNewUser(t, g.Host, azUID)
-	b := tnNewUser(t, g.Host, tnUID2)
-
-	ctx, cancel := azCtx()
-	defer cancel()
-	agent, err := c.ContainerCreate(ctx, &container.Config{Image: img, Cmd: []string{"sh", "-c", "echo agent; exec sleep 600"}, Labels: map[string]string{azLabel: "tenancy"}}, nil, nil, nil, "e2e-tn-agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { azRemoveContainers(t, c, agent.ID) })
-	if err := c.ContainerStart(ctx, agent.ID, container.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	agentID := tnAgent(t, c, "e2e-tn-agent", "sh", "-c", "echo agent; exec sleep 600")
 	idA := strings.TrimSpace(a.must("run", "-d", "--name", "e2e-tn-own-a", "--label", tnTestLabel, img, "sh", "-c", "echo a; exec sleep 600"))
 	idB := strings.TrimSpace(b.must("run", "-d", "--name", "e2e-tn-own-b", "--label", tnTestLabel, img, "sh", "-c", "echo b; exec sleep 600"))
 
@@ -339,8 +347,8 @@ func TestTenancyOwnerFact(t *testing.T) {
 	}{
 		{"a on b's", a, idB, []string{"e2e-tn-own-b", idB[:12]}, "other"},
 		{"b on a's", b, idA, []string{"e2e-tn-own-a", idA[:12]}, "other"},
-		{"a on the agent's", a, agent.ID, []string{"e2e-tn-agent", agent.ID[:12]}, "none"},
-		{"b on the agent's", b, agent.ID, []string{"e2e-tn-agent", agent.ID[:12]}, "none"},
+		{"a on the agent's", a, agentID, []string{"e2e-tn-agent", agentID[:12]}, "none"},
+		{"b on the agent's", b, agentID, []string{"e2e-tn-agent", agentID[:12]}, "none"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			outer := tc.u.t
