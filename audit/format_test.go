@@ -18,7 +18,9 @@ func TestFormatRowMatchesFmtLayout(t *testing.T) {
 		func(r *Record) {},
 		func(r *Record) { r.Phase, r.WouldDeny, r.Caller.User = "", false, "zoë-ünïcode" },
 		func(r *Record) { r.Caller = nil; r.Action = "a.very.long.action.name.beyond.the.column" },
-		func(r *Record) { r.Phase, r.Facts, r.Reason, r.ObjectID, r.ExitCode, r.Forwarded = "", nil, "", "", &three, "" },
+		func(r *Record) {
+			r.Phase, r.Facts, r.Reason, r.ObjectID, r.ExitCode, r.Forwarded = "", nil, "", "", &three, ""
+		},
 		func(r *Record) { r.Phase, r.ExitCode = "", &three },
 		func(r *Record) { r.Caller.User, r.Caller.Container, r.Status = "", "", 101 },
 	} {

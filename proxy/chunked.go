@@ -129,6 +129,31 @@ func (cw chunkedWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// A chunk frame built in place: a buffer from chunkBuffer has room for the
+// size line before its data (chunkData) and for the CRLF after it, so that
+// chunkFrame can return the whole chunk as one slice and it goes out in one
+// write. Framing each piece as a separate size line, data and CRLF cost up
+// to three writes per piece of a streamed body.
+const chunkHeadroom = 18 // 16 hex digits and CRLF
+
+// chunkBuffer returns a buffer for chunks of up to size bytes.
+func chunkBuffer(size int) []byte { return make([]byte, chunkHeadroom+size+2) }
+
+// chunkData is the part of a chunkBuffer that data is read into.
+func chunkData(buf []byte) []byte { return buf[chunkHeadroom : len(buf)-2] }
+
+// chunkFrame frames the first n bytes of chunkData(buf) as one chunk and
+// returns the frame; n must be positive.
+func chunkFrame(buf []byte, n int) []byte {
+	var size [chunkHeadroom]byte
+	line := append(strconv.AppendInt(size[:0], int64(n), 16), '\r', '\n')
+	start := chunkHeadroom - len(line)
+	copy(buf[start:], line)
+	end := chunkHeadroom + n
+	buf[end], buf[end+1] = '\r', '\n'
+	return buf[start : end+2]
+}
+
 // Close writes the last chunk.
 func (cw chunkedWriter) Close() error {
 	_, err := cw.w.WriteString("0\r\n\r\n")

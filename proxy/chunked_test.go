@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/http/httputil"
 	"strings"
 	"testing"
 )
@@ -156,4 +157,23 @@ func TestChunkedWriterRoundTrips(t *testing.T) {
 		t.Fatalf("decode: %v, %q left", err, rest)
 	}
 	want(t, "body", body, "hello "+strings.Repeat("x", 70000)+"0\r\n\r\n")
+}
+
+// TestChunkFrame: a frame built in place is one chunk that Go's own
+// chunked reader reads back, for every size a copy buffer can hold.
+func TestChunkFrame(t *testing.T) {
+	buf := chunkBuffer(copyBufSize)
+	for _, n := range []int{1, 15, 16, 255, 4096, 0x7fff, copyBufSize} {
+		data := chunkData(buf)[:n]
+		for i := range data {
+			data[i] = byte('a' + i%26)
+		}
+		want := string(data)
+		frame := append([]byte(nil), chunkFrame(buf, n)...)
+		frame = append(frame, "0\r\n\r\n"...)
+		got, err := io.ReadAll(httputil.NewChunkedReader(bytes.NewReader(frame)))
+		if err != nil || string(got) != want {
+			t.Errorf("size %d: read back %d bytes, %v", n, len(got), err)
+		}
+	}
 }

@@ -2,12 +2,14 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/dockgate/dockgate/audit"
@@ -38,8 +40,13 @@ type clientConn struct {
 	// messages, worked out once per connection.
 	subjects []string
 	name     string
-	up       *upstreamConn
-	buf      []byte // copy buffer, allocated on first use
+	// up is the dockerd connection: set and cleared by the serving
+	// goroutine through setUpstream, closed by cutUpstream when the
+	// server stops (upstreamcut.go). upMu guards writes and upCut.
+	up    *upstreamConn
+	upMu  sync.Mutex
+	upCut bool
+	buf   []byte // copy buffer, allocated on first use
 	// pending is the record of the request being served until finish
 	// writes it: a handler that panics still leaves its record.
 	pending *audit.Record
@@ -53,7 +60,7 @@ type clientConn struct {
 const connBufSize = 8 << 10
 
 // copyBufSize is the chunk in which bodies and streams are copied.
-const copyBufSize = 32 << 10
+const copyBufSize = 128 << 10
 
 // buffer is the connection's copy buffer for a body of size bytes (-1:
 // unknown): allocated once per connection when a large or unknown body
@@ -63,9 +70,9 @@ func (cn *clientConn) buffer(size int64) []byte {
 		return make([]byte, max(size, 1))
 	}
 	if cn.buf == nil {
-		cn.buf = make([]byte, copyBufSize)
+		cn.buf = chunkBuffer(copyBufSize)
 	}
-	return cn.buf
+	return chunkData(cn.buf)
 }
 
 func (s *Server) newConn(nc net.Conn) *clientConn {
@@ -104,6 +111,7 @@ func (cn *clientConn) serve(ctx context.Context) {
 		return
 	}
 	cn.caller, cn.subjects, cn.name = caller, caller.Subjects(), caller.String()
+	defer cn.watchUpstream(ctx)()
 	for ctx.Err() == nil {
 		// Between requests the connection is idle, and Shutdown closes
 		// it (see Server.setIdle for the order of these calls).
@@ -116,8 +124,15 @@ func (cn *clientConn) serve(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		cn.nc.SetReadDeadline(time.Now().Add(cn.set.HeaderTimeout))
 		start := time.Now()
+		if !headBuffered(cn.br) {
+			// The rest of the head is still to come: from here on it has
+			// HeaderTimeout to arrive (slowloris). A head that came whole
+			// with its first byte is parsed without reading, so the
+			// deadline is not moved for it (a timer change saved per
+			// request).
+			cn.nc.SetReadDeadline(start.Add(cn.set.HeaderTimeout))
+		}
 		head, err := readRequestHead(cn.br, cn.set.Limits)
 		cn.nc.SetReadDeadline(time.Time{})
 		if err != nil {
@@ -357,3 +372,12 @@ func (cn *clientConn) readBody(head *requestHead) ([]byte, error) {
 	}
 	return body, nil
 }
+
+// headBuffered says whether a whole request head, up to the blank line that
+// ends it, is in br already, so that reading it cannot block.
+func headBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, headEnd)
+}
+
+var headEnd = []byte("\r\n\r\n")

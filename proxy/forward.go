@@ -42,8 +42,11 @@ func (cn *clientConn) upstream(ctx context.Context) (*upstreamConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach dockerd at %s: %w", u.URL, err)
 	}
-	cn.up = &upstreamConn{nc: nc, br: bufio.NewReaderSize(nc, connBufSize), bw: bufio.NewWriterSize(nc, connBufSize)}
-	return cn.up, nil
+	up := &upstreamConn{nc: nc, br: bufio.NewReaderSize(nc, connBufSize), bw: bufio.NewWriterSize(nc, connBufSize)}
+	if !cn.setUpstream(up) {
+		return nil, fmt.Errorf("cannot reach dockerd at %s: dockgate is stopping", u.URL)
+	}
+	return up, nil
 }
 
 // alive checks an idle connection without blocking: a read that times out
@@ -68,7 +71,7 @@ func (up *upstreamConn) alive(network string) bool {
 func (cn *clientConn) dropUpstream() {
 	if cn.up != nil {
 		cn.up.nc.Close()
-		cn.up = nil
+		cn.setUpstream(nil)
 	}
 }
 
@@ -77,8 +80,6 @@ func (cn *clientConn) dropUpstream() {
 // streamed from the client as it arrives. It writes the audit record and
 // reports whether the connection may carry another request.
 func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.Match, body []byte, rec *audit.Record) bool {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	start := rec.Time
 
 	// Copied before roundTrip: the goroutine that streams the request body
@@ -106,11 +107,8 @@ func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.M
 		return !head.Close
 	}
 	rec.Status = resp.StatusCode
-	// Shutdown must end a response copy or a hijacked session that waits on
-	// a quiet dockerd: closing the client connection does not unblock a
-	// read from dockerd's. On a normal return the AfterFunc is stopped
-	// before cancel runs.
-	defer context.AfterFunc(ctx, func() { up.nc.Close() })()
+	// Shutdown ends a response copy or a hijacked session that waits on a
+	// quiet dockerd by closing up (cutUpstream, upstreamcut.go).
 
 	hijack := (resp.StatusCode == http.StatusSwitchingProtocols && head.Upgrade) ||
 		(isRawStream(resp) && (m.Action == "container.attach" || m.Action == "exec.start"))
@@ -197,8 +195,6 @@ func (cn *clientConn) roundTrip(ctx context.Context, head *requestHead, body []b
 			bodyDone <- err
 		}()
 	}
-	stop := context.AfterFunc(ctx, func() { up.nc.Close() })
-	defer stop()
 	for {
 		resp, err := http.ReadResponse(up.br, &http.Request{Method: head.Method})
 		if err != nil {
@@ -237,13 +233,13 @@ func (cn *clientConn) copyRequestBody(up *upstreamConn, head *requestHead) (int6
 	}
 	cw := chunkedWriter{w: up.bw}
 	cr := newChunkedReader(cn.br)
-	buf := make([]byte, copyBufSize)
+	buf := chunkBuffer(copyBufSize)
 	var n int64
 	for {
-		k, rerr := cr.Read(buf)
+		k, rerr := cr.Read(chunkData(buf))
 		if k > 0 {
 			n += int64(k)
-			cw.Write(buf[:k])
+			up.bw.Write(chunkFrame(buf, k))
 			if err := up.bw.Flush(); err != nil {
 				return n, err
 			}
@@ -306,10 +302,6 @@ func (cn *clientConn) copyResponse(head *requestHead, m *authz.Match, resp *http
 		stopWatch = cn.watchClient(bodyDone)
 	}
 
-	var w io.Writer = cn.bw
-	if framing == framingChunked {
-		w = chunkedWriter{w: cn.bw}
-	}
 	var built *builtImageScanner
 	if m.Action == "build.run" && resp.StatusCode < 300 {
 		built = new(builtImageScanner)
@@ -334,7 +326,12 @@ func (cn *clientConn) copyResponse(head *requestHead, m *authz.Match, resp *http
 			if built != nil {
 				built.Write(buf[:n])
 			}
-			_, clientErr = w.Write(buf[:n])
+			if framing == framingChunked {
+				// buf is chunkData(cn.buf): a bodySize of -1 asked for it.
+				_, clientErr = cn.bw.Write(chunkFrame(cn.buf, n))
+			} else {
+				_, clientErr = cn.bw.Write(buf[:n])
+			}
 			// Flush whenever the next read could wait for dockerd, so
 			// that a stream is never held back; bytes already buffered
 			// from dockerd go out together.
@@ -509,7 +506,7 @@ func (cn *clientConn) hijack(ctx context.Context, head *requestHead, m *authz.Ma
 	cn.s.hijackEnded()
 	rec.BytesIn += in
 	rec.BytesOut += out
-	cn.up = nil // splice closed it
+	cn.setUpstream(nil) // splice closed it
 	if (m.Action == "exec.start" || m.Action == "container.attach") && m.Vars["name"] != "" {
 		// The client is gone already: see exitcode.go.
 		if code, ok := cn.sessionExitCode(ctx, m.Action, m.APIVersion, m.Vars["name"]); ok {

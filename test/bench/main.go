@@ -47,6 +47,7 @@ type config struct {
 	streamSize int64
 	startups   int
 	tmp        string
+	only       map[string]bool // measurements to run; empty: all
 }
 
 // row is one line of the table and of results.json. Rates compare as a
@@ -89,7 +90,24 @@ func main() {
 	// /tmp may be a tmpfs; the stream data belongs on disk like a real image.
 	flag.StringVar(&cfg.tmp, "tmp", "/var/tmp", "parent of the temp dir for the stream data")
 	auditOnly := flag.Bool("audit-only", false, "only the audit rows (no dockerd needed); they replace the audit rows of -out")
+	only := flag.String("only", "", "comma-separated measurements to run (idle, ping, list, cycles, execs, streams, startup, audit); default all")
+	relayListen := flag.String("relay-listen", "", "internal: run the bare relay (relay.go) on this socket")
+	relayUpstream := flag.String("relay-upstream", "", "internal: the bare relay's dockerd socket")
+	relayMode := flag.String("relay-mode", "ping", "internal: the bare relay's mode (ping, copy)")
 	flag.Parse()
+	if *relayListen != "" {
+		if err := runRelay(*relayListen, *relayUpstream, *relayMode); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: relay:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *only != "" {
+		cfg.only = make(map[string]bool)
+		for name := range strings.SplitSeq(*only, ",") {
+			cfg.only[strings.TrimSpace(name)] = true
+		}
+	}
 	if *auditOnly {
 		if err := runAuditOnly(cfg); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -142,7 +160,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	if env.Dockgate == nil {
 		return errors.New("DOCKGATE_E2E_DIRECT is set: there is no dockgate to measure")
 	}
-	b := &bench{cfg: cfg, dir: dir, bin: env.Bin, pid: env.Dockgate.Pid, dockerd: env.Dockerd.Host,
+	b := &bench{cfg: cfg, dir: dir, bin: env.Bin, pid: env.Dockgate.Pid, dockerdPid: env.Dockerd.Pid, dockerd: env.Dockerd.Host,
 		directSocket: env.Dockerd.Socket, proxySocket: env.Dockgate.Socket}
 	if b.direct, err = newSDK(ctx, env.Dockerd.Host); err != nil {
 		return err
@@ -170,10 +188,18 @@ func run(ctx context.Context, cfg config) (err error) {
 		res.DockerdVersion = v.Version
 	}
 	// Idle first, before any load has grown the heap.
-	for _, measure := range []func(context.Context) ([]row, error){b.idle, b.ping, b.list, b.cycles, b.execs, b.streams, b.startup, b.audit} {
+	measures := []struct {
+		name    string
+		measure func(context.Context) ([]row, error)
+	}{{"idle", b.idle}, {"ping", b.ping}, {"list", b.list}, {"cycles", b.cycles}, {"execs", b.execs}, {"streams", b.streams}, {"startup", b.startup}, {"audit", b.audit}}
+	for _, m := range measures {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if len(cfg.only) > 0 && !cfg.only[m.name] {
+			continue
+		}
+		measure := m.measure
 		rows, err := measure(ctx)
 		if err != nil {
 			return err
@@ -210,7 +236,7 @@ func run(ctx context.Context, cfg config) (err error) {
 type bench struct {
 	cfg                       config
 	dir, bin, dockerd         string
-	pid                       int
+	pid, dockerdPid           int
 	directSocket, proxySocket string
 	direct, proxied           *client.Client
 }
@@ -225,24 +251,40 @@ func (b *bench) idle(context.Context) ([]row, error) {
 }
 
 // ping is the proxy's own cost: /_ping is the cheapest call dockerd has.
-// Latency is taken at concurrency 1, where it is not queueing.
+// Latency is taken at concurrency 1, where it is not queueing. The bare
+// relay (relay.go) is measured in the same alternation, as the floor the
+// targets are set against.
 func (b *bench) ping(ctx context.Context) ([]row, error) {
+	relay, _, stopRelay, err := startRelay(ctx, b.dir, b.directSocket, "ping")
+	if err != nil {
+		return nil, err
+	}
+	defer stopRelay()
+	sockets := []string{b.directSocket, b.proxySocket, relay}
 	var rows []row
 	for _, c := range []int{1, 16} {
 		logf("/_ping at concurrency %d", c)
-		dt, gt := sideBySide(b.cfg.rounds, b.cfg.duration, func(t *tally, proxied bool, d time.Duration) {
-			hammer(ctx, t, b.socket(proxied), "/_ping", c, d)
+		ts := alternate(b.cfg.rounds, b.cfg.duration, len(sockets), func(t *tally, side int, d time.Duration) {
+			before := b.cpuSample()
+			hammer(ctx, t, sockets[side], "/_ping", c, d)
+			t.addCPU(before, b.cpuSample())
 		})
+		dt, gt, rt := &ts[0], &ts[1], &ts[2]
 		err := errors.Join(dt.err, gt.err)
-		r := rate(fmt.Sprintf("/_ping c=%d", c), "req/s", dt.rate(), gt.rate(), err)
+		name := fmt.Sprintf("/_ping c=%d", c)
+		r := rate(name, "req/s", dt.rate(), gt.rate(), err)
 		if c == 16 {
 			r = atLeast(r, 0.70)
 		}
-		rows = append(rows, r)
+		rows = append(rows, r,
+			rate(name+" bare relay (floor)", "req/s", dt.rate(), rt.rate(), errors.Join(dt.err, rt.err)),
+			rate(name+" dockgate vs bare relay", "req/s", rt.rate(), gt.rate(), errors.Join(rt.err, gt.err)))
+		rows = append(rows, b.cpuRows(name, dt, gt)...)
 		if c == 1 {
 			p50 := latency("/_ping p50", percentile(dt.lats, 0.50), percentile(gt.lats, 0.50), err)
 			p99 := latency("/_ping p99", percentile(dt.lats, 0.99), percentile(gt.lats, 0.99), err)
-			rows = append(rows, withTarget(p50, "≤ +50 µs", p50.Added != nil && *p50.Added <= 50), p99)
+			floor := latency("/_ping p50 bare relay (floor)", percentile(dt.lats, 0.50), percentile(rt.lats, 0.50), errors.Join(dt.err, rt.err))
+			rows = append(rows, withTarget(p50, "≤ +50 µs", p50.Added != nil && *p50.Added <= 50), p99, floor)
 		}
 	}
 	return rows, nil
@@ -333,26 +375,54 @@ func (b *bench) streams(ctx context.Context) ([]row, error) {
 	}
 	defer remove()
 
-	var peak rssPeak
-	logf("upload %d MiB (archive put)", mib)
-	dUp, dErr := transfer(func() (int64, error) { return upload(ctx, b.direct, box, tarPath) })
-	stopPeak := peak.watch(b.pid)
-	gUp, gErr := transfer(func() (int64, error) { return upload(ctx, b.proxied, box, tarPath) })
-	stopPeak()
-	up := atLeast(rate(fmt.Sprintf("upload %d MiB (archive put)", mib), "MiB/s", dUp, gUp, errors.Join(dErr, gErr)), 0.90)
+	relay, _, stopRelay, err := startRelay(ctx, b.dir, b.directSocket, "copy")
+	if err != nil {
+		return nil, err
+	}
+	defer stopRelay()
+	relayed, err := newSDK(ctx, "unix://"+relay)
+	if err != nil {
+		return nil, err
+	}
+	defer relayed.Close()
 
-	logf("download %d MiB (archive get)", mib)
-	dDown, dErr := transfer(func() (int64, error) { return download(ctx, b.direct, box) })
-	stopPeak = peak.watch(b.pid)
-	gDown, gErr := transfer(func() (int64, error) { return download(ctx, b.proxied, box) })
-	stopPeak()
-	down := atLeast(rate(fmt.Sprintf("download %d MiB (archive get)", mib), "MiB/s", dDown, gDown, errors.Join(dErr, gErr)), 0.90)
+	// Each side transfers rounds times, in turn, and its median counts: a
+	// single transfer per side measured mostly what else the machine did
+	// meanwhile.
+	var peak rssPeak
+	clients := []*client.Client{b.direct, b.proxied, relayed}
+	measure := func(name string, op func(c *client.Client) (int64, error)) []row {
+		logf("%s", name)
+		rates := make([][]float64, len(clients))
+		var errs []error
+		for range b.cfg.rounds {
+			for side, c := range clients {
+				if side == 1 {
+					stop := peak.watch(b.pid)
+					r, err := transfer(func() (int64, error) { return op(c) })
+					stop()
+					rates[side], errs = append(rates[side], r), append(errs, err)
+					continue
+				}
+				r, err := transfer(func() (int64, error) { return op(c) })
+				rates[side], errs = append(rates[side], r), append(errs, err)
+			}
+		}
+		err := errors.Join(errs...)
+		d, g, r := median(rates[0]), median(rates[1]), median(rates[2])
+		return []row{
+			atLeast(rate(name, "MiB/s", d, g, err), 0.90),
+			rate(name+" bare relay (floor)", "MiB/s", d, r, err),
+		}
+	}
+	rows := measure(fmt.Sprintf("upload %d MiB (archive put)", mib), func(c *client.Client) (int64, error) { return upload(ctx, c, box, tarPath) })
+	rows = append(rows, measure(fmt.Sprintf("download %d MiB (archive get)", mib), func(c *client.Client) (int64, error) { return download(ctx, c, box) })...)
 
 	rss := row{Name: fmt.Sprintf("peak RSS streaming %d MiB", mib), Unit: "MiB", Dockgate: round(float64(peak.max()) / 1024)}
 	if peak.err != nil {
 		rss.Error = peak.err.Error()
 	}
-	return []row{up, down, withTarget(rss, "≤ 40 MiB", rss.Dockgate <= 40)}, nil
+	return append(rows, withTarget(rss, "≤ 40 MiB", rss.Dockgate <= 40)), nil
 }
 
 func (b *bench) startup(ctx context.Context) ([]row, error) {
@@ -511,6 +581,7 @@ type tally struct {
 	elapsed time.Duration
 	lats    []time.Duration
 	err     error
+	cpu     cpuUse // summed over the slices measured with addCPU
 }
 
 func (t *tally) add(ops int, elapsed time.Duration, lats []time.Duration) {
@@ -538,16 +609,33 @@ func (t *tally) rate() float64 {
 // than on whichever happened to run then. measure runs one slice of length d
 // into t, through dockgate when proxied is set.
 func sideBySide(rounds int, d time.Duration, measure func(t *tally, proxied bool, d time.Duration)) (direct, proxied tally) {
+	ts := alternate(rounds, d, 2, func(t *tally, side int, d time.Duration) { measure(t, side == 1, d) })
+	return ts[0], ts[1]
+}
+
+// alternate measures n sides in turn, rounds times, each in slices of
+// d/rounds; it stops at the first side that fails.
+func alternate(rounds int, d time.Duration, n int, measure func(t *tally, side int, d time.Duration)) []tally {
+	ts := make([]tally, n)
 	slice := d / time.Duration(rounds)
 	for range rounds {
-		if measure(&direct, false, slice); direct.err != nil {
-			break
-		}
-		if measure(&proxied, true, slice); proxied.err != nil {
-			break
+		for side := range ts {
+			if measure(&ts[side], side, slice); ts[side].err != nil {
+				return ts
+			}
 		}
 	}
-	return direct, proxied
+	return ts
+}
+
+// median of rates; 0 for none.
+func median(rates []float64) float64 {
+	if len(rates) == 0 {
+		return 0
+	}
+	s := slices.Clone(rates)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 func newSDK(ctx context.Context, host string) (*client.Client, error) {
