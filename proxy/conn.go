@@ -59,6 +59,12 @@ type clientConn struct {
 // (the docker CLI does) from costing 128 KiB of garbage each time.
 const connBufSize = 8 << 10
 
+// upstreamReadBufSize sizes the reader of dockerd's connection: larger than
+// a client's, so that one read takes several of the chunks dockerd streams
+// (32 KiB each) and Go's chunked reader hands them over together where
+// their size lines are already read, never waiting for another.
+const upstreamReadBufSize = 64 << 10
+
 // copyBufSize is the chunk in which bodies and streams are copied.
 const copyBufSize = 128 << 10
 

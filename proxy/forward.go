@@ -42,7 +42,7 @@ func (cn *clientConn) upstream(ctx context.Context) (*upstreamConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach dockerd at %s: %w", u.URL, err)
 	}
-	up := &upstreamConn{nc: nc, br: bufio.NewReaderSize(nc, connBufSize), bw: bufio.NewWriterSize(nc, connBufSize)}
+	up := &upstreamConn{nc: nc, br: bufio.NewReaderSize(nc, upstreamReadBufSize), bw: bufio.NewWriterSize(nc, connBufSize)}
 	if !cn.setUpstream(up) {
 		return nil, fmt.Errorf("cannot reach dockerd at %s: dockgate is stopping", u.URL)
 	}
