@@ -95,7 +95,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 			req.TTL = p.TTL(req.Subjects)
 		}
 	}
-	req.Target, req.FilterResponse = "", nil
+	req.Target, req.FilterResponse, req.Prepare = "", nil, nil
 
 	var more []Fact
 	if d.Extract != nil {
@@ -126,7 +126,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 	}
 	unlabelled := (ownerCreates[m.Action] || ownerImageCreates[m.Action]) && req.Owner != "" && !req.ownerRecorded
 	if first < 0 && !unlabelled {
-		return Decision{Allow: true, Reason: allowedReason, Facts: results, Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse}
+		return Decision{Allow: true, Reason: allowedReason, Facts: results, Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare}
 	}
 	if first < 0 || d.Audit && unlabelled {
 		// Fail closed: a tenant's object is never created unlabelled. A
@@ -135,7 +135,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 	}
 	reason := refusal(caller, results[first])
 	if d.Audit {
-		return Decision{Allow: true, WouldDeny: true, Reason: reason, Facts: results, Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse}
+		return Decision{Allow: true, WouldDeny: true, Reason: reason, Facts: results, Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare}
 	}
 	return Decision{Status: http.StatusForbidden, Reason: reason, Facts: results}
 }

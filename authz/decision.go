@@ -66,6 +66,11 @@ type Request struct {
 	// with other tenants' objects taken out). The proxy reads the body
 	// whole for it; an error is answered 502.
 	FilterResponse func(body []byte) ([]byte, error)
+	// Prepare, when set by the extractor, is run by the proxy once the
+	// request is allowed and before it is forwarded: it creates what the
+	// request needs created first (a tenant's named volume, labelled). An
+	// error refuses the request (a *RouteError carries its status).
+	Prepare func(ctx context.Context) error
 }
 
 // FactResult is one fact of a request with the decision on it.
@@ -98,6 +103,9 @@ type Decision struct {
 	// FilterResponse, when not nil, rewrites the body of a 200 response
 	// (Request.FilterResponse).
 	FilterResponse func(body []byte) ([]byte, error)
+	// Prepare, when not nil, runs before the request is forwarded
+	// (Request.Prepare).
+	Prepare func(ctx context.Context) error
 }
 
 // Decider is the decision point the proxy calls for every request.

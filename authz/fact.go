@@ -33,6 +33,15 @@ type Inspector interface {
 	ObjectOwner(ctx context.Context, kind, nameOrID string) (id string, labels map[string]string, found bool, err error)
 }
 
+// VolumeCreator creates the named volume a tenant's container create binds
+// before the create is forwarded, so that it carries the owner labels
+// (dockerd would create it unlabelled). It returns the labels of the volume
+// dockerd answers with: an existing volume of that name keeps its own.
+// DockerInspector implements it.
+type VolumeCreator interface {
+	CreateVolume(ctx context.Context, name, driver string, labels map[string]string) (map[string]string, error)
+}
+
 // The kinds of object whose owner ObjectOwner reads.
 const (
 	ObjectContainer = "container"

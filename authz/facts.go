@@ -90,7 +90,10 @@ type extraction struct {
 	host  hostFS
 	facts []Fact
 	seen  map[Fact]bool
-	query url.Values
+	// missingVolumes are the named volumes a tenant's create binds that do
+	// not exist yet (createMissingVolumes).
+	missingVolumes []string
+	query          url.Values
 }
 
 // add records a fact once, in the order first seen.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"path"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,6 +68,9 @@ func containerCreateFacts(x *extraction) error {
 				return err
 			}
 		}
+	}
+	if err := x.createMissingVolumes(hc.VolumeDriver); err != nil {
+		return err
 	}
 	// Last, so that the labels and the pinned container references
 	// (hostConfigFacts) are both in what is forwarded.
@@ -599,8 +603,14 @@ func (x *extraction) bindsFacts(binds []string) error {
 			if err := x.namedVolumeFacts(src, nil); err != nil {
 				return err
 			}
-			if err := x.volumeRef(src); err != nil {
+			found, err := x.volumeRef(src)
+			if err != nil {
 				return err
+			}
+			if !found && x.req.Owner != "" && !slices.Contains(x.missingVolumes, src) {
+				// dockerd would create it unlabelled (a bind has no
+				// labels): dockgate creates it for the tenant first.
+				x.missingVolumes = append(x.missingVolumes, src)
 			}
 		}
 	}
@@ -660,7 +670,8 @@ func validMountMode(mode string) bool {
 
 // mountsFacts reads HostConfig.Mounts (and a service's mounts).
 func (x *extraction) mountsFacts(mounts []mount.Mount) error {
-	for _, m := range mounts {
+	for i := range mounts {
+		m := &mounts[i]
 		switch m.Type {
 		case mount.TypeBind:
 			if !path.IsAbs(m.Source) {
@@ -673,6 +684,19 @@ func (x *extraction) mountsFacts(mounts []mount.Mount) error {
 			var drv *mount.Driver
 			if m.VolumeOptions != nil {
 				drv = m.VolumeOptions.DriverConfig
+				// The labels of the volume dockerd creates for the mount.
+				if err := checkOwnerLabels("mount VolumeOptions Labels", m.VolumeOptions.Labels); err != nil {
+					return err
+				}
+			}
+			if x.req.Owner != "" {
+				// A volume dockerd creates for this mount (anonymous, or
+				// named and missing) is the tenant's; an existing one
+				// keeps its labels.
+				if m.VolumeOptions == nil {
+					m.VolumeOptions = &mount.VolumeOptions{}
+				}
+				x.setOwnerLabels(&m.VolumeOptions.Labels)
 			}
 			if m.Source == "" {
 				// Anonymous: a new volume with the inline driver config.
@@ -686,7 +710,7 @@ func (x *extraction) mountsFacts(mounts []mount.Mount) error {
 			if err := x.namedVolumeFacts(m.Source, drv); err != nil {
 				return err
 			}
-			if err := x.volumeRef(m.Source); err != nil {
+			if _, err := x.volumeRef(m.Source); err != nil {
 				return err
 			}
 		case mount.TypeImage:

@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"context"
+	"net/http"
 	"path"
 	"strings"
 
@@ -106,14 +108,15 @@ func parseLink(val string) (name, alias string, err error) {
 }
 
 // volumeRef adds, for a tenant, the owner fact of an existing volume a
-// container mounts by name. A volume that does not exist yet gets no fact:
-// dockerd creates it, without an owner label (docs/tenancy.md).
-func (x *extraction) volumeRef(name string) error {
+// container mounts by name, and reports whether it exists. One that does
+// not exist yet gets no fact: it will be the tenant's (VolumeOptions labels
+// on a mount, createMissingVolumes for a bind).
+func (x *extraction) volumeRef(name string) (found bool, err error) {
 	if x.req.Owner == "" {
-		return nil
+		return true, nil
 	}
-	_, err := x.objectOwner(ObjectVolume, name, "volume "+name)
-	return err
+	id, err := x.objectOwner(ObjectVolume, name, "volume "+name)
+	return id != "", err
 }
 
 // networkRef adds, for a tenant, the owner fact of a network a container
@@ -124,4 +127,38 @@ func (x *extraction) networkRef(name string) error {
 	}
 	_, err := x.objectOwner(ObjectNetwork, name, "network "+name)
 	return err
+}
+
+// createMissingVolumes has the proxy create, once the create is allowed,
+// the named volumes a tenant's binds name that do not exist yet, with the
+// container's volume driver and the owner labels. Should another caller
+// create a volume of that name in between, dockerd answers with that one:
+// its labels are checked, and the create is refused unless it is the
+// tenant's.
+func (x *extraction) createMissingVolumes(driver string) error {
+	if len(x.missingVolumes) == 0 {
+		return nil
+	}
+	in, err := x.inspector()
+	if err != nil {
+		return err
+	}
+	vc, ok := in.(VolumeCreator)
+	if !ok {
+		return &RouteError{Status: http.StatusInternalServerError, Message: "cannot create the volumes " + strings.Join(x.missingVolumes, ", ") + " with the owner label"}
+	}
+	names, owner, labels := x.missingVolumes, x.req.Owner, x.req.ownerLabels()
+	x.req.Prepare = func(ctx context.Context) error {
+		for _, name := range names {
+			got, err := vc.CreateVolume(ctx, name, driver, labels)
+			if err != nil {
+				return upstreamError("volume "+name, err)
+			}
+			if ownerOf(owner, got) != "self" {
+				return &RouteError{Status: http.StatusForbidden, Message: "the volume " + name + " was created by someone else while dockgate created it for " + owner}
+			}
+		}
+		return nil
+	}
+	return nil
 }

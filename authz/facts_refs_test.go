@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"reflect"
 	"strings"
@@ -254,5 +255,75 @@ func TestImageOwnerLabels(t *testing.T) {
 				t.Fatalf("allow %v (%s), forwarded\n %s\nwant\n %s", dec.Allow, dec.Reason, dec.Target, tc.forwarded)
 			}
 		})
+	}
+}
+
+// TestTenantVolumesCreatedOwned: the volumes a tenant's create makes come
+// out labelled: a mount's through its VolumeOptions labels, a bind's
+// because dockgate creates it first (Prepare); a volume someone else
+// created meanwhile refuses the create; nobody may label a mount's volume
+// in dockgate's namespace.
+func TestTenantVolumesCreatedOwned(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy + "p, role:ci, owner, self, allow\n"})
+	d := NewPolicyDecider(p)
+	d.Extract = newExtractor(fakeHost(t))
+	in := refInspector()
+	d.Inspector = in
+	jenkins := []string{"user:jenkins", "uid:1001", "*"}
+	decide := func(subjects []string, body string) Decision {
+		req := testRequest("POST", "/v1.41/containers/create", subjects...)
+		req.Header.Set("Content-Type", "application/json")
+		req.Body = []byte(body)
+		m, err := NewRouter().Route(req.Method, req.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Decide(context.Background(), m, req)
+	}
+
+	dec := decide(jenkins, `{"Image":"busybox","HostConfig":{"VolumeDriver":"","Binds":["newvol:/x","v-mine:/y","newvol:/z:ro"],"Mounts":[{"Type":"volume","Target":"/anon"},{"Type":"volume","Source":"newmnt","Target":"/m","VolumeOptions":{"Labels":{"a":"b"}}}]}}`)
+	if !dec.Allow || dec.Prepare == nil {
+		t.Fatalf("allow %v (%s), prepare %v", dec.Allow, dec.Reason, dec.Prepare != nil)
+	}
+	var w container.CreateRequest
+	if err := json.Unmarshal(dec.Body, &w); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range w.HostConfig.Mounts {
+		if m.VolumeOptions == nil || m.VolumeOptions.Labels[OwnerLabel] != "user:jenkins" {
+			t.Errorf("mount %s: volume options %+v, want the owner label", m.Target, m.VolumeOptions)
+		}
+	}
+	if l := w.HostConfig.Mounts[1].VolumeOptions.Labels; l["a"] != "b" {
+		t.Errorf("the client's own volume labels were lost: %v", l)
+	}
+	if len(in.created) != 0 {
+		t.Fatalf("volumes created before the proxy forwards: %v", in.created)
+	}
+	if err := dec.Prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(in.created) != 1 || in.created["newvol"][OwnerLabel] != "user:jenkins" {
+		t.Fatalf("created %v, want newvol only, the tenant's", in.created)
+	}
+
+	// Someone else's volume appeared between the check and the create.
+	in.created = nil
+	dec = decide(jenkins, `{"Image":"busybox","HostConfig":{"Binds":["racevol:/x"]}}`)
+	in.objects["volume:racevol"] = fakeContainer{id: "racevol", labels: map[string]string{OwnerLabel: "user:alice"}}
+	var re *RouteError
+	if err := dec.Prepare(context.Background()); !errors.As(err, &re) || re.Status != http.StatusForbidden {
+		t.Fatalf("prepare with a raced volume: %v", err)
+	}
+
+	// Root is no tenant: nothing is created or labelled.
+	if dec := decide([]string{"uid:0", "user:root", "*"}, `{"Image":"busybox","HostConfig":{"Binds":["rootvol:/x"]}}`); !dec.Allow || dec.Prepare != nil || dec.Body != nil {
+		t.Fatalf("root: allow %v prepare %v body %s", dec.Allow, dec.Prepare != nil, dec.Body)
+	}
+	for _, subjects := range [][]string{jenkins, {"uid:0", "user:root", "*"}} {
+		dec := decide(subjects, `{"Image":"busybox","HostConfig":{"Mounts":[{"Type":"volume","Source":"x","Target":"/x","VolumeOptions":{"Labels":{"io.dockgate.owner":"user:alice"}}}]}}`)
+		if dec.Allow || dec.Status != http.StatusForbidden || !strings.Contains(dec.Reason, "io.dockgate.owner") {
+			t.Errorf("%v: a mount's volume labelled in dockgate's namespace: allow %v %d %s", subjects[0], dec.Allow, dec.Status, dec.Reason)
+		}
 	}
 }

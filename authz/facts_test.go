@@ -27,7 +27,24 @@ type fakeInspector struct {
 	// objects are the execs, volumes, networks and images ObjectOwner
 	// finds, keyed "kind:name".
 	objects map[string]fakeContainer
+	// created are the volumes CreateVolume made; existing volumes it
+	// answers with their own labels.
+	created map[string]map[string]string
 	err     error
+}
+
+func (f *fakeInspector) CreateVolume(_ context.Context, name, driver string, labels map[string]string) (map[string]string, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	if o, ok := f.objects["volume:"+name]; ok {
+		return o.labels, nil
+	}
+	if f.created == nil {
+		f.created = map[string]map[string]string{}
+	}
+	f.created[name] = labels
+	return labels, nil
 }
 
 type fakeImage struct {

@@ -10,6 +10,7 @@ import (
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 )
 
@@ -29,6 +30,7 @@ type DockerInspector struct {
 var (
 	_ Inspector        = (*DockerInspector)(nil)
 	_ ServiceInspector = (*DockerInspector)(nil)
+	_ VolumeCreator    = (*DockerInspector)(nil)
 )
 
 // NewDockerInspector returns an inspector for the dockerd at upstream
@@ -166,6 +168,20 @@ func (d *DockerInspector) objectOwner(ctx context.Context, kind, nameOrID string
 		return im.ID, labels, nil
 	}
 	return "", nil, fmt.Errorf("unknown object kind %q", kind)
+}
+
+// CreateVolume implements VolumeCreator with POST /volumes/create.
+func (d *DockerInspector) CreateVolume(ctx context.Context, name, driver string, labels map[string]string) (map[string]string, error) {
+	if err := checkName("volume", name); err != nil {
+		return nil, err
+	}
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	v, err := d.client.VolumeCreate(ctx, volume.CreateOptions{Name: name, Driver: driver, Labels: labels})
+	if err != nil {
+		return nil, err
+	}
+	return v.Labels, nil
 }
 
 // ImageProvenance implements Inspector with GET /images/{ref}/json, which

@@ -303,6 +303,23 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		}
 		return cn.refuse(head, rec, decision, status, d.Reason)
 	}
+	if d.Prepare != nil {
+		if err := d.Prepare(ctx); err != nil {
+			if body != nil || head.spool != nil {
+				head.ContentLength = 0
+			}
+			status := http.StatusBadGateway
+			var re *authz.RouteError
+			if errors.As(err, &re) {
+				status = re.Status
+			}
+			decision := audit.DecisionError
+			if status == http.StatusForbidden {
+				decision = audit.DecisionDeny
+			}
+			return cn.refuse(head, rec, decision, status, err.Error())
+		}
+	}
 	rec.Decision, rec.Reason = audit.DecisionAllow, d.Reason
 	if d.Target != "" && d.Target != head.Target {
 		// The decision pinned what the request names (a full ID, the

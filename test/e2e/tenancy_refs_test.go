@@ -194,6 +194,31 @@ func TestTenancyReferences(t *testing.T) {
 		a.must("volume", "rm", "e2e-tn-ref-vol-a")
 	})
 
+	t.Run("volumes a job's containers create", func(t *testing.T) {
+		defer tnReport(t, a, b)()
+		vols := []string{"e2e-tn-ref-auto", "e2e-tn-ref-automnt", "e2e-tn-ref-forged"}
+		t.Cleanup(func() { tnCleanup(t, c, vols, nil) })
+		a.must("run", "--rm", "-v", vols[0]+":/x", img, "sh", "-c", "echo kept > /x/f")
+		a.must("run", "--rm", "--mount", "type=volume,source="+vols[1]+",target=/x", img, "true")
+		for _, v := range vols[:2] {
+			vi, err := c.VolumeInspect(ctx, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if vi.Labels[tnOwnerKey] != tnOwnerA {
+				t.Errorf("volume %s made by a's container: labels %v, want the owner %s", v, vi.Labels, tnOwnerA)
+			}
+		}
+		if out := a.must("run", "--rm", "-v", vols[0]+":/x", img, "cat", "/x/f"); out != "kept\n" {
+			t.Errorf("a's second job on its volume: %q", out)
+		}
+		b.ownerRefused("other", "run", "--rm", "-v", vols[0]+":/x", img, "true")
+		a.refused("run", "--rm", "--mount", "type=volume,source="+vols[2]+",target=/x,volume-label="+tnOwnerKey+"="+tnOwnerB, img, "true")
+		if _, err := c.VolumeInspect(ctx, vols[2]); err == nil {
+			t.Errorf("BYPASS: a volume labelled for another owner was created")
+		}
+	})
+
 	t.Run("built images", func(t *testing.T) {
 		defer tnReport(t, a, b)()
 		dir := filepath.Join(a.home, "ctx")
