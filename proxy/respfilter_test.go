@@ -18,8 +18,9 @@ import (
 // Target and FilterResponse from the request, as the policy decider does
 // for a tenant's lists.
 type hookDecider struct {
-	target func(req *authz.Request) string
-	filter func(req *authz.Request) func([]byte) ([]byte, error)
+	target  func(req *authz.Request) string
+	filter  func(req *authz.Request) func([]byte) ([]byte, error)
+	prepare func(req *authz.Request) func(context.Context) error
 }
 
 func (d hookDecider) Decide(ctx context.Context, m *authz.Match, req *authz.Request) authz.Decision {
@@ -30,7 +31,60 @@ func (d hookDecider) Decide(ctx context.Context, m *authz.Match, req *authz.Requ
 	if d.filter != nil {
 		dec.FilterResponse = d.filter(req)
 	}
+	if d.prepare != nil {
+		dec.Prepare = d.prepare(req)
+	}
 	return dec
+}
+
+// TestDecisionPrepare: what an allowed decision prepares runs before the
+// request is forwarded; when it fails the request is refused with its
+// status, never forwarded, and the connection carries on.
+func TestDecisionPrepare(t *testing.T) {
+	dir := shortDir(t)
+	up, seen := newRecordingDockerd(t, dir)
+	var prepared atomic.Int32
+	dec := hookDecider{prepare: func(req *authz.Request) func(context.Context) error {
+		switch req.URL.Path {
+		case "/v1.41/volumes/ok":
+			return func(context.Context) error { prepared.Add(1); return nil }
+		case "/v1.41/volumes/raced":
+			return func(context.Context) error {
+				return &authz.RouteError{Status: http.StatusForbidden, Message: "the volume raced was created by someone else"}
+			}
+		case "/v1.41/volumes/down":
+			return func(context.Context) error { return errors.New("connection refused") }
+		}
+		return nil
+	}}
+	p := startProxy(t, dir, up.upstream(), withDecider(dec))
+	c := p.dial()
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{
+		{"/v1.41/volumes/raced", http.StatusForbidden},
+		{"/v1.41/volumes/down", http.StatusBadGateway},
+		{"/v1.41/volumes/ok", http.StatusOK},
+	} {
+		r := c.roundTrip("GET", "GET "+tc.path+" HTTP/1.1\r\nHost: docker\r\n\r\n")
+		if r.StatusCode != tc.status {
+			t.Fatalf("%s: status %d %q, want %d", tc.path, r.StatusCode, r.body, tc.status)
+		}
+		if tc.status != http.StatusOK && !strings.Contains(string(r.body), "dockgate: ") {
+			t.Errorf("%s: refusal %q", tc.path, r.body)
+		}
+	}
+	if s := nextSeen(t, seen); !strings.HasPrefix(s.head, "GET /v1.41/volumes/ok ") {
+		t.Errorf("dockerd got %q first; the refused requests must not reach it", s.head)
+	}
+	if prepared.Load() != 1 {
+		t.Errorf("prepared %d times, want 1", prepared.Load())
+	}
+	recs := finals(p.finalRecords())
+	if len(recs) != 3 || recs[0].Decision != "deny" || recs[1].Decision != "error" || recs[2].Decision != "allow" {
+		t.Fatalf("records: %+v", recs)
+	}
 }
 
 func TestDecisionTargetIsForwarded(t *testing.T) {
