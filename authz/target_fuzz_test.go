@@ -6,9 +6,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/docker/docker/api/types/filters"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
 
 // FuzzSetFirstQueryValue: the forwarded query gives dockerd (r.Form.Get)
@@ -95,4 +98,55 @@ func filterFields(t *testing.T, a filters.Args) map[string]map[string]bool {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// FuzzLabelByChanges: when a commit's changes are forwarded with the
+// owner's LABEL added, the Dockerfile dockerd builds from them ends with
+// that LABEL, read as the owner label and value, after the client's own
+// instructions unchanged.
+func FuzzLabelByChanges(f *testing.F) {
+	for _, c := range []string{"", "ENV A=1", "LABEL a=b \\", "# escape=`\nLABEL a=b `", "LABEL a=\"b", "ENV A=1\x00CMD [\"x\"]", "LABEL 'a=b", "\\"} {
+		f.Add(c)
+	}
+	f.Fuzz(func(t *testing.T, joined string) {
+		changes := strings.Split(joined, "\x00")
+		q := url.Values{"container": {"mine"}, "changes": changes}
+		u := &url.URL{Path: "/v1.41/commit", RawQuery: q.Encode()}
+		x := &extraction{m: &Match{Action: "image.commit", APIVersion: "1.41"}, req: &Request{Method: http.MethodPost, URL: u, Header: http.Header{}, Owner: "user:jenkins"}}
+		if err := x.labelByChanges(); err != nil {
+			return
+		}
+		_, rawQuery := x.target()
+		fwd, err := url.ParseQuery(rawQuery)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := parser.Parse(strings.NewReader(strings.Join(fwd["changes"], "\n")))
+		if err != nil {
+			t.Fatalf("%q: forwarded changes do not parse: %v", changes, err)
+		}
+		last := res.AST.Children[len(res.AST.Children)-1]
+		if !strings.EqualFold(last.Value, "label") {
+			t.Fatalf("%q: last instruction %q", changes, last.Original)
+		}
+		lex := shell.NewLex(res.EscapeToken)
+		got := map[string]string{}
+		for k := last.Next; k != nil && k.Next != nil; k = k.Next.Next.Next {
+			key, _, err := lex.ProcessWord(k.Value, envOf(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			val, _, err := lex.ProcessWord(k.Next.Value, envOf(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[key] = val
+			if k.Next.Next == nil {
+				break
+			}
+		}
+		if got[OwnerLabel] != "user:jenkins" || len(got) != 1 {
+			t.Fatalf("%q: the owner's LABEL reads as %v", changes, got)
+		}
+	})
 }
