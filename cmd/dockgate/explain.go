@@ -88,6 +88,15 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fmt.Fprintf(w, "request:\t%s %s\n", method, target)
 	fmt.Fprintf(w, "caller:\t%s (subjects: %s)\n", as[0], strings.Join(subjects, ", "))
 	fmt.Fprintf(w, "policy:\t%s (%s)\n", p.Source, p.Describe())
+	if owner, err := p.Owner(subjects); err != nil {
+		fmt.Fprintf(w, "tenant:\t%v\n", err)
+	} else if owner != "" {
+		tenant := "owner " + owner
+		if ttl := p.TTL(subjects); ttl > 0 {
+			tenant += ", objects expire after " + ttl.String()
+		}
+		fmt.Fprintf(w, "tenant:\t%s\n", tenant)
+	}
 	for _, s := range as {
 		if s != "*" && !isCallerSubject(s) {
 			fmt.Fprintf(w, "note:\t%s is not a caller subject (uid:, user:, gid:, group:, unit:, container:, cert:, cert-dns:, cert-uri:); it stands for a caller who has it as a role\n", s)
@@ -158,6 +167,19 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout)
 	if dec.Allow {
 		fmt.Fprintln(stdout, "allowed")
+		// What a tenant's request becomes on its way to dockerd.
+		if dec.Target != "" {
+			fmt.Fprintf(stdout, "forwarded as: %s %s\n", method, dec.Target)
+		}
+		if dec.Body != nil {
+			fmt.Fprintf(stdout, "forwarded body: %s\n", dec.Body)
+		}
+		if dec.FilterResponse != nil {
+			fmt.Fprintln(stdout, "the answer is filtered to the caller's own objects")
+		}
+		if dec.Prepare != nil {
+			fmt.Fprintln(stdout, "dockgate first creates the named volumes it binds, labelled for the caller")
+		}
 		return 0
 	}
 	status := dec.Status

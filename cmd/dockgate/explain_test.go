@@ -156,3 +156,37 @@ func TestExplainUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainShowsWhatATenantsRequestBecomes: explain names a tenant's
+// owner and shows the target and body its request goes to dockerd with.
+func TestExplainShowsWhatATenantsRequestBecomes(t *testing.T) {
+	if factExtractor == nil || factExtractor() == nil {
+		t.Skip("this build has no fact extractor")
+	}
+	root, err := filepath.Abs("../../policies/ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		body string
+		want []string
+	}{
+		{[]string{"GET", "/v1.41/containers/json?all=1"}, "", []string{
+			"tenant:   owner user:jenkins, objects expire after 24h0m0s",
+			"forwarded as: GET /v1.41/containers/json?all=1&filters=%7B%22label%22%3A%7B%22io.dockgate.owner%3Duser%3Ajenkins%22%3Atrue%7D%7D",
+		}},
+		{[]string{"POST", "/v1.41/containers/create", "-"}, `{"Image":"registry.example.com/approved/app"}`, []string{
+			`forwarded body: {`, `"io.dockgate.owner":"user:jenkins"`,
+		}},
+		{[]string{"GET", "/v1.41/images/json"}, "", []string{"the answer is filtered to the caller's own objects"}},
+	} {
+		var out, errOut bytes.Buffer
+		code := explain(append([]string{"--policy", root, "--as", "user:jenkins"}, tc.args...), strings.NewReader(tc.body), &out, &errOut)
+		for _, w := range tc.want {
+			if code != 0 || !strings.Contains(out.String(), w) {
+				t.Errorf("%v: exit %d, want %q in:\n%s%s", tc.args, code, w, out.String(), errOut.String())
+			}
+		}
+	}
+}
