@@ -16,8 +16,8 @@ import (
 func check(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	config := fs.String("config", defaultConfigPath, "config file to validate, with the policy it names (default: "+defaultConfigPath+" if it exists)")
-	dir := fs.String("policy", "", "policy directory (default: the config's, else the embedded default policy)")
+	fs.String("config", defaultConfigPath, "config file to validate, with the policy it names (default: "+defaultConfigPath+" if it exists)")
+	fs.String("policy", "", "policy directory (default: the config's, else the embedded default policy)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: dockgate check [--config FILE] [--policy DIR]")
 		fs.PrintDefaults()
@@ -34,16 +34,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	}
 	// The config is read exactly as serve reads it; --policy overrides
 	// the config's policy as it would on the serve command line.
-	serveArgs := []string{}
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "config":
-			serveArgs = append(serveArgs, "--config", *config)
-		case "policy":
-			serveArgs = append(serveArgs, "--policy", *dir)
-		}
-	})
-	o, err := parseServe(serveArgs, io.Discard)
+	o, err := parseServe(serveArgsOf(fs, "config", "policy"), io.Discard)
 	if err == nil {
 		err = validateServe(o)
 	}

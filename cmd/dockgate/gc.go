@@ -383,8 +383,8 @@ func gcCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, gcUsage)
 		fs.PrintDefaults()
 	}
-	config := fs.String("config", defaultConfigPath, "config file whose upstream is used (default: "+defaultConfigPath+" if it exists)")
-	upstream := fs.String("upstream", "", "dockerd's socket: unix:///path or tcp://host:port (default: the config's, else unix:///var/run/docker.sock)")
+	fs.String("config", defaultConfigPath, "config file whose upstream is used (default: "+defaultConfigPath+" if it exists)")
+	fs.String("upstream", "", "dockerd's socket: unix:///path or tcp://host:port (default: the config's, else unix:///var/run/docker.sock)")
 	var o gcOptions
 	fs.StringVar(&o.owner, "owner", "", "remove what this subject owns")
 	fs.BoolVar(&o.expired, "expired", false, "remove what expired")
@@ -417,16 +417,7 @@ func gcCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	// The upstream is read as serve reads it, so that gc cleans the
 	// dockerd that dockgate fronts.
-	serveArgs := []string{}
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "config":
-			serveArgs = append(serveArgs, "--config", *config)
-		case "upstream":
-			serveArgs = append(serveArgs, "--upstream", *upstream)
-		}
-	})
-	so, err := parseServe(serveArgs, io.Discard)
+	so, err := parseServe(serveArgsOf(fs, "config", "upstream"), io.Discard)
 	if err != nil {
 		fmt.Fprintf(stderr, "dockgate gc: %v\n", err)
 		return 2

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +55,19 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// serveArgsOf is the serve command line that gives the flags names the
+// values they were set to on fs: subcommands that read the config as serve
+// reads it (check, gc) pass their own flags on through it.
+func serveArgsOf(fs *flag.FlagSet, names ...string) []string {
+	var args []string
+	fs.Visit(func(f *flag.Flag) {
+		if slices.Contains(names, f.Name) {
+			args = append(args, "--"+f.Name, f.Value.String())
+		}
+	})
+	return args
+}
 
 func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	o := &serveOptions{args: args}
