@@ -124,9 +124,14 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 			first = 1 + i
 		}
 	}
+	// An allowed request goes to dockerd as the extractor changed it.
+	allowed := func(reason string, wouldDeny bool) Decision {
+		return Decision{Allow: true, WouldDeny: wouldDeny, Reason: reason, Facts: results,
+			Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare}
+	}
 	unlabelled := (ownerCreates[m.Action] || ownerImageCreates[m.Action]) && req.Owner != "" && !req.ownerRecorded
 	if first < 0 && !unlabelled {
-		return Decision{Allow: true, Reason: allowedReason, Facts: results, Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare}
+		return allowed(allowedReason, false)
 	}
 	if first < 0 || d.Audit && unlabelled {
 		// Fail closed: a tenant's object is never created unlabelled. A
@@ -135,7 +140,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 	}
 	reason := refusal(caller, results[first])
 	if d.Audit {
-		return Decision{Allow: true, WouldDeny: true, Reason: reason, Facts: results, Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare}
+		return allowed(reason, true)
 	}
 	return Decision{Status: http.StatusForbidden, Reason: reason, Facts: results}
 }

@@ -1,17 +1,19 @@
 package authz
 
-// The owner fact (issue 7 part 2): for a tenant caller, a request that
-// targets an existing container by the path variable {name} says whose
-// container it is: "self" when its owner label is the caller's owner
-// subject (Request.Owner), "other" when it is someone else's, "none" when
-// it has no owner label (created outside dockgate, or by a caller who is
-// not a tenant, such as the agent that holds the real socket). A container
-// that does not exist gets no owner fact: dockerd answers 404 itself.
-// Callers who are not tenants get no owner fact.
+// The owner fact (issue 7 part 2, docs/tenancy.md): for a tenant caller,
+// a request that names an existing object (a container, exec, volume,
+// network or labelled image, in its path, query or body) says whose it
+// is: "self" when its owner label is the caller's owner subject
+// (Request.Owner), "other" when it is someone else's, "none" when it has
+// no owner label (created outside dockgate, or by a caller who is not a
+// tenant, such as the agent that holds the real socket). An object that
+// does not exist gets no owner fact: dockerd answers 404 itself. Callers
+// who are not tenants get no owner fact.
 //
-// The container is resolved as dockerd resolves it (name, full ID or ID
-// prefix, through GET /containers/{name}/json); the request is still
-// forwarded with the name as the client sent it (no full-ID rewrite yet).
+// Objects are resolved as dockerd resolves them (its inspect endpoints),
+// and containers and networks are forwarded by the full ID that was
+// judged (pinPathVar), so that a rename or a new ID prefix in between
+// cannot redirect the request.
 
 // ownerTarget says which object a route names in a path variable, and
 // whether the request is forwarded with that object's full ID.
