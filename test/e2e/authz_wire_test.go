@@ -9,8 +9,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -259,25 +257,7 @@ func azPush(t *testing.T, c *client.Client, ref string) {
 	if err := c.ImageTag(ctx, testbed.DefaultImage, ref); err != nil {
 		t.Fatal(err)
 	}
-	rc, err := c.ImagePush(ctx, ref, dimage.PushOptions{RegistryAuth: base64.URLEncoding.EncodeToString([]byte("{}"))})
-	if err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	dec := json.NewDecoder(rc)
-	for {
-		var msg struct {
-			Error string `json:"error"`
-		}
-		if err := dec.Decode(&msg); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatalf("push %s: %v", ref, err)
-		}
-		if msg.Error != "" {
-			t.Fatalf("push %s: %s", ref, msg.Error)
-		}
-	}
-	rc.Close()
+	imPush(t, c, ref)
 	azRemoveImage(t, c, ref)
 }
 
