@@ -234,13 +234,17 @@ func (d *fakeDockerd) stop() {
 	}
 	d.stopped = true
 	l, srv := d.l, d.srv
-	conns := d.open
+	// Copied under the lock: Accept may still be adding to d.open.
+	conns := make([]net.Conn, 0, len(d.open))
+	for c := range d.open {
+		conns = append(conns, c)
+	}
 	d.mu.Unlock()
 	l.Close()
 	if srv != nil {
 		srv.Close()
 	}
-	for c := range conns {
+	for _, c := range conns {
 		c.Close()
 	}
 	done := make(chan struct{})
@@ -269,8 +273,13 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	l.d.conns.Add(1)
 	cc := &countingConn{Conn: c, n: &l.d.bytesIn}
 	l.d.mu.Lock()
+	defer l.d.mu.Unlock()
+	if l.d.stopped {
+		// stop has closed what it saw open; this one came too late.
+		c.Close()
+		return nil, net.ErrClosed
+	}
 	l.d.open[cc] = struct{}{}
-	l.d.mu.Unlock()
 	return cc, nil
 }
 
