@@ -95,7 +95,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 			req.TTL = p.TTL(req.Subjects)
 		}
 	}
-	req.Target, req.FilterResponse, req.Prepare = "", nil, nil
+	req.Target, req.FilterResponse, req.Prepare, req.notes = "", nil, nil, nil
 
 	var more []Fact
 	if d.Extract != nil {
@@ -139,6 +139,9 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		return Decision{Status: http.StatusInternalServerError, Reason: "cannot record the owner of what " + m.Action + " creates", Facts: results}
 	}
 	reason := refusal(caller, results[first])
+	if why := req.notes[Fact{Kind: results[first].Kind, Value: results[first].Value}]; why != "" {
+		reason += " (" + why + ")"
+	}
 	if d.Audit {
 		return allowed(reason, true)
 	}

@@ -28,6 +28,10 @@ type Request struct {
 	Caller string
 	// Subjects are the caller's policy subjects (BRIEF §3).
 	Subjects []string
+	// Cred is the caller's uid and groups on this host, nil for a caller
+	// with no account here (TLS): which host paths it could change
+	// between the decision and dockerd's act.
+	Cred *Cred
 	// Body is the whole request body when the route asked for it (NeedsBody),
 	// else nil. These are the bytes that will be forwarded.
 	Body []byte
@@ -52,6 +56,9 @@ type Request struct {
 	// forwarded changed: the judged (typed) body re-encoded with the owner
 	// labels added and the containers it names pinned to their full IDs.
 	OwnedBody []byte
+	// notes say why the extractor emitted a fact, for the refusal that
+	// names it (a replaceable path: who can replace what).
+	notes map[Fact]string
 	// ownerRecorded says the extractor put the owner labels into what is
 	// forwarded (body or query); a tenant's create without them is
 	// refused.
@@ -71,6 +78,14 @@ type Request struct {
 	// request needs created first (a tenant's named volume, labelled). An
 	// error refuses the request (a *RouteError carries its status).
 	Prepare func(ctx context.Context) error
+}
+
+// note records why a fact was emitted.
+func (r *Request) note(f Fact, why string) {
+	if r.notes == nil {
+		r.notes = make(map[Fact]string)
+	}
+	r.notes[f] = why
 }
 
 // FactResult is one fact of a request with the decision on it.

@@ -17,9 +17,10 @@ type Inspector interface {
 	// VolumeOptions returns the driver and driver options of a named volume;
 	// found is false when it does not exist.
 	VolumeOptions(ctx context.Context, name string) (driver string, opts map[string]string, found bool, err error)
-	// ContainerMounts returns the host paths (bind sources) and volume names
-	// mounted by a container; found is false when it does not exist.
-	ContainerMounts(ctx context.Context, nameOrID string) (binds []string, volumes []string, found bool, err error)
+	// ContainerMounts returns what a container takes from the host as
+	// dockerd recorded it (its full ID, bind sources, named volumes and
+	// devices); found is false when it does not exist.
+	ContainerMounts(ctx context.Context, nameOrID string) (m ContainerMounts, found bool, err error)
 	// ImageProvenance resolves an image reference (name, digest
 	// reference, full ID or ID prefix) as dockerd resolves it to run it,
 	// and returns the image's ID, its RepoDigests and RepoTags (as
@@ -31,6 +32,19 @@ type Inspector interface {
 	// volume's name) and the labels its owner is read from (an exec's are
 	// its container's); found is false when no such object exists.
 	ObjectOwner(ctx context.Context, kind, nameOrID string) (id string, labels map[string]string, found bool, err error)
+}
+
+// ContainerMounts is what a container takes from the host, as dockerd
+// recorded it at create and mounts it again at every start.
+type ContainerMounts struct {
+	// ID is the container's full ID.
+	ID string
+	// Binds are the sources of its bind mounts (Binds and Mounts alike).
+	Binds []string
+	// Volumes are the names of its volumes.
+	Volumes []string
+	// Devices are the host paths of its devices.
+	Devices []string
 }
 
 // VolumeCreator creates the named volume a tenant's container create binds

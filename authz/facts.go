@@ -24,6 +24,7 @@ var factExtractors = map[string]endpointFacts{
 	"container.create":            containerCreateFacts,
 	"container.update":            containerUpdateFacts,
 	"container.start":             containerStartFacts,
+	"container.restart":           containerRestartFacts,
 	"container.exec":              execCreateFacts,
 	"container.checkpoint.create": checkpointCreateFacts,
 	"image.commit":                imageCommitFacts,
@@ -94,6 +95,8 @@ type extraction struct {
 	// not exist yet (createMissingVolumes).
 	missingVolumes []string
 	query          url.Values
+	// pinned are the path variables pinned to full IDs so far.
+	pinned map[string]string
 }
 
 // add records a fact once, in the order first seen.

@@ -83,7 +83,9 @@ func containerCreateFacts(x *extraction) error {
 // both as {"HostConfig":{…}} and as top-level fields: the first is judged
 // like a create's, the second refused like a create's. From 1.24 on
 // dockerd refuses a body, and so does dockgate (an empty object aside).
-// The checkpoint-dir query restores from a host directory.
+// The checkpoint-dir query restores from a host directory. Whatever the
+// body, the host paths the container recorded at create are judged again
+// (containerMountsAgain).
 func containerStartFacts(x *extraction) error {
 	dir, err := x.formValue("checkpoint-dir")
 	if err != nil {
@@ -94,6 +96,14 @@ func containerStartFacts(x *extraction) error {
 			return err
 		}
 	}
+	if err := x.startBodyFacts(); err != nil {
+		return err
+	}
+	return x.containerMountsAgain()
+}
+
+// startBodyFacts reads the HostConfig of an old API version's start body.
+func (x *extraction) startBodyFacts() error {
 	body := x.req.Body
 	switch string(bytes.Trim(body, " \t\r\n")) {
 	case "", "{}", "null":
@@ -102,7 +112,8 @@ func containerStartFacts(x *extraction) error {
 	if !x.apiBefore("1.24") {
 		return badBody("container.start takes no body since API 1.24")
 	}
-	if body, err = x.jsonBody(); err != nil {
+	body, err := x.jsonBody()
+	if err != nil {
 		return err
 	}
 	var w container.CreateRequest
@@ -115,7 +126,68 @@ func containerStartFacts(x *extraction) error {
 	return x.hostConfigFacts(w.HostConfig)
 }
 
+// containerRestartFacts: POST /containers/{name}/restart mounts the
+// container's host paths again.
+func containerRestartFacts(x *extraction) error {
+	return x.containerMountsAgain()
+}
+
+// containerMountsAgain judges the host paths the container of the
+// request's {name} recorded at create (binds, volumes with a host device,
+// devices) again, as they resolve now and for this caller, since dockerd
+// resolves them again when it (re)starts the container (BRIEF §7 item
+// 11): a source swapped for a symlink since the create is judged where it
+// points now. The request is forwarded pinned to the container that was
+// judged. A container that does not exist has nothing to judge: dockerd
+// answers 404.
+func (x *extraction) containerMountsAgain() error {
+	name := x.m.Vars["name"]
+	if name == "" {
+		return nil
+	}
+	if !validObjectName(name) {
+		return badBody("invalid container name %q", name)
+	}
+	in, err := x.inspector()
+	if err != nil {
+		return err
+	}
+	m, found, err := in.ContainerMounts(x.ctx, name)
+	if err != nil {
+		return upstreamError("container "+name, err)
+	}
+	if !found {
+		return nil
+	}
+	if err := x.recordedMountsFacts(m); err != nil {
+		return err
+	}
+	return x.pinPathVar("name", m.ID)
+}
+
+// recordedMountsFacts judges host paths as dockerd recorded them.
+func (x *extraction) recordedMountsFacts(m ContainerMounts) error {
+	for _, b := range m.Binds {
+		if err := x.addHostPath("bind", b); err != nil {
+			return err
+		}
+	}
+	for _, v := range m.Volumes {
+		if err := x.namedVolumeFacts(v, nil); err != nil {
+			return err
+		}
+	}
+	for _, d := range m.Devices {
+		if err := x.addHostPath("device", d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // containerUpdateFacts: POST /containers/{name}/update (container.UpdateConfig).
+// A restart policy set here makes dockerd start the container again on
+// its own, so its host paths are judged again too.
 func containerUpdateFacts(x *extraction) error {
 	body, err := x.requireJSONBody()
 	if err != nil {
@@ -134,7 +206,7 @@ func containerUpdateFacts(x *extraction) error {
 		x.add("resource", "pids-limit=unlimited")
 	}
 	x.restartFacts(u.RestartPolicy)
-	return nil
+	return x.containerMountsAgain()
 }
 
 // execCreateFacts: POST /containers/{name}/exec (container.ExecOptions).
@@ -573,13 +645,19 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// addHostPath adds a fact whose value is a resolved host path.
+// addHostPath adds a fact whose value is a resolved host path, and a
+// replaceable-path fact for the same path when the caller could redirect
+// it before dockerd mounts it (hostpath_control.go).
 func (x *extraction) addHostPath(kind, p string) error {
-	r, err := x.host.resolve(p)
+	r, why, err := x.host.resolveFor(p, x.req.Cred)
 	if err != nil {
 		return err
 	}
 	x.add(kind, r)
+	if why != "" {
+		x.add(factReplaceablePath, r)
+		x.req.note(Fact{Kind: factReplaceablePath, Value: r}, why)
+	}
 	return nil
 }
 
@@ -742,22 +820,16 @@ func (x *extraction) volumesFromFacts(from []string) error {
 		if err != nil {
 			return err
 		}
-		binds, volumes, found, err := in.ContainerMounts(x.ctx, id)
+		m, found, err := in.ContainerMounts(x.ctx, id)
 		if err != nil {
 			return upstreamError("container "+id, err)
 		}
 		if !found {
 			return badBody("VolumesFrom: no such container %q", id)
 		}
-		for _, b := range binds {
-			if err := x.addHostPath("bind", b); err != nil {
-				return err
-			}
-		}
-		for _, v := range volumes {
-			if err := x.namedVolumeFacts(v, nil); err != nil {
-				return err
-			}
+		// Devices are not inherited.
+		if err := x.recordedMountsFacts(ContainerMounts{Binds: m.Binds, Volumes: m.Volumes}); err != nil {
+			return err
 		}
 	}
 	return nil

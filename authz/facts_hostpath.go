@@ -28,6 +28,15 @@ type hostFS struct {
 // So /var/run/docker.sock and /run/docker.sock resolve alike when /var/run
 // links to /run, and /srv/ci/../../etc is /etc.
 func (h hostFS) resolve(p string) (string, error) {
+	return h.walk(p, nil)
+}
+
+// walk is resolve, calling visit for every directory entry the kernel
+// will look up on the way (dir is a resolved directory, name the entry
+// looked up in it, whether it exists or not): the entries whose
+// replacement would redirect the mount. An error from visit stops the
+// walk.
+func (h hostFS) walk(p string, visit func(dir, name string) error) (string, error) {
 	p = path.Clean(p)
 	if !path.IsAbs(p) {
 		return "", badBody("host path %q is not absolute", p)
@@ -45,10 +54,19 @@ func (h hostFS) resolve(p string) (string, error) {
 			resolved = path.Dir(resolved)
 			continue
 		}
+		if visit != nil {
+			if err := visit(resolved, c); err != nil {
+				return "", err
+			}
+		}
 		next := path.Join(resolved, c)
 		fi, err := os.Lstat(h.onHost(next))
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+				// dockerd creates the rest as root, below a directory
+				// whose entry c was just visited: nobody but root can
+				// put anything in its place afterwards unless the
+				// visit said so.
 				return path.Join(append([]string{next}, rest...)...), nil
 			}
 			return "", badBody("cannot resolve host path %q: %v", p, err)

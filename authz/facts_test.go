@@ -66,9 +66,9 @@ type fakeVolume struct {
 }
 
 type fakeContainer struct {
-	binds, volumes []string
-	id             string
-	labels         map[string]string
+	binds, volumes, devices []string
+	id                      string
+	labels                  map[string]string
 }
 
 func (f *fakeInspector) VolumeOptions(_ context.Context, name string) (string, map[string]string, bool, error) {
@@ -79,12 +79,12 @@ func (f *fakeInspector) VolumeOptions(_ context.Context, name string) (string, m
 	return v.driver, v.opts, ok, nil
 }
 
-func (f *fakeInspector) ContainerMounts(_ context.Context, name string) ([]string, []string, bool, error) {
+func (f *fakeInspector) ContainerMounts(_ context.Context, name string) (ContainerMounts, bool, error) {
 	if f.err != nil {
-		return nil, nil, false, f.err
+		return ContainerMounts{}, false, f.err
 	}
 	c, ok := f.containers[name]
-	return c.binds, c.volumes, ok, nil
+	return ContainerMounts{ID: c.id, Binds: c.binds, Volumes: c.volumes, Devices: c.devices}, ok, nil
 }
 
 func (f *fakeInspector) ObjectOwner(_ context.Context, kind, name string) (string, map[string]string, bool, error) {
@@ -185,6 +185,8 @@ type factCase struct {
 	not []string
 	// status: the refusal expected (0: the facts are read).
 	status int
+	// cred: the caller's host credentials (nil: no account on this host).
+	cred *Cred
 }
 
 func runFactCases(t *testing.T, cases []factCase) {
@@ -255,7 +257,7 @@ func runFactCase(t *testing.T, router *Router, extract Extractor, in Inspector, 
 	case tc.body != "":
 		h.Set("Content-Type", "application/json")
 	}
-	req := &Request{Method: method, URL: u, Header: h, Caller: "user:test"}
+	req := &Request{Method: method, URL: u, Header: h, Caller: "user:test", Cred: tc.cred}
 	if m.NeedsBody || isFormBody(req) && tc.body != "" {
 		// As the proxy does: judged bodies and form bodies are read whole.
 		req.Body = []byte(tc.body)
@@ -658,7 +660,7 @@ func TestEveryExtractorHasARoute(t *testing.T) {
 	for _, r := range routeTable() {
 		actions[r.Action] = r
 	}
-	queryOnly := map[string]bool{"image.pull": true, "image.import": true, "image.push": true, "image.tag": true, "build.run": true}
+	queryOnly := map[string]bool{"container.restart": true, "image.pull": true, "image.import": true, "image.push": true, "image.tag": true, "build.run": true}
 	for a := range factExtractors {
 		r, ok := actions[a]
 		if !ok {

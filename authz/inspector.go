@@ -83,29 +83,35 @@ func (d *DockerInspector) VolumeOptions(ctx context.Context, name string) (strin
 
 // ContainerMounts implements Inspector: the bind sources and volume names
 // the container mounts.
-func (d *DockerInspector) ContainerMounts(ctx context.Context, nameOrID string) ([]string, []string, bool, error) {
+func (d *DockerInspector) ContainerMounts(ctx context.Context, nameOrID string) (ContainerMounts, bool, error) {
+	var m ContainerMounts
 	if err := checkName("container", nameOrID); err != nil {
-		return nil, nil, false, err
+		return m, false, err
 	}
 	ctx, cancel := d.withTimeout(ctx)
 	defer cancel()
 	c, err := d.client.ContainerInspect(ctx, nameOrID)
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
-			return nil, nil, false, nil
+			return m, false, nil
 		}
-		return nil, nil, false, err
+		return m, false, err
 	}
-	var binds, volumes []string
-	for _, m := range c.Mounts {
-		switch m.Type {
+	m.ID = c.ID
+	for _, mp := range c.Mounts {
+		switch mp.Type {
 		case mount.TypeBind:
-			binds = append(binds, m.Source)
+			m.Binds = append(m.Binds, mp.Source)
 		case mount.TypeVolume:
-			volumes = append(volumes, m.Name)
+			m.Volumes = append(m.Volumes, mp.Name)
 		}
 	}
-	return binds, volumes, true, nil
+	if c.HostConfig != nil {
+		for _, dev := range c.HostConfig.Devices {
+			m.Devices = append(m.Devices, dev.PathOnHost)
+		}
+	}
+	return m, true, nil
 }
 
 // ObjectOwner implements Inspector with dockerd's inspect endpoints, which

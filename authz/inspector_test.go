@@ -52,7 +52,7 @@ func (f *fakeDockerd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			{"Type": "bind", "Source": "/srv/ci-cache", "Destination": "/cache"},
 			{"Type": "volume", "Name": "bindvol", "Source": "/var/lib/docker/volumes/bindvol/_data", "Destination": "/v"},
 			{"Type": "tmpfs", "Destination": "/tmp"},
-		}})
+		}, "HostConfig": map[string]any{"Devices": []map[string]any{{"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse", "CgroupPermissions": "rwm"}}}})
 	case "/services/web":
 		reply(200, map[string]any{"ID": "s1", "Spec": map[string]any{"Name": "web"}, "PreviousSpec": map[string]any{"Name": "web", "TaskTemplate": map[string]any{"ContainerSpec": map[string]any{"Image": "busybox", "CapabilityAdd": []string{"SYS_ADMIN"}}}}})
 	case "/services/fresh":
@@ -103,19 +103,19 @@ func TestDockerInspector(t *testing.T) {
 		}
 	})
 	t.Run("container mounts", func(t *testing.T) {
-		binds, volumes, found, err := in.ContainerMounts(ctx, "builder")
-		if err != nil || !found || strings.Join(binds, ",") != "/srv/ci-cache" || strings.Join(volumes, ",") != "bindvol" {
-			t.Fatalf("got %v %v %v %v", binds, volumes, found, err)
+		m, found, err := in.ContainerMounts(ctx, "builder")
+		if err != nil || !found || m.ID != "abc" || strings.Join(m.Binds, ",") != "/srv/ci-cache" || strings.Join(m.Volumes, ",") != "bindvol" || strings.Join(m.Devices, ",") != "/dev/fuse" {
+			t.Fatalf("got %+v %v %v", m, found, err)
 		}
 	})
 	t.Run("container not found", func(t *testing.T) {
-		_, _, found, err := in.ContainerMounts(ctx, "nope")
+		_, found, err := in.ContainerMounts(ctx, "nope")
 		if err != nil || found {
 			t.Fatalf("got found=%v err=%v", found, err)
 		}
 	})
 	t.Run("daemon error is an error", func(t *testing.T) {
-		_, _, found, err := in.ContainerMounts(ctx, "broken")
+		_, found, err := in.ContainerMounts(ctx, "broken")
 		if err == nil || found {
 			t.Fatalf("got found=%v err=%v", found, err)
 		}
@@ -135,7 +135,7 @@ func TestDockerInspector(t *testing.T) {
 			if _, _, _, err := in.VolumeOptions(ctx, name); err == nil {
 				t.Errorf("volume %q: no error", name)
 			}
-			if _, _, _, err := in.ContainerMounts(ctx, name); err == nil {
+			if _, _, err := in.ContainerMounts(ctx, name); err == nil {
 				t.Errorf("container %q: no error", name)
 			}
 		}

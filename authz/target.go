@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -38,6 +40,16 @@ func (x *extraction) setTarget(path, rawQuery string) {
 // variable of the route, such as a container's {name}) replaced by value,
 // a full object ID. The rest of the path is kept as dockerd decodes it.
 func (x *extraction) pinPathVar(name, value string) error {
+	// Two lookups of the same name (the host paths judged again at start,
+	// then the owner) must have found the same object, or the request is
+	// not one thing.
+	if prev, ok := x.pinned[name]; ok && prev != value {
+		return &RouteError{Status: http.StatusConflict, Message: fmt.Sprintf("%s %q changed while its request was judged (%s, then %s); try again", name, x.m.Vars[name], prev, value)}
+	}
+	if x.pinned == nil {
+		x.pinned = make(map[string]string)
+	}
+	x.pinned[name] = value
 	tmpl := x.m.Template
 	open := strings.IndexByte(tmpl, '{')
 	if open < 0 || !(strings.HasPrefix(tmpl[open:], "{"+name+"}") || strings.HasPrefix(tmpl[open:], "{"+name+":")) {

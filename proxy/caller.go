@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/dockgate/dockgate/audit"
+	"github.com/dockgate/dockgate/authz"
 )
 
 // Caller is who is on the other end of one client connection. It is read from
@@ -66,4 +67,13 @@ func (c *Caller) String() string {
 	default:
 		return "uid:" + strconv.FormatUint(uint64(c.UID), 10)
 	}
+}
+
+// Cred is the caller's uid and groups on this host, for judging which host
+// paths it could change; nil for a TLS client, which has no account here.
+func (c *Caller) Cred() *authz.Cred {
+	if c == nil || c.Cert != "" {
+		return nil
+	}
+	return &authz.Cred{UID: c.UID, GIDs: c.GIDs}
 }

@@ -36,10 +36,12 @@ type clientConn struct {
 	// set are the server's limits and timeouts as they were when the
 	// connection was accepted: a reload does not change them midway.
 	set *Settings
-	// subjects and name are the caller's policy subjects and its name in
-	// messages, worked out once per connection.
+	// subjects, name and cred are the caller's policy subjects, its name
+	// in messages and its host credentials, worked out once per
+	// connection.
 	subjects []string
 	name     string
+	cred     *authz.Cred
 	// up is the dockerd connection: set and cleared by the serving
 	// goroutine through setUpstream, closed by cutUpstream when the
 	// server stops (upstreamcut.go). upMu guards writes and upCut.
@@ -116,7 +118,7 @@ func (cn *clientConn) serve(ctx context.Context) {
 		cn.refuseUnidentified(err)
 		return
 	}
-	cn.caller, cn.subjects, cn.name = caller, caller.Subjects(), caller.String()
+	cn.caller, cn.subjects, cn.name, cn.cred = caller, caller.Subjects(), caller.String(), caller.Cred()
 	defer cn.watchUpstream(ctx)()
 	for ctx.Err() == nil {
 		// Between requests the connection is idle, and Shutdown closes
@@ -274,6 +276,7 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		Header:   head.Header,
 		Caller:   cn.name,
 		Subjects: cn.subjects,
+		Cred:     cn.cred,
 		Body:     body,
 		BodyFile: head.spool,
 		BodySize: head.spoolSize,

@@ -223,8 +223,8 @@ func (o offlineInspector) VolumeOptions(_ context.Context, name string) (string,
 	return "", nil, false, o.offline("volume " + name)
 }
 
-func (o offlineInspector) ContainerMounts(_ context.Context, name string) ([]string, []string, bool, error) {
-	return nil, nil, false, o.offline("container " + name)
+func (o offlineInspector) ContainerMounts(_ context.Context, name string) (authz.ContainerMounts, bool, error) {
+	return authz.ContainerMounts{}, false, o.offline("container " + name)
 }
 
 func (o offlineInspector) ObjectOwner(_ context.Context, kind, name string) (string, map[string]string, bool, error) {
