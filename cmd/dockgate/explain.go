@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -122,7 +123,7 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(w, "action:\t%s\n", action)
 
-	req := &authz.Request{Method: method, URL: u, Header: http.Header{}, Caller: as[0], Subjects: subjects}
+	req := &authz.Request{Method: method, URL: u, Header: http.Header{}, Caller: as[0], Subjects: subjects, Cred: credOf(subjects)}
 	if m.NeedsBody {
 		req.Body = body
 		if len(body) > 0 {
@@ -233,4 +234,31 @@ func (o offlineInspector) ObjectOwner(_ context.Context, kind, name string) (str
 
 func (offlineInspector) ImageProvenance(context.Context, string) (string, []string, []string, bool, error) {
 	return "", nil, nil, false, nil
+}
+
+// credOf is the host identity the uid: and gid: subjects of --as describe,
+// for judging which host paths the caller could change; nil (no account
+// on this host) without a uid: subject.
+func credOf(subjects []string) *authz.Cred {
+	var c *authz.Cred
+	var gids []uint32
+	for _, s := range subjects {
+		kind, v, _ := strings.Cut(s, ":")
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			continue
+		}
+		switch kind {
+		case "uid":
+			if c == nil {
+				c = &authz.Cred{UID: uint32(n)}
+			}
+		case "gid":
+			gids = append(gids, uint32(n))
+		}
+	}
+	if c != nil {
+		c.GIDs = gids
+	}
+	return c
 }
