@@ -207,6 +207,7 @@ func TestCIPolicy(t *testing.T) {
 		{"cache directory itself allowed", jenkins, "bind", "/srv/ci-cache", true, "p, role:ci, bind, /srv/ci-cache/**, allow"},
 		{"cache subdirectory allowed", jenkins, "bind", "/srv/ci-cache/job/42", true, ""},
 		{"cache sibling refused", jenkins, "bind", "/srv/ci-cache-evil", false, noRule},
+		{"cache entry the job could swap refused", jenkins, "replaceable-path", "/srv/ci-cache/jenkins/d", false, noRule},
 		{"docker socket refused", jenkins, "bind", "/var/run/docker.sock", false, noRule},
 		{"root filesystem refused", jenkins, "bind", "/", false, noRule},
 		{"NET_BIND_SERVICE allowed", jenkins, "capability", "NET_BIND_SERVICE", true, ""},
