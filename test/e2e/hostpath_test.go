@@ -232,6 +232,42 @@ func TestHostPathJudgedAgainAtStart(t *testing.T) {
 		}
 	})
 
+	for _, tc := range []struct {
+		name string
+		// args create the container from the source src.
+		args func(src string) []string
+	}{
+		{name: "Mounts entry swapped", args: func(src string) []string {
+			return []string{"--mount", "type=bind,src=" + src + ",dst=/c"}
+		}},
+		{name: "volume device swapped", args: func(src string) []string {
+			vol := "e2e-hp-devvol"
+			u.must("volume", "create", "--driver", "local", "-o", "type=none", "-o", "o=bind", "-o", "device="+src, vol)
+			t.Cleanup(func() { azRemoveVolume(t, c, vol) })
+			return []string{"-v", vol + ":/c"}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := filepath.Join(owned, strings.ReplaceAll(tc.name, " ", "-"))
+			if out, ok := hpAs(t, "mkdir", src); !ok {
+				t.Fatalf("mkdir %s as the job: %s", src, out)
+			}
+			name := "e2e-hp-" + strings.ReplaceAll(tc.name, " ", "-")
+			t.Cleanup(func() { azRemoveContainers(t, c, name) })
+			u.must(append(append([]string{"create", "--name", name, "--label", azLabel + "=hp"}, tc.args(src)...), img, "true")...)
+			if out, ok := hpAs(t, "sh", "-c", "rmdir "+src+" && ln -s "+sockDir+" "+src); !ok {
+				t.Fatalf("swap as the job: %s", out)
+			}
+			r := u.run("", nil, "start", name)
+			if r.code == 0 || !strings.Contains(r.stderr, want) {
+				t.Errorf("want a refusal with %q:\n%v", want, r)
+			}
+			if st := hpState(t, c, name); st != "created" {
+				t.Errorf("BYPASS: the container is %s on dockerd", st)
+			}
+		})
+	}
+
 	t.Run("another party swaps a job directory dockerd has not made yet", func(t *testing.T) {
 		// Someone else who can write in the cache (another job's
 		// container that binds the whole cache, say) plants a symlink
