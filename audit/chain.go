@@ -26,6 +26,9 @@ import (
 // and P is the hash of the line before it in the chain. Records number the
 // chain: seq is 1 for the first record and one more for each next record.
 //
+// Policy records ({"type":"policy",...}, policy.go) are records of the
+// chain like request records: sealed, and numbered by seq.
+//
 // A segment header, {"type":"audit-segment",...}, starts every file the
 // Logger opens and every restart of it: it carries "prev_hash" (the hash of
 // the last line of the chain so far, GenesisHash for a new chain) and "seq"
@@ -382,6 +385,8 @@ func lineType(line []byte) string {
 		return "audit"
 	case bytes.HasPrefix(line, []byte(`{"type":"`+SegmentType+`",`)):
 		return SegmentType
+	case bytes.HasPrefix(line, []byte(`{"type":"`+PolicyType+`",`)):
+		return PolicyType
 	}
 	return ""
 }

@@ -14,9 +14,12 @@ import (
 //
 //	MESSAGE            the line itself, so that the journal's copy verifies
 //	PRIORITY           6 (info) for allow, 4 (warning) for deny and error,
-//	                   5 (notice) for a segment header
+//	                   5 (notice) for a segment header and a policy put in
+//	                   force, 4 for a policy reload that failed
 //	SYSLOG_IDENTIFIER  dockgate
-//	DOCKGATE_TYPE      audit or audit-segment
+//	DOCKGATE_TYPE      audit, audit-segment or policy
+//	DOCKGATE_POLICY_RESULT, DOCKGATE_TRIGGER, DOCKGATE_POLICY_HASH
+//	                   (policy records only)
 //	DOCKGATE_REQUEST_ID, DOCKGATE_ACTION, DOCKGATE_DECISION, DOCKGATE_UID
 //	                   (records only; DOCKGATE_UID when the caller is known)
 //	DOCKGATE_SEQ, DOCKGATE_HASH
@@ -75,6 +78,22 @@ func journalFields(line []byte) (msg string, prio journal.Priority, vars map[str
 			vars["DOCKGATE_SEGMENT_REASON"] = h.Reason
 		}
 		return msg, journal.PriNotice, vars
+	}
+	if lineType(line) == PolicyType {
+		vars["DOCKGATE_TYPE"] = PolicyType
+		var e Entry
+		if decodePolicy(line, &e) != nil {
+			return msg, journal.PriWarning, vars
+		}
+		for k, v := range map[string]string{"DOCKGATE_POLICY_RESULT": e.Policy.Result, "DOCKGATE_TRIGGER": e.Policy.Trigger, "DOCKGATE_POLICY_HASH": e.Policy.PolicyHash} {
+			if v != "" {
+				vars[k] = v
+			}
+		}
+		if e.Policy.Result == PolicyApplied {
+			return msg, journal.PriNotice, vars
+		}
+		return msg, journal.PriWarning, vars
 	}
 	vars["DOCKGATE_TYPE"] = "audit"
 	prio = journal.PriWarning

@@ -26,6 +26,9 @@ type Filter struct {
 	// Starts includes the "phase":"start" records of hijacked sessions and
 	// streams; without it, only the record that ends each request is read.
 	Starts bool
+	// Policy selects the policy records (policy.go) instead of the request
+	// records; of the other filters, only Since and Until apply to them.
+	Policy bool
 }
 
 // AnyUID is Filter.UID when any uid is selected.
@@ -38,6 +41,9 @@ type Entry struct {
 	Seq  uint64 `json:"seq"`
 	File string `json:"-"`
 	Line int    `json:"-"`
+	// Policy is the record when Type is PolicyType; Record then holds only
+	// its Time.
+	Policy *PolicyRecord `json:"-"`
 }
 
 // Query streams the audit records of the files at paths, in order (gzip or
@@ -45,7 +51,10 @@ type Entry struct {
 // (valid only during the call). Lines that are not audit records (segment
 // headers, other logs) are skipped; an unreadable file is an error.
 func Query(paths []string, f Filter, fn func(e *Entry, line []byte) error) error {
-	m := newMatcher(f)
+	return query(paths, newMatcher(f), fn)
+}
+
+func query(paths []string, m *matcher, fn func(e *Entry, line []byte) error) error {
 	for _, p := range paths {
 		r, err := OpenLog(p)
 		if err != nil {
@@ -62,12 +71,14 @@ func Query(paths []string, f Filter, fn func(e *Entry, line []byte) error) error
 
 type matcher struct {
 	f     Filter
-	needs [][]byte // byte strings a selected line must contain
-	e     Entry
+	needs [][]byte // byte strings a selected request record must contain
+	// requests and policies say which kinds of record are selected.
+	requests, policies bool
+	e                  Entry
 }
 
 func newMatcher(f Filter) *matcher {
-	m := &matcher{f: f}
+	m := &matcher{f: f, requests: !f.Policy, policies: f.Policy}
 	need := func(key, v string) {
 		if v != "" {
 			q, _ := json.Marshal(v)
@@ -99,13 +110,22 @@ func (m *matcher) scan(name string, r io.Reader, fn func(e *Entry, line []byte) 
 		if !ok {
 			break
 		}
-		if !m.prefilter(line) {
-			continue
-		}
-		if err := decodeEntry(line, &m.e); err != nil {
-			continue // a torn or foreign line: verify reports those
-		}
-		if !m.match(&m.e) {
+		switch lineType(line) {
+		case "audit":
+			if !m.requests || !m.prefilter(line) {
+				continue
+			}
+			if err := decodeEntry(line, &m.e); err != nil {
+				continue // a torn or foreign line: verify reports those
+			}
+			if !m.match(&m.e) {
+				continue
+			}
+		case PolicyType:
+			if !m.policies || decodePolicy(line, &m.e) != nil || !m.inTime(m.e.Time) {
+				continue
+			}
+		default:
 			continue
 		}
 		m.e.File, m.e.Line = name, lr.line
@@ -121,9 +141,6 @@ func (m *matcher) scan(name string, r io.Reader, fn func(e *Entry, line []byte) 
 
 // prefilter rejects, without decoding, lines that cannot match.
 func (m *matcher) prefilter(line []byte) bool {
-	if lineType(line) != "audit" {
-		return false
-	}
 	for _, n := range m.needs {
 		if !bytes.Contains(line, n) {
 			return false
@@ -156,7 +173,7 @@ func (m *matcher) match(e *Entry) bool {
 	if e.Type != "audit" || (e.Phase == PhaseStart && !f.Starts) {
 		return false
 	}
-	if (!f.Since.IsZero() && e.Time.Before(f.Since)) || (!f.Until.IsZero() && !e.Time.Before(f.Until)) {
+	if !m.inTime(e.Time) {
 		return false
 	}
 	c := e.Caller
@@ -187,6 +204,11 @@ func (m *matcher) match(e *Entry) bool {
 		return false
 	}
 	return true
+}
+
+// inTime says whether t is within Since and Until.
+func (m *matcher) inTime(t time.Time) bool {
+	return (m.f.Since.IsZero() || !t.Before(m.f.Since)) && (m.f.Until.IsZero() || t.Before(m.f.Until))
 }
 
 // pathNames says whether a request path names the object id (or a prefix
@@ -239,6 +261,10 @@ func FormatHeader(w io.Writer) {
 // into a pooled buffer rather than go through fmt; the columns are those
 // of FormatHeader (padded by runes, as fmt's %-Ns).
 func FormatRow(w io.Writer, e *Entry) {
+	if e.Policy != nil {
+		formatPolicyRow(w, e.Policy)
+		return
+	}
 	why := e.Reason
 	for _, fr := range e.Facts {
 		if fr.Decision == DecisionDeny {
@@ -340,3 +366,30 @@ func oneLine(s string) string {
 // reference), or "local-image" (an image that exists only on this host,
 // by name or ID).
 func isImageFact(kind string) bool { return kind == "image" || kind == "local-image" }
+
+// formatPolicyRow prints a policy record as a table row: who triggered it
+// in the caller column, policy.load (startup) or policy.reload as the
+// action, applied or failed, and the hash in force with the rows changed,
+// or the error.
+func formatPolicyRow(w io.Writer, r *PolicyRecord) {
+	who := r.Trigger
+	if r.Signal != "" {
+		who += ":" + r.Signal
+	}
+	action := "policy.reload"
+	if r.Trigger == "startup" {
+		action = "policy.load"
+	}
+	why := fmt.Sprintf("%s +%d -%d rows", r.PolicyHash, len(r.RowsAdded), len(r.RowsRemoved))
+	if r.Result == PolicyFailed {
+		why = "in force: " + r.PolicyHash + "; " + r.Error
+	}
+	b := r.Time.UTC().AppendFormat(nil, "2006-01-02T15:04:05.000Z")
+	b = padCell(b, len(b), 24)
+	b = appendCell(b, who, 18)
+	b = appendCell(b, action, 26)
+	b = appendCell(b, r.Result, 8)
+	b = appendCell(b, "-", 6)
+	b = append(b, oneLine(why)...)
+	w.Write(append(b, '\n'))
+}

@@ -1,4 +1,5 @@
-// Package audit writes, chains and reads dockgate's per-request audit records.
+// Package audit writes, chains and reads dockgate's audit records: one per
+// request, and one per policy put in force or reload that failed.
 package audit
 
 import (

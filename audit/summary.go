@@ -27,21 +27,68 @@ type Count struct{ Allowed, Refused int }
 // Summary is Summarize's result, callers in order of first appearance.
 type Summary struct {
 	Callers []*CallerSummary
+	Policy  PolicySummary
 	byName  map[string]*CallerSummary
+}
+
+// PolicySummary counts the policy records: policies put in force, by
+// trigger (startup, signal, watcher), and reloads that failed.
+type PolicySummary struct {
+	Applied map[string]int
+	Failed  int
+	// InForce is the hash of the last policy put in force.
+	InForce string
 }
 
 // Summarize streams the files at paths and sums up, per caller, the
 // requests, refusals by rule, images run (the image facts of
-// container.create), privileged attempts and busiest actions. Only records
-// that end requests count (not "phase":"start" ones).
+// container.create), privileged attempts and busiest actions, and counts
+// the policy records. Only records that end requests count (not
+// "phase":"start" ones). With f.Policy, only the policy records count.
 func Summarize(paths []string, f Filter) (*Summary, error) {
-	s := &Summary{byName: map[string]*CallerSummary{}}
+	s := &Summary{byName: map[string]*CallerSummary{}, Policy: PolicySummary{Applied: map[string]int{}}}
 	f.Starts = false
-	err := Query(paths, f, func(e *Entry, _ []byte) error {
+	m := newMatcher(f)
+	m.policies = true
+	err := query(paths, m, func(e *Entry, _ []byte) error {
+		if e.Policy != nil {
+			s.Policy.add(e.Policy)
+			return nil
+		}
 		s.Add(e)
 		return nil
 	})
 	return s, err
+}
+
+func (ps *PolicySummary) add(r *PolicyRecord) {
+	if r.Result == PolicyFailed {
+		ps.Failed++
+		return
+	}
+	ps.Applied[r.Trigger]++
+	ps.InForce = r.PolicyHash
+}
+
+func (ps *PolicySummary) empty() bool { return len(ps.Applied) == 0 && ps.Failed == 0 }
+
+// write prints the policy line of a summary.
+func (ps *PolicySummary) write(w io.Writer) {
+	n := 0
+	var by []string
+	for _, k := range topKeys(ps.Applied, 0) {
+		n += ps.Applied[k]
+		by = append(by, fmt.Sprintf("%s %d", k, ps.Applied[k]))
+	}
+	fmt.Fprintf(w, "policy: %d put in force", n)
+	if len(by) > 0 {
+		fmt.Fprintf(w, " (%s)", strings.Join(by, ", "))
+	}
+	fmt.Fprintf(w, ", %d reloads failed", ps.Failed)
+	if ps.InForce != "" {
+		fmt.Fprintf(w, "; last put in force: %s", ps.InForce)
+	}
+	fmt.Fprintln(w)
 }
 
 // Add counts one record.
@@ -107,7 +154,7 @@ func refusalRule(e *Entry) string {
 func (s *Summary) Write(w io.Writer, top int) {
 	callers := slices.Clone(s.Callers)
 	slices.SortStableFunc(callers, func(a, b *CallerSummary) int { return cmp.Compare(b.Requests, a.Requests) })
-	if len(callers) == 0 {
+	if len(callers) == 0 && s.Policy.empty() {
 		fmt.Fprintln(w, "no records")
 	}
 	for i, c := range callers {
@@ -127,6 +174,12 @@ func (s *Summary) Write(w io.Writer, top int) {
 		for _, k := range topKeys(c.Actions, top) {
 			fmt.Fprintf(w, "    %6d  %s\n", c.Actions[k], oneLine(k))
 		}
+	}
+	if !s.Policy.empty() {
+		if len(callers) > 0 {
+			fmt.Fprintln(w)
+		}
+		s.Policy.write(w)
 	}
 }
 

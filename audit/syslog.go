@@ -105,8 +105,8 @@ func (s *SyslogSink) format(b, line []byte) []byte {
 		line = line[:n-1]
 	}
 	msgID := "audit"
-	if lineType(line) == SegmentType {
-		msgID = SegmentType
+	if t := lineType(line); t == SegmentType || t == PolicyType {
+		msgID = t
 	}
 	start := len(b)
 	b = append(b, '<')

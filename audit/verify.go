@@ -30,14 +30,16 @@ type VerifyOptions struct {
 
 // VerifyResult is what a verified trail holds.
 type VerifyResult struct {
-	Records   uint64
-	Segments  uint64
-	FirstSeq  uint64 // the seq of the first record (0: none)
-	StartSeq  uint64 // the seq the trail continues from (0: a new chain)
-	StartHash string // the hash the trail continues from (GenesisHash: a new chain)
-	LastSeq   uint64
-	LastHash  string
-	Warnings  []string // torn lines acknowledged by a restart
+	Records uint64
+	// PolicyRecords are the records among Records that are policy records.
+	PolicyRecords uint64
+	Segments      uint64
+	FirstSeq      uint64 // the seq of the first record (0: none)
+	StartSeq      uint64 // the seq the trail continues from (0: a new chain)
+	StartHash     string // the hash the trail continues from (GenesisHash: a new chain)
+	LastSeq       uint64
+	LastHash      string
+	Warnings      []string // torn lines acknowledged by a restart
 	// Lost counts records that dockgate could not write (its audit sink
 	// failed), as the segment headers written on recovery say.
 	Lost uint64
@@ -220,6 +222,9 @@ func (v *Verifier) Feed(name string, r io.Reader) error {
 		}
 		v.seq = seq
 		v.res.Records++
+		if typ == PolicyType {
+			v.res.PolicyRecords++
+		}
 		if v.res.FirstSeq == 0 {
 			v.res.FirstSeq = seq
 		}

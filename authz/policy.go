@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -119,8 +118,10 @@ type Policy struct {
 	// Hash is "sha256:<hex>" over the model and every CSV file, names and
 	// contents, so that a log line says exactly which policy is in force.
 	Hash string
-	// Files are the files read, model.conf first when present.
-	Files []string
+	// Files are the files read, model.conf first when present; FileSums
+	// the same files with the SHA-256 of the bytes that were loaded.
+	Files    []string
+	FileSums []PolicyFile
 	// Rules are the p rows in policy order (files in lexical order, then
 	// lines), duplicates dropped; Links the g rows.
 	Rules []*Rule
@@ -143,18 +144,14 @@ func (p *Policy) Roles() []string { return append([]string(nil), p.roles...) }
 // the reference for decisions. It must not be modified.
 func (p *Policy) Enforcer() *casbin.Enforcer { return p.enforcer }
 
-// LoadPolicyDir loads the policy directory dir.
+// LoadPolicyDir loads the policy directory dir from one snapshot of its
+// files (ReadPolicySnapshot): no file is ever half read.
 func LoadPolicyDir(dir string) (*Policy, error) {
-	if st, err := os.Stat(dir); err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, PolicyErrors{{Path: dir, Msg: err.Error()}}
-	} else if !st.IsDir() {
-		return nil, PolicyErrors{{Path: dir, Msg: "not a directory"}}
+	s, err := ReadPolicySnapshot(dir)
+	if err != nil {
+		return nil, err
 	}
-	return LoadPolicyFS(os.DirFS(dir), dir)
+	return s.Load()
 }
 
 // DefaultPolicy loads the embedded default policy (BRIEF §3).
@@ -170,64 +167,35 @@ func DefaultPolicy() (*Policy, error) {
 // names it in errors. It reads model.conf when present (else the embedded
 // default model) and every *.csv file in lexical order; file names starting
 // with "." and subdirectories are ignored. Every problem found is reported,
-// each with its file and line, as PolicyErrors.
+// each with its file and line, as PolicyErrors. fsys is read once: for a
+// directory that may change while it is read, use LoadPolicyDir.
 func LoadPolicyFS(fsys fs.FS, source string) (*Policy, error) {
-	l := &policyLoader{source: source, seen: make(map[string]bool)}
-	p := &Policy{Source: source}
-	entries, err := fs.ReadDir(fsys, ".")
+	s, err := readSnapshotFS(fsys, source)
 	if err != nil {
-		return nil, PolicyErrors{{Path: source, Msg: err.Error()}}
+		return nil, err
 	}
+	return s.Load()
+}
+
+// Load parses and validates the snapshot's files.
+func (s *PolicySnapshot) Load() (*Policy, error) {
+	source := s.Source
+	l := &policyLoader{source: source, seen: make(map[string]bool)}
+	p := &Policy{Source: source, FileSums: append([]PolicyFile(nil), s.Files...)}
 	h := sha256.New()
 	hashFile := func(name string, data []byte) {
 		fmt.Fprintf(h, "%s\x00%d\x00", name, len(data))
 		h.Write(data)
 	}
-
 	modelText, custom := policies.Model, false
-	var csvs []string
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, ".") {
+	for i, f := range s.Files {
+		p.Files = append(p.Files, f.Name)
+		hashFile(f.Name, s.data[i])
+		if f.Name == modelFile {
+			modelText, custom = string(s.data[i]), true
 			continue
 		}
-		if name != modelFile && !strings.HasSuffix(name, ".csv") {
-			continue
-		}
-		st, err := fs.Stat(fsys, name)
-		if err != nil {
-			l.errorf(name, 0, "%v", err)
-			continue
-		}
-		if !st.Mode().IsRegular() {
-			continue
-		}
-		if name == modelFile {
-			data, err := fs.ReadFile(fsys, name)
-			if err != nil {
-				l.errorf(name, 0, "%v", err)
-				continue
-			}
-			modelText, custom = string(data), true
-			p.Files = append(p.Files, name)
-			hashFile(name, data)
-			continue
-		}
-		csvs = append(csvs, name)
-	}
-	sort.Strings(csvs)
-	if len(csvs) == 0 && len(l.errs) == 0 {
-		l.errorf("", 0, "no *.csv policy files")
-	}
-	for _, name := range csvs {
-		data, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			l.errorf(name, 0, "%v", err)
-			continue
-		}
-		p.Files = append(p.Files, name)
-		hashFile(name, data)
-		l.parseCSV(name, data)
+		l.parseCSV(f.Name, s.data[i])
 	}
 	if !custom {
 		// The default model is part of what is enforced: hash it too, so

@@ -12,42 +12,92 @@ import (
 	"time"
 )
 
+// Triggers of a policy load, as the audit trail names them.
+const (
+	TriggerStartup = "startup"
+	TriggerSignal  = "signal"
+	TriggerWatcher = "watcher"
+)
+
+// PolicyReload is what one load of a policy directory did.
+type PolicyReload struct {
+	Trigger string
+	Dir     string
+	// Previous is the policy in force before; Loaded the one put in force,
+	// nil when the load failed (Err says why, and Previous stays).
+	Previous, Loaded *Policy
+	// Files are the files read with their digests; empty when they could
+	// not be read as one snapshot.
+	Files []PolicyFile
+	Err   error
+}
+
+// Changed says whether the reload put a policy in force that differs from
+// the one before.
+func (r *PolicyReload) Changed() bool {
+	return r.Err == nil && r.Loaded != nil && (r.Previous == nil || r.Previous.Hash != r.Loaded.Hash)
+}
+
+// LoadPolicyReload reads dir as one snapshot and loads it, for a reload
+// that replaces previous. It changes nothing: the caller puts Loaded in
+// force.
+func LoadPolicyReload(dir, trigger string, previous *Policy) PolicyReload {
+	ev := PolicyReload{Trigger: trigger, Dir: dir, Previous: previous}
+	s, err := ReadPolicySnapshot(dir)
+	if err != nil {
+		ev.Err = err
+		return ev
+	}
+	ev.Files = s.Files
+	ev.Loaded, ev.Err = s.Load()
+	return ev
+}
+
 // PolicyReloader keeps a PolicyDecider's policy in step with its directory:
-// Reload on demand (SIGHUP), Watch on change. A policy that does not load
-// leaves the one in force in place.
+// Reload on demand, Watch (opt-in) when the files have changed and then
+// stayed unchanged for a quiet period. A policy that does not load leaves
+// the one in force in place.
 //
-// Watch polls the directory's listing and the size, mtime and inode of
-// model.conf and every *.csv file rather than using inotify: polling sees
-// every way a file is replaced (editors that write a new file and rename
-// it, Kubernetes ConfigMap volumes that swap a symlinked directory, NFS),
-// needs no extra dependency, and costs a few stat calls every interval.
+// Watch polls the size, mtime and inode of model.conf and every *.csv file
+// rather than using inotify: polling sees every way a file is replaced
+// (editors that write a new file and rename it, Kubernetes ConfigMap
+// volumes that swap a symlinked directory, NFS), needs no extra
+// dependency, and costs a few stat calls every interval.
 type PolicyReloader struct {
 	Dir     string
 	Decider *PolicyDecider
-	// Log is told about every reload: the policy now in force, or the
-	// error and (Decider.Policy()) the policy kept. trigger says why.
-	Log func(trigger string, loaded *Policy, err error)
+	// Log is told about every reload (PolicyReload.Changed says whether it
+	// changed the policy in force).
+	Log func(PolicyReload)
 
 	mu sync.Mutex
 }
 
-// Reload loads the directory and puts it in force.
-func (r *PolicyReloader) Reload(trigger string) (*Policy, error) {
+// Reload loads the directory as one snapshot and puts it in force.
+func (r *PolicyReloader) Reload(trigger string) PolicyReload {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p, err := r.Decider.ReloadDir(r.Dir)
-	if r.Log != nil {
-		r.Log(trigger, p, err)
+	ev := LoadPolicyReload(r.Dir, trigger, r.Decider.Policy())
+	if ev.Err == nil {
+		r.Decider.SetPolicy(ev.Loaded)
 	}
-	return p, err
+	if r.Log != nil {
+		r.Log(ev)
+	}
+	return ev
 }
 
-// Watch starts reloading whenever the policy files change, checking every
-// interval, until ctx is done. It returns at once; the files as they are
-// now are the baseline. A change that does not load is reported once, and
-// the next change is tried again.
-func (r *PolicyReloader) Watch(ctx context.Context, interval time.Duration) {
-	last := policyDirState(r.Dir)
+// Watch starts reloading when the policy files change, until ctx is done,
+// checking every interval. A change is loaded only once the files have
+// stayed as they are for quiet: a file written in place a line at a time,
+// or several files written one after the other, is loaded when the writer
+// has paused for that long, not at every step. (A writer that pauses
+// longer than quiet in the middle of an edit is seen in the middle: such
+// edits are written elsewhere and renamed into place, or made with the
+// watcher off and put in force by a reload signal.) The files as they are
+// now are the baseline; Watch returns at once.
+func (r *PolicyReloader) Watch(ctx context.Context, interval, quiet time.Duration) {
+	w := newPolicyWatch(r, quiet, time.Now())
 	go func() {
 		t := time.NewTicker(interval)
 		defer t.Stop()
@@ -55,38 +105,64 @@ func (r *PolicyReloader) Watch(ctx context.Context, interval time.Duration) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case now := <-t.C:
+				w.tick(now)
 			}
-			now := policyDirState(r.Dir)
-			if now == last {
-				continue
-			}
-			last = now
-			r.Reload("policy files changed")
 		}
 	}()
 }
 
-// policyDirState fingerprints what LoadPolicyDir reads: names, sizes,
-// modification times and inodes, symlinks followed.
+// policyWatch is Watch's state between ticks.
+type policyWatch struct {
+	r     *PolicyReloader
+	quiet time.Duration
+	// loaded is the state of the files last loaded (or the baseline);
+	// seen the state last seen, unchanged since since.
+	loaded, seen string
+	since        time.Time
+}
+
+func newPolicyWatch(r *PolicyReloader, quiet time.Duration, now time.Time) *policyWatch {
+	s := policyDirState(r.Dir)
+	return &policyWatch{r: r, quiet: quiet, loaded: s, seen: s, since: now}
+}
+
+// tick looks at the files at time now, and reloads when they differ from
+// what was loaded and have stayed as they are for the quiet period. It
+// says whether it reloaded.
+func (w *policyWatch) tick(now time.Time) bool {
+	s := policyDirState(w.r.Dir)
+	if s != w.seen {
+		w.seen, w.since = s, now
+		return false
+	}
+	if w.seen == w.loaded || now.Sub(w.since) < w.quiet {
+		return false
+	}
+	// The snapshot's own second read catches a write that starts now; the
+	// next tick sees it as a new change.
+	w.loaded = w.seen
+	w.r.Reload(TriggerWatcher)
+	return true
+}
+
+// policyDirState fingerprints what ReadPolicySnapshot reads: the names,
+// sizes, modification times and inodes of the policy's files, symlinks
+// followed. The directory's own mtime is left out: an editor's swap file
+// coming and going is not a change of the policy.
 func policyDirState(dir string) string {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return "error: " + err.Error()
 	}
-	var b strings.Builder
-	if st, err := os.Stat(dir); err == nil {
-		fmt.Fprintf(&b, "dir %d %d\n", st.ModTime().UnixNano(), inode(st))
-	}
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
-		n := e.Name()
-		if strings.HasPrefix(n, ".") || (n != modelFile && !strings.HasSuffix(n, ".csv")) {
-			continue
+		if isPolicyFileName(e.Name()) {
+			names = append(names, e.Name())
 		}
-		names = append(names, n)
 	}
 	sort.Strings(names)
+	var b strings.Builder
 	for _, n := range names {
 		st, err := os.Stat(filepath.Join(dir, n))
 		if err != nil {

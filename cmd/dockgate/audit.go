@@ -15,7 +15,7 @@ import (
 
 const auditUsage = `usage:
   dockgate audit verify  [--hmac-key FILE] [--anchor SEQ:HASH] FILE...
-  dockgate audit query   [filters] [--json] [--starts] FILE...
+  dockgate audit query   [filters] [--json] [--starts] [--policy] FILE...
   dockgate audit summary [filters] [--top N] FILE...
 
 FILEs are read in the order given (oldest first); gzip-compressed (rotated)
@@ -38,8 +38,17 @@ refused in enforce mode), or with --json the record lines as written. The
 left out unless --starts is given (the record that ends it carries the
 outcome; a session that never ended has only its start).
 
+query --policy prints the policy records instead: every policy put in
+force (at startup, by a reload signal, by the --policy-watch watcher) with
+its hash and the rows added and removed, and every reload that failed,
+with its error and the hash of the policy that stayed in force. Only
+--since and --until apply to them; --json prints the lines, which list
+the files read with their sha256 and the rows themselves.
+
 summary prints per caller: requests, refusals by rule, images run (the image
-facts of container.create), privileged attempts and the busiest actions.
+facts of container.create), privileged attempts and the busiest actions,
+then how many policies were put in force (by trigger), how many reloads
+failed, and the hash of the last policy put in force.
 
 filters:
   --since T, --until T   RFC 3339 time or date (2026-11-26), or a duration
@@ -53,6 +62,7 @@ filters:
   --object ID            an object created by the request (object_id), or
                          named in its path: traces an ID to its creator
                          and to what was done with it later
+  --policy               policy records instead of request records
 GLOB: * is any text (/ and : included), ? is one character.
 `
 
@@ -157,9 +167,13 @@ func filterFlags(fs *flag.FlagSet) func() (audit.Filter, error) {
 	decision := fs.String("decision", "", "allow, deny or error")
 	image := fs.String("image", "", "image fact glob")
 	object := fs.String("object", "", "object ID (created, or named in the path)")
+	policy := fs.Bool("policy", false, "the policy records (policies put in force, failed reloads) instead of the request records")
 	return func() (audit.Filter, error) {
 		f := audit.Filter{User: *user, Unit: *unit, Container: *container, Action: *action, Decision: *decision,
-			Image: *image, Object: *object, UID: audit.AnyUID}
+			Image: *image, Object: *object, UID: audit.AnyUID, Policy: *policy}
+		if f.Policy && (*user != "" || *uid != "" || *unit != "" || *container != "" || *action != "" || *decision != "" || *image != "" || *object != "") {
+			return f, errors.New("--policy selects policy records, which have no caller, action, decision, image or object: only --since and --until apply")
+		}
 		now := time.Now()
 		var err error
 		if f.Since, err = parseWhen(*since, now); err != nil {

@@ -119,7 +119,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newConfigReloader(ctx, o, p, zerolog.New(&logs), nil, nil)
+	r := newConfigReloader(ctx, o, p, zerolog.New(&logs), nil, nil, nil)
 	r.watchSIGHUP(ctx)
 	d := &r.decider
 

@@ -33,6 +33,7 @@ type fileConfig struct {
 	SocketGroup   yaml.Node `yaml:"socket_group"`
 	Upstream      yaml.Node `yaml:"upstream"`
 	Policy        yaml.Node `yaml:"policy"`
+	PolicyWatch   yaml.Node `yaml:"policy_watch"`
 	Mode          yaml.Node `yaml:"mode"`
 	MetricsListen yaml.Node `yaml:"metrics_listen"`
 	ShutdownGrace yaml.Node `yaml:"shutdown_grace"`
@@ -79,6 +80,7 @@ func (c *fileConfig) keys() []configKey {
 		{key: "socket_group", flag: "socket-group", node: &c.SocketGroup},
 		{key: "upstream", flag: "upstream", node: &c.Upstream, check: checkUpstream},
 		{key: "policy", flag: "policy", node: &c.Policy, path: true},
+		{key: "policy_watch", flag: "policy-watch", node: &c.PolicyWatch, check: checkDuration},
 		{key: "mode", flag: "mode", node: &c.Mode, check: oneOf("enforce", "audit")},
 		{key: "metrics_listen", flag: "metrics-listen", node: &c.MetricsListen},
 		{key: "shutdown_grace", flag: "shutdown-grace", node: &c.ShutdownGrace, check: checkDuration},

@@ -29,6 +29,14 @@ import (
 // the policy directory and policy, the mode, the limits and timeouts of
 // new connections and the audit fail mode. Settings that need a restart
 // (restartSettings) keep their value in force, with a warning.
+//
+// A reload signal is the one trigger of a policy reload unless
+// --policy-watch is given: an edit is complete when its author says so.
+// The watcher, opt-in, loads the directory once its files have stayed
+// unchanged for the --policy-watch quiet period (authz.PolicyReloader).
+// Either way the policy is read as one snapshot whose files must read the
+// same twice (authz.ReadPolicySnapshot), and every policy put in force, and
+// every reload that fails, is written to the audit trail (policy_record.go).
 
 // liveDecider is the decider the proxy asks: the PolicyDecider in force,
 // replaced whole by a reload. A request is decided by the one in force
@@ -112,14 +120,16 @@ type configReloader struct {
 	stopWatch context.CancelFunc
 }
 
-// newConfigReloader puts o and its policy p in force. Policy directory
-// changes are watched until ctx ends.
-func newConfigReloader(ctx context.Context, o *serveOptions, p *authz.Policy, log zerolog.Logger, m *metrics, inspector authz.Inspector) *configReloader {
-	r := &configReloader{ctx: ctx, log: log, m: m, inspector: inspector, cur: o}
+// newConfigReloader puts o and its policy p in force, and writes the
+// startup policy record to sink (when not nil). With --policy-watch,
+// policy directory changes are watched until ctx ends.
+func newConfigReloader(ctx context.Context, o *serveOptions, p *authz.Policy, log zerolog.Logger, m *metrics, inspector authz.Inspector, sink *audit.Logger) *configReloader {
+	r := &configReloader{ctx: ctx, log: log, m: m, inspector: inspector, cur: o, sink: sink}
 	if factExtractor != nil {
 		r.extract = factExtractor()
 	}
 	r.install(o, p)
+	recordPolicy(sink, authz.PolicyReload{Trigger: authz.TriggerStartup, Dir: o.policy, Loaded: p, Files: p.FileSums}, "")
 	return r
 }
 
@@ -136,25 +146,34 @@ func (r *configReloader) install(o *serveOptions, p *authz.Policy) {
 		r.stopWatch()
 		r.stopWatch = nil
 	}
-	if dir := o.policy; dir != "" {
+	if dir := o.policy; dir != "" && o.policyWatch > 0 {
 		ctx, cancel := context.WithCancel(r.ctx)
-		pr := &authz.PolicyReloader{Dir: dir, Decider: d, Log: func(trigger string, p *authz.Policy, err error) {
+		pr := &authz.PolicyReloader{Dir: dir, Decider: d, Log: func(ev authz.PolicyReload) {
 			if r.decider.cur.Load() != d {
 				return
 			}
-			r.m.policyReloaded(err)
-			if err != nil {
-				r.log.Error().Str("policy", dir).Str("trigger", trigger).Str("error", err.Error()).Str("hash", d.Policy().Hash).Msg("policy reload failed; the policy in force stays")
+			r.m.policyReloaded(ev.Err)
+			recordPolicy(r.sink, ev, "")
+			if ev.Err != nil {
+				r.log.Error().Str("policy", dir).Str("trigger", ev.Trigger).Str("error", ev.Err.Error()).Str("hash", ev.Previous.Hash).Msg("policy reload failed; the policy in force stays")
 				return
 			}
-			r.log.Info().Str("policy", dir).Str("trigger", trigger).Str("hash", p.Hash).Int("rules", len(p.Rules)).Int("roles", len(p.Roles())).Msg("policy reloaded")
+			p := ev.Loaded
+			r.log.Info().Str("policy", dir).Str("trigger", ev.Trigger).Str("hash", p.Hash).Bool("changed", ev.Changed()).Int("rules", len(p.Rules)).Int("roles", len(p.Roles())).Msg("policy reloaded")
 		}}
 		// The watch's baseline is the directory as it is now, just after
 		// p was read from it.
-		pr.Watch(ctx, 2*time.Second)
+		pr.Watch(ctx, watchInterval(o.policyWatch), o.policyWatch)
 		r.stopWatch = cancel
 	}
 	r.decider.cur.Store(d)
+}
+
+// watchInterval is how often the watcher looks at the policy files for a
+// quiet period: often enough that the quiet period is kept to within a
+// quarter, rarely enough to cost nothing.
+func watchInterval(quiet time.Duration) time.Duration {
+	return min(max(quiet/4, 50*time.Millisecond), time.Second)
 }
 
 // watchSIGHUP reloads on every SIGHUP until ctx ends. The handler is in
@@ -176,36 +195,51 @@ func (r *configReloader) watchSIGHUP(ctx context.Context) {
 }
 
 // prepare reads and checks everything a reload would put in force,
-// without changing anything.
-func prepare(args []string) (*serveOptions, *authz.Policy, proxy.Settings, error) {
+// without changing anything. ev is the policy's part: the files read and
+// the policy loaded from them, or why not.
+func prepare(args []string, ev *authz.PolicyReload) (*serveOptions, proxy.Settings, error) {
 	n, err := parseServe(args, io.Discard)
 	if err != nil {
-		return nil, nil, proxy.Settings{}, err
+		return nil, proxy.Settings{}, err
 	}
 	if err := validateServe(n); err != nil {
-		return nil, nil, proxy.Settings{}, err
+		return nil, proxy.Settings{}, err
 	}
 	st, err := serveSettings(n)
 	if err != nil {
-		return nil, nil, proxy.Settings{}, err
+		return nil, proxy.Settings{}, err
 	}
-	p, err := loadPolicy(n.policy)
+	ev.Dir = n.policy
+	if n.policy == "" {
+		ev.Loaded, err = authz.DefaultPolicy()
+		if ev.Loaded != nil {
+			ev.Files = ev.Loaded.FileSums
+		}
+	} else {
+		*ev = authz.LoadPolicyReload(n.policy, ev.Trigger, ev.Previous)
+		err = ev.Err
+	}
 	if err != nil {
-		return nil, nil, proxy.Settings{}, fmt.Errorf("policy not loaded:\n%w", err)
+		return nil, proxy.Settings{}, fmt.Errorf("policy not loaded:\n%w", err)
 	}
-	return n, p, st, nil
+	return n, st, nil
 }
 
 // reload reads the config file and the policy again and, when both are
 // valid, puts them in force; when not, nothing changes. systemd hears of
-// it (RELOADING=1, then READY=1 with the outcome in STATUS=).
-func (r *configReloader) reload(trigger string) error {
+// it (RELOADING=1, then READY=1 with the outcome in STATUS=). signal names
+// the signal that asked for it.
+func (r *configReloader) reload(signal string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	sdNotify(r.log, sdReloading())
 	old := r.cur
-	n, p, st, err := prepare(old.args)
+	trigger := signal
+	ev := authz.PolicyReload{Trigger: authz.TriggerSignal, Previous: r.decider.Policy()}
+	n, st, err := prepare(old.args, &ev)
 	if err != nil {
+		ev.Loaded, ev.Err = nil, err
+		recordPolicy(r.sink, ev, signal)
 		r.m.policyReloaded(err)
 		hash := r.decider.Policy().Hash
 		r.log.Error().Str("config", old.config).Str("trigger", trigger).Str("error", err.Error()).Str("hash", hash).
@@ -222,7 +256,9 @@ func (r *configReloader) reload(trigger string) error {
 			Msg("setting changed: it needs a restart to take effect; the value in force stays until then")
 		now.Set(was)
 	}
+	p := ev.Loaded
 	r.install(n, p)
+	recordPolicy(r.sink, ev, signal)
 	if r.srv != nil {
 		r.srv.SetSettings(st)
 	}

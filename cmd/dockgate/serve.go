@@ -29,6 +29,9 @@ type serveOptions struct {
 	socketGroup string
 	upstream    string
 	policy      string
+	// policyWatch, when positive, reloads the policy directory once its
+	// files have stayed unchanged this long; 0: reload on SIGHUP only.
+	policyWatch time.Duration
 	auditLog    string
 	mode        string
 	maxConns    int
@@ -79,6 +82,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.StringVar(&o.socketGroup, "socket-group", "", "group that owns the Unix socket")
 	fs.StringVar(&o.upstream, "upstream", "unix:///var/run/docker.sock", "dockerd's socket: unix:///path or tcp://host:port")
 	fs.StringVar(&o.policy, "policy", "", "policy directory (default: the embedded default policy)")
+	fs.DurationVar(&o.policyWatch, "policy-watch", 0, "also reload the policy directory by itself once its files have changed and then stayed unchanged this long (e.g. 5s); 0: reload on SIGHUP (systemctl reload) only")
 	fs.StringVar(&o.auditLog, "audit-log", "-", "audit log file, or - for stdout")
 	fs.StringVar(&o.mode, "mode", "enforce", "enforce, or audit (forward everything, record what would be refused)")
 	fs.IntVar(&o.maxConns, "max-connections", 1024, "concurrent client connections; more are answered 503")
@@ -109,6 +113,9 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	}
 	if o.shutdownGrace < 0 {
 		return nil, fmt.Errorf("--shutdown-grace %v: want zero or more", o.shutdownGrace)
+	}
+	if o.policyWatch < 0 {
+		return nil, fmt.Errorf("--policy-watch %v: want zero (off) or a quiet period such as 5s", o.policyWatch)
 	}
 	if o.gcInterval < 0 {
 		return nil, fmt.Errorf("--gc-interval %v: want zero or more", o.gcInterval)
@@ -170,18 +177,20 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		m = newMetrics()
 		observer = m
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	// The decider, its policy watch and what else a reload (SIGHUP)
-	// changes; see reload.go.
-	reloader := newConfigReloader(ctx, o, policy, log, m, inspector)
-	log.Info().Str("policy", policy.Source).Str("hash", policy.Hash).Int("rules", len(policy.Rules)).Int("roles", len(policy.Roles())).Bool("custom_model", policy.CustomModel).Msg("policy loaded")
-
+	// The audit sink is open before the policy is put in force: the policy
+	// record that startup writes is what later records chain to.
 	sink, err := openAudit(o.auditLog, &o.audit, log)
 	if err != nil {
 		return err
 	}
 	defer sink.Close()
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	// The decider, its policy watch and what else a reload (SIGHUP)
+	// changes; see reload.go.
+	reloader := newConfigReloader(ctx, o, policy, log, m, inspector, sink)
+	log.Info().Str("policy", policy.Source).Str("hash", policy.Hash).Int("rules", len(policy.Rules)).Int("roles", len(policy.Roles())).Bool("custom_model", policy.CustomModel).Str("policy_watch", o.policyWatch.String()).Msg("policy loaded")
 
 	srv := proxy.New(proxy.Config{
 		Observer:      observer,
@@ -194,7 +203,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		Audit:         sink,
 		Log:           log,
 	})
-	reloader.srv, reloader.sink = srv, sink
+	reloader.srv = srv
 	var listeners []net.Listener
 	defer func() {
 		for _, l := range listeners {

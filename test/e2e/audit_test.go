@@ -239,9 +239,11 @@ func TestAuditRecordsCarryTheContractFields(t *testing.T) {
 	for i, line := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
 		var rec map[string]any
 		// Besides records, the file holds the hash chain's segment headers
-		// (one per start of dockgate); nothing else belongs there.
-		if err := json.Unmarshal(line, &rec); err != nil || (rec["type"] != "audit" && rec["type"] != "audit-segment") {
-			t.Errorf("audit log line %d is neither an audit record nor a chain segment header: %.200s", i+1, line)
+		// (one per start of dockgate) and the policy records (the policy
+		// put in force at startup, and each reload); nothing else belongs
+		// there.
+		if err := json.Unmarshal(line, &rec); err != nil || (rec["type"] != "audit" && rec["type"] != "audit-segment" && rec["type"] != "policy") {
+			t.Errorf("audit log line %d is neither an audit record, a chain segment header nor a policy record: %.200s", i+1, line)
 			break
 		}
 	}

@@ -1,0 +1,167 @@
+package authz
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+)
+
+// PolicyFile is one file of a policy as it was read: its name in the
+// policy directory and the hex SHA-256 of its bytes.
+type PolicyFile struct {
+	Name   string
+	SHA256 string
+}
+
+// PolicySnapshot is every file a policy directory's policy is made of,
+// read whole into memory: what Load parses is exactly what was read, and
+// ReadPolicySnapshot only returns a snapshot whose files read the same
+// twice in a row, so that a file being written, or a set of files being
+// replaced one by one, is never taken for a policy.
+type PolicySnapshot struct {
+	// Source is the directory read.
+	Source string
+	// Files are model.conf first when present, then the *.csv files in
+	// lexical order.
+	Files []PolicyFile
+	data  [][]byte
+}
+
+// snapshotAttempts bounds how often ReadPolicySnapshot starts again when
+// the files change while it reads them; snapshotPause is the pause before
+// the next attempt, grown each time, so that a writer can finish.
+const (
+	snapshotAttempts = 5
+	snapshotPause    = 50 * time.Millisecond
+)
+
+// ReadPolicySnapshot reads the policy directory dir: every file the
+// policy is made of, then every file again. Only when both reads hold the
+// same files with the same digests is the first one returned; otherwise
+// it pauses and tries again, and after snapshotAttempts it gives up with
+// an error rather than load what may be a half-written policy.
+func ReadPolicySnapshot(dir string) (*PolicySnapshot, error) {
+	if st, err := os.Stat(dir); err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, PolicyErrors{{Path: dir, Msg: err.Error()}}
+	} else if !st.IsDir() {
+		return nil, PolicyErrors{{Path: dir, Msg: "not a directory"}}
+	}
+	return readStableSnapshot(os.DirFS(dir), dir, snapshotPause)
+}
+
+// readStableSnapshot is ReadPolicySnapshot's loop over fsys.
+func readStableSnapshot(fsys fs.FS, dir string, pause time.Duration) (*PolicySnapshot, error) {
+	for attempt := 1; ; attempt++ {
+		first, err := readSnapshotFS(fsys, dir)
+		if err != nil {
+			return nil, err
+		}
+		again, err := readSnapshotFS(fsys, dir)
+		if err != nil {
+			return nil, err
+		}
+		if first.sameFiles(again) {
+			return first, nil
+		}
+		if attempt == snapshotAttempts {
+			return nil, PolicyErrors{{Path: dir, Msg: fmt.Sprintf("the policy files changed while they were read, "+
+				"%d times in a row: not loaded (write each file elsewhere and rename it into place)", snapshotAttempts)}}
+		}
+		time.Sleep(time.Duration(attempt) * pause)
+	}
+}
+
+// sameFiles says whether two snapshots hold the same files with the same
+// digests.
+func (s *PolicySnapshot) sameFiles(o *PolicySnapshot) bool {
+	if len(s.Files) != len(o.Files) {
+		return false
+	}
+	for i := range s.Files {
+		if s.Files[i] != o.Files[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// readSnapshotFS reads the policy files at the root of fsys once. Problems
+// with files (unreadable, none at all) are PolicyErrors named after source.
+func readSnapshotFS(fsys fs.FS, source string) (*PolicySnapshot, error) {
+	pathOf := func(name string) string {
+		if name == "" {
+			return source
+		}
+		return path.Join(source, name)
+	}
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, PolicyErrors{{Path: source, Msg: err.Error()}}
+	}
+	var errs PolicyErrors
+	var names []string
+	hasModel := false
+	for _, e := range entries {
+		name := e.Name()
+		if !isPolicyFileName(name) {
+			continue
+		}
+		st, err := fs.Stat(fsys, name)
+		if err != nil {
+			errs = append(errs, &PolicyError{Path: pathOf(name), Msg: err.Error()})
+			continue
+		}
+		if !st.Mode().IsRegular() {
+			continue
+		}
+		if name == modelFile {
+			hasModel = true
+			continue
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	if len(names) == 0 && len(errs) == 0 {
+		errs = append(errs, &PolicyError{Path: source, Msg: "no *.csv policy files"})
+	}
+	if hasModel {
+		names = append([]string{modelFile}, names...)
+	}
+	s := &PolicySnapshot{Source: source}
+	for _, name := range names {
+		data, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			errs = append(errs, &PolicyError{Path: pathOf(name), Msg: err.Error()})
+			continue
+		}
+		sum := sha256.Sum256(data)
+		s.Files = append(s.Files, PolicyFile{Name: name, SHA256: hex.EncodeToString(sum[:])})
+		s.data = append(s.data, data)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return s, nil
+}
+
+// isPolicyFileName says whether a directory entry is part of a policy:
+// model.conf and *.csv, not hidden. Everything else in the directory
+// (editor swap and backup files such as .ci.csv.swp, ci.csv~, #ci.csv#,
+// sed's temporary files, notes) is neither read nor watched.
+func isPolicyFileName(name string) bool {
+	if strings.HasPrefix(name, ".") {
+		return false
+	}
+	return name == modelFile || strings.HasSuffix(name, ".csv")
+}
