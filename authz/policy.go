@@ -24,7 +24,7 @@ import (
 // factKinds are the fact kinds a policy may name: BRIEF §3's table, plus
 // owner (tenancy: the owner label of the object a request touches).
 var factKinds = []string{
-	"endpoint", "image", "local-image", "privileged", "bind", "volume-driver",
+	"endpoint", "image", "local-image", "image-target", "privileged", "bind", "volume-driver",
 	"volume-option", "device", "capability", "namespace", "security-opt",
 	"sysctl", "runtime", "cgroup-parent", "log-driver", "port", "annotation",
 	"resource", "network-driver", "build", "owner",
