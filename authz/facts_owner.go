@@ -4,12 +4,11 @@ package authz
 // a request that names an existing object (a container, exec, volume,
 // network or labelled image, in its path, query or body, and any image it
 // deletes or untags) says whose it is: "self" when its owner label is the
-// caller's owner subject
-// (Request.Owner), "other" when it is someone else's, "none" when it has
-// no owner label (created outside dockgate, or by a caller who is not a
-// tenant, such as the agent that holds the real socket). An object that
-// does not exist gets no owner fact: dockerd answers 404 itself. Callers
-// who are not tenants get no owner fact.
+// caller's owner subject (Request.Owner), "other" when it is someone
+// else's, "none" when it has no owner label (created outside dockgate, or
+// by a caller who is not a tenant, such as the agent that holds the real
+// socket). An object that does not exist gets no owner fact: dockerd
+// answers 404 itself. Callers who are not tenants get no owner fact.
 //
 // Objects are resolved as dockerd resolves them (its inspect endpoints),
 // and containers and networks are forwarded by the full ID that was
