@@ -98,7 +98,7 @@ func newMatcher(f Filter) *matcher {
 		}
 	}
 	if f.Image != "" {
-		m.needs = append(m.needs, []byte(`image","value":`)) // "image" or "local-image"
+		m.needs = append(m.needs, []byte(`image`)) // in every kind isImageFact accepts
 	}
 	return m
 }
@@ -363,9 +363,12 @@ func oneLine(s string) string {
 }
 
 // isImageFact says whether a fact kind names an image: "image" (a
-// reference), or "local-image" (an image that exists only on this host,
-// by name or ID).
-func isImageFact(kind string) bool { return kind == "image" || kind == "local-image" }
+// reference), "local-image" (an image that exists only on this host, by
+// name or ID), or "image-target" (a name a tag, commit, import, load or
+// build gives an image).
+func isImageFact(kind string) bool {
+	return kind == "image" || kind == "local-image" || kind == "image-target"
+}
 
 // formatPolicyRow prints a policy record as a table row: who triggered it
 // in the caller column, policy.load (startup) or policy.reload as the

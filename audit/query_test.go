@@ -292,6 +292,24 @@ func TestLocalImageFactsAreImages(t *testing.T) {
 	if len(got) != 1 || got[0] != "0" {
 		t.Fatalf("--image ci.local/*: %v", got)
 	}
+	// A name given to an image (tag, build -t) is found by --image too.
+	l, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Write(&Record{Time: genBase, RequestID: "tag", Caller: &Caller{UID: 1000, User: "alice"}, Method: "POST",
+		Path: "/images/x/tag", Action: "image.tag", Facts: []authz.FactResult{{Kind: "image-target", Value: "ci.local/app:2", Decision: "allow"}}, Decision: DecisionAllow, Status: 201})
+	l.Close()
+	got = nil
+	if err := Query([]string{path}, Filter{UID: AnyUID, Image: "ci.local/app:2"}, func(e *Entry, _ []byte) error {
+		got = append(got, e.RequestID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "tag" {
+		t.Fatalf("--image ci.local/app:2 (an image-target): %v", got)
+	}
 	s, err := Summarize([]string{path}, Filter{UID: AnyUID})
 	if err != nil {
 		t.Fatal(err)

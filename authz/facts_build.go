@@ -24,10 +24,24 @@ import (
 // streams, which dockgate does not read, so a policy that allows them
 // trusts the caller with every image.
 
+// buildKitFact is the build fact of everything that reaches BuildKit.
+const buildKitFact = "buildkit"
+
+// buildkitChannelFacts: POST /session and POST /grpc. They are BuildKit's
+// control API itself (Solve with any frontend, entitlements such as
+// network.host and security.insecure, exporters), not a side channel of a
+// judged build: a caller may open them only where it may run a BuildKit
+// build, so they carry the same fact as /build?version=2 and an
+// `endpoint, *` row alone does not open them.
+func buildkitChannelFacts(x *extraction) error {
+	x.add("build", buildKitFact)
+	return nil
+}
+
 // dockerfileFacts reads the facts of the Dockerfile of a classic build.
 func (x *extraction) dockerfileFacts(q map[string][]string) error {
 	if first(q["version"]) == "2" {
-		x.add("build", "buildkit")
+		x.add("build", buildKitFact)
 		return nil
 	}
 	if r := first(q["remote"]); r != "" && r != "client-session" {

@@ -3,6 +3,7 @@ package authz
 import (
 	"archive/tar"
 	"errors"
+	"net/http"
 	"net/url"
 	"slices"
 	"testing"
@@ -21,35 +22,35 @@ func TestBuildDockerfileFacts(t *testing.T) {
 		status int
 	}{
 		{name: "FROM base", target: build, body: ctx("FROM reg.example.com/approved/base:1\nRUN true\n"),
-			want: []string{"image ci.local/app:1", "image reg.example.com/approved/base:1"}},
+			want: []string{"image-target ci.local/app:1", "image reg.example.com/approved/base:1"}},
 		{name: "FROM normalized", target: build, body: ctx("from busybox\n"),
-			want: []string{"image ci.local/app:1", "image docker.io/library/busybox:latest"}},
+			want: []string{"image-target ci.local/app:1", "image docker.io/library/busybox:latest"}},
 		{name: "FROM a local image under an approved name: local-image", target: build, body: ctx("FROM reg.example.com/approved/app:2\n"),
-			want: []string{"image ci.local/app:1", "local-image reg.example.com/approved/app:2"}},
+			want: []string{"image-target ci.local/app:1", "local-image reg.example.com/approved/app:2"}},
 		{name: "FROM a pulled image: its provenance", target: build, body: ctx("FROM reg.example.com/approved/app:1\n"),
-			want: []string{"image ci.local/app:1", "image reg.example.com/approved/app:1", "image reg.example.com/approved/app@" + dA}},
+			want: []string{"image-target ci.local/app:1", "image reg.example.com/approved/app:1", "image reg.example.com/approved/app@" + dA}},
 		{name: "ARG default substituted", target: build, body: ctx("ARG BASE=evil/base\nARG TAG=2\nFROM ${BASE}:$TAG\n"),
-			want: []string{"image ci.local/app:1", "image docker.io/evil/base:2"}},
+			want: []string{"image-target ci.local/app:1", "image docker.io/evil/base:2"}},
 		{name: "ARG default from an earlier ARG", target: build, body: ctx("ARG REG=evil.example.com\nARG BASE=$REG/base\nFROM $BASE\n"),
-			want: []string{"image ci.local/app:1", "image evil.example.com/base:latest"}},
+			want: []string{"image-target ci.local/app:1", "image evil.example.com/base:latest"}},
 		{name: "build-arg overrides a declared ARG", target: build + "&buildargs=" + url.QueryEscape(`{"BASE":"evil/other"}`), body: ctx("ARG BASE=reg.example.com/approved/base:1\nFROM $BASE\n"),
-			want: []string{"image ci.local/app:1", "image docker.io/evil/other:latest"}},
+			want: []string{"image-target ci.local/app:1", "image docker.io/evil/other:latest"}},
 		{name: "build-arg for an undeclared ARG is not used", target: build + "&buildargs=" + url.QueryEscape(`{"BASE":"evil/other"}`), body: ctx("FROM ${BASE:-reg.example.com/approved/base:1}\n"),
-			want: []string{"image ci.local/app:1", "image reg.example.com/approved/base:1"}},
+			want: []string{"image-target ci.local/app:1", "image reg.example.com/approved/base:1"}},
 		{name: "shell default in FROM", target: build, body: ctx("FROM ${NOPE:-evil/x}\n"),
-			want: []string{"image ci.local/app:1", "image docker.io/evil/x:latest"}},
+			want: []string{"image-target ci.local/app:1", "image docker.io/evil/x:latest"}},
 		{name: "stages resolved, scratch skipped", target: build, body: ctx("FROM golang:1 AS Build\nRUN go build\nFROM scratch\nCOPY --from=build /app /app\nFROM build\nCOPY --from=0 /a /b\n"),
-			want: []string{"image ci.local/app:1", "image docker.io/library/golang:1"}},
+			want: []string{"image-target ci.local/app:1", "image docker.io/library/golang:1"}},
 		{name: "COPY --from an image", target: build, body: ctx("FROM scratch\nCOPY --from=evil/tools:1 /bin/x /x\n"),
-			want: []string{"image ci.local/app:1", "image docker.io/evil/tools:1"}},
+			want: []string{"image-target ci.local/app:1", "image docker.io/evil/tools:1"}},
 		{name: "FROM a digit is an image, not a stage", target: build, body: ctx("FROM scratch\nFROM 0\n"),
-			want: []string{"image ci.local/app:1", "image docker.io/library/0:latest", "image sha256:0"}},
+			want: []string{"image-target ci.local/app:1", "image docker.io/library/0:latest", "image sha256:0"}},
 		{name: "stage name used before it is defined is an image", target: build, body: ctx("FROM later\nFROM scratch AS later\n"),
-			want: []string{"image ci.local/app:1", "image docker.io/library/later:latest"}},
+			want: []string{"image-target ci.local/app:1", "image docker.io/library/later:latest"}},
 		{name: "syntax directive", target: build, body: ctx("# syntax=docker/dockerfile:1\nFROM scratch\n"),
-			want: []string{"image ci.local/app:1", "image docker.io/docker/dockerfile:1"}},
+			want: []string{"image-target ci.local/app:1", "image docker.io/docker/dockerfile:1"}},
 		{name: "escape directive", target: build, body: ctx("# escape=`\nARG B=evil/y\nFROM $B\n"),
-			want: []string{"image ci.local/app:1", "image docker.io/evil/y:latest"}},
+			want: []string{"image-target ci.local/app:1", "image docker.io/evil/y:latest"}},
 		{name: "dockerfile query", target: "/v1.41/build?dockerfile=sub/Dockerfile.prod", body: makeTar(t, tarEntry{name: "Dockerfile", body: "FROM scratch\n"}, tarEntry{name: "./sub/Dockerfile.prod", body: "FROM evil/prod\n"}),
 			want: []string{"image docker.io/evil/prod:latest"}},
 		{name: "lower-case dockerfile by default", target: "/v1.41/build", body: makeTar(t, tarEntry{name: "dockerfile", body: "FROM evil/lower\n"}),
@@ -89,4 +90,17 @@ func TestBuildDockerfileFacts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBuildKitChannelFacts: BuildKit's control API (/session, /grpc) is a
+// BuildKit build as far as the policy is concerned, so that an endpoint
+// row alone does not open it.
+func TestBuildKitChannelFacts(t *testing.T) {
+	runFactCases(t, []factCase{
+		{name: "session upgrade", target: "/v1.41/session", header: http.Header{"Upgrade": {"h2c"}, "Connection": {"Upgrade"}}, want: []string{"build buildkit"}, exact: true},
+		{name: "session without a version prefix", target: "/session", want: []string{"build buildkit"}, exact: true},
+		{name: "grpc upgrade", target: "/grpc", header: http.Header{"Upgrade": {"h2c"}, "Connection": {"Upgrade"}}, want: []string{"build buildkit"}, exact: true},
+		{name: "grpc with a version prefix", target: "/v1.44/grpc", want: []string{"build buildkit"}, exact: true},
+		{name: "BuildKit build", target: "/v1.41/build?version=2&session=abc&remote=client-session", want: []string{"build buildkit"}, exact: true},
+	})
 }

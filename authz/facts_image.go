@@ -53,9 +53,16 @@ func (x *extraction) addImageInUse(s string) error {
 	return nil
 }
 
-// addImageName adds the image fact of a name an image will be given (tag
-// target, commit, import, build t=): repo, with tag when tag is set, and
-// :latest when neither names one (the reference store's AddTag adds it).
+// ImageTargetKind is the fact kind of a name a request gives an image
+// (tag, commit, import, load, build t= and outputs). It is not the image
+// kind: a row that lets a caller pull and run from a namespace must not let
+// it put names there, or it could mint "approved" names for any content.
+const ImageTargetKind = "image-target"
+
+// addImageName adds the image-target fact of a name an image will be given
+// (tag target, commit, import, build t=, a legacy load "repositories"
+// entry): repo, with tag when tag is set, and :latest when neither names
+// one (the reference store's AddTag adds it).
 func (x *extraction) addImageName(repo, tag string) error {
 	named, err := reference.ParseNormalizedNamed(repo)
 	if err != nil {
@@ -71,7 +78,7 @@ func (x *extraction) addImageName(repo, tag string) error {
 		}
 		named = tagged
 	}
-	x.add("image", reference.TagNameOnly(named).String())
+	x.add(ImageTargetKind, reference.TagNameOnly(named).String())
 	return nil
 }
 
@@ -120,7 +127,7 @@ func imagePullFacts(x *extraction) error {
 }
 
 // imageImportFacts: POST /images/create?fromSrc=&repo=&tag= (import). The
-// image fact is the name the imported image gets, if any.
+// image-target fact is the name the imported image gets, if any.
 func imageImportFacts(x *extraction) error {
 	q, err := x.form()
 	if err != nil {
@@ -135,6 +142,30 @@ func imageImportFacts(x *extraction) error {
 	return x.labelByChanges()
 }
 
+// distributionInspectFacts: GET /distribution/{name}/json, which makes
+// dockerd fetch the manifest of name from its registry: the image fact of
+// that reference, read as dockerd's handler reads it (ParseAnyReference,
+// :latest when untagged), so that a caller reaches only registries and
+// repositories it may pull from. A bare image ID names no registry (dockerd
+// answers "no manifest found for full image ID"); it is the ID's image
+// fact, as elsewhere.
+func distributionInspectFacts(x *extraction) error {
+	s := x.m.Vars["name"]
+	ref, err := reference.ParseAnyReference(s)
+	if err != nil {
+		return badBody("invalid image reference %q: %v", s, err)
+	}
+	switch r := ref.(type) {
+	case reference.Named:
+		x.add("image", reference.TagNameOnly(r).String())
+	case reference.Digested:
+		x.add("image", r.Digest().String())
+	default:
+		return badBody("invalid image reference %q", s)
+	}
+	return nil
+}
+
 // imagePushFacts: POST /images/{name}/push?tag=.
 func imagePushFacts(x *extraction) error {
 	tag, err := x.formValue("tag")
@@ -144,8 +175,8 @@ func imagePushFacts(x *extraction) error {
 	return x.addImageTransfer(x.m.Vars["name"], tag)
 }
 
-// imageTagFacts: POST /images/{name}/tag?repo=&tag=: the source image and
-// the new name.
+// imageTagFacts: POST /images/{name}/tag?repo=&tag=: the source image (an
+// image fact) and the new name (an image-target fact).
 func imageTagFacts(x *extraction) error {
 	if err := x.addImageInUse(x.m.Vars["name"]); err != nil {
 		return err
@@ -390,8 +421,8 @@ func resolvedByName(named reference.Named, repoTags []string, proofs []reference
 }
 
 // addCreatedImage judges what an import or a commit makes: its Dockerfile
-// `changes` may not set the owner label, and the image it names with repo=
-// and tag=, if any, is an image fact.
+// `changes` may not set the owner label, and the name it gives the image
+// with repo= and tag=, if any, is an image-target fact.
 func (x *extraction) addCreatedImage(what string, q url.Values) error {
 	if err := checkOwnerChanges(what+" changes", q["changes"]); err != nil {
 		return err

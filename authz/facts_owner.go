@@ -2,13 +2,13 @@ package authz
 
 // The owner fact (issue 7 part 2, docs/tenancy.md): for a tenant caller,
 // a request that names an existing object (a container, exec, volume,
-// network or labelled image, in its path, query or body) says whose it
-// is: "self" when its owner label is the caller's owner subject
-// (Request.Owner), "other" when it is someone else's, "none" when it has
-// no owner label (created outside dockgate, or by a caller who is not a
-// tenant, such as the agent that holds the real socket). An object that
-// does not exist gets no owner fact: dockerd answers 404 itself. Callers
-// who are not tenants get no owner fact.
+// network or labelled image, in its path, query or body, and any image it
+// deletes or untags) says whose it is: "self" when its owner label is the
+// caller's owner subject (Request.Owner), "other" when it is someone
+// else's, "none" when it has no owner label (created outside dockgate, or
+// by a caller who is not a tenant, such as the agent that holds the real
+// socket). An object that does not exist gets no owner fact: dockerd
+// answers 404 itself. Callers who are not tenants get no owner fact.
 //
 // Objects are resolved as dockerd resolves them (its inspect endpoints),
 // and containers and networks are forwarded by the full ID that was
@@ -20,17 +20,25 @@ package authz
 type ownerTarget struct {
 	kind, pathVar string
 	pin           bool
+	// unlabelledNone makes an image without an owner label "none" rather
+	// than no fact: removing or untagging a shared base image breaks
+	// every tenant that uses it, where reading or tagging it does not.
+	unlabelledNone bool
 }
 
 var (
-	containerTarget = ownerTarget{ObjectContainer, "name", true}
+	containerTarget = ownerTarget{kind: ObjectContainer, pathVar: "name", pin: true}
 	// Networks resolve by name, ID and ID prefix like containers.
-	networkTarget = ownerTarget{ObjectNetwork, "id", true}
+	networkTarget = ownerTarget{kind: ObjectNetwork, pathVar: "id", pin: true}
 	// Exec IDs and volume names are looked up exactly: nothing to pin.
 	volumeTarget = ownerTarget{kind: ObjectVolume, pathVar: "name"}
 	// Image requests keep their name: a tag or push names the repository,
 	// and deleting by name untags where deleting by ID removes.
 	imageTarget = ownerTarget{kind: ObjectImage, pathVar: "name"}
+	// DELETE /images/{name} resolves name as inspect does (GetImage: a
+	// reference, then an ID or ID prefix) and untags or removes that
+	// image.
+	imageDeleteTarget = ownerTarget{kind: ObjectImage, pathVar: "name", unlabelledNone: true}
 )
 
 // ownerTargets are the actions whose route names an existing object:
@@ -82,7 +90,7 @@ var ownerTargets = map[string]ownerTarget{
 	"image.save":                  imageTarget,
 	"image.push":                  imageTarget,
 	"image.tag":                   imageTarget,
-	"image.delete":                imageTarget,
+	"image.delete":                imageDeleteTarget,
 	"image.commit":                {},
 }
 
@@ -128,7 +136,7 @@ func ownerFacts(x *extraction) error {
 		// dockerd finds no object with an empty name.
 		return nil
 	}
-	id, err := x.objectOwner(t.kind, name, t.kind+" "+name)
+	id, err := x.objectOwnerOf(t.kind, name, t.kind+" "+name, t.unlabelledNone)
 	if err != nil || id == "" || !t.pin {
 		return err
 	}
@@ -178,6 +186,12 @@ func (x *extraction) containerRef(where, name string) (string, error) {
 // Images are owned only when they carry the owner label (built or
 // committed by a tenant): base images belong to nobody and everybody.
 func (x *extraction) objectOwner(kind, name, what string) (string, error) {
+	return x.objectOwnerOf(kind, name, what, false)
+}
+
+// objectOwnerOf is objectOwner; with unlabelledNone an image without an
+// owner label is "none" too, as every other kind of object is.
+func (x *extraction) objectOwnerOf(kind, name, what string, unlabelledNone bool) (string, error) {
 	in, err := x.inspector()
 	if err != nil {
 		return "", err
@@ -189,7 +203,7 @@ func (x *extraction) objectOwner(kind, name, what string) (string, error) {
 	if !found {
 		return "", nil
 	}
-	if _, labelled := labels[OwnerLabel]; kind != ObjectImage || labelled {
+	if _, labelled := labels[OwnerLabel]; kind != ObjectImage || labelled || unlabelledNone {
 		x.add(OwnerKind, ownerOf(x.req.Owner, labels))
 	}
 	return id, nil

@@ -118,8 +118,8 @@ func formatSize(n int64) string {
 }
 
 // imageLoadFacts: POST /images/load, body a tarball of images as `docker
-// save` writes it. The names the load would create are image facts (a
-// policy keeps its approved namespace write-protected with them): the
+// save` writes it. The names the load would create are image-target facts
+// (a policy keeps its approved namespace write-protected with them): the
 // RepoTags of manifest.json, the repo:tag pairs of the legacy
 // "repositories" file (which dockerd 20.10 reads when manifest.json is
 // absent), and the image names annotated in an OCI index.json
@@ -234,13 +234,14 @@ func (x *extraction) loadOCIIndexFacts(b []byte) error {
 	return nil
 }
 
-// addLoadedName adds the image fact of a name a load creates: a digest
-// reference keeps its digest, any other name its tag (:latest if none).
+// addLoadedName adds the image-target fact of a name a load creates: a
+// digest reference keeps its digest, any other name its tag (:latest if
+// none).
 func (x *extraction) addLoadedName(s string) error {
 	named, err := reference.ParseNormalizedNamed(s)
 	if err != nil {
 		return badBody("image.load: invalid image name %q: %v", s, err)
 	}
-	x.add("image", reference.TagNameOnly(named).String())
+	x.add(ImageTargetKind, reference.TagNameOnly(named).String())
 	return nil
 }

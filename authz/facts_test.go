@@ -331,13 +331,13 @@ func TestBodiesAlwaysInspected(t *testing.T) {
 		{name: "form body that turns a pull into an import refused", target: "/v1.41/images/create?fromImage=registry.example.com/ok", ctype: "application/x-www-form-urlencoded",
 			body: "fromImage=&fromSrc=-", status: 400},
 		{name: "form body with bad Content-Type parameters is still a form", target: "/v1.41/images/busybox/tag?repo=ok", ctype: "Application/X-WWW-Form-Urlencoded; =",
-			body: "repo=evil.example.com/z&tag=1", want: []string{"image evil.example.com/z:1"}},
+			body: "repo=evil.example.com/z&tag=1", want: []string{"image-target evil.example.com/z:1"}},
 		{name: "malformed form body refused", target: "/v1.41/images/create?fromImage=registry.example.com/ok", ctype: "application/x-www-form-urlencoded", body: "fromImage=%zz", status: 400},
 		{name: "form body that was not read refused", target: "/v1.41/images/busybox/tag?repo=ok", ctype: "-", header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Content-Length": {"9"}}, status: 400},
 		{name: "multipart body refused on build", target: "/v1.41/build", ctype: "multipart/form-data; boundary=x", status: 400},
 		{name: "form body on tag names the new image", target: "/v1.41/images/busybox/tag?repo=ok", ctype: "application/x-www-form-urlencoded",
-			body: "repo=evil.example.com/x&tag=3", want: []string{"image evil.example.com/x:3"}, not: []string{"image docker.io/library/ok:latest"}},
-		{name: "tarball body accepted on build", target: "/v1.41/build?t=app", ctype: "application/x-tar", want: []string{"image docker.io/library/app:latest"}},
+			body: "repo=evil.example.com/x&tag=3", want: []string{"image-target evil.example.com/x:3"}, not: []string{"image-target docker.io/library/ok:latest"}},
+		{name: "tarball body accepted on build", target: "/v1.41/build?t=app", ctype: "application/x-tar", want: []string{"image-target docker.io/library/app:latest"}},
 		{name: "semicolon query refused", target: "/v1.41/build?t=ok;networkmode=host", status: 400},
 	})
 }
@@ -497,23 +497,23 @@ func TestImageFacts(t *testing.T) {
 		{name: "image pull with trailing colon", target: "/v1.41/images/create?fromImage=busybox:", want: []string{"image docker.io/library/busybox"}, exact: true},
 		{name: "image pull digest as tag", target: "/v1.41/images/create?fromImage=busybox&tag=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", want: []string{"image docker.io/library/busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}},
 		{name: "image pull reads the first value", target: "/v1.41/images/create?fromImage=registry.example.com/ok&fromImage=evil&tag=1", want: []string{"image registry.example.com/ok:1"}, exact: true},
-		{name: "image import names", target: "/v1.41/images/create?fromSrc=-&repo=registry.example.com/ok&tag=2", want: []string{"image registry.example.com/ok:2"}, exact: true},
+		{name: "image import names", target: "/v1.41/images/create?fromSrc=-&repo=registry.example.com/ok&tag=2", want: []string{"image-target registry.example.com/ok:2"}, exact: true},
 		{name: "image push", target: "/v1.41/images/registry.example.com/team/app/push?tag=1", want: []string{"image registry.example.com/team/app:1"}},
 		{name: "image push of all tags", target: "/v1.41/images/registry.example.com/team/app/push", want: []string{"image registry.example.com/team/app"}},
-		{name: "image tag source and target", target: "/v1.41/images/evil/tag?repo=registry.example.com/approved/app&tag=1", want: []string{"image docker.io/library/evil:latest", "image registry.example.com/approved/app:1"}, exact: true},
-		{name: "image tag target without tag", target: "/v1.41/images/evil/tag?repo=registry.example.com/approved/app", want: []string{"image registry.example.com/approved/app:latest"}},
+		{name: "image tag source and target", target: "/v1.41/images/evil/tag?repo=registry.example.com/approved/app&tag=1", want: []string{"image docker.io/library/evil:latest", "image-target registry.example.com/approved/app:1"}, exact: true},
+		{name: "image tag target without tag", target: "/v1.41/images/evil/tag?repo=registry.example.com/approved/app", want: []string{"image-target registry.example.com/approved/app:latest"}, not: []string{"image registry.example.com/approved/app:latest"}},
 		{name: "image tag with digest target refused", target: "/v1.41/images/evil/tag?repo=busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", status: 400},
-		{name: "commit names", target: "/v1.41/commit?container=c&repo=registry.example.com/approved/app&tag=2", body: `{"Cmd":["sh"]}`, want: []string{"image registry.example.com/approved/app:2"}, exact: true},
-		{name: "commit without body", target: "/v1.41/commit?container=c&repo=x", want: []string{"image docker.io/library/x:latest"}},
+		{name: "commit names", target: "/v1.41/commit?container=c&repo=registry.example.com/approved/app&tag=2", body: `{"Cmd":["sh"]}`, want: []string{"image-target registry.example.com/approved/app:2"}, exact: true},
+		{name: "commit without body", target: "/v1.41/commit?container=c&repo=x", want: []string{"image-target docker.io/library/x:latest"}},
 		{name: "commit body with duplicate keys refused", target: "/v1.41/commit?container=c", body: `{"Cmd":["a"],"cmd":["b"]}`, status: 400},
 		{name: "build network host", target: "/v1.41/build?networkmode=host", want: []string{"build network=host"}},
 		{name: "build container network", target: "/v1.41/build?networkmode=container:x", want: []string{"build network=container"}},
 		{name: "build remote", target: "/v1.41/build?remote=https://example.com/ctx.tar", want: []string{"build remote-context"}},
-		{name: "build tags", target: "/v1.41/build?t=app&t=registry.example.com/approved/app:2&t=", want: []string{"image docker.io/library/app:latest", "image registry.example.com/approved/app:2"}},
+		{name: "build tags", target: "/v1.41/build?t=app&t=registry.example.com/approved/app:2&t=", want: []string{"image-target docker.io/library/app:latest", "image-target registry.example.com/approved/app:2"}},
 		{name: "build tag with digest refused", target: "/v1.41/build?t=busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", status: 400},
 		{name: "build cachefrom", target: `/v1.41/build?cachefrom=%5B%22evil%2Fcache%22%5D`, want: []string{"image docker.io/evil/cache:latest"}},
 		{name: "BuildKit session context is not remote", target: "/v1.41/build?version=2&remote=client-session&session=abc", want: []string{"build buildkit"}, exact: true},
-		{name: "build image output names", target: `/v1.41/build?outputs=%5B%7B%22Type%22%3A%22image%22%2C%22Attrs%22%3A%7B%22name%22%3A%22evil%2Fx%2Cregistry.example.com%2Fok%3A1%22%2C%22push%22%3A%22true%22%7D%7D%5D`, want: []string{"build output=image", "image docker.io/evil/x:latest", "image registry.example.com/ok:1"}},
+		{name: "build image output names", target: `/v1.41/build?outputs=%5B%7B%22Type%22%3A%22image%22%2C%22Attrs%22%3A%7B%22name%22%3A%22evil%2Fx%2Cregistry.example.com%2Fok%3A1%22%2C%22push%22%3A%22true%22%7D%7D%5D`, want: []string{"build output=image", "image-target docker.io/evil/x:latest", "image-target registry.example.com/ok:1"}},
 		{name: "build cgroup parent", target: "/v1.41/build?cgroupparent=/", want: []string{"cgroup-parent /"}},
 		{name: "build outputs", target: `/v1.41/build?outputs=%5B%7B%22Type%22%3A%22local%22%7D%5D`, want: []string{"build output=local"}},
 		{name: "plain build", target: "/v1.41/build", exact: true},
@@ -660,7 +660,8 @@ func TestEveryExtractorHasARoute(t *testing.T) {
 	for _, r := range routeTable() {
 		actions[r.Action] = r
 	}
-	queryOnly := map[string]bool{"container.restart": true, "image.pull": true, "image.import": true, "image.push": true, "image.tag": true, "build.run": true}
+	queryOnly := map[string]bool{"container.restart": true, "image.pull": true, "image.import": true, "image.push": true, "image.tag": true, "build.run": true,
+		"session.start": true, "grpc.start": true, "distribution.inspect": true}
 	for a := range factExtractors {
 		r, ok := actions[a]
 		if !ok {

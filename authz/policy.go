@@ -25,7 +25,7 @@ import (
 // replaceable-path (a host path the caller could redirect after the
 // decision).
 var factKinds = []string{
-	"endpoint", "image", "local-image", "privileged", "bind", factReplaceablePath, "volume-driver",
+	"endpoint", "image", "local-image", "image-target", "privileged", "bind", factReplaceablePath, "volume-driver",
 	"volume-option", "device", "capability", "namespace", "security-opt",
 	"sysctl", "runtime", "cgroup-parent", "log-driver", "port", "annotation",
 	"resource", "network-driver", "build", "owner",

@@ -53,6 +53,21 @@ value of the request's ` + "`endpoint`" + ` fact, so a policy row such as
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", rt.Action, rt.Method, p, yesOrBlank(rt.Stream), bodyColumn(rt))
 	}
+	b.WriteString(`
+# Fact kinds
+
+Every fact of a request is of one of these kinds; what each value is and
+which requests emit it is in
+[policy-language.md](policy-language.md#fact-kinds). A row of any other kind
+is an error for ` + "`dockgate check`" + `, except the tenancy rows ` + "`" + TenantKind + "`" + ` and
+` + "`" + TenantTTLKind + "`" + ` ([tenancy.md](tenancy.md)).
+
+`)
+	kinds := make([]string, len(factKinds))
+	for i, k := range factKinds {
+		kinds[i] = "`" + k + "`"
+	}
+	b.WriteString(strings.Join(kinds, ", ") + "\n")
 	return b.String()
 }
 

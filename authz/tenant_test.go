@@ -21,6 +21,7 @@ p, uid:0, *, **, allow
 p, role:ci, endpoint, *, allow
 p, role:ci, tenant, user, allow
 p, role:ci, image, **, allow
+p, role:ci, image-target, **, allow
 p, role:units, endpoint, *, allow
 p, role:units, tenant, unit, allow
 p, user:bob, tenant, user, allow

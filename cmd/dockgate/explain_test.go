@@ -131,7 +131,7 @@ func TestExplainReadsASpooledTarball(t *testing.T) {
 	tw.Write([]byte(df))
 	tw.Close()
 	policy := t.TempDir()
-	if err := os.WriteFile(filepath.Join(policy, "p.csv"), []byte("p, *, endpoint, build.run, allow\np, *, image, docker.io/library/**, allow\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(policy, "p.csv"), []byte("p, *, endpoint, build.run, allow\np, *, image, docker.io/library/**, allow\np, *, image-target, docker.io/library/**, allow\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer

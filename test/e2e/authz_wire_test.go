@@ -200,10 +200,10 @@ func azWireCases(reg string) []azWireCase {
 		// Protocol side doors (BRIEF §7.5).
 		{name: "HTTP/2 prior knowledge PRI * HTTP/2.0", raw: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", want: []int{400}, msg: "HTTP/2"},
 		{name: "debug endpoint /debug/pprof/", raw: azReq("GET", "/debug/pprof/", false, ""), want: []int{403}, msg: "dockgate: " + azWireCaller + " may not endpoint debug."},
-		{name: "BuildKit /grpc upgrade to h2c", raw: azReq("POST", "/grpc", false, "", "Upgrade: h2c", "Connection: Upgrade"), want: []int{403}, msg: "dockgate: " + azWireCaller + " may not endpoint grpc.start: ci.csv:"},
+		{name: "BuildKit /grpc upgrade to h2c", raw: azReq("POST", "/grpc", false, "", "Upgrade: h2c", "Connection: Upgrade"), want: []int{403}, msg: "dockgate: " + azWireCaller + " may not build buildkit: no rule allows it"},
 		// dockgate closes the connection after refusing an upgrade: the
 		// create behind it is never read.
-		{name: "BuildKit /session upgrade to h2c, then privileged create", raw: azReq("POST", v+"/session", true, "", "Upgrade: h2c", "Connection: Upgrade", "X-Docker-Expose-Session-Uuid: e2e") + azCreate(v+"/containers/create", azPrivileged), want: []int{403}, msg: "dockgate: " + azWireCaller + " may not endpoint session.start: ci.csv:"},
+		{name: "BuildKit /session upgrade to h2c, then privileged create", raw: azReq("POST", v+"/session", true, "", "Upgrade: h2c", "Connection: Upgrade", "X-Docker-Expose-Session-Uuid: e2e") + azCreate(v+"/containers/create", azPrivileged), want: []int{403}, msg: "dockgate: " + azWireCaller + " may not build buildkit: no rule allows it"},
 	}
 	if reg != "" {
 		// dockerd merges a form body with the query, body values first

@@ -1,7 +1,8 @@
 package e2e
 
 // Image supply chain (issue 4) against the bed's real registry: a dockgate
-// whose policy allows `image, <registry>/approved/**` and no local-image,
+// whose policy allows `image, <registry>/approved/**` (and names there,
+// `image-target`) and no local-image,
 // the docker CLI as uid 65534 through it, and dockerd looked at directly.
 
 import (
@@ -141,7 +142,10 @@ func TestImageSupplyChain(t *testing.T) {
 	policy := "p, uid:0, *, **, allow\n" +
 		"g, uid:65534, role:ci\n" +
 		"p, role:ci, endpoint, *, allow\n" +
-		"p, role:ci, image, " + reg + "/approved/**, allow\n"
+		"p, role:ci, image, " + reg + "/approved/**, allow\n" +
+		// Names may be minted there too (image-target), so that what is
+		// tested is that a name alone never makes content runnable.
+		"p, role:ci, image-target, " + reg + "/approved/**, allow\n"
 	g := azStartGate(t, env, policy)
 	u := azNewUser(t, g.Host)
 
@@ -230,7 +234,7 @@ func TestImageSupplyChain(t *testing.T) {
 		zw.Close()
 		azRemoveImage(t, c, unapproved)
 		for _, f := range []string{write("unapproved.tar", plain), write("unapproved.tar.gz", gz.Bytes())} {
-			imRefused(t, u.run("", nil, "load", "-i", f), "image", unapproved)
+			imRefused(t, u.run("", nil, "load", "-i", f), "image-target", unapproved)
 			if imHasTag(t, c, unapproved) {
 				t.Errorf("BYPASS: dockerd loaded %s from %s", unapproved, filepath.Base(f))
 			}
@@ -274,7 +278,7 @@ func TestImageSupplyChain(t *testing.T) {
 		// fail before it reads the refusal. Either way nothing is imported.
 		r := u.run("", nil, "import", sp, reg+"/unapproved/imported:1")
 		if !strings.Contains(r.stderr, "broken pipe") {
-			imRefused(t, r, "image", reg+"/unapproved/imported:1")
+			imRefused(t, r, "image-target", reg+"/unapproved/imported:1")
 		} else if r.code == 0 {
 			t.Errorf("import: %v", r)
 		}

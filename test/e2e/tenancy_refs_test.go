@@ -249,9 +249,15 @@ func TestTenancyReferences(t *testing.T) {
 		}
 		a.must("tag", "ci.local/e2e-tn-img-a", "ci.local/e2e-tn-img-a:2")
 		a.must("rmi", "ci.local/e2e-tn-img-a:2")
-		// Base images belong to nobody: everyone may use and tag them.
+		// Base images belong to nobody: everyone may use and tag them,
+		// and nobody may remove or untag them, since that breaks every
+		// job that uses them (an untag of a name of one is refused too).
 		b.must("tag", img, "ci.local/e2e-tn-base")
-		b.must("rmi", "ci.local/e2e-tn-base")
+		t.Cleanup(func() { c.ImageRemove(context.Background(), "ci.local/e2e-tn-base", imageRemoveOptions()) })
+		b.ownerRefused("none", "rmi", "ci.local/e2e-tn-base")
+		if _, err := c.ImageInspect(ctx, "ci.local/e2e-tn-base"); err != nil {
+			t.Errorf("BYPASS: b untagged a base image: %v", err)
+		}
 	})
 }
 
