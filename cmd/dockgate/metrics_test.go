@@ -184,3 +184,54 @@ func TestMetricsNeverOnTheDockerSocket(t *testing.T) {
 	}
 	l.Close()
 }
+
+// A caller at its connection share is refused and counted by the limit
+// that refused it; a connection that never sends a request is closed by
+// the header timeout and counted too.
+func TestMetricsCountConnectionsRefusedAndSilent(t *testing.T) {
+	dir := shortTempDir(t)
+	upPath := filepath.Join(dir, "up.sock")
+	startFakeDockerdAt(t, upPath)
+	sock := filepath.Join(dir, "dg.sock")
+	msock := filepath.Join(dir, "metrics.sock")
+	startDockgate(t, sock, "--listen", "unix://"+sock, "--upstream", "unix://"+upPath,
+		"--audit-log", filepath.Join(dir, "audit.log"), "--metrics-listen", "unix://"+msock,
+		"--max-connections-per-caller", "1", "--header-timeout", "500ms")
+
+	held, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	// Until the held connection is closed for its silence, this caller
+	// (the test's uid) has no slot left.
+	var refusal string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		status, body := get(t, sock, "/_ping")
+		if status == http.StatusServiceUnavailable {
+			refusal = body
+			break
+		}
+	}
+	if !strings.Contains(refusal, "has 1 connections open, the limit per caller") {
+		t.Fatalf("no 503 for a second connection: %q", refusal)
+	}
+	held.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := held.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("silent connection: read %d, %v; want EOF from the header timeout", n, err)
+	}
+	if s, _ := get(t, sock, "/_ping"); s != 200 {
+		t.Errorf("ping once the silent connection is gone: %d", s)
+	}
+	_, text := get(t, msock, "/metrics")
+	if got := metricValue(t, text, "dockgate_connections_refused_total", `limit="per_caller"`); got < 1 {
+		t.Errorf("dockgate_connections_refused_total{limit=per_caller} = %v, want 1 or more", got)
+	}
+	if got := metricValue(t, text, "dockgate_connections_refused_total", `limit="total"`); got != 0 {
+		t.Errorf("dockgate_connections_refused_total{limit=total} = %v, want 0", got)
+	}
+	if got := metricValue(t, text, "dockgate_connections_silent_closed_total"); got < 1 {
+		t.Errorf("dockgate_connections_silent_closed_total = %v, want 1 or more", got)
+	}
+}
