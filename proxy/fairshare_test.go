@@ -293,7 +293,7 @@ func TestConnectionSlotsComeBackWhenConnectionsEnd(t *testing.T) {
 	obs := &recordingObserver{}
 	b := &callerBed{t: t, dir: dir}
 	b.p = startProxy(t, dir, up.upstream(), withConnLimits(ConnLimits{Max: 8, PerCaller: 1}),
-		withHeaderTimeout(300*time.Millisecond), withObserver(obs), withIdentify(func(c net.Conn) (*Caller, error) {
+		withHeaderTimeout(2*time.Second), withObserver(obs), withIdentify(func(c net.Conn) (*Caller, error) {
 			return fairCallers["mallory"], nil
 		}))
 
@@ -345,7 +345,7 @@ func TestConnectionSlotsComeBackWhenConnectionsEnd(t *testing.T) {
 func TestSilentConnectionClosedAfterHeaderTimeoutNotIdleTimeout(t *testing.T) {
 	dir := shortDir(t)
 	up := newHTTPDockerd(t, dir, pingHandler())
-	const headerTimeout = 300 * time.Millisecond
+	const headerTimeout = time.Second
 	p := startProxy(t, dir, up.upstream(), withHeaderTimeout(headerTimeout), func(c *Config) { c.IdleTimeout = time.Hour })
 
 	t.Run("nothing sent", func(t *testing.T) {
@@ -362,7 +362,7 @@ func TestSilentConnectionClosedAfterHeaderTimeoutNotIdleTimeout(t *testing.T) {
 		if r := c.roundTrip("GET", pingReq); r.StatusCode != 200 {
 			t.Fatalf("first ping: %d", r.StatusCode)
 		}
-		time.Sleep(3 * headerTimeout)
+		time.Sleep(2 * headerTimeout)
 		if r := c.roundTrip("GET", pingReq); r.StatusCode != 200 {
 			t.Fatalf("ping after a pause: %d", r.StatusCode)
 		}

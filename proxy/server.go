@@ -312,6 +312,13 @@ func (s *Server) closeAll() {
 	}
 }
 
+// AdmittedConns is the number of client connections counted against
+// their callers' shares now (fairshare.go).
+func (s *Server) AdmittedConns() int {
+	total, _ := s.limiter.open("")
+	return total
+}
+
 // ActiveConns is the number of client connections being served.
 func (s *Server) ActiveConns() int {
 	s.mu.Lock()

@@ -130,6 +130,18 @@ func (m *metrics) SilentConnClosed() {
 	}
 }
 
+// watchConns exports the number of admitted connections, as open tells
+// it (the proxy server's AdmittedConns).
+func (m *metrics) watchConns(open func() int) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "dockgate_connections_open",
+		Help: "Client connections open now and counted against their callers' shares (--max-connections, --max-connections-per-caller).",
+	}, func() float64 { return float64(open()) }))
+}
+
 // policyReloaded counts a policy reload by its outcome.
 func (m *metrics) policyReloaded(err error) {
 	if m == nil {

@@ -196,33 +196,39 @@ func TestMetricsCountConnectionsRefusedAndSilent(t *testing.T) {
 	msock := filepath.Join(dir, "metrics.sock")
 	startDockgate(t, sock, "--listen", "unix://"+sock, "--upstream", "unix://"+upPath,
 		"--audit-log", filepath.Join(dir, "audit.log"), "--metrics-listen", "unix://"+msock,
-		"--max-connections-per-caller", "1", "--header-timeout", "500ms")
+		"--max-connections-per-caller", "1", "--header-timeout", "3s")
 
 	held, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer held.Close()
-	// Until the held connection is closed for its silence, this caller
-	// (the test's uid) has no slot left.
-	var refusal string
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		status, body := get(t, sock, "/_ping")
-		if status == http.StatusServiceUnavailable {
-			refusal = body
+	for {
+		_, text := get(t, msock, "/metrics")
+		if metricValue(t, text, "dockgate_connections_open") == 1 {
 			break
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dockgate_connections_open never 1 with one connection held:\n%s", text)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if !strings.Contains(refusal, "has 1 connections open, the limit per caller") {
-		t.Fatalf("no 503 for a second connection: %q", refusal)
+	// Until the held connection is closed for its silence, this caller
+	// (the test's uid) has no slot left.
+	if status, body := get(t, sock, "/_ping"); status != http.StatusServiceUnavailable || !strings.Contains(body, "has 1 connections open, the limit per caller") {
+		t.Fatalf("a second connection: %d %q, want 503 naming the limit per caller", status, body)
 	}
 	held.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if n, err := held.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("silent connection: read %d, %v; want EOF from the header timeout", n, err)
 	}
-	if s, _ := get(t, sock, "/_ping"); s != 200 {
-		t.Errorf("ping once the silent connection is gone: %d", s)
+	// Its slot is free once dockgate has closed its end, just after the
+	// client saw EOF.
+	for s := 0; s != 200; {
+		if s, _ = get(t, sock, "/_ping"); s != 200 && time.Now().After(deadline.Add(10*time.Second)) {
+			t.Fatalf("ping once the silent connection is gone: %d", s)
+		}
 	}
 	_, text := get(t, msock, "/metrics")
 	if got := metricValue(t, text, "dockgate_connections_refused_total", `limit="per_caller"`); got < 1 {

@@ -202,6 +202,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		Log:           log,
 	})
 	reloader.srv, reloader.sink = srv, sink
+	m.watchConns(srv.AdmittedConns)
 	var listeners []net.Listener
 	defer func() {
 		for _, l := range listeners {

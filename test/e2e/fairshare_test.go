@@ -193,8 +193,7 @@ func TestFairShareOneCallerHoldingItsShareLocksOutNobody(t *testing.T) {
 	env := testbed.Shared(t)
 	g := azStartGate(t, env, fsPolicy,
 		"--max-connections", strconv.Itoa(fsMaxConns),
-		"--max-connections-per-caller", strconv.Itoa(fsPerCaller),
-		"--header-timeout", fsHeaderTimeout.String())
+		"--max-connections-per-caller", strconv.Itoa(fsPerCaller))
 	user := tnNewUser(t, g.Host, fsUser)
 	root := tnNewUser(t, g.Host, 0)
 	oldCLI := testbed.RequireBinary(t, "/usr/bin/docker") // 20.10
