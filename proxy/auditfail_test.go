@@ -55,7 +55,7 @@ func (w *breakableSink) String() string {
 }
 
 func withAudit(l *audit.Logger) proxyOption {
-	return func(c *Config, _ *proxySetup) { c.Audit = l }
+	return func(c *Config) { c.Audit = l }
 }
 
 // failureLog collects what the Logger reports of its sink.

@@ -25,7 +25,8 @@ import (
 //	serve:           Identify fails (refuseUnidentified); the head cannot
 //	                 be read: malformed 400, oversized 431, slow 408, cut
 //	                 short (refuseMalformed); idle close (no request, no
-//	                 record); RejectBusy 503 (LimitListener).
+//	                 record); a caller at a connection limit 503
+//	                 (refuseLoad).
 //	handle:          no route (refuse); audit sink down 503 (refuse);
 //	                 body too large 413 (refuse); body cut short (finish);
 //	                 policy deny / unknown endpoint 403 (refuse); allow
@@ -307,7 +308,7 @@ func TestEveryRequestHasExactlyOneFinalRecord(t *testing.T) {
 					t.Errorf("reason %q", r.Reason)
 				}
 			}},
-		{name: "busy", opts: []proxyOption{withMaxConns(1)},
+		{name: "busy", opts: []proxyOption{withConnLimits(ConnLimits{Max: 1})},
 			drive: func(t *testing.T, p *testProxy, _ *fakeDockerd) {
 				held := p.dial()
 				want(t, "ping", held.roundTrip("GET", pingReq).body, "OK")

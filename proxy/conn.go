@@ -52,6 +52,14 @@ type clientConn struct {
 	// pending is the record of the request being served until finish
 	// writes it: a handler that panics still leaves its record.
 	pending *audit.Record
+	// accepted is when the connection was accepted: its first request
+	// head must be in by accepted + HeaderTimeout.
+	accepted time.Time
+	// admitted, when set, tells Serve that the connection is admitted or
+	// refused, no longer being identified; release gives its caller's
+	// connection slot back (fairshare.go). Both are called once, by the
+	// serving goroutine.
+	admitted, release func()
 }
 
 // connBufSize sizes the buffered reader and writer of each connection, both
@@ -85,11 +93,21 @@ func (cn *clientConn) buffer(size int64) []byte {
 
 func (s *Server) newConn(nc net.Conn) *clientConn {
 	return &clientConn{
-		s:   s,
-		nc:  nc,
-		set: s.settings.Load(),
-		br:  bufio.NewReaderSize(nc, connBufSize),
-		bw:  bufio.NewWriterSize(nc, connBufSize),
+		s:        s,
+		nc:       nc,
+		set:      s.settings.Load(),
+		br:       bufio.NewReaderSize(nc, connBufSize),
+		bw:       bufio.NewWriterSize(nc, connBufSize),
+		accepted: time.Now(),
+	}
+}
+
+// admissionDone tells Serve, once, that this connection no longer counts
+// among those being identified.
+func (cn *clientConn) admissionDone() {
+	if cn.admitted != nil {
+		cn.admitted()
+		cn.admitted = nil
 	}
 }
 
@@ -108,6 +126,12 @@ func (cn *clientConn) serve(ctx context.Context) {
 		}
 		cn.dropUpstream()
 		cn.nc.Close()
+		// After the close, so that the slot is free only once the
+		// descriptor is.
+		if cn.release != nil {
+			cn.release()
+		}
+		cn.admissionDone()
 		cn.s.untrack(cn)
 	}()
 	caller, err := cn.s.cfg.Identify(cn.nc)
@@ -119,26 +143,46 @@ func (cn *clientConn) serve(ctx context.Context) {
 		return
 	}
 	cn.caller, cn.subjects, cn.name, cn.cred = caller, caller.Subjects(), caller.String(), caller.Cred()
+	release, refused := cn.s.limiter.acquire(caller)
+	if refused != nil {
+		// Identified: the accept loop need not wait for the refusal.
+		cn.admissionDone()
+		cn.refuseLoad(refused)
+		return
+	}
+	cn.release = release
+	cn.admissionDone()
 	defer cn.watchUpstream(ctx)()
-	for ctx.Err() == nil {
+	for first := true; ctx.Err() == nil; first = false {
 		// Between requests the connection is idle, and Shutdown closes
-		// it (see Server.setIdle for the order of these calls).
-		cn.nc.SetReadDeadline(time.Now().Add(cn.set.IdleTimeout))
+		// it (see Server.setIdle for the order of these calls). A
+		// connection that has not sent a request yet holds its caller's
+		// slot for nothing: its whole first head must be in within
+		// HeaderTimeout of the accept, not IdleTimeout.
+		if first {
+			cn.nc.SetReadDeadline(cn.accepted.Add(cn.set.HeaderTimeout))
+		} else {
+			cn.nc.SetReadDeadline(time.Now().Add(cn.set.IdleTimeout))
+		}
 		if !cn.s.setIdle(cn, true) {
 			return
 		}
 		_, err := cn.br.Peek(1)
 		cn.s.setIdle(cn, false)
 		if err != nil {
+			var ne net.Error
+			if first && errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil && !cn.s.isDraining() {
+				cn.s.observeSilentClosed()
+			}
 			return
 		}
 		start := time.Now()
-		if !headBuffered(cn.br) {
+		if !first && !headBuffered(cn.br) {
 			// The rest of the head is still to come: from here on it has
 			// HeaderTimeout to arrive (slowloris). A head that came whole
 			// with its first byte is parsed without reading, so the
 			// deadline is not moved for it (a timer change saved per
-			// request).
+			// request). The first head keeps the deadline of its accept.
 			cn.nc.SetReadDeadline(start.Add(cn.set.HeaderTimeout))
 		}
 		head, err := readRequestHead(cn.br, cn.set.Limits)
@@ -210,7 +254,42 @@ func (cn *clientConn) refuseMalformed(start time.Time, head *requestHead, err er
 	}
 }
 
+// refuseLoad answers a connection its caller may not open with 503 naming
+// the caller and the limit, and records it under that caller. The answer
+// waits for the request head, up to refuseDeadline: a client that is
+// still writing its request when the connection closes sees a broken pipe
+// instead of the message. Only maxRefusing refusals wait at a time;
+// beyond that (a flood) the answer goes out at once.
+func (cn *clientConn) refuseLoad(r *loadRefusal) {
+	cn.s.observeConnRefused(r.limit)
+	start := time.Now()
+	var head *requestHead
+	select {
+	case cn.s.refusing <- struct{}{}:
+		_ = cn.nc.SetReadDeadline(start.Add(refuseDeadline))
+		if h, err := readRequestHead(cn.br, cn.set.Limits); err == nil {
+			head = h
+		}
+		<-cn.s.refusing
+	default:
+	}
+	_ = cn.nc.SetWriteDeadline(time.Now().Add(refuseDeadline))
+	rec := cn.newRecord(start, head)
+	rec.Decision, rec.Status, rec.Reason = audit.DecisionError, http.StatusServiceUnavailable, r.msg
+	cn.finish(rec, start)
+	method := ""
+	if head != nil {
+		method = head.Method
+	}
+	writeError(cn.bw, method, rec.Status, rec.Reason, true)
+}
+
+// refuseDeadline bounds how long writing a refusal may take: the client
+// is hostile and may never read it.
+const refuseDeadline = time.Second
+
 func (cn *clientConn) refuseUnidentified(err error) {
+	_ = cn.nc.SetDeadline(time.Now().Add(refuseDeadline))
 	start := time.Now()
 	rec := cn.newRecord(start, nil)
 	rec.Decision = audit.DecisionError

@@ -310,22 +310,18 @@ type testProxy struct {
 }
 
 // proxyOption adjusts a test proxy before it starts.
-type proxyOption func(cfg *Config, p *proxySetup)
+type proxyOption func(cfg *Config)
 
-type proxySetup struct {
-	maxConns int
-}
-
-func withLimits(l Limits) proxyOption { return func(c *Config, _ *proxySetup) { c.Limits = l } }
+func withLimits(l Limits) proxyOption { return func(c *Config) { c.Limits = l } }
 
 func withIdentify(f func(net.Conn) (*Caller, error)) proxyOption {
-	return func(c *Config, _ *proxySetup) { c.Identify = f }
+	return func(c *Config) { c.Identify = f }
 }
 
-func withMaxConns(n int) proxyOption { return func(_ *Config, p *proxySetup) { p.maxConns = n } }
+func withConnLimits(l ConnLimits) proxyOption { return func(c *Config) { c.Conns = l } }
 
 func withHeaderTimeout(d time.Duration) proxyOption {
-	return func(c *Config, _ *proxySetup) { c.HeaderTimeout = d }
+	return func(c *Config) { c.HeaderTimeout = d }
 }
 
 // startProxy serves a proxy in dir in front of up.
@@ -341,9 +337,8 @@ func startProxy(t *testing.T, dir string, up Upstream, opts ...proxyOption) *tes
 		Identify:    stubIdentify,
 		DialTimeout: 2 * time.Second,
 	}
-	var setup proxySetup
 	for _, o := range opts {
-		o(&cfg, &setup)
+		o(&cfg)
 	}
 	p.srv = New(cfg)
 	l, err := net.Listen("unix", p.sock)
@@ -351,9 +346,6 @@ func startProxy(t *testing.T, dir string, up Upstream, opts ...proxyOption) *tes
 		t.Fatal(err)
 	}
 	p.l = l
-	if setup.maxConns > 0 {
-		p.l = LimitListener(l, setup.maxConns, p.srv.RejectBusy)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	go func() { p.done <- p.srv.Serve(ctx, p.l) }()

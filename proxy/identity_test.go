@@ -272,12 +272,32 @@ func TestParseStatus(t *testing.T) {
 }
 
 // connectedPair returns both ends of a connection over a socket from
-// ListenUnix, the server end as LimitListener admits it.
+// ListenUnix.
 func connectedPair(t *testing.T) (server, client net.Conn) {
 	t.Helper()
-	h := newLimitHarness(t, 4, nil)
-	client = h.dial(t)
-	server = h.admitted(t)
+	l, err := ListenUnix(filepath.Join(t.TempDir(), "docker.sock"), 0o600, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	client, err = net.Dial("unix", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, ok := <-accepted
+	if !ok {
+		t.Fatal("accept failed")
+	}
 	t.Cleanup(func() { server.Close() })
 	return server, client
 }

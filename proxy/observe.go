@@ -13,6 +13,12 @@ type Observer interface {
 	// exec, an upgraded connection) while bytes are spliced.
 	HijackStarted()
 	HijackEnded()
+	// ConnRefused counts a connection refused with 503 because its caller
+	// was at a limit: LimitPerCaller or LimitTotal.
+	ConnRefused(limit string)
+	// SilentConnClosed counts a connection closed because it sent no
+	// request within the header timeout of its accept.
+	SilentConnClosed()
 }
 
 func (s *Server) observeFinished(rec *audit.Record) {
@@ -30,5 +36,17 @@ func (s *Server) hijackStarted() {
 func (s *Server) hijackEnded() {
 	if s.cfg.Observer != nil {
 		s.cfg.Observer.HijackEnded()
+	}
+}
+
+func (s *Server) observeConnRefused(limit string) {
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.ConnRefused(limit)
+	}
+}
+
+func (s *Server) observeSilentClosed() {
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.SilentConnClosed()
 	}
 }

@@ -18,6 +18,8 @@ type recordingObserver struct {
 	finished []audit.Record
 	open     int // hijacked sessions open now
 	maxOpen  int
+	refused  []string // limits that refused a connection
+	silent   int      // connections closed for sending no request
 }
 
 func (o *recordingObserver) Finished(rec *audit.Record) {
@@ -39,6 +41,25 @@ func (o *recordingObserver) HijackEnded() {
 	o.open--
 }
 
+func (o *recordingObserver) ConnRefused(limit string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.refused = append(o.refused, limit)
+}
+
+func (o *recordingObserver) SilentConnClosed() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.silent++
+}
+
+// conns is what the observer heard about connections.
+func (o *recordingObserver) conns() (refused []string, silent int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.refused...), o.silent
+}
+
 func (o *recordingObserver) state() (finished []audit.Record, open, maxOpen int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -46,7 +67,7 @@ func (o *recordingObserver) state() (finished []audit.Record, open, maxOpen int)
 }
 
 func withObserver(o Observer) proxyOption {
-	return func(c *Config, _ *proxySetup) { c.Observer = o }
+	return func(c *Config) { c.Observer = o }
 }
 
 // The observer gets every final record (not the start records) and the

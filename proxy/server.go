@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
@@ -62,6 +61,9 @@ type Config struct {
 	// Observer, if set, is told about finished requests and hijacked
 	// sessions (metrics).
 	Observer Observer
+	// Conns limits the open connections per caller and in total, over
+	// every listener the Server serves (fairshare.go).
+	Conns ConnLimits
 }
 
 // Server accepts client connections and serves each one's requests in order.
@@ -69,6 +71,11 @@ type Server struct {
 	cfg    Config
 	prefix string
 	seq    atomic.Uint64
+	// limiter counts connections against their callers' shares.
+	limiter *connLimiter
+	// refusing holds a token per refusal for load that waits for its
+	// request head (refuseLoad).
+	refusing chan struct{}
 	// settings are the limits and timeouts of new connections (see
 	// SetSettings); cfg's are only the first ones.
 	settings atomic.Pointer[Settings]
@@ -107,12 +114,27 @@ func New(cfg Config) *Server {
 	var b [4]byte
 	rand.Read(b[:])
 	kill, killNow := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, prefix: hex.EncodeToString(b[:]) + "-",
-		conns: make(map[*clientConn]bool), listeners: make(map[net.Listener]struct{}),
+	s := &Server{cfg: cfg, prefix: hex.EncodeToString(b[:]) + "-", limiter: newConnLimiter(cfg.Conns),
+		refusing: make(chan struct{}, maxRefusing),
+		conns:    make(map[*clientConn]bool), listeners: make(map[net.Listener]struct{}),
 		kill: kill, killNow: killNow}
 	s.SetSettings(Settings{Limits: cfg.Limits, HeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.IdleTimeout})
 	return s
 }
+
+// maxUnadmitted bounds, per listener, the connections accepted but not
+// yet admitted or refused: the ones whose caller is being identified. On a
+// Unix socket that takes no input from the client and ends at once; a TLS
+// handshake is bounded by handshakeTimeout. When the bound is reached the
+// listener stops accepting until one is through, and new connections wait
+// in the kernel's backlog: a flood is slowed, never answered by closing
+// the connections of callers nobody has identified yet.
+const maxUnadmitted = 64
+
+// maxRefusing bounds the refusals for load that wait for their request
+// head, so that a flood of refused connections costs at most that many
+// waits of refuseDeadline.
+const maxRefusing = 64
 
 // Serve accepts connections on l until ctx ends, then closes l and every
 // connection and waits for their goroutines. It returns nil after ctx ends,
@@ -128,10 +150,19 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	defer s.removeListener(l)
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
+	unadmitted := make(chan struct{}, maxUnadmitted)
 	var tempDelay time.Duration
 	for {
+		select {
+		case unadmitted <- struct{}{}:
+		case <-ctx.Done():
+			s.closeAll()
+			s.wg.Wait()
+			return nil
+		}
 		c, err := l.Accept()
 		if err != nil {
+			<-unadmitted
 			if ctx.Err() != nil {
 				s.closeAll()
 				s.wg.Wait()
@@ -157,9 +188,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		}
 		tempDelay = 0
 		cc := s.newConn(c)
+		cc.admitted = func() { <-unadmitted }
 		if !s.track(cc) {
 			// Accepted just as Shutdown closed the listener.
 			c.Close()
+			<-unadmitted
 			continue
 		}
 		go func() {
@@ -279,6 +312,13 @@ func (s *Server) closeAll() {
 	}
 }
 
+// AdmittedConns is the number of client connections counted against
+// their callers' shares now (fairshare.go).
+func (s *Server) AdmittedConns() int {
+	total, _ := s.limiter.open("")
+	return total
+}
+
 // ActiveConns is the number of client connections being served.
 func (s *Server) ActiveConns() int {
 	s.mu.Lock()
@@ -288,16 +328,4 @@ func (s *Server) ActiveConns() int {
 
 func (s *Server) nextRequestID() string {
 	return s.prefix + strconv.FormatUint(s.seq.Add(1), 10)
-}
-
-// RejectBusy answers a connection above the connection limit with 503 and
-// records it; it is LimitListener's onReject.
-func (s *Server) RejectBusy(c net.Conn) {
-	cn := s.newConn(c)
-	start := time.Now()
-	rec := cn.newRecord(start, nil)
-	rec.Decision, rec.Status = audit.DecisionError, http.StatusServiceUnavailable
-	rec.Reason = "too many connections; try again later"
-	cn.finish(rec, start)
-	writeError(cn.bw, "", rec.Status, rec.Reason, true)
 }

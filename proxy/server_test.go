@@ -266,43 +266,6 @@ func TestUpstreamGoneWithABodyClosesTheConnection(t *testing.T) {
 	c.expectEOF()
 }
 
-func TestConnectionLimitAnswers503(t *testing.T) {
-	dir := shortDir(t)
-	up := newHTTPDockerd(t, dir, pingHandler())
-	p := startProxy(t, dir, up.upstream(), withMaxConns(2))
-	ping := "GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n"
-	c1, c2 := p.dial(), p.dial()
-	for _, c := range []*client{c1, c2} {
-		if r := c.roundTrip("GET", ping); r.StatusCode != 200 {
-			t.Fatalf("admitted connection: %d", r.StatusCode)
-		}
-	}
-	c3 := p.dial()
-	r := c3.read("GET")
-	wantDockerError(t, r, 503, "too many connections")
-	c3.expectEOF()
-
-	// A slot frees when an admitted client leaves.
-	c1.c.Close()
-	waitFor(t, "a free slot", ioTimeout, func() bool {
-		c := p.dial()
-		c.send(ping)
-		r := c.read("GET")
-		c.c.Close()
-		return r.StatusCode == 200
-	})
-	var busy int
-	for _, r := range p.finalRecords() {
-		if r.Status == 503 {
-			busy++
-			want(t, "decision", r.Decision, "error")
-		}
-	}
-	if busy < 1 {
-		t.Error("no audit record for the refused connection")
-	}
-}
-
 func TestUnidentifiedCallerIsRefused(t *testing.T) {
 	dir := shortDir(t)
 	up := newHTTPDockerd(t, dir, pingHandler())

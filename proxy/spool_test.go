@@ -55,7 +55,7 @@ func (d *spoolDecider) Decide(ctx context.Context, m *authz.Match, req *authz.Re
 }
 
 func withDecider(d authz.Decider) proxyOption {
-	return func(c *Config, _ *proxySetup) { c.Decider = d }
+	return func(c *Config) { c.Decider = d }
 }
 
 func TestSpooledBodyIsJudgedFromAFileAndForwardedWithContentLength(t *testing.T) {

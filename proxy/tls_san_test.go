@@ -113,11 +113,12 @@ func TestTLSPolicyRowForADNSSANAllows(t *testing.T) {
 		Decider:  authz.NewPolicyDecider(pol),
 		Audit:    audit.NewLogger(p.audit),
 		Log:      zerolog.Nop(),
+		Conns:    ConnLimits{Max: 16, PerCaller: 8},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		srv.Serve(ctx, LimitListener(l, 16, srv.RejectBusy))
+		srv.Serve(ctx, l)
 		close(done)
 	}()
 	t.Cleanup(func() {

@@ -50,6 +50,7 @@ type fileConfig struct {
 	} `yaml:"audit"`
 	Limits struct {
 		MaxConnections yaml.Node `yaml:"max_connections"`
+		MaxPerCaller   yaml.Node `yaml:"max_connections_per_caller"`
 		MaxBody        yaml.Node `yaml:"max_body"`
 		MaxSpool       yaml.Node `yaml:"max_spool"`
 		SpoolDir       yaml.Node `yaml:"spool_dir"`
@@ -94,6 +95,7 @@ func (c *fileConfig) keys() []configKey {
 		{key: "audit.syslog", flag: "audit-syslog", node: &c.Audit.Syslog},
 		{key: "audit.journald", flag: "audit-journald", node: &c.Audit.Journald, check: checkBool},
 		{key: "limits.max_connections", flag: "max-connections", node: &c.Limits.MaxConnections, check: checkPositiveInt},
+		{key: "limits.max_connections_per_caller", flag: "max-connections-per-caller", node: &c.Limits.MaxPerCaller, check: checkPositiveInt},
 		{key: "limits.max_body", flag: "max-body", node: &c.Limits.MaxBody, check: checkSize},
 		{key: "limits.max_spool", flag: "max-spool", node: &c.Limits.MaxSpool, check: checkSize},
 		{key: "limits.spool_dir", flag: "spool-dir", node: &c.Limits.SpoolDir, path: true},

@@ -49,6 +49,7 @@ audit:
   journald: false
 limits:
   max_connections: 64
+  max_connections_per_caller: 16
   max_body: 2MiB
   max_spool: 1GiB
   spool_dir: /var/tmp
@@ -69,7 +70,7 @@ tls:
 		config: file, listen: listFlag{"unix:///run/dg/a.sock", "unix:///run/dg/b.sock"},
 		socketMode: "0640", socketGroup: "docker", upstream: "unix:///run/docker-private.sock",
 		policy: filepath.Join(dir, "policies/ci"), auditLog: "/var/log/dockgate/audit.log", mode: "audit",
-		maxConns: 64, maxBody: "2MiB", maxSpool: "1GiB", spoolDir: "/var/tmp", shutdownGrace: 45 * time.Second, gcInterval: 5 * time.Minute,
+		maxConns: 64, maxConnsPerCaller: 16, maxBody: "2MiB", maxSpool: "1GiB", spoolDir: "/var/tmp", shutdownGrace: 45 * time.Second, gcInterval: 5 * time.Minute,
 		maxHeader: "64KiB", headerTimeout: 10 * time.Second, idleTimeout: 5 * time.Minute,
 		audit: auditServeOptions{fail: "open", maxSize: "100MiB", maxAge: 24 * time.Hour, compress: true, syslog: "unix:///dev/log"},
 	}
@@ -81,7 +82,7 @@ tls:
 func equalOptions(a, b serveOptions) bool {
 	return a.config == b.config && strings.Join(a.listen, ",") == strings.Join(b.listen, ",") &&
 		a.socketMode == b.socketMode && a.socketGroup == b.socketGroup && a.upstream == b.upstream &&
-		a.policy == b.policy && a.auditLog == b.auditLog && a.mode == b.mode && a.maxConns == b.maxConns &&
+		a.policy == b.policy && a.auditLog == b.auditLog && a.mode == b.mode && a.maxConns == b.maxConns && a.maxConnsPerCaller == b.maxConnsPerCaller &&
 		a.maxBody == b.maxBody && a.maxSpool == b.maxSpool && a.spoolDir == b.spoolDir &&
 		a.tlsCert == b.tlsCert && a.tlsKey == b.tlsKey && a.tlsClientCA == b.tlsClientCA &&
 		a.shutdownGrace == b.shutdownGrace && a.gcInterval == b.gcInterval && a.audit == b.audit

@@ -22,14 +22,16 @@ import (
 // metrics are dockgate's Prometheus metrics. They implement proxy.Observer;
 // a nil *metrics records nothing.
 type metrics struct {
-	reg        *prometheus.Registry
-	requests   *prometheus.CounterVec
-	latency    *prometheus.HistogramVec
-	bytesIn    prometheus.Counter
-	bytesOut   prometheus.Counter
-	hijacked   prometheus.Gauge
-	reloads    *prometheus.CounterVec
-	upstreamEr prometheus.Counter
+	reg         *prometheus.Registry
+	requests    *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	bytesIn     prometheus.Counter
+	bytesOut    prometheus.Counter
+	hijacked    prometheus.Gauge
+	reloads     *prometheus.CounterVec
+	upstreamEr  prometheus.Counter
+	connRefused *prometheus.CounterVec
+	silent      prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -64,10 +66,20 @@ func newMetrics() *metrics {
 			Name: "dockgate_upstream_errors_total",
 			Help: "Requests answered 502 because dockerd could not be reached or answered wrongly.",
 		}),
+		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dockgate_connections_refused_total",
+			Help: "Connections answered 503 because their caller was at a limit, by limit (per_caller: --max-connections-per-caller; total: --max-connections).",
+		}, []string{"limit"}),
+		silent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dockgate_connections_silent_closed_total",
+			Help: "Connections closed because they sent no request within --header-timeout of being accepted.",
+		}),
 	}
+	m.connRefused.WithLabelValues(proxy.LimitPerCaller)
+	m.connRefused.WithLabelValues(proxy.LimitTotal)
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
-	m.reg.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, m.hijacked, m.reloads, m.upstreamEr,
+	m.reg.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, m.hijacked, m.reloads, m.upstreamEr, m.connRefused, m.silent,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -104,6 +116,30 @@ func (m *metrics) HijackEnded() {
 	if m != nil {
 		m.hijacked.Dec()
 	}
+}
+
+func (m *metrics) ConnRefused(limit string) {
+	if m != nil {
+		m.connRefused.WithLabelValues(limit).Inc()
+	}
+}
+
+func (m *metrics) SilentConnClosed() {
+	if m != nil {
+		m.silent.Inc()
+	}
+}
+
+// watchConns exports the number of admitted connections, as open tells
+// it (the proxy server's AdmittedConns).
+func (m *metrics) watchConns(open func() int) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "dockgate_connections_open",
+		Help: "Client connections open now and counted against their callers' shares (--max-connections, --max-connections-per-caller).",
+	}, func() float64 { return float64(open()) }))
 }
 
 // policyReloaded counts a policy reload by its outcome.

@@ -184,3 +184,60 @@ func TestMetricsNeverOnTheDockerSocket(t *testing.T) {
 	}
 	l.Close()
 }
+
+// A caller at its connection share is refused and counted by the limit
+// that refused it; a connection that never sends a request is closed by
+// the header timeout and counted too.
+func TestMetricsCountConnectionsRefusedAndSilent(t *testing.T) {
+	dir := shortTempDir(t)
+	upPath := filepath.Join(dir, "up.sock")
+	startFakeDockerdAt(t, upPath)
+	sock := filepath.Join(dir, "dg.sock")
+	msock := filepath.Join(dir, "metrics.sock")
+	startDockgate(t, sock, "--listen", "unix://"+sock, "--upstream", "unix://"+upPath,
+		"--audit-log", filepath.Join(dir, "audit.log"), "--metrics-listen", "unix://"+msock,
+		"--max-connections-per-caller", "1", "--header-timeout", "3s")
+
+	held, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, text := get(t, msock, "/metrics")
+		if metricValue(t, text, "dockgate_connections_open") == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dockgate_connections_open never 1 with one connection held:\n%s", text)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Until the held connection is closed for its silence, this caller
+	// (the test's uid) has no slot left.
+	if status, body := get(t, sock, "/_ping"); status != http.StatusServiceUnavailable || !strings.Contains(body, "has 1 connections open, the limit per caller") {
+		t.Fatalf("a second connection: %d %q, want 503 naming the limit per caller", status, body)
+	}
+	held.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := held.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("silent connection: read %d, %v; want EOF from the header timeout", n, err)
+	}
+	// Its slot is free once dockgate has closed its end, just after the
+	// client saw EOF.
+	for s := 0; s != 200; {
+		if s, _ = get(t, sock, "/_ping"); s != 200 && time.Now().After(deadline.Add(10*time.Second)) {
+			t.Fatalf("ping once the silent connection is gone: %d", s)
+		}
+	}
+	_, text := get(t, msock, "/metrics")
+	if got := metricValue(t, text, "dockgate_connections_refused_total", `limit="per_caller"`); got < 1 {
+		t.Errorf("dockgate_connections_refused_total{limit=per_caller} = %v, want 1 or more", got)
+	}
+	if got := metricValue(t, text, "dockgate_connections_refused_total", `limit="total"`); got != 0 {
+		t.Errorf("dockgate_connections_refused_total{limit=total} = %v, want 0", got)
+	}
+	if got := metricValue(t, text, "dockgate_connections_silent_closed_total"); got < 1 {
+		t.Errorf("dockgate_connections_silent_closed_total = %v, want 1 or more", got)
+	}
+}

@@ -54,7 +54,7 @@ func (l *liveDecider) Policy() *authz.Policy { return l.cur.Load().Policy() }
 
 // restartSettings are the settings a reload cannot change: the sockets,
 // the upstream, the gc loop's interval, TLS, the audit sinks, the metrics listener, the
-// connection limit and the shutdown grace are set up once, at startup.
+// connection limits and the shutdown grace are set up once, at startup.
 // field returns a pointer to the setting in o.
 var restartSettings = []struct {
 	key   string
@@ -77,6 +77,7 @@ var restartSettings = []struct {
 	{"audit.journald", func(o *serveOptions) any { return &o.audit.journald }},
 	{"metrics_listen", func(o *serveOptions) any { return &o.metricsListen }},
 	{"limits.max_connections", func(o *serveOptions) any { return &o.maxConns }},
+	{"limits.max_connections_per_caller", func(o *serveOptions) any { return &o.maxConnsPerCaller }},
 	{"shutdown_grace", func(o *serveOptions) any { return &o.shutdownGrace }},
 }
 

@@ -35,10 +35,12 @@ type serveOptions struct {
 	auditLog    string
 	mode        string
 	maxConns    int
-	maxBody     string
-	maxSpool    string
-	spoolDir    string
-	maxHeader   string
+	// maxConnsPerCaller is one caller's share of maxConns.
+	maxConnsPerCaller int
+	maxBody           string
+	maxSpool          string
+	spoolDir          string
+	maxHeader         string
 	// headerTimeout bounds reading a request head once it began;
 	// idleTimeout closes keep-alive connections with no request.
 	headerTimeout, idleTimeout time.Duration
@@ -85,7 +87,8 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.DurationVar(&o.policyWatch, "policy-watch", 0, "also reload the policy directory by itself once its files have changed and then stayed unchanged this long (e.g. 5s); 0: reload on SIGHUP (systemctl reload) only")
 	fs.StringVar(&o.auditLog, "audit-log", "-", "audit log file, or - for stdout")
 	fs.StringVar(&o.mode, "mode", "enforce", "enforce, or audit (forward everything, record what would be refused)")
-	fs.IntVar(&o.maxConns, "max-connections", 1024, "concurrent client connections; more are answered 503")
+	fs.IntVar(&o.maxConns, "max-connections", 1024, "concurrent client connections of all callers together, over every listener; more are answered 503 (the last 1/16, at most 64, are kept for root)")
+	fs.IntVar(&o.maxConnsPerCaller, "max-connections-per-caller", 64, "concurrent client connections of one caller (a uid, a container, or a TLS certificate's common name); more are answered 503")
 	fs.StringVar(&o.maxBody, "max-body", "1MiB", "largest request body that is read whole to be judged (container create and the like); larger ones get 413")
 	fs.StringVar(&o.maxHeader, "max-header", "1MiB", "largest request head (request line and headers); larger ones get 431")
 	fs.DurationVar(&o.headerTimeout, "header-timeout", 30*time.Second, "time allowed for a request head once its first byte arrived (slowloris); streams have no deadline")
@@ -119,6 +122,9 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	}
 	if o.gcInterval < 0 {
 		return nil, fmt.Errorf("--gc-interval %v: want zero or more", o.gcInterval)
+	}
+	if o.maxConns < 1 || o.maxConnsPerCaller < 1 {
+		return nil, fmt.Errorf("--max-connections %d, --max-connections-per-caller %d: want 1 or more each", o.maxConns, o.maxConnsPerCaller)
 	}
 	if err := checkTLSFlags(o); err != nil {
 		return nil, err
@@ -194,6 +200,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 
 	srv := proxy.New(proxy.Config{
 		Observer:      observer,
+		Conns:         proxy.ConnLimits{Max: o.maxConns, PerCaller: o.maxConnsPerCaller},
 		Limits:        settings.Limits,
 		HeaderTimeout: settings.HeaderTimeout,
 		IdleTimeout:   settings.IdleTimeout,
@@ -204,6 +211,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		Log:           log,
 	})
 	reloader.srv = srv
+	m.watchConns(srv.AdmittedConns)
 	var listeners []net.Listener
 	defer func() {
 		for _, l := range listeners {
@@ -220,7 +228,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	if len(activated) > 0 {
 		listenURLs = nil
 		for _, l := range activated {
-			listeners = append(listeners, proxy.LimitListener(l, o.maxConns, srv.RejectBusy))
+			listeners = append(listeners, l)
 		}
 		log.Info().Int("sockets", len(activated)).Msg("socket-activated: serving the sockets systemd passed instead of --listen")
 	}
@@ -234,14 +242,14 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 			if err != nil {
 				return fmt.Errorf("--listen %s: %w", addr, err)
 			}
-			listeners = append(listeners, proxy.LimitListener(l, o.maxConns, srv.RejectBusy))
+			listeners = append(listeners, l)
 			continue
 		}
 		l, err := proxy.ListenUnix(path, os.FileMode(mode), o.socketGroup)
 		if err != nil {
 			return fmt.Errorf("--listen %s: %w", addr, err)
 		}
-		listeners = append(listeners, proxy.LimitListener(l, o.maxConns, srv.RejectBusy))
+		listeners = append(listeners, l)
 	}
 
 	if m != nil {
