@@ -29,8 +29,10 @@ import (
 // the audit log in memory.
 
 // ioTimeout bounds every read and write a test does, so that a proxy that
-// holds data back fails the test instead of hanging it.
-const ioTimeout = 10 * time.Second
+// holds data back fails the test instead of hanging it. It only detects
+// hangs: under -race on a loaded two-core machine, relaying the 64 MiB
+// body of the filter tests took longer than 10 s.
+const ioTimeout = 60 * time.Second
 
 // shortDir is a temp dir with a short path: Unix socket paths are limited
 // to 108 bytes and t.TempDir's can be longer.
