@@ -69,7 +69,8 @@ func (d *DockerInspector) followEvents(ctx context.Context, subscribed func()) e
 	// The replay is asked for by dockerd's clock, which may not be this
 	// machine's (a TCP upstream).
 	var since time.Time
-	err := d.ask(ctx, func(ctx context.Context) error {
+	askCtx, askCancel := d.bound(ctx)
+	err := d.ask(askCtx, func(ctx context.Context) error {
 		info, err := d.client.Info(ctx)
 		if err != nil {
 			return err
@@ -80,6 +81,7 @@ func (d *DockerInspector) followEvents(ctx context.Context, subscribed func()) e
 		}
 		return nil
 	})
+	askCancel()
 	if err != nil {
 		return fmt.Errorf("reading dockerd's clock: %w", err)
 	}
