@@ -264,6 +264,24 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	}
 
 	reloader.watchSIGHUP(ctx)
+	// dockerd's destroy events keep the inspector's owner cache true once
+	// dockgate serves; while they do not arrive, owner lookups all go to dockerd.
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		inspector.WatchEvents(ctx, func(up bool, err error) {
+			if up {
+				log.Info().Msg("owner cache: following dockerd's events")
+				return
+			}
+			log.Warn().Err(err).Msg("owner cache: dockerd's events not arriving; owner lookups go to dockerd until they do")
+		})
+	}()
+	defer func() {
+		stop()
+		<-watched
+		inspector.Close()
+	}()
 	if o.gcInterval > 0 {
 		gcClient, err := newGCClient(up.URL)
 		if err != nil {

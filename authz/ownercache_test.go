@@ -1,0 +1,429 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ownerFake is a dockerd for the owner cache: containers, execs, networks
+// and volumes with owner labels, /info, and an /events stream the test
+// drives. It counts the inspect requests it answers, by path.
+type ownerFake struct {
+	mu    sync.Mutex
+	asked map[string]int
+	// names maps a container name to its full ID (dockerd's resolution).
+	names map[string]string
+	// labels of the objects by "containers/ID", "networks/ID",
+	// "volumes/NAME"; execs map an exec ID to its container.
+	labels map[string]map[string]string
+	execs  map[string]string
+	// events are the JSON messages sent to the subscriber; drop ends the
+	// current subscription; subscribed says one began.
+	events     chan string
+	drop       chan struct{}
+	subscribed chan struct{}
+	// misbehave, when set, may answer a request instead (n counts the
+	// requests for that path so far, from 1); it returns whether it did.
+	misbehave func(path string, n int, w http.ResponseWriter, r *http.Request) bool
+}
+
+const (
+	idA    = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	idB    = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	idExec = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
+	idNet  = "1111111111111111111111111111111111111111111111111111111111111111"
+)
+
+func newOwnerFake() *ownerFake {
+	return &ownerFake{
+		asked: map[string]int{},
+		names: map[string]string{"job-a": idA, "job-b": idB},
+		labels: map[string]map[string]string{
+			"containers/" + idA: {OwnerLabel: "user:alice"},
+			"containers/" + idB: {OwnerLabel: "user:bob"},
+			"networks/" + idNet: {OwnerLabel: "user:alice"},
+			"volumes/cache":     {OwnerLabel: "user:alice"},
+		},
+		execs:      map[string]string{idExec: idA},
+		events:     make(chan string, 16),
+		drop:       make(chan struct{}, 1),
+		subscribed: make(chan struct{}, 16),
+	}
+}
+
+func (f *ownerFake) count(path string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.asked[path]
+}
+
+func (f *ownerFake) set(change func(f *ownerFake)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change(f)
+}
+
+func (f *ownerFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := versionPrefixRE.ReplaceAllString(r.URL.Path, "")
+	w.Header().Set("Api-Version", "1.41")
+	switch p {
+	case "/_ping":
+		// A fresh connection for every request after it, so that Go's
+		// transport never retries on a reused one behind the test's back.
+		w.Header().Set("Connection", "close")
+		_, _ = w.Write([]byte("OK"))
+		return
+	case "/info":
+		_ = json.NewEncoder(w).Encode(map[string]string{"SystemTime": time.Now().Format(time.RFC3339Nano)})
+		return
+	case "/events":
+		f.serveEvents(w, r)
+		return
+	}
+	f.mu.Lock()
+	f.asked[p]++
+	n := f.asked[p]
+	misbehave := f.misbehave
+	f.mu.Unlock()
+	if misbehave != nil && misbehave(p, n, w, r) {
+		return
+	}
+	reply := func(status int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	if len(parts) >= 2 {
+		kind, ref := parts[0], parts[1]
+		if id, ok := f.names[ref]; ok && kind == "containers" && f.labels["containers/"+ref] == nil {
+			ref = id
+		}
+		switch kind {
+		case "containers":
+			if l, ok := f.labels["containers/"+ref]; ok {
+				reply(200, map[string]any{"Id": ref, "Config": map[string]any{"Labels": l}})
+				return
+			}
+		case "exec":
+			if cid, ok := f.execs[ref]; ok {
+				reply(200, map[string]any{"ID": ref, "ContainerID": cid})
+				return
+			}
+		case "networks":
+			if l, ok := f.labels["networks/"+ref]; ok {
+				reply(200, map[string]any{"Id": ref, "Labels": l})
+				return
+			}
+		case "volumes":
+			if l, ok := f.labels["volumes/"+ref]; ok {
+				reply(200, map[string]any{"Name": ref, "Labels": l})
+				return
+			}
+		}
+	}
+	reply(404, map[string]string{"message": "No such object: " + p})
+}
+
+func (f *ownerFake) serveEvents(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	w.(http.Flusher).Flush()
+	f.subscribed <- struct{}{}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-f.drop:
+			return
+		case e := <-f.events:
+			_, _ = fmt.Fprintln(w, e)
+			w.(http.Flusher).Flush()
+		}
+	}
+}
+
+// destroy removes an object from the fake and sends its destroy event.
+func (f *ownerFake) destroy(kind, id string) {
+	f.set(func(f *ownerFake) { delete(f.labels, kind+"s/"+id) })
+	f.events <- fmt.Sprintf(`{"Type":%q,"Action":"destroy","Actor":{"ID":%q},"time":%d}`, kind, id, time.Now().Unix())
+}
+
+func startOwnerFake(t *testing.T, f *ownerFake) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: f, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "unix://" + sock
+}
+
+// watchedInspector is an inspector of f whose owner cache follows f's
+// events; it returns once the first subscription is trusted.
+func watchedInspector(t *testing.T, f *ownerFake) (*DockerInspector, <-chan bool) {
+	t.Helper()
+	in, err := NewDockerInspector(startOwnerFake(t, f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	states := make(chan bool, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		in.WatchEvents(ctx, func(up bool, _ error) { states <- up })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		in.Close()
+	})
+	waitState(t, states, true)
+	return in, states
+}
+
+func waitState(t *testing.T, states <-chan bool, want bool) {
+	t.Helper()
+	select {
+	case up := <-states:
+		if up != want {
+			t.Fatalf("event stream up=%v, want %v", up, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("event stream never became up=%v", want)
+	}
+}
+
+func ownerOK(t *testing.T, in *DockerInspector, kind, ref, wantID, wantOwner string) {
+	t.Helper()
+	id, labels, found, err := in.ObjectOwner(context.Background(), kind, ref)
+	if err != nil || !found || id != wantID || labels[OwnerLabel] != wantOwner {
+		t.Fatalf("%s %s: got %q %v found=%v err=%v, want %s owned by %s", kind, ref, id, labels, found, err, wantID, wantOwner)
+	}
+}
+
+func TestOwnerCache(t *testing.T) {
+	t.Run("a container named by full ID is asked once", func(t *testing.T) {
+		f := newOwnerFake()
+		in, _ := watchedInspector(t, f)
+		for range 3 {
+			ownerOK(t, in, ObjectContainer, idA, idA, "user:alice")
+		}
+		if n := f.count("/containers/" + idA + "/json"); n != 1 {
+			t.Fatalf("asked dockerd %d times, want 1", n)
+		}
+	})
+	t.Run("a name is asked every time, never mapped to an ID", func(t *testing.T) {
+		f := newOwnerFake()
+		in, _ := watchedInspector(t, f)
+		ownerOK(t, in, ObjectContainer, "job-a", idA, "user:alice")
+		// The name moves to bob's container: the next lookup must see it.
+		f.set(func(f *ownerFake) { f.names["job-a"] = idB })
+		ownerOK(t, in, ObjectContainer, "job-a", idB, "user:bob")
+		if n := f.count("/containers/job-a/json"); n != 2 {
+			t.Fatalf("asked for the name %d times, want 2", n)
+		}
+		// What the name resolved to is cached by full ID.
+		ownerOK(t, in, ObjectContainer, idA, idA, "user:alice")
+		if n := f.count("/containers/" + idA + "/json"); n != 0 {
+			t.Fatalf("asked for the ID %d times, want 0 (cached from the name's answer)", n)
+		}
+	})
+	t.Run("an ID prefix is never answered from the cache", func(t *testing.T) {
+		f := newOwnerFake()
+		in, _ := watchedInspector(t, f)
+		ownerOK(t, in, ObjectContainer, idA, idA, "user:alice")
+		_, _, _, _ = in.ObjectOwner(context.Background(), ObjectContainer, idA[:12])
+		if n := f.count("/containers/" + idA[:12] + "/json"); n != 1 {
+			t.Fatalf("asked for the prefix %d times, want 1", n)
+		}
+	})
+	t.Run("a destroy event evicts", func(t *testing.T) {
+		f := newOwnerFake()
+		in, _ := watchedInspector(t, f)
+		ownerOK(t, in, ObjectContainer, idA, idA, "user:alice")
+		f.destroy("container", idA)
+		// Until the event is applied the entry may answer: dockerd then
+		// answers the forwarded request with 404 itself.
+		waitFor(t, "the destroyed container to be looked up again", func() bool {
+			_, _, found, err := in.ObjectOwner(context.Background(), ObjectContainer, idA)
+			return err == nil && !found
+		})
+	})
+	t.Run("a destroyed network and a destroyed exec's container evict", func(t *testing.T) {
+		f := newOwnerFake()
+		in, _ := watchedInspector(t, f)
+		ownerOK(t, in, ObjectNetwork, idNet, idNet, "user:alice")
+		ownerOK(t, in, ObjectExec, idExec, idExec, "user:alice")
+		ownerOK(t, in, ObjectExec, idExec, idExec, "user:alice")
+		if n := f.count("/exec/" + idExec + "/json"); n != 1 {
+			t.Fatalf("asked for the exec %d times, want 1", n)
+		}
+		f.destroy("network", idNet)
+		f.set(func(f *ownerFake) { delete(f.execs, idExec) })
+		f.destroy("container", idA)
+		waitFor(t, "the network to be gone", func() bool {
+			_, _, found, err := in.ObjectOwner(context.Background(), ObjectNetwork, idNet)
+			return err == nil && !found
+		})
+		waitFor(t, "the exec to be gone", func() bool {
+			_, _, found, err := in.ObjectOwner(context.Background(), ObjectExec, idExec)
+			return err == nil && !found
+		})
+	})
+	t.Run("volumes are never cached: a name is their only ID", func(t *testing.T) {
+		f := newOwnerFake()
+		in, _ := watchedInspector(t, f)
+		ownerOK(t, in, ObjectVolume, "cache", "cache", "user:alice")
+		f.set(func(f *ownerFake) { f.labels["volumes/cache"] = map[string]string{OwnerLabel: "user:bob"} })
+		ownerOK(t, in, ObjectVolume, "cache", "cache", "user:bob")
+	})
+	t.Run("a lost event stream empties the cache and bypasses it until back", func(t *testing.T) {
+		f := newOwnerFake()
+		in, states := watchedInspector(t, f)
+		ownerOK(t, in, ObjectContainer, idA, idA, "user:alice")
+		f.drop <- struct{}{}
+		waitState(t, states, false)
+		// While down, with a destroy the cache would not hear of.
+		f.set(func(f *ownerFake) { delete(f.labels, "containers/"+idA) })
+		if _, _, found, err := in.ObjectOwner(context.Background(), ObjectContainer, idA); err != nil || found {
+			t.Fatalf("while down: found=%v err=%v, want dockerd's 404", found, err)
+		}
+		ownerOK(t, in, ObjectContainer, idB, idB, "user:bob")
+		ownerOK(t, in, ObjectContainer, idB, idB, "user:bob")
+		if n := f.count("/containers/" + idB + "/json"); n != 2 {
+			t.Fatalf("while down: asked %d times, want 2 (every lookup)", n)
+		}
+		waitState(t, states, true)
+		ownerOK(t, in, ObjectContainer, idB, idB, "user:bob")
+		ownerOK(t, in, ObjectContainer, idB, idB, "user:bob")
+		if n := f.count("/containers/" + idB + "/json"); n != 3 {
+			t.Fatalf("back up: asked %d times in all, want 3", n)
+		}
+	})
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !ok(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 30s for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestOwnerCacheEntries(t *testing.T) {
+	c := newOwnerCache()
+	labels := map[string]string{OwnerLabel: "user:alice"}
+	gen := c.generation()
+	c.putObject(gen, ObjectContainer, idA, labels)
+	if _, ok := c.labels(ObjectContainer, idA); ok {
+		t.Fatal("untrusted cache stored an answer")
+	}
+	c.trust()
+	c.putObject(gen, ObjectContainer, idA, labels)
+	if _, ok := c.labels(ObjectContainer, idA); ok {
+		t.Fatal("an answer from before the cache was trusted was stored")
+	}
+	gen = c.generation()
+	c.putObject(gen, ObjectContainer, idA, labels)
+	c.putObject(gen, ObjectVolume, "cache", labels)
+	c.putObject(gen, ObjectContainer, "job-a", labels)
+	c.putExec(gen, idExec, idA)
+	if _, ok := c.labels(ObjectContainer, idA); !ok {
+		t.Fatal("no hit after a store")
+	}
+	if _, ok := c.labels(ObjectVolume, "cache"); ok {
+		t.Fatal("a volume was cached")
+	}
+	if _, ok := c.labels(ObjectContainer, "job-a"); ok {
+		t.Fatal("a name was cached")
+	}
+	c.destroyed(ObjectContainer, idA)
+	if _, ok := c.labels(ObjectContainer, idA); ok {
+		t.Fatal("hit after destroy")
+	}
+	if _, ok := c.execContainer(idExec); ok {
+		t.Fatal("the destroyed container's exec is still cached")
+	}
+	// A lookup that began before the destroy answers after it.
+	c.putObject(gen, ObjectContainer, idA, labels)
+	c.putExec(gen, idExec, idA)
+	if _, ok := c.labels(ObjectContainer, idA); ok {
+		t.Fatal("a destroyed container was stored again")
+	}
+	if _, ok := c.execContainer(idExec); ok {
+		t.Fatal("an exec of a destroyed container was stored")
+	}
+	c.putObject(gen, ObjectContainer, idB, labels)
+	c.distrust()
+	c.trust()
+	if _, ok := c.labels(ObjectContainer, idB); ok {
+		t.Fatal("an entry survived losing the event stream")
+	}
+	c.putObject(gen, ObjectContainer, idB, labels)
+	if _, ok := c.labels(ObjectContainer, idB); ok {
+		t.Fatal("an answer from before the stream was lost was stored")
+	}
+
+	small := newOwnerCache()
+	small.max = 4
+	small.trust()
+	for i := range 10 {
+		small.putObject(small.generation(), ObjectContainer, fmt.Sprintf("%064x", i), labels)
+	}
+	if n := len(small.objects) + len(small.execs); n != 4 {
+		t.Fatalf("%d entries in a cache of 4", n)
+	}
+}
+
+// Errors the retry rule sees from the SDK, by what happened on the wire.
+func TestTransient(t *testing.T) {
+	refused, err := NewDockerInspector("unix://" + filepath.Join(t.TempDir(), "missing.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer refused.Close()
+	_, refusedErr := refused.client.Ping(context.Background())
+	for _, c := range []struct {
+		name     string
+		err      error
+		timedOut bool
+		want     bool
+	}{
+		{"connection refused", refusedErr, false, true},
+		{"connection reset", fmt.Errorf("read: %w", &net.OpError{Op: "read", Err: syscall.ECONNRESET}), false, true},
+		{"EOF before the answer", fmt.Errorf("get: %w", io.EOF), false, true},
+		{"the attempt's own deadline", fmt.Errorf("get: %w", context.DeadlineExceeded), true, true},
+		{"the request's deadline", fmt.Errorf("get: %w", context.DeadlineExceeded), false, false},
+		{"the request ended", context.Canceled, false, false},
+		{"an answer: no such object", errors.New("Error response from daemon: No such container"), false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.err == nil {
+				t.Fatal("no error to classify")
+			}
+			if got := transient(c.err, c.timedOut); got != c.want {
+				t.Fatalf("transient(%v) = %v, want %v", c.err, got, c.want)
+			}
+		})
+	}
+}
