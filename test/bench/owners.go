@@ -47,7 +47,10 @@ func (b *bench) owners(ctx context.Context) ([]row, error) {
 		return nil, err
 	}
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	gate, err := testbed.StartDockgate(startCtx, b.bin, filepath.Join(dir, "g"), b.dockerd, "--policy", pdir)
+	gate, err := testbed.StartDockgate(startCtx, b.bin, filepath.Join(dir, "g"), b.dockerd, "--policy", pdir,
+		// One uid stands for 64 jobs here: the per-caller share is not
+		// what this row measures.
+		"--max-connections-per-caller", "1024")
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("tenant dockgate: %w", err)
