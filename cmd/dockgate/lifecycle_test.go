@@ -113,6 +113,12 @@ func TestSIGTERMLetsARequestInFlightFinishAndExitsZero(t *testing.T) {
 	dir := shortTempDir(t)
 	arrived := make(chan struct{}, 1)
 	up := fakeDockerd(t, dir, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/containers/x/json") {
+			// dockgate's own questions (the owner cache's events
+			// subscription) are not the request in flight.
+			http.NotFound(w, r)
+			return
+		}
 		arrived <- struct{}{}
 		time.Sleep(time.Second)
 		w.Header().Set("Content-Type", "application/json")
@@ -168,6 +174,12 @@ func TestSecondSIGTERMExitsAtOnce(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	up := fakeDockerd(t, dir, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/containers/x/logs") {
+			// dockgate's own questions (the owner cache's events
+			// subscription) are not the stream.
+			http.NotFound(w, r)
+			return
+		}
 		// A stream that never ends on its own, like logs -f.
 		w.Header().Set("Content-Type", "text/plain")
 		w.WriteHeader(http.StatusOK)
