@@ -94,6 +94,9 @@ type extraction struct {
 	// not exist yet (createMissingVolumes).
 	missingVolumes []string
 	query          url.Values
+	// images are the image references resolved while judging, each to
+	// the image ID dockerd gave for it ("" for none): what is pinned.
+	images map[string]string
 }
 
 // add records a fact once, in the order first seen.
