@@ -326,7 +326,7 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		// caller's owner filter): that is what dockerd gets.
 		rec.Forwarded, head.Target = d.Target, d.Target
 	}
-	head.filter = d.FilterResponse
+	head.filter, head.verify = d.FilterResponse, d.Verify
 	if d.Body != nil && body != nil {
 		// The judged body with the owner label of a tenant added; it
 		// goes out with its own Content-Length.
