@@ -4,6 +4,7 @@ package authz
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -79,6 +80,11 @@ type Request struct {
 	// judged (a container created from an image other than the judged
 	// one) before it returns the error.
 	Verify func(ctx context.Context, status int, body []byte) error
+	// RewriteSpool, when set by the extractor, writes the body to forward
+	// instead of the spooled one (BodyFile) into dst: a build context
+	// whose Dockerfile names the base images judged by ID. The proxy runs
+	// it once the request is allowed; an error refuses the request.
+	RewriteSpool func(dst io.Writer) error
 }
 
 // FactResult is one fact of a request with the decision on it.
@@ -117,6 +123,9 @@ type Decision struct {
 	// Verify, when not nil, checks dockerd's answer before the client
 	// gets it (Request.Verify).
 	Verify func(ctx context.Context, status int, body []byte) error
+	// RewriteSpool, when not nil, writes the spooled body to forward
+	// (Request.RewriteSpool).
+	RewriteSpool func(dst io.Writer) error
 }
 
 // Decider is the decision point the proxy calls for every request.

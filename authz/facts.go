@@ -97,6 +97,9 @@ type extraction struct {
 	// images are the image references resolved while judging, each to
 	// the image ID dockerd gave for it ("" for none): what is pinned.
 	images map[string]string
+	// basePins are the FROM lines of a classic build whose base is
+	// forwarded as the image ID judged (pinBuildBases).
+	basePins []basePin
 }
 
 // add records a fact once, in the order first seen.

@@ -320,6 +320,17 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 			return cn.refuse(head, rec, decision, status, err.Error())
 		}
 	}
+	if d.RewriteSpool != nil && head.spool != nil {
+		f, n, err := cn.rewriteSpool(d.RewriteSpool)
+		if err != nil {
+			head.ContentLength = 0
+			var we *wireError
+			errors.As(err, &we)
+			return cn.refuse(head, rec, audit.DecisionError, we.Status, we.Msg)
+		}
+		defer f.Close()
+		head.spool, head.spoolSize = f, n
+	}
 	rec.Decision, rec.Reason = audit.DecisionAllow, d.Reason
 	if d.Target != "" && d.Target != head.Target {
 		// The decision pinned what the request names (a full ID, the

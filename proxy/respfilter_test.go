@@ -22,6 +22,7 @@ type hookDecider struct {
 	filter  func(req *authz.Request) func([]byte) ([]byte, error)
 	prepare func(req *authz.Request) func(context.Context) error
 	verify  func(req *authz.Request) func(context.Context, int, []byte) error
+	rewrite func(req *authz.Request) func(io.Writer) error
 }
 
 func (d hookDecider) Decide(ctx context.Context, m *authz.Match, req *authz.Request) authz.Decision {
@@ -37,6 +38,9 @@ func (d hookDecider) Decide(ctx context.Context, m *authz.Match, req *authz.Requ
 	}
 	if d.verify != nil {
 		dec.Verify = d.verify(req)
+	}
+	if d.rewrite != nil {
+		dec.RewriteSpool = d.rewrite(req)
 	}
 	return dec
 }

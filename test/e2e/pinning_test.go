@@ -9,13 +9,19 @@ package e2e
 // Every name here starts with pn.
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
@@ -471,4 +477,136 @@ func TestPinnedTagRacingARetag(t *testing.T) {
 	}
 	t.Logf("%d tags while the name moved %d times: new names on the good image %d, on the evil one %d (the source is judged by its name), each the image judged",
 		cliTags+sdkTags, n, counts["good"], counts["evil"])
+}
+
+// TestPinnedBuildRacingARetag: classic builds FROM the approved name,
+// through dockgate as uid 65534 (docker CLI) and as CI SDK clients, while
+// the name moves: every image built has the approved image as its base
+// (the FROM line is forwarded naming the ID judged), never the evil one.
+func TestPinnedBuildRacingARetag(t *testing.T) {
+	b := pnSetup(t)
+	u := azNewUser(t, "unix://"+b.g.Socket)
+	sdk := b.proxied(t)
+	const cliWorkers, cliBuilds, sdkWorkers, sdkBuilds = 2, 3, 2, 8
+	dockerfile := "FROM " + b.name + "\nLABEL pinned=1\n"
+	u.writeFile("pnctx/Dockerfile", dockerfile)
+	tarCtx := makeTarContext(t, "Dockerfile", dockerfile)
+	target := func(who string, w, i int) string { return fmt.Sprintf("ci.local/pinb-%s-%d-%d:1", who, w, i) }
+	var mu sync.Mutex
+	var built []string
+	t.Cleanup(func() {
+		for _, ref := range built {
+			azRemoveImage(t, b.c, ref)
+		}
+	})
+	var out pnOutcome
+	classic := []string{"DOCKER_BUILDKIT=0"}
+	stop := make(chan struct{})
+	moves := b.race(t, stop)
+	var wg sync.WaitGroup
+	for w := range cliWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range cliBuilds {
+				r := u.run("", classic, "build", "-q", "-t", target("cli", w, i), u.home+"/pnctx")
+				if r.code == 0 {
+					mu.Lock()
+					built = append(built, target("cli", w, i))
+					mu.Unlock()
+					out.add("")
+				} else {
+					out.add(r.stdout + r.stderr)
+				}
+			}
+		}()
+	}
+	for w := range sdkWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range sdkBuilds {
+				ref := target("sdk", w, i)
+				if err := pnBuild(sdk, tarCtx, ref); err != nil {
+					out.add(err.Error())
+					continue
+				}
+				mu.Lock()
+				built = append(built, ref)
+				mu.Unlock()
+				out.add("")
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	n := <-moves
+	t.Logf("%d classic builds while the name moved %d times: %s", cliWorkers*cliBuilds+sdkWorkers*sdkBuilds, n, &out)
+	for _, e := range out.unexpected {
+		t.Errorf("unexpected answer to a build: %s", e)
+	}
+	// LABEL adds no layer: a built image's layers are its base's (the
+	// owner label of a tenant's build is a step of its own, so the
+	// parent is no base).
+	ctx, cancel := azCtx()
+	defer cancel()
+	layers := func(ref string) string {
+		im, err := b.c.ImageInspect(ctx, ref)
+		if err != nil {
+			t.Errorf("%s on dockerd: %v", ref, err)
+			return ""
+		}
+		return strings.Join(im.RootFS.Layers, ",")
+	}
+	good, evil := layers(b.good), layers(b.evil)
+	for _, ref := range built {
+		switch layers(ref) {
+		case good:
+		case evil:
+			t.Errorf("BYPASS: %s was built FROM the evil image", ref)
+		default:
+			t.Errorf("%s has the layers of neither the good nor the evil image", ref)
+		}
+	}
+}
+
+// makeTarContext is a build context of one file.
+func makeTarContext(t *testing.T, name, body string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write([]byte(body))
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// pnBuild runs a classic build through c and reads its progress stream to
+// the end: an error in it is the build's error.
+func pnBuild(c *client.Client, tarCtx []byte, ref string) error {
+	ctx, cancel := azCtx()
+	defer cancel()
+	resp, err := c.ImageBuild(ctx, bytes.NewReader(tarCtx), build.ImageBuildOptions{Tags: []string{ref}, Version: build.BuilderV1, Remove: true})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var msg struct {
+			Error string `json:"error"`
+		}
+		if err := dec.Decode(&msg); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if msg.Error != "" {
+			return errors.New(msg.Error)
+		}
+	}
 }
