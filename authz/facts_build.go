@@ -65,10 +65,9 @@ func first(v []string) string {
 
 // contextDockerfile returns the Dockerfile at path in the spooled
 // context and the path it was found at, nil when the build has no body
-// (dockerd then fails). With the
-// default name dockerd also accepts "dockerfile". A Dockerfile that is a
-// link, appears twice, or is missing is refused: dockerd would read
-// something dockgate did not, or fail.
+// (dockerd then fails). With the default name dockerd also accepts
+// "dockerfile". A Dockerfile that is a link, appears twice, or is missing
+// is refused: dockerd would read something dockgate did not, or fail.
 func (x *extraction) contextDockerfile(path string, isDefault bool) ([]byte, string, error) {
 	tr, ok, err := x.spooledTar()
 	if err != nil || !ok {

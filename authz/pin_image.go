@@ -65,8 +65,10 @@ func (x *extraction) resolveImage(ref string) (string, error) {
 // name names replaced by the ID that reference resolves to now, the one
 // judged: dockerd resolves an ID to that image whatever is tagged with the
 // name by the time it acts. A name that resolves to nothing is answered as
-// dockerd would answer it (404): forwarded, it would find whatever got the
-// name in between.
+// dockerd would answer it (404) once the request is allowed, never
+// forwarded: dockerd would find whatever got the name in between. (So
+// the policy's answer comes first, and explain, which never forwards,
+// shows the facts.)
 func (x *extraction) pinImagePathVar(name string) error {
 	ref := x.m.Vars[name]
 	id, err := x.resolveImage(ref)
@@ -74,9 +76,28 @@ func (x *extraction) pinImagePathVar(name string) error {
 		return err
 	}
 	if id == "" {
-		return &RouteError{Status: http.StatusNotFound, Message: "No such image: " + ref}
+		x.prepareAlso(func(context.Context) error {
+			return &RouteError{Status: http.StatusNotFound, Message: "No such image: " + ref}
+		})
+		return nil
 	}
 	return x.pinPathVar(name, id)
+}
+
+// prepareAlso adds f to what the proxy runs before forwarding
+// (Request.Prepare), after what is there already.
+func (x *extraction) prepareAlso(f func(context.Context) error) {
+	before := x.req.Prepare
+	if before == nil {
+		x.req.Prepare = f
+		return
+	}
+	x.req.Prepare = func(ctx context.Context) error {
+		if err := before(ctx); err != nil {
+			return err
+		}
+		return f(ctx)
+	}
 }
 
 // verifyCreatedImage has the proxy check, once dockerd created the

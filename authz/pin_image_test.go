@@ -73,16 +73,24 @@ func TestTagSourcePinnedToJudgedImage(t *testing.T) {
 			forwarded: "/v1.41/images/" + idApp + "/tag?repo=ci.local/x"},
 		{name: "tag without version prefix keeps it off", target: "/images/evil/tag?repo=ci.local/x",
 			forwarded: "/images/" + idEvil + "/tag?repo=ci.local/x"},
-		{name: "tag of a name no image has is answered like dockerd, not forwarded", target: "/v1.41/images/nothing:here/tag?repo=ci.local/x",
+		{name: "tag of a name no image has is answered like dockerd, never forwarded", target: "/v1.41/images/nothing:here/tag?repo=ci.local/x",
 			status: http.StatusNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dec := pinDecide(t, pinDecider(t, newFakeInspector()), tc.target, "")
 			if tc.status != 0 {
-				if dec.Allow || dec.Status != tc.status {
-					t.Fatalf("want refusal %d, got allow=%v %d %q", tc.status, dec.Allow, dec.Status, dec.Reason)
+				// Allowed by the policy, refused before it is forwarded.
+				var re *RouteError
+				if !dec.Allow || dec.Prepare == nil || !errors.As(dec.Prepare(context.Background()), &re) || re.Status != tc.status {
+					t.Fatalf("want a %d before forwarding, got allow=%v %d %q", tc.status, dec.Allow, dec.Status, dec.Reason)
+				}
+				if dec.Target != "" {
+					t.Errorf("a tag of nothing pinned to %q", dec.Target)
 				}
 				return
+			}
+			if dec.Prepare != nil {
+				t.Errorf("a pinned tag has something to prepare")
 			}
 			if !dec.Allow {
 				t.Fatalf("refused: %d %s", dec.Status, dec.Reason)
