@@ -95,7 +95,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 			req.TTL = p.TTL(req.Subjects)
 		}
 	}
-	req.Target, req.FilterResponse, req.Prepare, req.notes = "", nil, nil, nil
+	req.Target, req.FilterResponse, req.Prepare, req.Verify, req.RewriteSpool, req.notes = "", nil, nil, nil, nil, nil
 
 	var more []Fact
 	if d.Extract != nil {
@@ -127,7 +127,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 	// An allowed request goes to dockerd as the extractor changed it.
 	allowed := func(reason string, wouldDeny bool) Decision {
 		return Decision{Allow: true, WouldDeny: wouldDeny, Reason: reason, Facts: results,
-			Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare}
+			Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare, Verify: req.Verify, RewriteSpool: req.RewriteSpool}
 	}
 	unlabelled := (ownerCreates[m.Action] || ownerImageCreates[m.Action]) && req.Owner != "" && !req.ownerRecorded
 	if first < 0 && !unlabelled {

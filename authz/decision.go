@@ -4,6 +4,7 @@ package authz
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -78,6 +79,19 @@ type Request struct {
 	// request needs created first (a tenant's named volume, labelled). An
 	// error refuses the request (a *RouteError carries its status).
 	Prepare func(ctx context.Context) error
+	// Verify, when set by the extractor, judges the request again at the
+	// act: the proxy runs it on dockerd's answer (its status and whole
+	// body, read before the client gets any of it) and, on an error,
+	// answers that instead (a *RouteError carries its status; any other
+	// error is 502). It undoes what dockerd did that was not what was
+	// judged (a container created from an image other than the judged
+	// one) before it returns the error.
+	Verify func(ctx context.Context, status int, body []byte) error
+	// RewriteSpool, when set by the extractor, writes the body to forward
+	// instead of the spooled one (BodyFile) into dst: a build context
+	// whose Dockerfile names the base images judged by ID. The proxy runs
+	// it once the request is allowed; an error refuses the request.
+	RewriteSpool func(dst io.Writer) error
 }
 
 // note records why a fact was emitted.
@@ -121,6 +135,12 @@ type Decision struct {
 	// Prepare, when not nil, runs before the request is forwarded
 	// (Request.Prepare).
 	Prepare func(ctx context.Context) error
+	// Verify, when not nil, checks dockerd's answer before the client
+	// gets it (Request.Verify).
+	Verify func(ctx context.Context, status int, body []byte) error
+	// RewriteSpool, when not nil, writes the spooled body to forward
+	// (Request.RewriteSpool).
+	RewriteSpool func(dst io.Writer) error
 }
 
 // Decider is the decision point the proxy calls for every request.

@@ -100,6 +100,12 @@ type extraction struct {
 	query          url.Values
 	// pinned are the path variables pinned to full IDs so far.
 	pinned map[string]string
+	// images are the image references resolved while judging, each to
+	// the image ID dockerd gave for it ("" for none): what is pinned.
+	images map[string]string
+	// basePins are the FROM lines of a classic build whose base is
+	// forwarded as the image ID judged (pinBuildBases).
+	basePins []basePin
 }
 
 // add records a fact once, in the order first seen.

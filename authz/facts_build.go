@@ -54,7 +54,7 @@ func (x *extraction) dockerfileFacts(q map[string][]string) error {
 	if isDefault {
 		name = "Dockerfile"
 	}
-	df, err := x.contextDockerfile(tarEntryPath(name), isDefault)
+	df, dfPath, err := x.contextDockerfile(tarEntryPath(name), isDefault)
 	if err != nil || df == nil {
 		return err
 	}
@@ -64,7 +64,10 @@ func (x *extraction) dockerfileFacts(q map[string][]string) error {
 			return badBody("invalid buildargs: %v", err)
 		}
 	}
-	return x.dockerfileImageFacts(df, buildArgs)
+	if err := x.dockerfileImageFacts(df, buildArgs); err != nil {
+		return err
+	}
+	return x.pinBuildBases(q, dfPath, df)
 }
 
 func first(v []string) string {
@@ -75,14 +78,14 @@ func first(v []string) string {
 }
 
 // contextDockerfile returns the Dockerfile at path in the spooled
-// context, nil when the build has no body (dockerd then fails). With the
-// default name dockerd also accepts "dockerfile". A Dockerfile that is a
-// link, appears twice, or is missing is refused: dockerd would read
-// something dockgate did not, or fail.
-func (x *extraction) contextDockerfile(path string, isDefault bool) ([]byte, error) {
+// context and the path it was found at, nil when the build has no body
+// (dockerd then fails). With the default name dockerd also accepts
+// "dockerfile". A Dockerfile that is a link, appears twice, or is missing
+// is refused: dockerd would read something dockgate did not, or fail.
+func (x *extraction) contextDockerfile(path string, isDefault bool) ([]byte, string, error) {
 	tr, ok, err := x.spooledTar()
 	if err != nil || !ok {
-		return nil, err
+		return nil, "", err
 	}
 	found := map[string][]byte{}
 	for {
@@ -91,28 +94,28 @@ func (x *extraction) contextDockerfile(path string, isDefault bool) ([]byte, err
 			break
 		}
 		if err != nil {
-			return nil, tarError(err)
+			return nil, "", tarError(err)
 		}
 		p := tarEntryPath(hdr.Name)
 		if p != path && !(isDefault && p == "dockerfile") {
 			continue
 		}
 		if _, dup := found[p]; dup {
-			return nil, badBody("build: the context has %s twice", p)
+			return nil, "", badBody("build: the context has %s twice", p)
 		}
 		b, err := readTarFile(tr, hdr, "the Dockerfile "+p)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		found[p] = b
 	}
 	if b, ok := found[path]; ok {
-		return b, nil
+		return b, path, nil
 	}
 	if b, ok := found["dockerfile"]; ok && isDefault {
-		return b, nil
+		return b, "dockerfile", nil
 	}
-	return nil, badBody("build: no Dockerfile %q in the context", path)
+	return nil, "", badBody("build: no Dockerfile %q in the context", path)
 }
 
 // dockerfileImageFacts parses df and adds the image facts of its bases.
@@ -170,11 +173,12 @@ func (x *extraction) dockerfileImageFacts(df []byte, buildArgs map[string]*strin
 			if err := x.addBuildBase(image, stages, false); err != nil {
 				return err
 			}
+			stage := ""
 			if as := n.Next.Next; as != nil && strings.EqualFold(as.Value, "as") && as.Next != nil {
-				stages = append(stages, as.Next.Value)
-			} else {
-				stages = append(stages, "")
+				stage = as.Next.Value
 			}
+			x.noteBuildBase(n, image, stage, stages)
+			stages = append(stages, stage)
 		case "copy":
 			for _, f := range n.Flags {
 				from, ok := strings.CutPrefix(f, "--from=")

@@ -50,6 +50,7 @@ func containerCreateFacts(x *extraction) error {
 	if err := x.addImageRun(w.Config.Image); err != nil {
 		return err
 	}
+	x.verifyCreatedImage(w.Config.Image)
 	hc := w.HostConfig
 	if hc == nil {
 		hc = &container.HostConfig{}

@@ -185,7 +185,10 @@ func imageTagFacts(x *extraction) error {
 	if err != nil {
 		return err
 	}
-	return x.addImageName(repo, tag)
+	if err := x.addImageName(repo, tag); err != nil {
+		return err
+	}
+	return x.pinImagePathVar("name")
 }
 
 // imageCommitFacts: POST /commit?container=&repo=&tag=, body a container
@@ -326,8 +329,8 @@ func buildFacts(x *extraction) error {
 //     (addImageInUse); create fails, and a service's nodes pull it.
 //
 // The image a name points to may change between this question and
-// dockerd's create; only someone who may tag or pull can change it, and
-// those requests are judged too.
+// dockerd's act; what it resolved to here is noted (noteImage), and the
+// request is pinned to it or checked again at the act (pin_image.go).
 func (x *extraction) addImageRun(s string) error {
 	if s == "" {
 		return badBody("%s: empty image reference", x.m.Action)
@@ -344,6 +347,7 @@ func (x *extraction) addImageRun(s string) error {
 	if err != nil {
 		return upstreamError("image "+s, err)
 	}
+	x.noteImage(s, id, found)
 	if !found {
 		return x.addImageInUse(s)
 	}

@@ -50,6 +50,7 @@ func refInspector() *fakeInspector {
 		"image:busybox":     {id: "sha256:cc"},
 		"image:ci.local/up": {id: "sha256:dd", labels: map[string]string{"x": "y"}},
 	}
+	in.images["app-mine"] = fakeImage{id: "sha256:aa"}
 	return in
 }
 
@@ -87,7 +88,7 @@ func TestOwnerFactsOfObjects(t *testing.T) {
 		{"network connect theirs to mine", "POST", "/v1.41/networks/n-mine/connect", `{"Container":"theirs"}`, jenkins, []string{"other", "self"}, false, "", ""},
 		{"network connect mine, pinned", "POST", "/v1.41/networks/n-mine/connect", `{"Container":"111","EndpointConfig":null}`, jenkins, []string{"self"}, true, "/v1.41/networks/" + refNetID + "/connect", `"Container":"` + refMineID + `"`},
 		{"network disconnect the agent", "POST", "/v1.41/networks/n-mine/disconnect", `{"Container":"agent","Force":true}`, jenkins, []string{"none", "self"}, false, "", ""},
-		{"image tag, built by me", "POST", "/v1.41/images/app-mine/tag?repo=ci.local/x", "", jenkins, []string{"self"}, true, "", ""},
+		{"image tag, built by me", "POST", "/v1.41/images/app-mine/tag?repo=ci.local/x", "", jenkins, []string{"self"}, true, "/v1.41/images/sha256:aa/tag?repo=ci.local/x", ""},
 		{"image push, built by them", "POST", "/v1.41/images/app-theirs/push", "", jenkins, []string{"other"}, false, "", ""},
 		{"image delete of a shared base image", "DELETE", "/v1.41/images/busybox", "", jenkins, []string{"none"}, false, "", ""},
 		{"image untag of a shared base image's other name", "DELETE", "/v1.41/images/ci.local/up?noprune=1", "", jenkins, []string{"none"}, false, "", ""},

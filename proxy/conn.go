@@ -402,13 +402,24 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 			return cn.refuse(head, rec, decision, status, err.Error())
 		}
 	}
+	if d.RewriteSpool != nil && head.spool != nil {
+		f, n, err := cn.rewriteSpool(d.RewriteSpool)
+		if err != nil {
+			head.ContentLength = 0
+			var we *wireError
+			errors.As(err, &we)
+			return cn.refuse(head, rec, audit.DecisionError, we.Status, we.Msg)
+		}
+		defer f.Close()
+		head.spool, head.spoolSize = f, n
+	}
 	rec.Decision, rec.Reason = audit.DecisionAllow, d.Reason
 	if d.Target != "" && d.Target != head.Target {
 		// The decision pinned what the request names (a full ID, the
 		// caller's owner filter): that is what dockerd gets.
 		rec.Forwarded, head.Target = d.Target, d.Target
 	}
-	head.filter = d.FilterResponse
+	head.filter, head.verify = d.FilterResponse, d.Verify
 	if d.Body != nil && body != nil {
 		// The judged body with the owner label of a tenant added; it
 		// goes out with its own Content-Length.

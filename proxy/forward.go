@@ -112,6 +112,13 @@ func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.M
 
 	hijack := (resp.StatusCode == http.StatusSwitchingProtocols && head.Upgrade) ||
 		(isRawStream(resp) && (m.Action == "container.attach" || m.Action == "exec.start"))
+	if hijack && head.verify != nil {
+		// A session cannot be checked before the client has it.
+		rec.Decision, rec.Reason, rec.Status = audit.DecisionError, "dockerd's answer must be checked before the client gets it, and it switched to a raw stream", http.StatusBadGateway
+		cn.finish(rec, start)
+		writeError(cn.bw, head.Method, http.StatusBadGateway, rec.Reason, true)
+		return false
+	}
 	if hijack {
 		if bodyDone != nil {
 			if err := <-bodyDone; err != nil {
@@ -133,7 +140,12 @@ func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.M
 		startRec.Phase, startRec.Status = audit.PhaseStart, resp.StatusCode
 		cn.s.cfg.Audit.Write(&startRec)
 	}
-	keep, bodyOK := cn.copyResponse(head, m, resp, bodyDone, rec)
+	var keep, bodyOK bool
+	if head.verify != nil && head.Method != http.MethodHead {
+		keep, bodyOK = cn.copyVerifiedResponse(ctx, head, m, resp, bodyDone, rec)
+	} else {
+		keep, bodyOK = cn.copyResponse(head, m, resp, bodyDone, rec)
+	}
 	if !bodyOK || resp.Close {
 		cn.dropUpstream()
 	}

@@ -21,6 +21,8 @@ type hookDecider struct {
 	target  func(req *authz.Request) string
 	filter  func(req *authz.Request) func([]byte) ([]byte, error)
 	prepare func(req *authz.Request) func(context.Context) error
+	verify  func(req *authz.Request) func(context.Context, int, []byte) error
+	rewrite func(req *authz.Request) func(io.Writer) error
 }
 
 func (d hookDecider) Decide(ctx context.Context, m *authz.Match, req *authz.Request) authz.Decision {
@@ -33,6 +35,12 @@ func (d hookDecider) Decide(ctx context.Context, m *authz.Match, req *authz.Requ
 	}
 	if d.prepare != nil {
 		dec.Prepare = d.prepare(req)
+	}
+	if d.verify != nil {
+		dec.Verify = d.verify(req)
+	}
+	if d.rewrite != nil {
+		dec.RewriteSpool = d.rewrite(req)
 	}
 	return dec
 }

@@ -62,6 +62,9 @@ func TestAuditLogHoldsNoSecrets(t *testing.T) {
 		case r.Method == "GET" && strings.Contains(r.URL.Path, "/images/"):
 			// The inspector asks what an image is before a create.
 			io.WriteString(w, `{"Id":"sha256:1111111111111111111111111111111111111111111111111111111111111111","RepoTags":["busybox:latest"],"RepoDigests":[]}`)
+		case r.Method == "GET" && strings.HasSuffix(r.URL.Path, "/json") && strings.Contains(r.URL.Path, "/containers/0123"):
+			// dockgate checks the image a created container got.
+			io.WriteString(w, `{"Id":"0123456789ab0123456789ab0123456789ab0123456789ab0123456789ab","Image":"sha256:1111111111111111111111111111111111111111111111111111111111111111"}`)
 		case r.Method == "GET":
 			w.WriteHeader(http.StatusNotFound)
 			io.WriteString(w, `{"message":"not found"}`)

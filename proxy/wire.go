@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -84,6 +85,9 @@ type requestHead struct {
 	// filter rewrites a 200 response's body before the client gets it
 	// (authz.Decision.FilterResponse); nil for almost every request.
 	filter func([]byte) ([]byte, error)
+	// verify checks dockerd's answer before the client gets any of it
+	// (authz.Decision.Verify); nil for almost every request.
+	verify func(ctx context.Context, status int, body []byte) error
 }
 
 func (h *requestHead) chunked() bool { return h.ContentLength < 0 }

@@ -178,8 +178,15 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if dec.FilterResponse != nil {
 			fmt.Fprintln(stdout, "the answer is filtered to the caller's own objects")
 		}
-		if dec.Prepare != nil {
+		switch {
+		case dec.Prepare != nil && m.Action == "container.create":
 			fmt.Fprintln(stdout, "dockgate first creates the named volumes it binds, labelled for the caller")
+		case dec.Prepare != nil:
+			// A tag's source, which explain does not look up.
+			fmt.Fprintln(stdout, "dockgate forwards it only if the image it names exists (pinned to its ID)")
+		}
+		if dec.Verify != nil {
+			fmt.Fprintln(stdout, "the created container's image is checked against the image judged before the answer reaches the client")
 		}
 		return 0
 	}

@@ -178,6 +178,7 @@ func TestExplainShowsWhatATenantsRequestBecomes(t *testing.T) {
 		}},
 		{[]string{"POST", "/v1.41/containers/create", "-"}, `{"Image":"registry.example.com/approved/app"}`, []string{
 			`forwarded body: {`, `"io.dockgate.owner":"user:jenkins"`,
+			"the created container's image is checked against the image judged before the answer reaches the client",
 		}},
 		{[]string{"GET", "/v1.41/images/json"}, "", []string{"the answer is filtered to the caller's own objects"}},
 	} {
