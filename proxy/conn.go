@@ -390,15 +390,7 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 			if body != nil || head.spool != nil {
 				head.ContentLength = 0
 			}
-			status := http.StatusBadGateway
-			var re *authz.RouteError
-			if errors.As(err, &re) {
-				status = re.Status
-			}
-			decision := audit.DecisionError
-			if status == http.StatusForbidden {
-				decision = audit.DecisionDeny
-			}
+			status, decision := hookFailure(err)
 			return cn.refuse(head, rec, decision, status, err.Error())
 		}
 	}

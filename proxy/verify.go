@@ -46,15 +46,7 @@ func (cn *clientConn) copyVerifiedResponse(ctx context.Context, head *requestHea
 		rec.ObjectID = objectID(raw)
 	}
 	if err := head.verify(ctx, resp.StatusCode, raw); err != nil {
-		status := http.StatusBadGateway
-		var re *authz.RouteError
-		if errors.As(err, &re) {
-			status = re.Status
-		}
-		decision := audit.DecisionError
-		if status == http.StatusForbidden {
-			decision = audit.DecisionDeny
-		}
+		status, decision := hookFailure(err)
 		rec.Decision, rec.Reason, rec.Status = decision, err.Error(), status
 		if werr := writeError(cn.bw, head.Method, status, rec.Reason, head.Close); werr != nil {
 			return false, !resp.Close
@@ -71,4 +63,20 @@ func (cn *clientConn) copyVerifiedResponse(ctx context.Context, head *requestHea
 	}
 	rec.BytesOut = int64(len(raw))
 	return !head.Close, !resp.Close
+}
+
+// hookFailure is the answer to a decision hook (Prepare, Verify) that
+// failed: the status its *authz.RouteError carries (502 for any other
+// error: dockerd could not be asked), and a deny for a 403.
+func hookFailure(err error) (status int, decision string) {
+	status = http.StatusBadGateway
+	var re *authz.RouteError
+	if errors.As(err, &re) {
+		status = re.Status
+	}
+	decision = audit.DecisionError
+	if status == http.StatusForbidden {
+		decision = audit.DecisionDeny
+	}
+	return status, decision
 }
