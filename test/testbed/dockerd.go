@@ -20,7 +20,8 @@ import (
 
 // Dockerd is a private dockerd whose data, exec root, socket and log all live
 // in Dir. It never touches the system's daemon: its own config file, no
-// default bridge, no iptables rules.
+// default bridge, no iptables rules. The current Engine also has its own
+// containerd in Dir/containerd.
 type Dockerd struct {
 	Dir    string `json:"dir"`
 	Socket string `json:"socket"`
@@ -28,12 +29,25 @@ type Dockerd struct {
 	Pid    int    `json:"pid"`
 	Log    string `json:"log"`
 
-	proc *process // nil when borrowed from the process that started it
+	Engine     string `json:"engine"`      // EngineDebian or EngineCurrent
+	Version    string `json:"version"`     // what dockerd reports: "20.10.24+dfsg1", "29.8.0"
+	APIVersion string `json:"api_version"` // its newest API version: "1.41", "1.56"
+
+	proc       *process // nil when borrowed from the process that started it
+	containerd *process // the current Engine's containerd; nil for Debian's (dockerd starts its own)
 }
 
-// StartDockerd starts dockerd in dir (created if needed; keep it short: a
-// Unix socket path has at most 108 bytes) and waits until /_ping answers.
+// StartDockerd starts Debian's dockerd in dir (created if needed; keep it
+// short: a Unix socket path has at most 108 bytes) and waits until /_ping
+// answers.
 func StartDockerd(ctx context.Context, dir string) (*Dockerd, error) {
+	return StartEngine(ctx, dir, EngineDebian)
+}
+
+// StartEngine starts dockerd of the given engine in dir. For the current
+// Engine it first builds it (once: see BuildEngine), then starts its
+// containerd and its dockerd with the cache's binaries first on PATH.
+func StartEngine(ctx context.Context, dir, engine string) (*Dockerd, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -45,6 +59,7 @@ func StartDockerd(ctx context.Context, dir string) (*Dockerd, error) {
 		Dir:    dir,
 		Socket: filepath.Join(dir, "docker.sock"),
 		Log:    filepath.Join(dir, "dockerd.log"),
+		Engine: engine,
 	}
 	d.Host = "unix://" + d.Socket
 	// containerd's socket under the exec root is the longest path dockerd makes.
@@ -55,7 +70,26 @@ func StartDockerd(ctx context.Context, dir string) (*Dockerd, error) {
 	if err := os.WriteFile(config, []byte("{}\n"), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := startProcess(d.Log, baseEnv(), "dockerd",
+	env, dockerd := baseEnv(), "dockerd"
+	var extra []string
+	switch engine {
+	case EngineDebian:
+	case EngineCurrent:
+		cache, err := BuildEngine(ctx, os.Stderr)
+		if err != nil {
+			return nil, err
+		}
+		bin := filepath.Join(cache, "bin")
+		env, dockerd = withPath(env, bin), filepath.Join(bin, "dockerd")
+		var socket string
+		if d.containerd, socket, err = startContainerd(ctx, filepath.Join(dir, "containerd"), env, bin); err != nil {
+			return nil, err
+		}
+		extra = []string{"--containerd", socket, "--ip6tables=false"}
+	default:
+		return nil, fmt.Errorf("testbed: unknown engine %q", engine)
+	}
+	p, err := startProcess(d.Log, env, dockerd, append([]string{
 		"--host", d.Host,
 		"--config-file", config,
 		"--data-root", filepath.Join(dir, "data"),
@@ -64,16 +98,43 @@ func StartDockerd(ctx context.Context, dir string) (*Dockerd, error) {
 		"--bridge", "none",
 		"--iptables=false", // leave the host's firewall alone: other daemons may share it
 		"--shutdown-timeout", "2",
-	)
+	}, extra...)...)
 	if err != nil {
-		return nil, fmt.Errorf("start dockerd: %w", err)
+		err = fmt.Errorf("start dockerd: %w", err)
+		if d.containerd != nil {
+			err = errors.Join(err, d.containerd.stop(syscall.SIGTERM, 10*time.Second))
+		}
+		return nil, err
 	}
 	d.proc, d.Pid = p, p.pid()
 	err = waitReady(ctx, p, d.Log, 60*time.Second, func(ctx context.Context) error { return ping(ctx, d.Socket) })
+	if err == nil {
+		err = d.version(ctx)
+	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("dockerd: %w", err), d.Stop())
 	}
 	return d, nil
+}
+
+// version asks dockerd what it is.
+func (d *Dockerd) version(ctx context.Context) error {
+	c, err := d.Client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	v, err := c.ServerVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("GET /version: %w", err)
+	}
+	d.Version, d.APIVersion = v.Version, v.APIVersion
+	return nil
+}
+
+// String names the engine for logs: "dockerd 29.8.0 (API 1.56)".
+func (d *Dockerd) String() string {
+	return fmt.Sprintf("dockerd %s (API %s)", d.Version, d.APIVersion)
 }
 
 // Client returns a Go SDK client for this daemon; the caller closes it.
@@ -138,7 +199,14 @@ func (d *Dockerd) Stop() error {
 	if err := d.proc.stop(syscall.SIGTERM, 30*time.Second); err != nil && !isSignalExit(err) {
 		errs = append(errs, fmt.Errorf("dockerd: %w", err))
 	}
-	// containerd exits with dockerd; give it a moment before the hard way.
+	// The current Engine's containerd is ours to stop, after dockerd;
+	// Debian's exits with dockerd.
+	if d.containerd != nil {
+		if err := d.containerd.stop(syscall.SIGTERM, 15*time.Second); err != nil && !isSignalExit(err) {
+			errs = append(errs, fmt.Errorf("containerd: %w", err))
+		}
+	}
+	// Give containerd and the shims a moment before the hard way.
 	for i := 0; i < 50 && d.leftovers() > 0; i++ {
 		time.Sleep(100 * time.Millisecond)
 	}

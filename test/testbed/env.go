@@ -22,6 +22,7 @@ import (
 // busybox image, the registry, dockgate built from this module.
 type Options struct {
 	Image        string   // the busybox image's reference; DefaultImage when empty
+	Engine       string   // EngineDebian or EngineCurrent; DOCKGATE_E2E_ENGINE's when empty
 	NoRegistry   bool     // skip the registry
 	NoDockgate   bool     // skip building and starting dockgate
 	DockgateArgs []string // extra arguments for `dockgate serve`
@@ -41,6 +42,7 @@ type Env struct {
 	Bin       string    `json:"bin,omitempty"` // the dockgate binary
 	ProxyHost string    `json:"proxy_host"`    // dockgate's unix:// host; dockerd's when Direct
 	Direct    bool      `json:"direct"`        // DOCKGATE_E2E_DIRECT=1: no dockgate in the path
+	Engine    string    `json:"engine"`        // EngineDebian or EngineCurrent; Dockerd says its version
 
 	owned bool
 }
@@ -59,11 +61,16 @@ func Setup(ctx context.Context, opts Options) (env *Env, err error) {
 	if opts.Image == "" {
 		opts.Image = DefaultImage
 	}
+	if opts.Engine == "" {
+		if opts.Engine, err = EngineName(); err != nil {
+			return nil, err
+		}
+	}
 	dir, err := os.MkdirTemp("/tmp", "dg")
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{Dir: dir, Image: opts.Image, owned: true, Direct: os.Getenv("DOCKGATE_E2E_DIRECT") != ""}
+	e := &Env{Dir: dir, Image: opts.Image, owned: true, Direct: os.Getenv("DOCKGATE_E2E_DIRECT") != "", Engine: opts.Engine}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, e.Close())
@@ -91,10 +98,10 @@ func Setup(ctx context.Context, opts Options) (env *Env, err error) {
 	defer buildWG.Wait() // never leave the build running past Setup
 
 	start := time.Now()
-	if e.Dockerd, err = StartDockerd(ctx, filepath.Join(dir, "d")); err != nil {
+	if e.Dockerd, err = StartEngine(ctx, filepath.Join(dir, "d"), opts.Engine); err != nil {
 		return nil, err
 	}
-	logf("dockerd %s ready in %v", e.Dockerd.Host, time.Since(start).Round(time.Millisecond))
+	logf("%s, engine %s, %s ready in %v", e.Dockerd, opts.Engine, e.Dockerd.Host, time.Since(start).Round(time.Millisecond))
 	if err = e.Dockerd.ImportBusybox(ctx, opts.Image); err != nil {
 		return nil, err
 	}
