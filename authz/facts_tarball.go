@@ -123,9 +123,8 @@ func formatSize(n int64) string {
 // RepoTags of manifest.json, the repo:tag pairs of the legacy
 // "repositories" file (which dockerd 20.10 reads when manifest.json is
 // absent), and the image names annotated in an OCI index.json
-// (io.containerd.image.name, and org.opencontainers.image.ref.name when it
-// is a whole reference), which daemons with the containerd image store
-// read. Every source is read whatever the daemon, so that no spelling of
+// (io.containerd.image.name, or else org.opencontainers.image.ref.name),
+// which daemons with the containerd image store read. Every source is read whatever the daemon, so that no spelling of
 // the tarball names an image unseen. A loaded image has no registry
 // provenance: running it is a local-image fact.
 func imageLoadFacts(x *extraction) error {
@@ -215,14 +214,19 @@ func (x *extraction) loadOCIIndexFacts(b []byte) error {
 		return badBody("image.load: malformed index.json: %v", err)
 	}
 	for _, m := range index.Manifests {
+		// containerd's import (Engine 29's load) names the image by
+		// io.containerd.image.name when it is there and reads nothing
+		// else of the entry: `docker save` writes the tag alone ("1") as
+		// its ref.name beside it, which names nothing.
 		if n := m.Annotations["io.containerd.image.name"]; n != "" {
 			if err := x.addLoadedName(n); err != nil {
 				return err
 			}
+			continue
 		}
-		// Often only a tag ("1.0"), which a daemon may still read as a
-		// name: anything that parses as a name is judged as one. What
-		// cannot be a name cannot create one.
+		// Without it, ref.name is the name, even a bare tag ("7" loads as
+		// 7:latest): anything that parses as a name is judged as one.
+		// What cannot be a name cannot create one.
 		if n := m.Annotations["org.opencontainers.image.ref.name"]; n != "" {
 			if _, err := reference.ParseNormalizedNamed(n); err == nil {
 				if err := x.addLoadedName(n); err != nil {
