@@ -132,6 +132,12 @@ func ownerFacts(x *extraction) error {
 		return nil
 	}
 	name := x.m.Vars[t.pathVar]
+	if id, ok := x.pinned[t.pathVar]; ok && t.kind == ObjectContainer {
+		// Already resolved and judged by its full ID (the host paths of
+		// a start): ask about that same container, which the owner cache
+		// can answer, rather than resolve the name a second time.
+		name = id
+	}
 	if name == "" || t.kind == ObjectNetwork && predefinedNetworks[name] {
 		// dockerd finds no object with an empty name.
 		return nil

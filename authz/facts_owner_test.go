@@ -46,6 +46,12 @@ func TestContainerOwnerFact(t *testing.T) {
 		{"other archive", "GET", "/v1.41/containers/theirs/archive?path=/etc", jenkins, "other", false, http.StatusForbidden},
 		{"other attach ws", "GET", "/v1.41/containers/theirs/attach/ws", jenkins, "other", false, http.StatusForbidden},
 		{"other by its owner", "POST", "/v1.41/containers/theirs/kill", alice, "self", true, 0},
+		// start and restart judge the container's host paths first and
+		// pin it; the owner is then read of that pinned ID.
+		{"self start", "POST", "/v1.41/containers/mine/start", jenkins, "self", true, 0},
+		{"other start", "POST", "/v1.41/containers/theirs/start", jenkins, "other", false, http.StatusForbidden},
+		{"other restart by short ID", "POST", "/v1.41/containers/2222/restart", jenkins, "other", false, http.StatusForbidden},
+		{"none start", "POST", "/v1.41/containers/agent/start", jenkins, "none", false, http.StatusForbidden},
 		{"none", "POST", "/v1.41/containers/agent/stop", jenkins, "none", false, http.StatusForbidden},
 		{"empty owner label is someone else's", "POST", "/v1.41/containers/empty/stop", jenkins, "other", false, http.StatusForbidden},
 		{"none inspect", "GET", "/v1.41/containers/agent/json", jenkins, "none", false, http.StatusForbidden},

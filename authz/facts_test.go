@@ -93,6 +93,15 @@ func (f *fakeInspector) ObjectOwner(_ context.Context, kind, name string) (strin
 	}
 	if kind == ObjectContainer {
 		c, ok := f.containers[name]
+		if !ok {
+			// dockerd finds a container by its ID as well as its name.
+			for _, cc := range f.containers {
+				if cc.id != "" && cc.id == name {
+					c, ok = cc, true
+					break
+				}
+			}
+		}
 		return c.id, c.labels, ok, nil
 	}
 	o, ok := f.objects[kind+":"+name]

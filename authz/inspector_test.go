@@ -68,14 +68,15 @@ func (f *fakeDockerd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func startFakeDockerd(t *testing.T, f *fakeDockerd) string {
+// startFakeDockerd serves h as dockerd on a Unix socket until t ends.
+func startFakeDockerd(t *testing.T, h http.Handler) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "docker.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: f, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return "unix://" + sock
@@ -287,7 +288,7 @@ func TestDockerInspectorRetriesOnce(t *testing.T) {
 			f.misbehave = func(p string, n int, w http.ResponseWriter, r *http.Request) bool {
 				return p == path && c.misbehave(n, w, r)
 			}
-			in, err := NewDockerInspector(startOwnerFake(t, f))
+			in, err := NewDockerInspector(startFakeDockerd(t, f))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -320,7 +321,7 @@ func TestDockerInspectorDeadlineFromRequest(t *testing.T) {
 		ended <- struct{}{}
 		return true
 	}
-	in, err := NewDockerInspector(startOwnerFake(t, f))
+	in, err := NewDockerInspector(startFakeDockerd(t, f))
 	if err != nil {
 		t.Fatal(err)
 	}

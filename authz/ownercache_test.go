@@ -162,24 +162,11 @@ func (f *ownerFake) destroy(kind, id string) {
 	f.events <- fmt.Sprintf(`{"Type":%q,"Action":"destroy","Actor":{"ID":%q},"time":%d}`, kind, id, time.Now().Unix())
 }
 
-func startOwnerFake(t *testing.T, f *ownerFake) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "docker.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: f, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "unix://" + sock
-}
-
 // watchedInspector is an inspector of f whose owner cache follows f's
 // events; it returns once the first subscription is trusted.
 func watchedInspector(t *testing.T, f *ownerFake) (*DockerInspector, <-chan bool) {
 	t.Helper()
-	in, err := NewDockerInspector(startOwnerFake(t, f))
+	in, err := NewDockerInspector(startFakeDockerd(t, f))
 	if err != nil {
 		t.Fatal(err)
 	}
