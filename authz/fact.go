@@ -23,8 +23,10 @@ type Inspector interface {
 	ContainerMounts(ctx context.Context, nameOrID string) (m ContainerMounts, found bool, err error)
 	// ImageProvenance resolves an image reference (name, digest
 	// reference, full ID or ID prefix) as dockerd resolves it to run it,
-	// and returns the image's ID, its RepoDigests and RepoTags (as
-	// dockerd lists them); found is false when no such image exists.
+	// and returns the image's ID, the RepoDigests that prove where its
+	// content came from (those only a pull from or a push to that
+	// repository records, whatever dockerd's image store) and its
+	// RepoTags; found is false when no such image exists.
 	ImageProvenance(ctx context.Context, ref string) (id string, repoDigests []string, repoTags []string, found bool, err error)
 	// ObjectOwner resolves the name or ID of an object of a kind
 	// (ObjectContainer, ObjectExec, ObjectVolume, ObjectNetwork,

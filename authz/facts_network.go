@@ -6,7 +6,12 @@ import (
 
 // networkCreateFacts: POST /networks/create (network.CreateRequest). A
 // driver other than bridge reaches the host's interfaces (macvlan, ipvlan)
-// or its stack (host).
+// or its stack (host). Every driver option is a network-option fact: the
+// bridge driver's change what the host exposes (gateway_mode_ipv4=routed
+// or nat-unprotected, Engine 27/28: containers reachable from outside
+// without NAT or port filtering; bridge.name of an existing host bridge;
+// host_binding_ipv4; enable_ip_masquerade; trusted_host_interfaces), and a
+// policy allows the harmless ones by name.
 func networkCreateFacts(x *extraction) error {
 	body, err := x.requireJSONBody()
 	if err != nil {
@@ -24,6 +29,9 @@ func networkCreateFacts(x *extraction) error {
 	}
 	if c.Driver != "" && c.Driver != "bridge" {
 		x.add("network-driver", c.Driver)
+	}
+	for _, k := range sortedKeys(c.Options) {
+		x.add("network-option", k+"="+c.Options[k])
 	}
 	return nil
 }

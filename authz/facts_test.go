@@ -531,7 +531,9 @@ func TestImageFacts(t *testing.T) {
 
 func TestNetworkFacts(t *testing.T) {
 	runFactCases(t, []factCase{
-		{name: "network create macvlan", target: "/v1.41/networks/create", body: `{"Name":"n","Driver":"macvlan","Options":{"parent":"eth0"}}`, want: []string{"network-driver macvlan"}},
+		{name: "network create macvlan", target: "/v1.41/networks/create", body: `{"Name":"n","Driver":"macvlan","Options":{"parent":"eth0"}}`, want: []string{"network-driver macvlan", "network-option parent=eth0"}},
+		{name: "network create with a routed gateway (Engine 27)", target: "/v1.47/networks/create", body: `{"Name":"n","Options":{"com.docker.network.driver.mtu":"1400","com.docker.network.bridge.gateway_mode_ipv4":"routed"}}`,
+			want: []string{"network-option com.docker.network.bridge.gateway_mode_ipv4=routed", "network-option com.docker.network.driver.mtu=1400"}, exact: true},
 		{name: "network create driver via lower-case key", target: "/v1.41/networks/create", body: `{"name":"n","driver":"ipvlan"}`, want: []string{"network-driver ipvlan"}},
 		{name: "network create bridge", target: "/v1.41/networks/create", body: `{"Name":"n","Driver":"bridge","CheckDuplicate":true}`, exact: true},
 		{name: "network connect host", target: "/v1.41/networks/host/connect", body: `{"Container":"x"}`, want: []string{"namespace network=host"}},

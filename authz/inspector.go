@@ -12,7 +12,6 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
@@ -44,6 +43,10 @@ const inspectIdle = 2 * time.Second
 // WatchEvents runs (ownercache.go).
 type DockerInspector struct {
 	client *client.Client
+	// identity asks at identityAPI, when dockerd speaks it.
+	identity *client.Client
+	api      serverAPI
+	served   registryCache
 	// Timeout bounds each call (DefaultInspectTimeout when zero).
 	Timeout time.Duration
 	cache   *ownerCache
@@ -70,11 +73,18 @@ func NewDockerInspector(upstream string) (*DockerInspector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inspector for %s: %w", upstream, err)
 	}
-	return &DockerInspector{client: c, Timeout: DefaultInspectTimeout, cache: newOwnerCache()}, nil
+	id, err := client.NewClientWithOpts(client.WithHTTPClient(&http.Client{Transport: tr}),
+		client.WithHost(upstream), client.WithVersion(identityAPI))
+	if err != nil {
+		return nil, fmt.Errorf("inspector for %s: %w", upstream, err)
+	}
+	return &DockerInspector{client: c, identity: id, Timeout: DefaultInspectTimeout, cache: newOwnerCache()}, nil
 }
 
 // Close releases the client's connections.
-func (d *DockerInspector) Close() error { return d.client.Close() }
+func (d *DockerInspector) Close() error {
+	return errors.Join(d.client.Close(), d.identity.Close())
+}
 
 // bound limits one question to Timeout within the request's own context.
 func (d *DockerInspector) bound(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -324,31 +334,6 @@ func (d *DockerInspector) CreateVolume(ctx context.Context, name, driver string,
 		return nil, err
 	}
 	return v.Labels, nil
-}
-
-// ImageProvenance implements Inspector with GET /images/{ref}/json, which
-// dockerd resolves with the same lookup as container create (name, then ID
-// prefix).
-func (d *DockerInspector) ImageProvenance(ctx context.Context, ref string) (string, []string, []string, bool, error) {
-	// A valid reference has no character that could leave the path
-	// segment the SDK puts it in.
-	if _, err := reference.ParseAnyReference(ref); err != nil {
-		return "", nil, nil, false, badBody("invalid image reference %q: %v", ref, err)
-	}
-	ctx, cancel := d.bound(ctx)
-	defer cancel()
-	var im image.InspectResponse
-	err := d.ask(ctx, func(ctx context.Context) (err error) {
-		im, err = d.client.ImageInspect(ctx, ref)
-		return err
-	})
-	if err != nil {
-		if cerrdefs.IsNotFound(err) {
-			return "", nil, nil, false, nil
-		}
-		return "", nil, nil, false, err
-	}
-	return im.ID, im.RepoDigests, im.RepoTags, true, nil
 }
 
 // ServicePreviousSpec implements ServiceInspector.

@@ -3,13 +3,19 @@ package authz
 import (
 	"archive/tar"
 	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 
+	"github.com/distribution/reference"
+	"github.com/docker/docker/api/types/registry"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/opencontainers/go-digest"
 )
 
 // A classic build's FROM bases pinned to what was judged (issue 11 part
@@ -22,16 +28,34 @@ import (
 // received (Request.RewriteSpool). dockerd's classic builder looks an ID up
 // like any reference (daemon GetImage), so the build is the same.
 //
-// Not pinned: a base not on the daemon when judged (the builder pulls it
-// by name: the registry's content under that name, as a pull), every base
-// of a build with pull=1 (the builder pulls each name again, and cannot
-// pull an ID), and COPY --from images.
+// A base not on the daemon when judged is pinned to the digest its
+// registry serves under that name then (registryPin): forwarded as
+// `FROM name@sha256:<digest>`, the builder pulls exactly that content, or
+// uses a local image only if it is that content. Left by name, the
+// builder would use whatever got the name locally in between (a re-tag, or
+// Engine 29's non-atomic one, which leaves the name missing for a moment:
+// the race that found this).
+//
+// Not pinned: every base of a build with pull=1 (the builder pulls each
+// name again, and cannot pull an ID), and COPY --from images.
 
 // basePin is one FROM instruction to forward pinned.
 type basePin struct {
 	start, end int // its lines in the Dockerfile, from 1
 	flags      []string
-	id, stage  string
+	// id is the image ID judged, or for a base not on the daemon, ""
+	// until registryPin sets the digest reference the registry serves.
+	id, stage string
+	// ref is the base as the FROM names it (ARGs expanded).
+	ref string
+}
+
+// RegistryResolver asks a registry, through dockerd, which manifest it
+// serves under a name (GET /distribution/{name}/json) with the caller's
+// credentials for that registry (X-Registry-Auth, "" for none).
+// DockerInspector implements it.
+type RegistryResolver interface {
+	RegistryDigest(ctx context.Context, ref, encodedAuth string) (digest.Digest, error)
 }
 
 // noteBuildBase records the FROM instruction n, whose base image the facts
@@ -45,9 +69,7 @@ func (x *extraction) noteBuildBase(n *parser.Node, image, stage string, stages [
 			return
 		}
 	}
-	if id := x.images[image]; id != "" {
-		x.basePins = append(x.basePins, basePin{start: n.StartLine, end: n.EndLine, flags: n.Flags, id: id, stage: stage})
-	}
+	x.basePins = append(x.basePins, basePin{start: n.StartLine, end: n.EndLine, flags: n.Flags, id: x.images[image], stage: stage, ref: image})
 }
 
 // pinBuildBases has the proxy forward the context with the Dockerfile at
@@ -55,6 +77,19 @@ func (x *extraction) noteBuildBase(n *parser.Node, image, stage string, stages [
 func (x *extraction) pinBuildBases(q map[string][]string, dfPath string, df []byte) error {
 	if len(x.basePins) == 0 || boolValue(first(q["pull"])) {
 		return nil
+	}
+	for i := range x.basePins {
+		if x.basePins[i].id != "" {
+			continue
+		}
+		ref, err := x.registryPin(x.basePins[i].ref)
+		if err != nil {
+			return err
+		}
+		if ref == "" {
+			return nil // explain: nothing is forwarded
+		}
+		x.basePins[i].id = ref
 	}
 	pinned, err := pinnedDockerfile(df, x.basePins)
 	if err != nil {
@@ -65,6 +100,72 @@ func (x *extraction) pinBuildBases(q map[string][]string, dfPath string, df []by
 		return rewriteContext(io.NewSectionReader(f, 0, size), dst, dfPath, pinned)
 	}
 	return nil
+}
+
+// registryPin returns the digest reference (name@sha256:…) the registry
+// of a FROM base that is not on the daemon serves under its name now, and
+// adds its image fact, so that a row pinning or revoking digests judges
+// it. It asks with the caller's credentials for that registry from the
+// build's X-Registry-Config. A registry that does not answer fails the
+// build closed (502): the base cannot be pinned. "" when the inspector
+// cannot ask registries (explain, which never forwards).
+func (x *extraction) registryPin(base string) (string, error) {
+	rr, ok := x.in.(RegistryResolver)
+	if !ok {
+		return "", nil
+	}
+	named, err := reference.ParseNormalizedNamed(base)
+	if err != nil {
+		return "", badBody("build: invalid FROM image %q: %v", base, err)
+	}
+	if c, ok := named.(reference.Canonical); ok {
+		// Content-addressed already; dockerd did not have it.
+		return c.String(), nil
+	}
+	named = reference.TagNameOnly(named)
+	d, err := rr.RegistryDigest(x.ctx, named.String(), registryAuthFor(x.req.Header.Get("X-Registry-Config"), reference.Domain(named)))
+	if err != nil {
+		return "", &RouteError{Status: http.StatusBadGateway, Message: fmt.Sprintf("build: FROM %s is not on the daemon, and its registry did not say which image that name is (%v): pull it first, or build with --pull", base, err)}
+	}
+	c, err := reference.WithDigest(reference.TrimNamed(named), d)
+	if err != nil {
+		return "", &RouteError{Status: http.StatusBadGateway, Message: fmt.Sprintf("build: FROM %s: the registry answered an invalid digest %q", base, d)}
+	}
+	x.add("image", c.String())
+	return c.String(), nil
+}
+
+// registryAuthFor picks the credentials for the registry at domain from a
+// build's X-Registry-Config (base64url JSON: server address → AuthConfig,
+// as the docker CLI sends it) and encodes them as an X-Registry-Auth
+// value; "" when there are none (an anonymous lookup).
+func registryAuthFor(config, domain string) string {
+	if config == "" {
+		return ""
+	}
+	raw, err := base64.URLEncoding.DecodeString(config)
+	if err != nil {
+		return ""
+	}
+	var auths map[string]registry.AuthConfig
+	if json.Unmarshal(raw, &auths) != nil {
+		return ""
+	}
+	for key, a := range auths {
+		host := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(key, "https://"), "http://"), "/")
+		host, _, _ = strings.Cut(host, "/")
+		if host == "index.docker.io" || host == "registry-1.docker.io" {
+			host = "docker.io"
+		}
+		if host == domain {
+			enc, err := registry.EncodeAuthConfig(a)
+			if err != nil {
+				return ""
+			}
+			return enc
+		}
+	}
+	return ""
 }
 
 // boolValue is dockerd's httputils.BoolValue.

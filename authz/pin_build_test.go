@@ -4,18 +4,22 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/opencontainers/go-digest"
 )
 
-// pinnedBuild runs the extractor on a classic build and returns the
-// context it forwards: nil when it forwards the one received.
-func pinnedBuild(t *testing.T, target string, body []byte) map[string]string {
+// buildRequest is a classic build of the context body, spooled as the
+// proxy spools it.
+func buildRequest(t *testing.T, target string, body []byte, header http.Header) (*Match, *Request) {
 	t.Helper()
 	u := parseTarget(t, target)
 	m, err := NewRouter().Route(http.MethodPost, u)
@@ -26,12 +30,18 @@ func pinnedBuild(t *testing.T, target string, body []byte) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	if _, err := f.Write(body); err != nil {
 		t.Fatal(err)
 	}
-	req := &Request{Method: http.MethodPost, URL: u, Header: http.Header{"Content-Type": {"application/x-tar"}}, Caller: "user:test",
-		BodyFile: f, BodySize: int64(len(body))}
+	return m, &Request{Method: http.MethodPost, URL: u, Header: header, Caller: "user:test", BodyFile: f, BodySize: int64(len(body))}
+}
+
+// pinnedBuild runs the extractor on a classic build and returns the
+// context it forwards: nil when it forwards the one received.
+func pinnedBuild(t *testing.T, target string, body []byte) map[string]string {
+	t.Helper()
+	m, req := buildRequest(t, target, body, http.Header{"Content-Type": {"application/x-tar"}})
 	if _, err := newExtractor(fakeHost(t))(context.Background(), m, req, newFakeInspector()); err != nil {
 		t.Fatalf("facts: %v", err)
 	}
@@ -124,5 +134,86 @@ func TestPinnedDockerfileChecked(t *testing.T) {
 	out, err := pinnedDockerfile(df, []basePin{{start: 1, end: 1, id: idEvil}})
 	if err != nil || string(out) != "FROM "+idEvil+"\nRUN true\n" {
 		t.Errorf("pin of the FROM: %q, %v", out, err)
+	}
+}
+
+// registryInspector is the fake inspector with registries behind it: the
+// digests they serve by name, and the credentials each lookup came with.
+type registryInspector struct {
+	*fakeInspector
+	serves map[string]digest.Digest
+	auths  []string
+}
+
+func (r *registryInspector) RegistryDigest(_ context.Context, ref, auth string) (digest.Digest, error) {
+	r.auths = append(r.auths, auth)
+	d, ok := r.serves[ref]
+	if !ok {
+		return "", errors.New("manifest unknown")
+	}
+	return d, nil
+}
+
+// TestBuildBaseNotOnTheDaemonPinnedToTheRegistryDigest: a FROM base that
+// is not on the daemon is forwarded as the digest its registry serves
+// under the name when judged (with the caller's credentials for that
+// registry), and carries the digest's image fact; one the registry does
+// not know fails the build closed.
+func TestBuildBaseNotOnTheDaemonPinnedToTheRegistryDigest(t *testing.T) {
+	const d = digest.Digest("sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd")
+	in := &registryInspector{fakeInspector: newFakeInspector(), serves: map[string]digest.Digest{"reg.example.com/approved/base:1": d}}
+	auth := base64.URLEncoding.EncodeToString([]byte(`{"reg.example.com":{"username":"ci","password":"s3cret"},"https://index.docker.io/v1/":{"username":"hub"}}`))
+	run := func(df string) (*Request, []Fact, error) {
+		m, req := buildRequest(t, "/v1.41/build?t=ci.local/app:1", makeTar(t, tarEntry{name: "Dockerfile", body: df}),
+			http.Header{"Content-Type": {"application/x-tar"}, "X-Registry-Config": {auth}})
+		facts, err := newExtractor(fakeHost(t))(context.Background(), m, req, in)
+		return req, facts, err
+	}
+
+	req, facts, err := run("FROM reg.example.com/approved/base:1\nRUN true\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(facts, Fact{"image", "reg.example.com/approved/base@" + string(d)}) {
+		t.Errorf("facts %v lack the digest the registry serves", facts)
+	}
+	var out bytes.Buffer
+	if req.RewriteSpool == nil || req.RewriteSpool(&out) != nil {
+		t.Fatal("the context is not rewritten")
+	}
+	tr := tar.NewReader(&out)
+	if _, err := tr.Next(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(tr)
+	if want := "FROM reg.example.com/approved/base@" + string(d) + "\nRUN true\n"; string(got) != want {
+		t.Errorf("forwarded Dockerfile %q, want %q", got, want)
+	}
+	if len(in.auths) != 1 {
+		t.Fatalf("%d registry lookups", len(in.auths))
+	}
+	raw, _ := base64.URLEncoding.DecodeString(in.auths[0])
+	if !strings.Contains(string(raw), `"username":"ci"`) {
+		t.Errorf("the lookup went with %q, want reg.example.com's credentials", raw)
+	}
+
+	_, _, err = run("FROM reg.example.com/approved/gone:1\n")
+	var re *RouteError
+	if !errors.As(err, &re) || re.Status != http.StatusBadGateway || !strings.Contains(re.Message, "pull it first") {
+		t.Errorf("a base no registry serves: %v, want a 502 saying to pull it first", err)
+	}
+}
+
+func TestRegistryAuthFor(t *testing.T) {
+	cfg := base64.URLEncoding.EncodeToString([]byte(`{"https://index.docker.io/v1/":{"username":"hub"},"127.0.0.1:5000":{"username":"local"},"https://reg.example.com/":{"username":"reg"}}`))
+	for domain, want := range map[string]string{"docker.io": "hub", "127.0.0.1:5000": "local", "reg.example.com": "reg", "other.example.com": ""} {
+		enc := registryAuthFor(cfg, domain)
+		raw, _ := base64.URLEncoding.DecodeString(enc)
+		if (want == "") != (enc == "") || want != "" && !strings.Contains(string(raw), `"username":"`+want+`"`) {
+			t.Errorf("%s: got %q, want %s's", domain, raw, want)
+		}
+	}
+	if registryAuthFor("!!!", "docker.io") != "" {
+		t.Error("an invalid X-Registry-Config gave credentials")
 	}
 }

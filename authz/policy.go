@@ -21,14 +21,14 @@ import (
 )
 
 // factKinds are the fact kinds a policy may name: BRIEF §3's table, plus
-// owner (tenancy: the owner label of the object a request touches) and
+// owner (tenancy: the owner label of the object a request touches),
 // replaceable-path (a host path the caller could redirect after the
-// decision).
+// decision) and network-option (a network's driver options).
 var factKinds = []string{
 	"endpoint", "image", "local-image", "image-target", "privileged", "bind", factReplaceablePath, "volume-driver",
 	"volume-option", "device", "capability", "namespace", "security-opt",
 	"sysctl", "runtime", "cgroup-parent", "log-driver", "port", "annotation",
-	"resource", "network-driver", "build", "owner",
+	"resource", "network-driver", "network-option", "build", "owner",
 }
 
 // FactKinds returns the fact kinds a policy may name.

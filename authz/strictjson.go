@@ -15,6 +15,9 @@ import (
 	"sync"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/swarm"
 )
 
 // Strict JSON: dockerd decodes request bodies with Go's encoding/json into
@@ -476,7 +479,7 @@ func buildSchema(t reflect.Type, building map[reflect.Type]*jsonSchema) *jsonSch
 		}
 		s := &jsonSchema{kind: schemaStruct, exact: make(map[string]int), folded: make(map[string]int)}
 		building[t] = s
-		for i, f := range jsonFields(t) {
+		for i, f := range append(jsonFields(t), newerFields[t]...) {
 			s.fields = append(s.fields, buildSchema(f.typ, building))
 			s.names = append(s.names, f.name)
 			s.exact[f.name] = i
@@ -500,6 +503,22 @@ func buildSchema(t reflect.Type, building map[reflect.Type]*jsonSchema) *jsonSch
 		return s
 	}
 	return anySchema
+}
+
+// newerFields are fields of request bodies that Engine API versions newer
+// than the SDK types dockgate decodes into (docker/docker v28, API 1.51)
+// added, and that carry nothing a policy judges: the strict pass accepts
+// them, typed, instead of refusing them as unknown, and dockerd gets them
+// as sent. A newer field that changes what a container may reach does not
+// belong here: it needs a fact.
+var newerFields = map[reflect.Type][]jsonField{
+	// API 1.56: the initial umask of a container's processes.
+	reflect.TypeFor[container.HostConfig](): {{name: "Umask", typ: reflect.TypeFor[uint32]()}},
+	// API 1.52: swap and swappiness of a service's tasks.
+	reflect.TypeFor[swarm.ResourceRequirements](): {
+		{name: "SwapBytes", typ: reflect.TypeFor[int64]()},
+		{name: "MemorySwappiness", typ: reflect.TypeFor[int64]()},
+	},
 }
 
 // jsonField is one field encoding/json decodes into.

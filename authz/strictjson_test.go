@@ -271,3 +271,30 @@ func FuzzFoldKey(f *testing.F) {
 		checkFoldAgainstEncodingJSON(t, key)
 	})
 }
+
+// TestNewerHarmlessFields: fields of Engine APIs newer than the SDK types
+// that carry nothing to judge pass the strict pass; any other unknown
+// field still does not, and duplicates of the newer ones are refused too.
+func TestNewerHarmlessFields(t *testing.T) {
+	type createBody struct {
+		container.Config
+		HostConfig *container.HostConfig
+	}
+	for _, tc := range []struct {
+		name string
+		typ  reflect.Type
+		body string
+		ok   bool
+	}{
+		{"Umask (API 1.56)", reflect.TypeFor[createBody](), `{"Image":"x","HostConfig":{"Umask":18}}`, true},
+		{"Umask twice", reflect.TypeFor[createBody](), `{"Image":"x","HostConfig":{"Umask":18,"umask":0}}`, false},
+		{"an unknown HostConfig field", reflect.TypeFor[createBody](), `{"Image":"x","HostConfig":{"Umaks":18}}`, false},
+		{"service swap (API 1.52)", reflect.TypeFor[swarm.ServiceSpec](), `{"TaskTemplate":{"Resources":{"SwapBytes":1024,"MemorySwappiness":10}}}`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := checkStrictJSON([]byte(tc.body), tc.typ, strictOptions{}); (err == nil) != tc.ok {
+				t.Errorf("checkStrictJSON(%s) = %v, want ok=%v", tc.body, err, tc.ok)
+			}
+		})
+	}
+}

@@ -22,6 +22,7 @@ p, role:ci, endpoint, *, allow
 p, role:ci, tenant, user, allow
 p, role:ci, image, **, allow
 p, role:ci, image-target, **, allow
+p, role:ci, network-option, com.docker.network.driver.mtu=*, allow
 p, role:units, endpoint, *, allow
 p, role:units, tenant, unit, allow
 p, user:bob, tenant, user, allow
@@ -89,7 +90,7 @@ func TestOwnerLabelAdded(t *testing.T) {
 			reflect.TypeFor[container.CreateRequest](), func(v any) *map[string]string { return &v.(*container.CreateRequest).Labels }},
 		{"volume", "/v1.41/volumes/create", `{"Name":"v","DriverOpts":{"o":"uid=1"},"Labels":{}}`,
 			reflect.TypeFor[volume.CreateOptions](), func(v any) *map[string]string { return &v.(*volume.CreateOptions).Labels }},
-		{"network", "/v1.41/networks/create", `{"Name":"n","Labels":{"a":"b"},"Options":{"x":"y"},"Internal":true}`,
+		{"network", "/v1.41/networks/create", `{"Name":"n","Labels":{"a":"b"},"Options":{"com.docker.network.driver.mtu":"1400"},"Internal":true}`,
 			reflect.TypeFor[network.CreateRequest](), func(v any) *map[string]string { return &v.(*network.CreateRequest).Labels }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

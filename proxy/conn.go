@@ -187,6 +187,10 @@ func (cn *clientConn) serve(ctx context.Context) {
 		}
 		head, err := readRequestHead(cn.br, cn.set.Limits)
 		cn.nc.SetReadDeadline(time.Time{})
+		if err == errHTTP2 && first {
+			cn.refuseHTTP2(start)
+			return
+		}
 		if err != nil {
 			cn.refuseMalformed(start, head, err)
 			return
@@ -382,6 +386,9 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		decision := audit.DecisionDeny
 		if status != http.StatusForbidden {
 			decision = audit.DecisionError
+		}
+		if decision == audit.DecisionDeny && isGRPCUpgrade(head, m) {
+			return cn.refuseGRPCUpgrade(rec, d.Reason)
 		}
 		return cn.refuse(head, rec, decision, status, d.Reason)
 	}

@@ -155,7 +155,12 @@ func TestBadInputIsRefusedAndNeverForwarded(t *testing.T) {
 	dir := shortDir(t)
 	up := newHTTPDockerd(t, dir, pingHandler())
 	p := startProxy(t, dir, up.upstream(), withLimits(testLimits))
+	sent := 0
 	for _, tc := range badHeads {
+		if tc.raw == http2Preface {
+			continue // answered in HTTP/2: http2_test.go
+		}
+		sent++
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(p.records())
 			c := p.dial()
@@ -197,8 +202,8 @@ func TestBadInputIsRefusedAndNeverForwarded(t *testing.T) {
 	if n := p.dec.count(); n != 0 {
 		t.Errorf("the decider was asked %d times about bad input", n)
 	}
-	if n := len(p.finalRecords()); n != len(badHeads) {
-		t.Errorf("%d records for %d bad requests", n, len(badHeads))
+	if n := len(p.finalRecords()); n != sent {
+		t.Errorf("%d records for %d bad requests", n, sent)
 	}
 }
 

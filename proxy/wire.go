@@ -43,6 +43,11 @@ type wireError struct {
 
 func (e *wireError) Error() string { return e.Msg }
 
+// errHTTP2 is the request line of an HTTP/2 client with prior knowledge
+// (RFC 9113 §3.4): dockgate judges HTTP/1.1 only. On a connection's first
+// request it is answered in HTTP/2 (http2.go).
+var errHTTP2 = badRequest("HTTP/2 is not supported on this socket; use HTTP/1.1")
+
 func badRequest(format string, args ...any) error {
 	return &wireError{Status: http.StatusBadRequest, Msg: fmt.Sprintf(format, args...)}
 }
@@ -152,7 +157,7 @@ func readRequestHead(br *bufio.Reader, lim Limits) (*requestHead, error) {
 
 func (h *requestHead) parseRequestLine(line string) error {
 	if line == "PRI * HTTP/2.0" {
-		return badRequest("HTTP/2 is not supported on this socket; use HTTP/1.1")
+		return errHTTP2
 	}
 	method, rest, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(rest, " ")

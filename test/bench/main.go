@@ -68,7 +68,9 @@ type results struct {
 	Time            time.Time `json:"time"`
 	Revision        string    `json:"revision,omitempty"`
 	DockgateVersion string    `json:"dockgate_version"`
+	Engine          string    `json:"engine,omitempty"` // testbed.EngineDebian or EngineCurrent
 	DockerdVersion  string    `json:"dockerd_version"`
+	DockerdAPI      string    `json:"dockerd_api,omitempty"`
 	GoVersion       string    `json:"go_version"`
 	CPUs            int       `json:"cpus"`
 	Kernel          string    `json:"kernel"`
@@ -131,10 +133,32 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, cfg config) (err error) {
+func run(ctx context.Context, cfg config) error {
 	if missing := testbed.Missing(); len(missing) > 0 {
 		return fmt.Errorf("cannot start a private dockerd: missing %s", strings.Join(missing, ", "))
 	}
+	engines, err := testbed.Engines()
+	if err != nil {
+		return err
+	}
+	// Every engine gets the same rows, each in a file of its own: Debian's
+	// in -out (the series results.json has always held), the current
+	// Engine's beside it with the engine's name (results-current.json).
+	for i, engine := range engines {
+		out := cfg.out
+		if i > 0 && out != "" {
+			out = strings.TrimSuffix(out, ".json") + "-" + engine + ".json"
+		}
+		if err := runEngine(ctx, cfg, engine, out); err != nil {
+			return fmt.Errorf("engine %s: %w", engine, err)
+		}
+	}
+	return nil
+}
+
+// runEngine measures dockgate in front of one engine's dockerd and writes
+// the results to out.
+func runEngine(ctx context.Context, cfg config, engine, out string) (err error) {
 	// The stream data's own temp dir: testbed puts its bed under /tmp,
 	// which may be a tmpfs too small for it.
 	dir, err := os.MkdirTemp(cfg.tmp, "dockgate-bench-")
@@ -147,8 +171,8 @@ func run(ctx context.Context, cfg config) (err error) {
 		}
 	}()
 
-	logf("starting dockerd and dockgate")
-	env, err := testbed.Setup(ctx, testbed.Options{Image: image, NoRegistry: true, Log: os.Stderr})
+	logf("engine %s: starting dockerd and dockgate", engine)
+	env, err := testbed.Setup(ctx, testbed.Options{Image: image, Engine: engine, NoRegistry: true, Log: os.Stderr})
 	if err != nil {
 		return err
 	}
@@ -173,6 +197,7 @@ func run(ctx context.Context, cfg config) (err error) {
 
 	res := results{
 		Time:        time.Now().UTC(),
+		Engine:      engine,
 		Revision:    cfg.revision,
 		GoVersion:   runtime.Version(),
 		CPUs:        runtime.NumCPU(),
@@ -185,7 +210,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		res.DockgateVersion = strings.TrimPrefix(strings.TrimSpace(string(out)), "dockgate ")
 	}
 	if v, err := b.direct.ServerVersion(ctx); err == nil {
-		res.DockerdVersion = v.Version
+		res.DockerdVersion, res.DockerdAPI = v.Version, v.APIVersion
 	}
 	// Idle first, before any load has grown the heap.
 	measures := []struct {
@@ -212,20 +237,20 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 
 	printTable(os.Stdout, res)
-	if cfg.out == "" {
+	if out == "" {
 		return nil
 	}
-	out, err := json.MarshalIndent(res, "", "  ")
+	b2, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(cfg.out), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(cfg.out, append(out, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(out, append(b2, '\n'), 0o644); err != nil {
 		return err
 	}
-	fmt.Println("wrote", cfg.out)
+	fmt.Println("wrote", out)
 	return nil
 }
 
@@ -886,7 +911,7 @@ func pingOnce(sock string) error {
 }
 
 func printTable(w io.Writer, res results) {
-	fmt.Fprintf(w, "\ndockgate %s (%s) vs dockerd %s — %s, %d CPUs, kernel %s\n\n", res.DockgateVersion, cmp.Or(res.Revision, "revision not given"), res.DockerdVersion, res.GoVersion, res.CPUs, res.Kernel)
+	fmt.Fprintf(w, "\ndockgate %s (%s) vs dockerd %s (API %s, engine %s) — %s, %d CPUs, kernel %s\n\n", res.DockgateVersion, cmp.Or(res.Revision, "revision not given"), res.DockerdVersion, cmp.Or(res.DockerdAPI, "?"), cmp.Or(res.Engine, "?"), res.GoVersion, res.CPUs, res.Kernel)
 	cells := [][]string{{"metric", "unit", "direct", "dockgate", "vs direct", "target", "result"}}
 	for _, r := range res.Rows {
 		direct, vs, result := "", "", ""

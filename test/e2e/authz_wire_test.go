@@ -198,9 +198,9 @@ func azWireCases(reg string) []azWireCase {
 		{name: "privileged create after an upgrade dockerd refuses in HTTP (start of a missing exec)", raw: azReq("POST", v+"/exec/e2e-authz-no-such-exec/start", true, `{"Detach":false,"Tty":false}`, "Content-Type: application/json", "Upgrade: tcp", "Connection: Upgrade") + azCreate(v+"/containers/create", azPrivileged), want: []int{404, 403}, msg: priv, repeat: 50},
 
 		// Protocol side doors (BRIEF §7.5).
-		{name: "HTTP/2 prior knowledge PRI * HTTP/2.0", raw: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", want: []int{400}, msg: "HTTP/2"},
+		// HTTP/2 prior knowledge: http2_test.go.
 		{name: "debug endpoint /debug/pprof/", raw: azReq("GET", "/debug/pprof/", false, ""), want: []int{403}, msg: "dockgate: " + azWireCaller + " may not endpoint debug."},
-		{name: "BuildKit /grpc upgrade to h2c", raw: azReq("POST", "/grpc", false, "", "Upgrade: h2c", "Connection: Upgrade"), want: []int{403}, msg: "dockgate: " + azWireCaller + " may not build buildkit: no rule allows it"},
+		// A refused /grpc upgrade is answered in gRPC: buildx_test.go.
 		// dockgate closes the connection after refusing an upgrade: the
 		// create behind it is never read.
 		{name: "BuildKit /session upgrade to h2c, then privileged create", raw: azReq("POST", v+"/session", true, "", "Upgrade: h2c", "Connection: Upgrade", "X-Docker-Expose-Session-Uuid: e2e") + azCreate(v+"/containers/create", azPrivileged), want: []int{403}, msg: "dockgate: " + azWireCaller + " may not build buildkit: no rule allows it"},

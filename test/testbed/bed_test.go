@@ -10,17 +10,27 @@ import (
 	"time"
 )
 
-// TestBedRunsTheSelectedEngine starts a bed without dockgate on the engine
+// TestBedRunsTheSelectedEngines starts a bed without dockgate on each engine
 // DOCKGATE_E2E_ENGINE selects and uses it as the e2e tests do: the imported
 // busybox runs, and a push to the private registry and a pull back work.
 // Closing it must leave no process naming its dir.
-func TestBedRunsTheSelectedEngine(t *testing.T) {
+func TestBedRunsTheSelectedEngines(t *testing.T) {
 	Require(t)
+	engines, err := Engines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) { testBed(t, engine) })
+	}
+}
+
+func testBed(t *testing.T, want string) {
 	docker := RequireBinary(t, "/usr/local/bin/docker")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	var log strings.Builder
-	env, err := Setup(ctx, Options{NoDockgate: true, Log: &log})
+	env, err := Setup(ctx, Options{NoDockgate: true, Log: &log, Engine: want})
 	t.Log(strings.TrimSpace(log.String()))
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +41,6 @@ func TestBedRunsTheSelectedEngine(t *testing.T) {
 			_ = env.Close()
 		}
 	}()
-	want, _ := EngineName()
 	if env.Engine != want || env.Dockerd.Engine != want || env.Dockerd.Version == "" {
 		t.Errorf("engine %q, dockerd %q %q: want %q", env.Engine, env.Dockerd.Engine, env.Dockerd.Version, want)
 	}

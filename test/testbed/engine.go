@@ -42,17 +42,28 @@ func (p EnginePins) stamp() string {
 	return fmt.Sprintf("engine %s\nmoby %s\ncontainerd %s\nrunc %s\nbuildx %s\n", p.Version, p.Moby, p.Containerd, p.Runc, p.Buildx)
 }
 
-// EngineName is the engine selected by DOCKGATE_E2E_ENGINE: "debian" (the
-// default, also when unset) or "current".
-func EngineName() (string, error) {
+// Engines lists the engines a run covers, from DOCKGATE_E2E_ENGINE: unset
+// or "all" for both (Debian's first, as the quicker to fail), "debian" or
+// "current" for one.
+func Engines() ([]string, error) {
 	switch v := os.Getenv("DOCKGATE_E2E_ENGINE"); v {
-	case "", EngineDebian:
-		return EngineDebian, nil
-	case EngineCurrent:
-		return EngineCurrent, nil
+	case "", "all":
+		return []string{EngineDebian, EngineCurrent}, nil
+	case EngineDebian, EngineCurrent:
+		return []string{v}, nil
 	default:
-		return "", fmt.Errorf("DOCKGATE_E2E_ENGINE=%q: want %q or %q", v, EngineDebian, EngineCurrent)
+		return nil, fmt.Errorf("DOCKGATE_E2E_ENGINE=%q: want %q, %q or %q", v, EngineDebian, EngineCurrent, "all")
 	}
+}
+
+// EngineName is the engine of a single bed (the demo, the bench, a bed a
+// test starts itself): the first of Engines.
+func EngineName() (string, error) {
+	engines, err := Engines()
+	if err != nil {
+		return "", err
+	}
+	return engines[0], nil
 }
 
 // EngineCacheDir is where BuildEngine puts the current Engine's binaries
@@ -210,4 +221,15 @@ func withPath(env []string, dir string) []string {
 		out = append(out, kv)
 	}
 	return append(out, "PATH="+dir+":"+path)
+}
+
+// BuildxPlugin is the docker-buildx CLI plugin built with the current
+// Engine, for either engine's tests: "" when it is not built (a run on
+// Debian's engine alone, on a machine that never built the current one).
+func BuildxPlugin() string {
+	dir := EngineCacheDir()
+	if !engineBuilt(dir) {
+		return ""
+	}
+	return filepath.Join(dir, "cli-plugins", "docker-buildx")
 }

@@ -22,7 +22,7 @@ import (
 // busybox image, the registry, dockgate built from this module.
 type Options struct {
 	Image        string   // the busybox image's reference; DefaultImage when empty
-	Engine       string   // EngineDebian or EngineCurrent; DOCKGATE_E2E_ENGINE's when empty
+	Engine       string   // EngineDebian or EngineCurrent; EngineName() when empty (Main runs each of Engines())
 	NoRegistry   bool     // skip the registry
 	NoDockgate   bool     // skip building and starting dockgate
 	DockgateArgs []string // extra arguments for `dockgate serve`
@@ -172,10 +172,12 @@ func Shared(t testing.TB) *Env {
 	return shared
 }
 
-// Main is a TestMain: it starts a bed, runs the tests in a child copy of the
-// test binary, then runs the leak check and tears the bed down whatever the
-// child did (failed, panicked, timed out, was interrupted). It returns the
-// exit code for os.Exit.
+// Main is a TestMain: for each engine of Engines() in turn it starts a bed,
+// runs the tests in a child copy of the test binary, then runs the leak
+// check and tears the bed down whatever the child did (failed, panicked,
+// timed out, was interrupted). Each engine's results follow a line naming
+// it, and a summary line per engine ends the run. It returns the exit code
+// for os.Exit.
 func Main(m *testing.M, opts Options) int {
 	if enc := os.Getenv(childEnv); enc != "" {
 		var e Env
@@ -199,6 +201,11 @@ func Main(m *testing.M, opts Options) int {
 		}
 		return m.Run() // every test that needs the bed skips
 	}
+	engines, err := Engines()
+	if err != nil { // Missing says so too; kept for the error's sake
+		fmt.Fprintf(os.Stderr, "testbed: %v\nFAIL\n", err)
+		return 1
+	}
 	if opts.Log == nil {
 		opts.Log = os.Stderr
 	}
@@ -207,7 +214,7 @@ func Main(m *testing.M, opts Options) int {
 	}
 
 	// Signals go to the child (it is in our process group anyway) and end
-	// up in the teardown below, never in a bare exit.
+	// up in the teardown, never in a bare exit.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
@@ -219,12 +226,46 @@ func Main(m *testing.M, opts Options) int {
 		}
 	}()
 
+	code := 0
+	var summary []string
+	for _, engine := range engines {
+		if ctx.Err() != nil {
+			summary = append(summary, fmt.Sprintf("testbed: engine %s: not run (interrupted)", engine))
+			code = 1
+			continue
+		}
+		fmt.Fprintf(os.Stdout, "=== engine %s\n", engine)
+		o := opts
+		o.Engine = engine
+		start := time.Now()
+		c, what := mainOne(ctx, o, sigs)
+		result := "ok"
+		if c != 0 {
+			result = "FAIL"
+		}
+		summary = append(summary, fmt.Sprintf("testbed: engine %s (%s): %s in %v", engine, what, result, time.Since(start).Round(time.Second)))
+		code = max(code, c)
+	}
+	for _, line := range summary {
+		fmt.Fprintln(os.Stdout, line)
+	}
+	if code != 0 {
+		fmt.Fprintln(os.Stdout, "FAIL")
+	}
+	return code
+}
+
+// mainOne runs the tests against one engine's bed and returns the exit
+// code and what the engine reported itself as.
+func mainOne(ctx context.Context, opts Options, sigs chan os.Signal) (int, string) {
+	what := "no bed"
 	start := time.Now()
 	env, err := Setup(ctx, opts)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "testbed: setup: %v\nFAIL\n", err)
-		return 1
+		fmt.Fprintf(os.Stdout, "testbed: FAIL: setup: %v\n", err)
+		return 1, what
 	}
+	what = fmt.Sprintf("dockerd %s, API %s", env.Dockerd.Version, env.Dockerd.APIVersion)
 	fmt.Fprintf(opts.Log, "testbed: bed ready in %v\n", time.Since(start).Round(time.Millisecond))
 	code := 0
 	fail := func(format string, args ...any) {
@@ -257,10 +298,7 @@ func Main(m *testing.M, opts Options) int {
 	if err := env.Close(); err != nil {
 		fail("teardown: %v", err)
 	}
-	if code != 0 {
-		fmt.Fprintln(os.Stdout, "FAIL")
-	}
-	return code
+	return code, what
 }
 
 // runChild runs this test binary again with the bed's description in its

@@ -15,26 +15,30 @@ const DefaultImage = "test/busybox:1"
 // dockerd cannot pass by skipping everything).
 func Required() bool { return os.Getenv("DOCKGATE_E2E") == "required" }
 
-// Missing lists what this machine lacks for a bed: root, the engine
-// (Debian's dockerd, or the go tool to build the current Engine), the static
+// Missing lists what this machine lacks for a bed: root, the engines
+// (Debian's dockerd, the go tool to build the current Engine), the static
 // busybox, docker-registry. Empty means a bed can start.
 func Missing() []string {
 	var missing []string
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root (dockerd needs it)")
 	}
-	switch engine, err := EngineName(); {
-	case err != nil:
+	engines, err := Engines()
+	if err != nil {
 		missing = append(missing, err.Error())
-	case engine == EngineCurrent:
-		if !engineBuilt(EngineCacheDir()) {
-			if _, err := exec.LookPath("go"); err != nil {
-				missing = append(missing, "the go tool to build the current Engine into "+EngineCacheDir())
+	}
+	for _, engine := range engines {
+		switch engine {
+		case EngineCurrent:
+			if !engineBuilt(EngineCacheDir()) {
+				if _, err := exec.LookPath("go"); err != nil {
+					missing = append(missing, "the go tool to build the current Engine into "+EngineCacheDir())
+				}
 			}
-		}
-	default:
-		if _, err := exec.LookPath("dockerd"); err != nil {
-			missing = append(missing, "dockerd (apt-get install docker.io)")
+		default:
+			if _, err := exec.LookPath("dockerd"); err != nil {
+				missing = append(missing, "dockerd (apt-get install docker.io)")
+			}
 		}
 	}
 	if busyboxPath() == "" {

@@ -60,3 +60,29 @@ github.com/dockgate/dockgate/proxy.(*conn).serve(0x1)
 		t.Error("a dump without SIGQUIT should be an error")
 	}
 }
+
+func TestEnginesFromTheEnvironment(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		want string
+		err  bool
+	}{
+		{"", "debian current", false},
+		{"all", "debian current", false},
+		{"debian", "debian", false},
+		{"current", "current", false},
+		{"29", "", true},
+		{"debian,current", "", true},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			t.Setenv("DOCKGATE_E2E_ENGINE", tc.env)
+			got, err := Engines()
+			if (err != nil) != tc.err || strings.Join(got, " ") != tc.want {
+				t.Errorf("Engines() = %v, %v; want %q (error %v)", got, err, tc.want, tc.err)
+			}
+			if first, err := EngineName(); !tc.err && (err != nil || first != got[0]) {
+				t.Errorf("EngineName() = %q, %v; want %q", first, err, got[0])
+			}
+		})
+	}
+}
