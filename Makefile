@@ -64,7 +64,9 @@ test:
 	$(GOFMT_CHECK) || status=1; \
 	echo "$(GO) vet ./..."; $(GO) vet ./... || status=1; \
 	echo "$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./..."; \
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./... || status=1; \
+	summary=$$(mktemp); \
+	DOCKGATE_E2E_SUMMARY=$$summary $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./... || status=1; \
+	echo "engines the end-to-end tests ran against:"; cat $$summary; rm -f $$summary; \
 	exit $$status
 
 run: build

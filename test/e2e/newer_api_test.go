@@ -86,3 +86,35 @@ func TestNetworkOptionsThatExposeTheHost(t *testing.T) {
 		}
 	}
 }
+
+// TestImageMountsAreJudgedAsImages: a mount of type image (API 1.48,
+// Engine 28 on) puts an image's files into a container; the image is
+// judged by provenance like the one the container runs. Debian's 20.10
+// does not know the mount type; dockgate refuses the unapproved one there
+// too, before dockerd.
+func TestImageMountsAreJudgedAsImages(t *testing.T) {
+	env := testbed.Shared(t)
+	c := azDirect(t, env)
+	const unapproved = "e2e-unapproved/mount:1"
+	ctx, cancel := azCtx()
+	defer cancel()
+	if err := c.ImageTag(ctx, env.Image, unapproved); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { azRemoveImage(t, c, unapproved) })
+	g := azStartGate(t, env, azPolicy(t, false))
+	u := azNewUser(t, "unix://"+g.Socket)
+
+	r := u.run("", nil, "run", "--rm", "--label", "e2e.authz=mount", "--mount", "type=image,source="+unapproved+",target=/m", env.Image, "true")
+	want := "dockgate: " + azCaller + " may not local-image docker.io/" + unapproved + ": no rule allows it"
+	if r.code == 0 || !strings.Contains(r.stderr, want) {
+		t.Errorf("an image mount of an unapproved image: want %q, got %v", want, r)
+	}
+	if env.Engine != testbed.EngineCurrent {
+		return
+	}
+	r = u.run("", nil, "run", "--rm", "--label", "e2e.authz=mount", "--mount", "type=image,source="+env.Image+",target=/m", env.Image, "ls", "/m/bin/busybox")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "/m/bin/busybox" {
+		t.Errorf("an image mount of the approved image on dockerd %s: %v", env.Dockerd.Version, r)
+	}
+}
