@@ -147,7 +147,8 @@ func (x *extraction) containerMountsAgain() error {
 		return nil
 	}
 	if !validObjectName(name) {
-		return badBody("invalid container name %q", name)
+		// No container has such a name: dockerd answers 404.
+		return nil
 	}
 	in, err := x.inspector()
 	if err != nil {

@@ -208,6 +208,14 @@ func (d *DockerInspector) ObjectOwner(ctx context.Context, kind, nameOrID string
 			return "", nil, false, badBody("invalid image reference %q: %v", nameOrID, err)
 		}
 	} else if err := checkName(kind, nameOrID); err != nil {
+		if kind == ObjectContainer || kind == ObjectExec {
+			// dockerd names containers with [a-zA-Z0-9][a-zA-Z0-9_.-]+
+			// (a leading / aside) and execs with hex IDs: no such object
+			// exists, and dockerd answers the request with its own 404,
+			// on which clients fall back (`docker inspect IMAGE` asks for
+			// a container of that name first).
+			return "", nil, false, nil
+		}
 		return "", nil, false, err
 	}
 	if id, labels, ok := d.cachedOwner(kind, nameOrID); ok {

@@ -139,6 +139,16 @@ func TestDockerInspector(t *testing.T) {
 			if _, _, err := in.ContainerMounts(ctx, name); err == nil {
 				t.Errorf("container %q: no error", name)
 			}
+			// No container or exec can have such a name: not found, as
+			// dockerd answers (a client falls back on its 404).
+			for _, kind := range []string{ObjectContainer, ObjectExec} {
+				if _, _, found, err := in.ObjectOwner(ctx, kind, name); err != nil || found {
+					t.Errorf("%s %q: found %v, err %v; want not found", kind, name, found, err)
+				}
+			}
+			if _, _, _, err := in.ObjectOwner(ctx, ObjectNetwork, name); err == nil {
+				t.Errorf("network %q: no error", name)
+			}
 		}
 		fake.mu.Lock()
 		defer fake.mu.Unlock()

@@ -505,13 +505,19 @@ func buildSchema(t reflect.Type, building map[reflect.Type]*jsonSchema) *jsonSch
 	return anySchema
 }
 
-// newerFields are fields of request bodies that Engine API versions newer
-// than the SDK types dockgate decodes into (docker/docker v28, API 1.51)
-// added, and that carry nothing a policy judges: the strict pass accepts
-// them, typed, instead of refusing them as unknown, and dockerd gets them
-// as sent. A newer field that changes what a container may reach does not
-// belong here: it needs a fact.
+// newerFields are fields of request bodies that other Engine API versions
+// define and the SDK types dockgate decodes into (docker/docker v28, API
+// 1.51) lack, and that carry nothing a policy judges: fields newer APIs
+// added, and old ones that clients still send and dockerd ignores. The
+// strict pass accepts them instead of refusing them as unknown, and
+// dockerd gets them as sent. A field that changes what a container may
+// reach does not belong here: it needs a fact.
 var newerFields = map[reflect.Type][]jsonField{
+	// Before API 1.25 an exec create body named its container again;
+	// docker-py (5.x, under docker-compose v1, Ansible, molecule,
+	// testcontainers-python) still sends it. dockerd execs in the
+	// container of the path and ignores it.
+	reflect.TypeFor[container.ExecOptions](): {{name: "Container", typ: reflect.TypeFor[string]()}},
 	// API 1.56: the initial umask of a container's processes.
 	reflect.TypeFor[container.HostConfig](): {{name: "Umask", typ: reflect.TypeFor[uint32]()}},
 	// API 1.52: swap and swappiness of a service's tasks.

@@ -290,6 +290,8 @@ func TestNewerHarmlessFields(t *testing.T) {
 		{"Umask twice", reflect.TypeFor[createBody](), `{"Image":"x","HostConfig":{"Umask":18,"umask":0}}`, false},
 		{"an unknown HostConfig field", reflect.TypeFor[createBody](), `{"Image":"x","HostConfig":{"Umaks":18}}`, false},
 		{"service swap (API 1.52)", reflect.TypeFor[swarm.ServiceSpec](), `{"TaskTemplate":{"Resources":{"SwapBytes":1024,"MemorySwappiness":10}}}`, true},
+		{"exec Container (docker-py)", reflect.TypeFor[container.ExecOptions](), `{"Container":"abc","Cmd":["true"],"AttachStdout":true}`, true},
+		{"exec with an unknown field", reflect.TypeFor[container.ExecOptions](), `{"Containr":"abc","Cmd":["true"]}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := checkStrictJSON([]byte(tc.body), tc.typ, strictOptions{}); (err == nil) != tc.ok {
