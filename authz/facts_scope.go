@@ -33,9 +33,11 @@ var ownerScoped = map[string]func(x *extraction) error{
 	// acceptedFilters and networksAcceptedFilters, containersAcceptedFilters,
 	// imagesAcceptedFilters; events match labels against the actor's
 	// attributes).
-	"container.list":  scopeByOwnerFilter,
-	"volume.list":     scopeByOwnerFilter,
-	"network.list":    scopeByOwnerFilter,
+	"container.list": scopeByOwnerFilter,
+	"volume.list":    scopeByOwnerFilter,
+	// A label filter would hide dockerd's own networks (bridge, host,
+	// none), which every tenant may use: the list is filtered instead.
+	"network.list":    scopeNetworkList,
 	"system.events":   scopeByOwnerFilter,
 	"container.prune": scopeByOwnerFilter,
 	"volume.prune":    scopeByOwnerFilter,
@@ -135,6 +137,30 @@ func scopeImageList(x *extraction) error {
 	return nil
 }
 
+// scopeNetworkList limits a tenant's network list to its own networks and
+// dockerd's predefined ones (unlabelled, under their reserved names), so
+// that a client looking for "bridge" (testcontainers' default network)
+// finds it instead of creating a network of its own per tenant.
+func scopeNetworkList(x *extraction) error {
+	owner := x.req.Owner
+	x.req.FilterResponse = func(body []byte) ([]byte, error) {
+		out, err := filterList(body, func(e listElement) bool {
+			switch ownerOf(owner, e.Labels) {
+			case "self":
+				return true
+			case "none":
+				return predefinedNetworks[e.Name]
+			}
+			return false
+		})
+		if err != nil {
+			return nil, fmt.Errorf("network list: %w", err)
+		}
+		return append(out, '\n'), nil
+	}
+	return nil
+}
+
 // scopeDiskUsage limits a tenant's disk usage report to its own
 // containers and volumes and the images it may list. The build cache
 // cannot be attributed to anyone, so a tenant sees none of it. Every other
@@ -176,6 +202,18 @@ func refuseBuildPrune(x *extraction) error {
 // filterLabelledList keeps the elements of a JSON list whose Labels keep
 // accepts; each kept element keeps its bytes. A null list stays null.
 func filterLabelledList(list json.RawMessage, keep func(labels map[string]string) bool) (json.RawMessage, error) {
+	return filterList(list, func(e listElement) bool { return keep(e.Labels) })
+}
+
+// listElement is what a list filter reads of each element.
+type listElement struct {
+	Name   string
+	Labels map[string]string
+}
+
+// filterList keeps the elements of a JSON list keep accepts; each kept
+// element keeps its bytes. A null list stays null.
+func filterList(list json.RawMessage, keep func(listElement) bool) (json.RawMessage, error) {
 	var items []json.RawMessage
 	if err := json.Unmarshal(list, &items); err != nil {
 		return nil, fmt.Errorf("decoding a list: %w", err)
@@ -187,13 +225,11 @@ func filterLabelledList(list json.RawMessage, keep func(labels map[string]string
 	b.WriteByte('[')
 	n := 0
 	for i, item := range items {
-		var obj struct {
-			Labels map[string]string
-		}
+		var obj listElement
 		if err := json.Unmarshal(item, &obj); err != nil {
 			return nil, fmt.Errorf("decoding the labels of element %d: %w", i, err)
 		}
-		if !keep(obj.Labels) {
+		if !keep(obj) {
 			continue
 		}
 		if n > 0 {

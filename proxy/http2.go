@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -96,8 +97,12 @@ func isGRPCUpgrade(head *requestHead, m *authz.Match) bool {
 // serveHTTP2Refusals is the server side of an HTTP/2 connection whose
 // preface was read: it sends its SETTINGS, answers the client's SETTINGS
 // and PINGs, and answers each request (stream) with the refusal message
-// refusal returns for it, until the client goes or the deadline passes;
-// with firstOnly, after the first. It ends with GOAWAY.
+// refusal returns for it, until the client goes or the deadline passes.
+// With firstOnly, GOAWAY follows the first answer: streams the client
+// opened after it are left unanswered (the client retries them on a new
+// connection, RFC 9113 §6.8), and what the client still sends is read and
+// dropped rather than cut off, so that it reads the answer instead of a
+// broken pipe. It ends with GOAWAY.
 func (cn *clientConn) serveHTTP2Refusals(refusal func(method, path string) string, firstOnly bool) error {
 	fr := http2.NewFramer(cn.bw, cn.br)
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
@@ -110,13 +115,19 @@ func (cn *clientConn) serveHTTP2Refusals(refusal func(method, path string) strin
 	}
 	var last uint32
 	var lastMsg string
+	goneAway := false
 	defer func() {
-		_ = fr.WriteGoAway(last, http2.ErrCodeNo, []byte(lastMsg))
-		_ = cn.bw.Flush()
+		if !goneAway {
+			_ = fr.WriteGoAway(last, http2.ErrCodeNo, []byte(lastMsg))
+			_ = cn.bw.Flush()
+		}
 	}()
 	for {
 		f, err := fr.ReadFrame()
 		if err != nil {
+			if goneAway && (errors.Is(err, io.EOF) || isClosedErr(err)) {
+				return nil
+			}
 			return err
 		}
 		switch f := f.(type) {
@@ -129,13 +140,17 @@ func (cn *clientConn) serveHTTP2Refusals(refusal func(method, path string) strin
 				_ = fr.WritePing(true, f.Data)
 			}
 		case *http2.MetaHeadersFrame:
+			if goneAway {
+				continue
+			}
 			last = f.StreamID
 			lastMsg = "dockgate: " + refusal(f.PseudoValue("method"), f.PseudoValue("path"))
 			if err := writeHTTP2Refusal(fr, f, lastMsg); err != nil {
 				return err
 			}
 			if firstOnly {
-				return nil
+				goneAway = true
+				_ = fr.WriteGoAway(last, http2.ErrCodeNo, []byte(lastMsg))
 			}
 		}
 		if err := cn.bw.Flush(); err != nil {

@@ -32,16 +32,21 @@ func h2cClient(sock string) *http.Client {
 func TestHTTP2PriorKnowledgeIsRefusedInHTTP2(t *testing.T) {
 	for _, tc := range []struct {
 		name, method, path, contentType string
+		body                            string
 		grpc                            bool
 	}{
-		{"Docker API request", "GET", "/v1.53/containers/json", "", false},
-		{"gRPC call", "POST", "/moby.buildkit.v1.Control/Solve", "application/grpc", true},
+		{"Docker API request", "GET", "/v1.53/containers/json", "", "", false},
+		// The answer comes while the client still sends: it must read it,
+		// not a broken pipe.
+		{"Docker API request with a body beyond the flow-control window", "POST", "/v1.53/containers/create", "application/json",
+			`{"Image":"busybox","Labels":{"pad":"` + strings.Repeat("x", 100<<10) + `"}}`, false},
+		{"gRPC call", "POST", "/moby.buildkit.v1.Control/Solve", "application/grpc", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			up := newHTTPDockerd(t, dir, pingHandler())
 			p := startProxy(t, dir, up.upstream())
-			req, err := http.NewRequest(tc.method, "http://docker"+tc.path, strings.NewReader(""))
+			req, err := http.NewRequest(tc.method, "http://docker"+tc.path, strings.NewReader(tc.body))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -99,7 +99,15 @@ func pnSetup(t *testing.T) *pnBed {
 
 // retag points the approved name at image id, directly on dockerd.
 func (b *pnBed) retag(ctx context.Context, id string) error {
-	return b.c.ImageTag(ctx, id, b.name)
+	for {
+		err := b.c.ImageTag(ctx, id, b.name)
+		// Engine 29's tag deletes the name, then creates it, and can
+		// lose that race to itself under load ("after deleting the
+		// existing one: AlreadyExists"): the move is tried again.
+		if err == nil || !pnNameMayVanish(b.env) || !strings.Contains(err.Error(), "already exists") || ctx.Err() != nil {
+			return err
+		}
+	}
 }
 
 // race moves the approved name from good to evil and back until stop is
