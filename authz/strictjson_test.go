@@ -14,6 +14,8 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/volume"
+
+	"github.com/dockgate/dockgate/authz/internal/jsonfields"
 )
 
 // foldProbe has fields whose names contain the letters with non-ASCII
@@ -129,8 +131,8 @@ func TestFieldsMatchEncodingJSON(t *testing.T) {
 		}
 		want := sortedKeys(m)
 		var got []string
-		for _, f := range jsonFields(typ) {
-			got = append(got, f.name)
+		for _, f := range jsonfields.Of(typ) {
+			got = append(got, f.Name)
 		}
 		sort.Strings(got)
 		if !slices.Equal(got, want) {
