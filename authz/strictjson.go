@@ -15,9 +15,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/swarm"
-
 	"github.com/dockgate/dockgate/authz/internal/jsonfields"
 )
 
@@ -38,7 +35,11 @@ import (
 //   - duplicate keys: in a struct object, keys that fold to the same field
 //     name; in a map object, identical keys (map keys are not folded);
 //   - keys that match no field of the type, unless their value is null,
-//     false, 0, "", [] or {} (an older or newer daemon may know the field);
+//     false, 0, "", [] or {} (an older or newer daemon may know the field).
+//     The fields of the type are those of the SDK (API 1.51) and those
+//     other API versions define and were judged harmless (apiFields,
+//     generated from the API's swagger history by
+//     authz/internal/apifields, where each is decided);
 //   - top-level HostConfig fields in a create body (legacyTopLevel);
 //   - anything after the value other than whitespace;
 //   - invalid UTF-8 (encoding/json would silently replace it);
@@ -480,7 +481,7 @@ func buildSchema(t reflect.Type, building map[reflect.Type]*jsonSchema) *jsonSch
 		}
 		s := &jsonSchema{kind: schemaStruct, exact: make(map[string]int), folded: make(map[string]int)}
 		building[t] = s
-		for i, f := range append(jsonfields.Of(t), newerFields[t]...) {
+		for i, f := range append(jsonfields.Of(t), apiFields[t]...) {
 			s.fields = append(s.fields, buildSchema(f.Type, building))
 			s.names = append(s.names, f.Name)
 			s.exact[f.Name] = i
@@ -504,28 +505,6 @@ func buildSchema(t reflect.Type, building map[reflect.Type]*jsonSchema) *jsonSch
 		return s
 	}
 	return anySchema
-}
-
-// newerFields are fields of request bodies that other Engine API versions
-// define and the SDK types dockgate decodes into (docker/docker v28, API
-// 1.51) lack, and that carry nothing a policy judges: fields newer APIs
-// added, and old ones that clients still send and dockerd ignores. The
-// strict pass accepts them instead of refusing them as unknown, and
-// dockerd gets them as sent. A field that changes what a container may
-// reach does not belong here: it needs a fact.
-var newerFields = map[reflect.Type][]jsonfields.Field{
-	// Before API 1.25 an exec create body named its container again;
-	// docker-py (5.x, under docker-compose v1, Ansible, molecule,
-	// testcontainers-python) still sends it. dockerd execs in the
-	// container of the path and ignores it.
-	reflect.TypeFor[container.ExecOptions](): {{Name: "Container", Type: reflect.TypeFor[string]()}},
-	// API 1.56: the initial umask of a container's processes.
-	reflect.TypeFor[container.HostConfig](): {{Name: "Umask", Type: reflect.TypeFor[uint32]()}},
-	// API 1.52: swap and swappiness of a service's tasks.
-	reflect.TypeFor[swarm.ResourceRequirements](): {
-		{Name: "SwapBytes", Type: reflect.TypeFor[int64]()},
-		{Name: "MemorySwappiness", Type: reflect.TypeFor[int64]()},
-	},
 }
 
 // topLevelFieldsOf returns, folded → name, the JSON field names of t that

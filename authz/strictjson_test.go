@@ -274,9 +274,10 @@ func FuzzFoldKey(f *testing.F) {
 	})
 }
 
-// TestNewerHarmlessFields: fields of Engine APIs newer than the SDK types
-// that carry nothing to judge pass the strict pass; any other unknown
-// field still does not, and duplicates of the newer ones are refused too.
+// TestNewerHarmlessFields: fields of Engine API versions other than the
+// SDK types' that carry nothing to judge (apiFields) pass the strict pass;
+// any other unknown field still does not, and duplicates of the accepted
+// ones are refused too.
 func TestNewerHarmlessFields(t *testing.T) {
 	type createBody struct {
 		container.Config
