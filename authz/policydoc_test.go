@@ -7,14 +7,16 @@ import (
 	"testing"
 )
 
-var updatePolicyDoc = flag.Bool("update", false, "rewrite docs/policy.md from the route table")
+// updateGenerated: go test ./authz -run 'UpToDate' -update rewrites the
+// generated files instead of comparing them.
+var updateGenerated = flag.Bool("update", false, "rewrite the generated files (docs/policy.md, apifields_gen.go)")
 
 // TestPolicyDocUpToDate keeps docs/policy.md in step with the route table:
 // a route added without regenerating the doc fails here.
 func TestPolicyDocUpToDate(t *testing.T) {
 	file := filepath.Join("..", "docs", "policy.md")
 	want := NewRouter().PolicyDoc()
-	if *updatePolicyDoc {
+	if *updateGenerated {
 		if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
 		}

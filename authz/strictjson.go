@@ -9,15 +9,13 @@ import (
 	"io"
 	"net/http"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/swarm"
+	"github.com/dockgate/dockgate/authz/internal/jsonfields"
 )
 
 // Strict JSON: dockerd decodes request bodies with Go's encoding/json into
@@ -37,7 +35,11 @@ import (
 //   - duplicate keys: in a struct object, keys that fold to the same field
 //     name; in a map object, identical keys (map keys are not folded);
 //   - keys that match no field of the type, unless their value is null,
-//     false, 0, "", [] or {} (an older or newer daemon may know the field);
+//     false, 0, "", [] or {} (an older or newer daemon may know the field).
+//     The fields of the type are those of the SDK (API 1.51) and those
+//     other API versions define and were judged harmless (apiFields,
+//     generated from the API's swagger history by
+//     authz/internal/apifields, where each is decided);
 //   - top-level HostConfig fields in a create body (legacyTopLevel);
 //   - anything after the value other than whitespace;
 //   - invalid UTF-8 (encoding/json would silently replace it);
@@ -479,12 +481,12 @@ func buildSchema(t reflect.Type, building map[reflect.Type]*jsonSchema) *jsonSch
 		}
 		s := &jsonSchema{kind: schemaStruct, exact: make(map[string]int), folded: make(map[string]int)}
 		building[t] = s
-		for i, f := range append(jsonFields(t), newerFields[t]...) {
-			s.fields = append(s.fields, buildSchema(f.typ, building))
-			s.names = append(s.names, f.name)
-			s.exact[f.name] = i
-			if _, ok := s.folded[foldJSONKey(f.name)]; !ok {
-				s.folded[foldJSONKey(f.name)] = i
+		for i, f := range append(jsonfields.Of(t), apiFields[t]...) {
+			s.fields = append(s.fields, buildSchema(f.Type, building))
+			s.names = append(s.names, f.Name)
+			s.exact[f.Name] = i
+			if _, ok := s.folded[foldJSONKey(f.Name)]; !ok {
+				s.folded[foldJSONKey(f.Name)] = i
 			}
 		}
 		return s
@@ -505,179 +507,18 @@ func buildSchema(t reflect.Type, building map[reflect.Type]*jsonSchema) *jsonSch
 	return anySchema
 }
 
-// newerFields are fields of request bodies that other Engine API versions
-// define and the SDK types dockgate decodes into (docker/docker v28, API
-// 1.51) lack, and that carry nothing a policy judges: fields newer APIs
-// added, and old ones that clients still send and dockerd ignores. The
-// strict pass accepts them instead of refusing them as unknown, and
-// dockerd gets them as sent. A field that changes what a container may
-// reach does not belong here: it needs a fact.
-var newerFields = map[reflect.Type][]jsonField{
-	// Before API 1.25 an exec create body named its container again;
-	// docker-py (5.x, under docker-compose v1, Ansible, molecule,
-	// testcontainers-python) still sends it. dockerd execs in the
-	// container of the path and ignores it.
-	reflect.TypeFor[container.ExecOptions](): {{name: "Container", typ: reflect.TypeFor[string]()}},
-	// API 1.56: the initial umask of a container's processes.
-	reflect.TypeFor[container.HostConfig](): {{name: "Umask", typ: reflect.TypeFor[uint32]()}},
-	// API 1.52: swap and swappiness of a service's tasks.
-	reflect.TypeFor[swarm.ResourceRequirements](): {
-		{name: "SwapBytes", typ: reflect.TypeFor[int64]()},
-		{name: "MemorySwappiness", typ: reflect.TypeFor[int64]()},
-	},
-}
-
-// jsonField is one field encoding/json decodes into.
-type jsonField struct {
-	name   string
-	tagged bool
-	index  []int
-	typ    reflect.Type
-}
-
-// jsonFields lists the fields encoding/json decodes into for struct type t,
-// following its typeFields (go/src/encoding/json/encode.go): json tags,
-// "-", promotion of untagged embedded structs breadth-first, and the
-// dominance rules for names that appear at several depths.
-func jsonFields(t reflect.Type) []jsonField {
-	type walk struct {
-		typ   reflect.Type
-		index []int
-	}
-	var fields []jsonField
-	next := []walk{{typ: t}}
-	var count, nextCount map[reflect.Type]int
-	visited := make(map[reflect.Type]bool)
-	for len(next) > 0 {
-		current := next
-		next = nil
-		count, nextCount = nextCount, make(map[reflect.Type]int)
-		for _, w := range current {
-			if visited[w.typ] {
-				continue
-			}
-			visited[w.typ] = true
-			for i := 0; i < w.typ.NumField(); i++ {
-				sf := w.typ.Field(i)
-				if sf.Anonymous {
-					ft := sf.Type
-					if ft.Kind() == reflect.Pointer {
-						ft = ft.Elem()
-					}
-					if !sf.IsExported() && ft.Kind() != reflect.Struct {
-						continue
-					}
-				} else if !sf.IsExported() {
-					continue
-				}
-				tag := sf.Tag.Get("json")
-				if tag == "-" {
-					continue
-				}
-				name, _, _ := strings.Cut(tag, ",")
-				if !isValidJSONTag(name) {
-					name = ""
-				}
-				index := make([]int, len(w.index)+1)
-				copy(index, w.index)
-				index[len(w.index)] = i
-				ft := sf.Type
-				if ft.Name() == "" && ft.Kind() == reflect.Pointer {
-					ft = ft.Elem()
-				}
-				if name != "" || !sf.Anonymous || ft.Kind() != reflect.Struct {
-					f := jsonField{name: name, tagged: name != "", index: index, typ: sf.Type}
-					if f.name == "" {
-						f.name = sf.Name
-					}
-					fields = append(fields, f)
-					if count[w.typ] > 1 {
-						// Two copies at the same depth annihilate each other.
-						fields = append(fields, f)
-					}
-					continue
-				}
-				nextCount[ft]++
-				if nextCount[ft] == 1 {
-					next = append(next, walk{typ: ft, index: index})
-				}
-			}
-		}
-	}
-	sort.SliceStable(fields, func(i, j int) bool {
-		a, b := fields[i], fields[j]
-		if a.name != b.name {
-			return a.name < b.name
-		}
-		if len(a.index) != len(b.index) {
-			return len(a.index) < len(b.index)
-		}
-		if a.tagged != b.tagged {
-			return a.tagged
-		}
-		return lessIndex(a.index, b.index)
-	})
-	out := fields[:0:0]
-	for i := 0; i < len(fields); {
-		j := i + 1
-		for j < len(fields) && fields[j].name == fields[i].name {
-			j++
-		}
-		if f, ok := dominantField(fields[i:j]); ok {
-			out = append(out, f)
-		}
-		i = j
-	}
-	sort.Slice(out, func(i, j int) bool { return lessIndex(out[i].index, out[j].index) })
-	return out
-}
-
-// dominantField picks the field that wins among fields of one name (sorted
-// by depth, then tagged first), as encoding/json does: the shallowest, and
-// among equally shallow ones the only tagged one; otherwise none.
-func dominantField(fs []jsonField) (jsonField, bool) {
-	if len(fs) > 1 && len(fs[0].index) == len(fs[1].index) && fs[0].tagged == fs[1].tagged {
-		return jsonField{}, false
-	}
-	return fs[0], true
-}
-
-func lessIndex(a, b []int) bool {
-	for k := 0; k < len(a) && k < len(b); k++ {
-		if a[k] != b[k] {
-			return a[k] < b[k]
-		}
-	}
-	return len(a) < len(b)
-}
-
-// isValidJSONTag is encoding/json's isValidTag.
-func isValidJSONTag(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		switch {
-		case strings.ContainsRune("!#$%&()*+-./:;<=>?@[]^_{|}~ ", c):
-		case !unicode.IsLetter(c) && !unicode.IsDigit(c):
-			return false
-		}
-	}
-	return true
-}
-
 // topLevelFieldsOf returns, folded → name, the JSON field names of t that
 // are not also fields of within: the HostConfig fields that old daemons
 // read at the top level of a create body.
 func topLevelFieldsOf(t, within reflect.Type) map[string]string {
 	known := make(map[string]bool)
-	for _, f := range jsonFields(within) {
-		known[foldJSONKey(f.name)] = true
+	for _, f := range jsonfields.Of(within) {
+		known[foldJSONKey(f.Name)] = true
 	}
 	out := make(map[string]string)
-	for _, f := range jsonFields(t) {
-		if k := foldJSONKey(f.name); !known[k] {
-			out[k] = f.name
+	for _, f := range jsonfields.Of(t) {
+		if k := foldJSONKey(f.Name); !known[k] {
+			out[k] = f.Name
 		}
 	}
 	return out

@@ -14,6 +14,8 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/volume"
+
+	"github.com/dockgate/dockgate/authz/internal/jsonfields"
 )
 
 // foldProbe has fields whose names contain the letters with non-ASCII
@@ -129,8 +131,8 @@ func TestFieldsMatchEncodingJSON(t *testing.T) {
 		}
 		want := sortedKeys(m)
 		var got []string
-		for _, f := range jsonFields(typ) {
-			got = append(got, f.name)
+		for _, f := range jsonfields.Of(typ) {
+			got = append(got, f.Name)
 		}
 		sort.Strings(got)
 		if !slices.Equal(got, want) {
@@ -272,9 +274,10 @@ func FuzzFoldKey(f *testing.F) {
 	})
 }
 
-// TestNewerHarmlessFields: fields of Engine APIs newer than the SDK types
-// that carry nothing to judge pass the strict pass; any other unknown
-// field still does not, and duplicates of the newer ones are refused too.
+// TestNewerHarmlessFields: fields of Engine API versions other than the
+// SDK types' that carry nothing to judge (apiFields) pass the strict pass;
+// any other unknown field still does not, and duplicates of the accepted
+// ones are refused too.
 func TestNewerHarmlessFields(t *testing.T) {
 	type createBody struct {
 		container.Config
