@@ -82,7 +82,11 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		// Refused whatever the body says: the body of a request the caller
 		// may not make at all is not parsed, and dockerd is not asked about
 		// it. Audit mode reads on, to record every fact.
-		return Decision{Status: http.StatusForbidden, Reason: refusal(caller, endpoint), Facts: []FactResult{endpoint}}
+		refused := Decision{Status: http.StatusForbidden, Reason: refusal(caller, endpoint), Facts: []FactResult{endpoint}}
+		if nf, ok := d.notFoundInsteadOfRefusal(ctx, m, refused); ok {
+			return nf
+		}
+		return refused
 	}
 
 	if needsOwner(m.Action) {

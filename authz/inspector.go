@@ -364,3 +364,23 @@ func (d *DockerInspector) ServicePreviousSpec(ctx context.Context, id string) (*
 	}
 	return s.PreviousSpec, true, nil
 }
+
+// PluginExists implements PluginChecker. A name that is neither a plugin
+// reference nor an ID names no plugin.
+func (d *DockerInspector) PluginExists(ctx context.Context, nameOrID string) (bool, error) {
+	if _, err := reference.ParseAnyReference(nameOrID); err != nil && !validObjectName(nameOrID) {
+		return false, nil
+	}
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	err := d.ask(ctx, func(ctx context.Context) error {
+		_, _, err := d.client.PluginInspectWithRaw(ctx, nameOrID)
+		return err
+	})
+	if cerrdefs.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+var _ PluginChecker = (*DockerInspector)(nil)
