@@ -2,6 +2,7 @@ package authz
 
 import (
 	"bytes"
+	"maps"
 	"path"
 	"reflect"
 	"slices"
@@ -639,12 +640,7 @@ func (x *extraction) addEndpointSysctls(v string) {
 // sortedKeys returns m's keys in order, so that facts come out in a stable
 // order.
 func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return slices.Sorted(maps.Keys(m))
 }
 
 // addHostPath adds a fact whose value is a resolved host path, and a
