@@ -174,7 +174,12 @@ func pnNameMayVanish(env *testbed.Env) bool { return env.Engine == testbed.Engin
 
 // pnVanished is how dockerd, or dockgate asking dockerd, says the name
 // pointed at no image at that instant.
-func pnVanished(errText string) bool { return strings.Contains(errText, "No such image") }
+// Engine 29's classic builder, meeting the gap while it resolves the
+// base, answers "unexpected media type  for : not found".
+func pnVanished(errText string) bool {
+	return strings.Contains(errText, "No such image") ||
+		!strings.Contains(errText, "dockgate: ") && strings.Contains(errText, "unexpected media type") && strings.Contains(errText, "not found")
+}
 
 func (o *pnOutcome) add(errText string) {
 	o.mu.Lock()
