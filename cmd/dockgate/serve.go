@@ -212,6 +212,18 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	})
 	reloader.srv = srv
 	m.watchConns(srv.AdmittedConns)
+	// The metrics listener opens before the API sockets: whoever sees the
+	// API socket accept (a test, a readiness probe) finds /healthz there too.
+	if m != nil {
+		l, err := listenMetrics(o.metricsListen, o.listen, up)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen %s: %w", o.metricsListen, err)
+		}
+		ms := &http.Server{Handler: m.handler(up), ReadHeaderTimeout: 10 * time.Second}
+		go ms.Serve(l)
+		defer ms.Close()
+		log.Info().Str("metrics_listen", o.metricsListen).Msg("serving /metrics, /healthz and /readyz")
+	}
 	var listeners []net.Listener
 	defer func() {
 		for _, l := range listeners {
@@ -250,17 +262,6 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 			return fmt.Errorf("--listen %s: %w", addr, err)
 		}
 		listeners = append(listeners, l)
-	}
-
-	if m != nil {
-		l, err := listenMetrics(o.metricsListen, o.listen, up)
-		if err != nil {
-			return fmt.Errorf("--metrics-listen %s: %w", o.metricsListen, err)
-		}
-		ms := &http.Server{Handler: m.handler(up), ReadHeaderTimeout: 10 * time.Second}
-		go ms.Serve(l)
-		defer ms.Close()
-		log.Info().Str("metrics_listen", o.metricsListen).Msg("serving /metrics, /healthz and /readyz")
 	}
 
 	reloader.watchSIGHUP(ctx)
