@@ -134,22 +134,49 @@ func (r *Request) ownerLabels() map[string]string {
 // reencode makes the typed value v a body was judged as the body that is
 // forwarded (Request.OwnedBody), after dockgate changed it: the owner
 // labels added, container references pinned to full IDs. What dockerd
-// decodes is then exactly what was judged plus those changes. An encoding
-// that would not decode back to the same value (nil and empty told apart
-// by the judged value, lost by omitempty) is refused rather than
-// forwarded changed.
+// decodes is then exactly what was judged plus those changes. The
+// client's body is kept where dockgate changed nothing (patchJSON); the
+// typed encoding of v is the fallback. A body neither way decodes back to
+// v is refused rather than forwarded changed.
 func (x *extraction) reencode(v any) error {
+	if b, ok := x.patchedBody(v); ok {
+		x.req.OwnedBody, x.req.ownerRecorded = b, true
+		return nil
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return &RouteError{Status: http.StatusInternalServerError, Message: "cannot re-encode the body of " + x.m.Action + ": " + err.Error()}
 	}
-	back := reflect.New(reflect.TypeOf(v).Elem())
-	if err := json.Unmarshal(b, back.Interface()); err != nil || !reflect.DeepEqual(back.Elem().Interface(), reflect.ValueOf(v).Elem().Interface()) {
+	if !decodesTo(b, v) {
 		return badBody("%s: dockgate cannot record the owner without changing the body; send empty lists and objects as null or leave them out", x.m.Action)
 	}
 	x.req.OwnedBody = b
 	x.req.ownerRecorded = true
 	return nil
+}
+
+// patchedBody is the client's body with what dockgate changed in v
+// patched in, when it decodes to v.
+func (x *extraction) patchedBody(v any) ([]byte, bool) {
+	raw := x.req.Body
+	if len(raw) == 0 {
+		return nil, false
+	}
+	orig := reflect.New(reflect.TypeOf(v).Elem())
+	if err := json.Unmarshal(raw, orig.Interface()); err != nil {
+		return nil, false
+	}
+	b, err := patchJSON(raw, orig, reflect.ValueOf(v))
+	if err != nil || !decodesTo(b, v) {
+		return nil, false
+	}
+	return b, true
+}
+
+// decodesTo says whether b decodes, as dockerd decodes it, to v.
+func decodesTo(b []byte, v any) bool {
+	back := reflect.New(reflect.TypeOf(v).Elem())
+	return json.Unmarshal(b, back.Interface()) == nil && reflect.DeepEqual(back.Elem().Interface(), reflect.ValueOf(v).Elem().Interface())
 }
 
 // labelBuild gives the image a tenant's build makes the owner labels,
