@@ -63,33 +63,43 @@ func tnNewUser(t *testing.T, host string, uid int) *tnUser {
 
 func (u *tnUser) run(args ...string) azResult {
 	u.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), azTimeout)
+	return u.runProg(azTimeout, nil, u.cli, args...)
+}
+
+// runProg runs prog as the user, with the user's HOME and DOCKER_HOST and
+// env added, in the user's home, within timeout (a hang detector).
+func (u *tnUser) runProg(timeout time.Duration, env []string, prog string, args ...string) azResult {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var cmd *exec.Cmd
 	if u.uid == 0 {
-		cmd = exec.CommandContext(ctx, u.cli, args...)
+		cmd = exec.CommandContext(ctx, prog, args...)
 	} else {
 		id := strconv.Itoa(u.uid)
 		setpriv := testbed.RequireBinary(u.t, "setpriv")
-		cmd = exec.CommandContext(ctx, setpriv, append([]string{"--reuid=" + id, "--regid=" + id, "--clear-groups", u.cli}, args...)...)
+		cmd = exec.CommandContext(ctx, setpriv, append([]string{"--reuid=" + id, "--regid=" + id, "--clear-groups", prog}, args...)...)
 	}
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + u.home, "DOCKER_HOST=" + u.host, "DOCKER_CLI_HINTS=false", "LANG=C.UTF-8", "DOCKER_BUILDKIT=0"}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + u.home, "DOCKER_HOST=" + u.host, "DOCKER_CLI_HINTS=false", "LANG=C.UTF-8", "DOCKER_BUILDKIT=0"}, env...)
 	cmd.Dir = u.home
 	cmd.WaitDelay = 5 * time.Second
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
-	r := azResult{args: args, code: -1, stdout: stdout.String(), stderr: stderr.String()}
+	r := azResult{args: append([]string{prog}, args...), code: -1, stdout: stdout.String(), stderr: stderr.String()}
+	if prog == u.cli {
+		r.args = args
+	}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err == nil {
 		r.code = 0
 	}
 	if ctx.Err() != nil {
-		u.t.Errorf("`docker %s` as uid %d timed out: %v", strings.Join(args, " "), u.uid, r)
+		u.t.Errorf("`%s` as uid %d timed out: %v", strings.Join(r.args, " "), u.uid, r)
 	} else if r.code < 0 {
-		u.t.Errorf("`docker %s` as uid %d: %v", strings.Join(args, " "), u.uid, err)
+		u.t.Errorf("`%s` as uid %d: %v", strings.Join(r.args, " "), u.uid, err)
 	}
 	return r
 }
@@ -125,11 +135,11 @@ func (u *tnUser) ownerRefused(want string, args ...string) {
 
 // tnPolicy is the CI policy (tenants own by user) with both test uids in
 // role:ci and a second tenant row for callers without a user name.
-func tnPolicy(t *testing.T) string {
-	return azPolicy(t, false,
-		"g, uid:"+strconv.Itoa(tnUID2)+", role:ci",
+func tnPolicy(t *testing.T, extra ...string) string {
+	return azPolicy(t, false, append([]string{
+		"g, uid:" + strconv.Itoa(tnUID2) + ", role:ci",
 		"p, role:ci, tenant, uid, allow",
-	)
+	}, extra...)...)
 }
 
 // tnBed starts a dockgate with policy in the shared bed and returns it,
