@@ -60,7 +60,7 @@ var pkgFiles = []string{
 }
 
 func TestPackageDebInstallsAndPurges(t *testing.T) {
-	testbed.Require(t)
+	testbed.OncePerRun(t)
 	dpkg := testbed.RequireBinary(t, "dpkg")
 	testbed.RequireBinary(t, "dpkg-deb")
 	analyze := testbed.RequireBinary(t, "systemd-analyze")

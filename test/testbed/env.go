@@ -172,7 +172,19 @@ func Shared(t testing.TB) *Env {
 	return shared
 }
 
-// Main is a TestMain: for each engine of Engines() in turn it starts a bed,
+// OncePerRun skips t in every bed but the first engine's: for tests of
+// what does not depend on dockerd (installing the package), which would
+// only contend for the host (dpkg's lock) when the engines run at once.
+func OncePerRun(t testing.TB) {
+	t.Helper()
+	env := Shared(t)
+	if first, err := EngineName(); err == nil && env.Engine != first {
+		t.Skipf("runs once per run, in engine %s's bed", first)
+	}
+}
+
+// Main is a TestMain: for each engine of Engines() it starts a bed (the
+// engines at once, see below),
 // runs the tests in a child copy of the test binary, then runs the leak
 // check and tears the bed down whatever the child did (failed, panicked,
 // timed out, was interrupted). Each engine's results follow a line naming
@@ -226,25 +238,70 @@ func Main(m *testing.M, opts Options) int {
 		}
 	}()
 
-	code := 0
-	var summary []string
-	for _, engine := range engines {
-		if ctx.Err() != nil {
-			summary = append(summary, fmt.Sprintf("testbed: engine %s: not run (interrupted)", engine))
-			code = 1
+	// The engines' beds share nothing (each has its own dockerd,
+	// containerd, registry and dockgate), so they run at once: on two
+	// cores the suite is mostly waiting for daemons. The first engine's
+	// output streams; the others' goes to a file, named now and printed
+	// when the first is done, so that a hang leaves it readable.
+	// DOCKGATE_E2E_SEQUENTIAL=1 runs one after the other.
+	sequential := os.Getenv("DOCKGATE_E2E_SEQUENTIAL") == "1"
+	codes := make([]int, len(engines))
+	summary := make([]string, len(engines))
+	outs := make([]*os.File, len(engines))
+	var wg sync.WaitGroup
+	for i, engine := range engines {
+		out := os.Stdout
+		if i > 0 && !sequential {
+			f, err := os.CreateTemp("", "dockgate-e2e-"+engine+"-*.log")
+			if err != nil {
+				fmt.Fprintf(os.Stdout, "testbed: %v\nFAIL\n", err)
+				return 1
+			}
+			defer os.Remove(f.Name())
+			defer f.Close()
+			fmt.Fprintf(os.Stdout, "testbed: engine %s runs alongside; its output goes to %s\n", engine, f.Name())
+			out = f
+		}
+		outs[i] = out
+		run := func() {
+			if ctx.Err() != nil {
+				summary[i], codes[i] = fmt.Sprintf("testbed: engine %s: not run (interrupted)", engine), 1
+				return
+			}
+			fmt.Fprintf(out, "=== engine %s\n", engine)
+			o := opts
+			o.Engine = engine
+			if out != os.Stdout {
+				o.Log = out
+			}
+			start := time.Now()
+			c, what := mainOne(ctx, o, out)
+			result := "ok"
+			if c != 0 {
+				result = "FAIL"
+			}
+			summary[i], codes[i] = fmt.Sprintf("testbed: engine %s (%s): %s in %v", engine, what, result, time.Since(start).Round(time.Second)), c
+		}
+		if sequential || len(engines) == 1 {
+			run()
 			continue
 		}
-		fmt.Fprintf(os.Stdout, "=== engine %s\n", engine)
-		o := opts
-		o.Engine = engine
-		start := time.Now()
-		c, what := mainOne(ctx, o, sigs)
-		result := "ok"
-		if c != 0 {
-			result = "FAIL"
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run()
+		}()
+	}
+	wg.Wait()
+	code := 0
+	for i, out := range outs {
+		code = max(code, codes[i])
+		if out == os.Stdout {
+			continue
 		}
-		summary = append(summary, fmt.Sprintf("testbed: engine %s (%s): %s in %v", engine, what, result, time.Since(start).Round(time.Second)))
-		code = max(code, c)
+		if _, err := out.Seek(0, io.SeekStart); err == nil {
+			io.Copy(os.Stdout, out)
+		}
 	}
 	for _, line := range summary {
 		fmt.Fprintln(os.Stdout, line)
@@ -267,19 +324,19 @@ func Main(m *testing.M, opts Options) int {
 
 // mainOne runs the tests against one engine's bed and returns the exit
 // code and what the engine reported itself as.
-func mainOne(ctx context.Context, opts Options, sigs chan os.Signal) (int, string) {
+func mainOne(ctx context.Context, opts Options, out *os.File) (int, string) {
 	what := "no bed"
 	start := time.Now()
 	env, err := Setup(ctx, opts)
 	if err != nil {
-		fmt.Fprintf(os.Stdout, "testbed: FAIL: setup: %v\n", err)
+		fmt.Fprintf(out, "testbed: FAIL: setup: %v\n", err)
 		return 1, what
 	}
 	what = fmt.Sprintf("dockerd %s, API %s", env.Dockerd.Version, env.Dockerd.APIVersion)
 	fmt.Fprintf(opts.Log, "testbed: bed ready in %v\n", time.Since(start).Round(time.Millisecond))
 	code := 0
 	fail := func(format string, args ...any) {
-		fmt.Fprintf(os.Stdout, "testbed: FAIL: "+format+"\n", args...)
+		fmt.Fprintf(out, "testbed: FAIL: "+format+"\n", args...)
 		code = 1
 	}
 
@@ -290,7 +347,7 @@ func mainOne(ctx context.Context, opts Options, sigs chan os.Signal) (int, strin
 		}
 	}
 
-	code = max(code, runChild(ctx, env, sigs))
+	code = max(code, runChild(ctx, env, out))
 
 	if env.Dockgate != nil {
 		if !env.Dockgate.Running() {
@@ -313,22 +370,25 @@ func mainOne(ctx context.Context, opts Options, sigs chan os.Signal) (int, strin
 
 // runChild runs this test binary again with the bed's description in its
 // environment and returns its exit code.
-func runChild(ctx context.Context, env *Env, sigs chan os.Signal) int {
+func runChild(ctx context.Context, env *Env, out *os.File) int {
 	enc, err := json.Marshal(env)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "testbed: %v\n", err)
+		fmt.Fprintf(out, "testbed: %v\n", err)
 		return 1
 	}
 	self, err := os.Executable()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "testbed: %v\n", err)
+		fmt.Fprintf(out, "testbed: %v\n", err)
 		return 1
 	}
 	cmd := exec.Command(self, os.Args[1:]...)
 	cmd.Env = append(os.Environ(), childEnv+"="+string(enc))
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, out, out
+	if out == os.Stdout {
+		cmd.Stderr = os.Stderr
+	}
 	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(os.Stderr, "testbed: start tests: %v\n", err)
+		fmt.Fprintf(out, "testbed: start tests: %v\n", err)
 		return 1
 	}
 	done := make(chan struct{})
@@ -353,6 +413,6 @@ func runChild(ctx context.Context, env *Env, sigs chan os.Signal) int {
 	if errors.As(err, &ee) && ee.ExitCode() > 0 {
 		return ee.ExitCode()
 	}
-	fmt.Fprintf(os.Stdout, "testbed: tests ended by %v\n", err)
+	fmt.Fprintf(out, "testbed: tests ended by %v\n", err)
 	return 1
 }
