@@ -34,6 +34,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
+	"github.com/dockgate/dockgate/test/clientflows"
 	"github.com/dockgate/dockgate/test/testbed"
 )
 
@@ -81,6 +82,8 @@ type results struct {
 }
 
 func main() {
+	// A copy of this program run as the testcontainers-go client (clients.go).
+	clientflows.RunTestcontainersIfAsked()
 	var cfg config
 	quick := flag.Bool("quick", false, "short run: 0.5s per measurement, 64 MiB streams, 3 start-ups")
 	flag.StringVar(&cfg.out, "out", "bench/results.json", "write results here (empty: don't)")
@@ -92,7 +95,7 @@ func main() {
 	// /tmp may be a tmpfs; the stream data belongs on disk like a real image.
 	flag.StringVar(&cfg.tmp, "tmp", "/var/tmp", "parent of the temp dir for the stream data")
 	auditOnly := flag.Bool("audit-only", false, "only the audit rows (no dockerd needed); they replace the audit rows of -out")
-	only := flag.String("only", "", "comma-separated measurements to run (idle, ping, list, cycles, execs, streams, startup, owners, audit); default all")
+	only := flag.String("only", "", "comma-separated measurements to run (idle, ping, list, cycles, execs, streams, startup, owners, clients, audit); default all")
 	relayListen := flag.String("relay-listen", "", "internal: run the bare relay (relay.go) on this socket")
 	relayUpstream := flag.String("relay-upstream", "", "internal: the bare relay's dockerd socket")
 	relayMode := flag.String("relay-mode", "ping", "internal: the bare relay's mode (ping, copy)")
@@ -216,7 +219,7 @@ func runEngine(ctx context.Context, cfg config, engine, out string) (err error) 
 	measures := []struct {
 		name    string
 		measure func(context.Context) ([]row, error)
-	}{{"idle", b.idle}, {"ping", b.ping}, {"list", b.list}, {"cycles", b.cycles}, {"execs", b.execs}, {"streams", b.streams}, {"startup", b.startup}, {"owners", b.owners}, {"audit", b.audit}}
+	}{{"idle", b.idle}, {"ping", b.ping}, {"list", b.list}, {"cycles", b.cycles}, {"execs", b.execs}, {"streams", b.streams}, {"startup", b.startup}, {"owners", b.owners}, {"clients", b.clients}, {"audit", b.audit}}
 	for _, m := range measures {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -1,25 +1,25 @@
 package e2e
 
 // The client matrix (issue 13 part 2): clients other than the docker CLI
-// that CI users run every day, each run twice — as root straight to
-// dockerd, and as a CI tenant (policies/ci/ci.csv) through dockgate — with
-// the same result both ways.
+// that CI users run every day (test/clientflows), each run twice — as root
+// straight to dockerd, and as a CI tenant (policies/ci/ci.csv) through
+// dockgate — with the same transcript both ways. The docker CLI (the
+// current one and Debian's 20.10) and the Go SDK are the rest of this
+// package.
 
 import (
-	_ "embed"
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dockgate/dockgate/test/clientflows"
 	"github.com/dockgate/dockgate/test/testbed"
 )
-
-//go:embed testdata/clients/dockerpy_flow.py
-var dockerPyFlow string
 
 // clientTimeout bounds one client run: a hang detector, generous because
 // a flow is a dozen daemon round trips on a loaded machine.
@@ -29,6 +29,27 @@ const clientTimeout = 4 * time.Minute
 type matrixSide struct {
 	name string
 	user *tnUser
+}
+
+// runner runs programs as the side's user on the side's socket.
+func (s matrixSide) runner() clientflows.Runner {
+	return func(_ context.Context, env []string, prog string, args ...string) clientflows.Result {
+		r := s.user.runProg(clientTimeout, env, prog, args...)
+		return clientflows.Result{Args: append([]string{prog}, args...), Stdout: r.stdout, Stderr: r.stderr, Code: r.code}
+	}
+}
+
+// dir makes a directory of the side's user in its home.
+func (s matrixSide) dir(t *testing.T, name string) string {
+	t.Helper()
+	d := filepath.Join(s.user.home, name)
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(d, s.user.uid, s.user.uid); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // matrixSides are root on dockerd's own socket and the CI tenant azUID
@@ -46,14 +67,24 @@ func matrixSides(t *testing.T, extra ...string) []matrixSide {
 	}
 }
 
-// sameBothWays fails t unless every side's transcript equals the first.
-func sameBothWays(t *testing.T, client string, sides []matrixSide, got []string) {
+// sameBothWays runs flow on every side and fails t unless the transcripts
+// are equal; it returns the first.
+func sameBothWays(t *testing.T, client string, sides []matrixSide, flow func(s matrixSide) (string, error)) string {
 	t.Helper()
+	var got []string
+	for _, s := range sides {
+		out, err := flow(s)
+		if err != nil {
+			t.Fatalf("%s as %s: %v\n%s", client, s.name, err, out)
+		}
+		got = append(got, out)
+	}
 	for i := 1; i < len(got); i++ {
 		if got[i] != got[0] {
 			t.Errorf("%s: %s and %s differ\n%s:\n%s\n%s:\n%s", client, sides[0].name, sides[i].name, sides[0].name, got[0], sides[i].name, got[i])
 		}
 	}
+	return got[0]
 }
 
 func requireFile(t *testing.T, path, pkg string) {
@@ -67,115 +98,113 @@ func requireFile(t *testing.T, path, pkg string) {
 }
 
 func TestClientDockerPy(t *testing.T) {
-	python := "/usr/bin/python3"
-	requireFile(t, python, "python3")
-	requireFile(t, "/usr/lib/python3/dist-packages/docker/__init__.py", "python3-docker")
+	requireFile(t, clientflows.Python, "python3")
+	requireFile(t, clientflows.DockerPyModule, "python3-docker")
 	sides := matrixSides(t)
 	env := testbed.Shared(t)
-	var got []string
-	for i, s := range sides {
-		script := filepath.Join(s.user.home, "flow.py")
-		if err := os.WriteFile(script, []byte(dockerPyFlow), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		tag := fmt.Sprintf("ci.local/e2e-matrix-py:%d", i)
-		r := s.user.runProg(clientTimeout, nil, python, script, "py", env.Image, tag)
-		if r.code != 0 {
-			t.Fatalf("docker-py as %s: %v", s.name, r)
-		}
-		got = append(got, r.stdout)
-	}
-	// The tags differ by side only in their last digit.
-	got[1] = strings.ReplaceAll(got[1], "e2e-matrix-py:1", "e2e-matrix-py:0")
-	sameBothWays(t, "docker-py", sides, got)
-	if strings.Contains(got[0], `"error"`) {
-		t.Errorf("docker-py: a step failed on both sides:\n%s", got[0])
+	got := sameBothWays(t, "docker-py", sides, func(s matrixSide) (string, error) {
+		return clientflows.DockerPy(context.Background(), s.runner(), s.user.home, env.Image, "ci.local/e2e-matrix-py:"+s.name)
+	})
+	if strings.Contains(got, `"error"`) {
+		t.Errorf("docker-py: a step failed on both sides:\n%s", got)
 	}
 }
 
-// composeFile is a project as docker-compose v1 users write them: a
-// service with a named volume and the project's default network.
-const composeFile = `version: "2.4"
-services:
-  web:
-    image: %s
-    command: ["sh", "-c", "echo hello from web; echo data > /data/f; exec sleep 120"]
-    labels:
-      e2e.matrix: compose
-    volumes:
-      - data:/data
-volumes:
-  data: {}
-`
-
 func TestClientDockerComposeV1(t *testing.T) {
-	compose := "/usr/bin/docker-compose"
-	requireFile(t, compose, "docker-compose")
+	requireFile(t, clientflows.Compose, "docker-compose")
 	sides := matrixSides(t)
 	env := testbed.Shared(t)
 	// Compose without COMPOSE_INTERACTIVE_NO_CLI execs through the docker
 	// CLI it finds in PATH.
 	cliDir := filepath.Dir(newCLI(t))
-	steps := []struct {
-		env  []string
-		args []string
-	}{
-		{nil, []string{"up", "-d"}},
-		{nil, []string{"ps", "--services", "--filter", "status=running"}},
-		{nil, []string{"logs", "--no-color", "--no-log-prefix", "web"}},
-		{[]string{"COMPOSE_INTERACTIVE_NO_CLI=1"}, []string{"exec", "-T", "web", "sh", "-c", "cat /data/f; echo api-exec; exit 4"}},
-		{nil, []string{"exec", "-T", "web", "sh", "-c", "echo cli-exec; exit 5"}},
-		{nil, []string{"run", "--rm", "-T", "web", "cat", "/data/f"}},
-		{nil, []string{"down", "-v", "--timeout", "1"}},
-	}
-	var got []string
-	for _, s := range sides {
-		dir := filepath.Join(s.user.home, "proj")
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		file := filepath.Join(dir, "docker-compose.yml")
-		if err := os.WriteFile(file, []byte(fmt.Sprintf(composeFile, env.Image)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if s.user.uid != 0 {
-			if err := os.Chown(dir, s.user.uid, s.user.uid); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var b strings.Builder
-		for _, st := range steps {
-			envs := append([]string{"PATH=" + cliDir + ":" + os.Getenv("PATH")}, st.env...)
-			args := append([]string{"--no-ansi", "-p", "e2ematrix", "-f", file}, st.args...)
-			r := s.user.runProg(clientTimeout, envs, compose, args...)
-			fmt.Fprintf(&b, "$ %s %s\nexit %d\n%s%s", strings.Join(st.env, " "), strings.Join(st.args, " "), r.code, r.stdout, composeStderr(r.stderr))
-		}
-		got = append(got, b.String())
-	}
-	sameBothWays(t, "docker-compose v1", sides, got)
-	for _, want := range []string{"exit 4\ndata\napi-exec", "exit 5\ncli-exec", "hello from web"} {
-		if !strings.Contains(got[0], want) {
-			t.Errorf("docker-compose v1: %q missing from\n%s", want, got[0])
+	got := sameBothWays(t, "docker-compose v1", sides, func(s matrixSide) (string, error) {
+		return clientflows.ComposeV1(context.Background(), s.runner(), s.dir(t, "proj"), env.Image, cliDir)
+	})
+	for _, want := range []string{"exit 4\ndata\napi-exec", "exit 5\ncli-exec", "hello from web", "$  down -v --timeout 1\nexit 0"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("docker-compose v1: %q missing from\n%s", want, got)
 		}
 	}
 }
 
-// composeStderr keeps compose's progress lines but not its deprecation
-// warning and the container name suffixes that vary from run to run; and
-// not the one known difference: compose compares the labels of the
-// network and volume it finds with its file's, and warns that dockgate's
-// owner and expiry labels "changed" (docs/tenancy.md).
-func composeStderr(s string) string {
-	var keep []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, "--no-ansi option is deprecated") || composeOwnerWarning.MatchString(l) || strings.TrimSpace(l) == "" {
-			continue
-		}
-		keep = append(keep, composeRunName.ReplaceAllString(l, "e2ematrix_web_run_X"))
+func TestClientTestcontainersGo(t *testing.T) {
+	sides := matrixSides(t)
+	env := testbed.Shared(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return strings.Join(keep, "\n") + "\n"
+	got := sameBothWays(t, "testcontainers-go", sides, func(s matrixSide) (string, error) {
+		// The test binary's own directory is root's; the user runs a copy
+		// in its home (TestMain runs the flow when asked).
+		bin := filepath.Join(s.user.home, "flow")
+		if err := copyExecutable(self, bin); err != nil {
+			return "", err
+		}
+		r := s.runner()(context.Background(), clientflows.TestcontainersRunEnv(env.Image), bin)
+		if r.Code != 0 {
+			return r.Stdout, fmt.Errorf("%v", r)
+		}
+		return r.Stdout, nil
+	})
+	for _, want := range []string{"running: true", `exec: exit 2: "hello from testcontainers\n`, "terminated"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("testcontainers-go: %q missing from\n%s", want, got)
+		}
+	}
 }
 
-var composeOwnerWarning = regexp.MustCompile(`^(Network|Volume) \S+: label "io\.dockgate\.(owner|expires)" has changed\. It may need to be recreated\.$`)
+// TestClientJenkinsDockerWorkflowInside: Jenkins' `inside {}`, the job's
+// workspace allowed as a bind. Its parent is root's, so that no job can
+// swap it (a replaceable-path otherwise).
+func TestClientJenkinsDockerWorkflowInside(t *testing.T) {
+	root, err := os.MkdirTemp("/tmp", "dgjenkins")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ws := filepath.Join(root, "workspace", "job")
+	for _, d := range []string{ws, ws + "@tmp"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, azUID, azUID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sides := matrixSides(t, "p, role:ci, bind, "+root+"/workspace/**, allow")
+	env := testbed.Shared(t)
+	// The agent's uid:gid, as docker-workflow passes whoami's.
+	user := fmt.Sprintf("%d:%d", azUID, azUID)
+	got := sameBothWays(t, "Jenkins docker-workflow inside", sides, func(s matrixSide) (string, error) {
+		out, err := clientflows.JenkinsInside(context.Background(), s.runner(), s.user.cli, ws, env.Image, user)
+		if b, rerr := os.ReadFile(filepath.Join(ws, "out.txt")); rerr != nil || string(b) != "built 7\n" {
+			t.Errorf("%s: the step's file in the workspace: %q %v", s.name, b, rerr)
+		}
+		os.Remove(filepath.Join(ws, "out.txt"))
+		return out, err
+	})
+	if !strings.Contains(got, fmt.Sprintf("%d\nWS\nbuilt 7\n", azUID)) {
+		t.Errorf("the exec step did not run as the job in the workspace:\n%s", got)
+	}
+}
 
-var composeRunName = regexp.MustCompile(`e2ematrix_web_run_[0-9a-f]+`)
+func copyExecutable(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -17,10 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockgate/dockgate/test/clientflows"
 	"github.com/dockgate/dockgate/test/testbed"
 )
 
 func TestMain(m *testing.M) {
+	// A copy of this binary run as a client user (TestClientTestcontainersGo).
+	clientflows.RunTestcontainersIfAsked()
 	os.Exit(testbed.Main(m, testbed.Options{LeakCheck: true}))
 }
 
