@@ -117,7 +117,9 @@ func noOwnerSubject(subjects []string, rows []*Rule) string {
 		lacks = append(lacks, r.Pattern+": ("+missingWhy(subjects, r.Pattern)+")")
 	}
 	msg := "the policy makes " + who + " a tenant (" + strings.Join(texts, "; ") + "), but it has no subject to own objects by: no " + strings.Join(lacks, ", no ")
-	for _, prefix := range tenantPrefixes {
+	// An owner that names a person where there is one: the user name
+	// reads better in labels and `dockgate gc --owner` than a uid.
+	for _, prefix := range []string{"user", "uid", "cert", "unit", "container"} {
 		if s := subjectWith(subjects, prefix+":"); s != "" {
 			return msg + `; add "` + rowText("p", s, TenantKind, prefix, "allow") + `" to the policy to make it the owner ` + s
 		}
