@@ -82,7 +82,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		// Refused whatever the body says: the body of a request the caller
 		// may not make at all is not parsed, and dockerd is not asked about
 		// it. Audit mode reads on, to record every fact.
-		refused := Decision{Status: http.StatusForbidden, Reason: refusal(caller, endpoint), Facts: []FactResult{endpoint}}
+		refused := Decision{Status: http.StatusForbidden, Reason: c.refusal(caller, endpoint, ""), Facts: []FactResult{endpoint}}
 		if nf, ok := d.notFoundInsteadOfRefusal(ctx, m, refused); ok {
 			return nf
 		}
@@ -142,19 +142,11 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		// request refused anyway keeps the refusal that names its fact.
 		return Decision{Status: http.StatusInternalServerError, Reason: "cannot record the owner of what " + m.Action + " creates", Facts: results}
 	}
-	reason := refusal(caller, results[first])
-	if why := req.notes[Fact{Kind: results[first].Kind, Value: results[first].Value}]; why != "" {
-		reason += " (" + why + ")"
-	}
+	reason := c.refusal(caller, results[first], req.notes[Fact{Kind: results[first].Kind, Value: results[first].Value}])
 	if d.Audit {
 		return allowed(reason, true)
 	}
 	return Decision{Status: http.StatusForbidden, Reason: reason, Facts: results}
-}
-
-// refusal is BRIEF §5's message without its "dockgate: " prefix.
-func refusal(caller string, r FactResult) string {
-	return caller + " may not " + r.Kind + " " + r.Value + ": " + r.Rule
 }
 
 // extract runs the extractor; a panic in it is an error, so that a request

@@ -36,6 +36,23 @@ type Inspector interface {
 	ObjectOwner(ctx context.Context, kind, nameOrID string) (id string, labels map[string]string, found bool, err error)
 }
 
+// DockerdAnswer is an Inspector error that is dockerd's own answer to a
+// lookup: a client error such as 400 for a network name two networks share
+// (testcontainers' reaper_default, one per tenant) or for an ambiguous ID
+// prefix. The request being judged names that object, so dockerd would
+// have answered it the same way: it is answered with this status and
+// message, not with 502 (which says dockerd could not be asked).
+type DockerdAnswer struct {
+	Status  int
+	Message string
+	// Err is the error the lookup returned, for errors.Is.
+	Err error
+}
+
+func (e *DockerdAnswer) Error() string { return e.Message }
+
+func (e *DockerdAnswer) Unwrap() error { return e.Err }
+
 // ContainerMounts is what a container takes from the host, as dockerd
 // recorded it at create and mounts it again at every start.
 type ContainerMounts struct {

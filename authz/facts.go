@@ -191,11 +191,16 @@ func (x *extraction) inspector() (Inspector, error) {
 }
 
 // upstreamError wraps an Inspector failure: dockerd could not be asked, so
-// the request cannot be judged (BRIEF §5: 502).
+// the request cannot be judged (BRIEF §5: 502). When dockerd did answer the
+// lookup with a client error (DockerdAnswer), that answer is the request's.
 func upstreamError(what string, err error) error {
 	var re *RouteError
 	if errors.As(err, &re) {
 		return re
+	}
+	var da *DockerdAnswer
+	if errors.As(err, &da) {
+		return &RouteError{Status: da.Status, Message: da.Message}
 	}
 	return &RouteError{Status: http.StatusBadGateway, Message: "cannot inspect " + what + " on dockerd: " + err.Error()}
 }

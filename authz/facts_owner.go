@@ -1,5 +1,7 @@
 package authz
 
+import "strings"
+
 // The owner fact (issue 7 part 2, docs/tenancy.md): for a tenant caller,
 // a request that names an existing object (a container, exec, volume,
 // network or labelled image, in its path, query or body, and any image it
@@ -132,6 +134,7 @@ func ownerFacts(x *extraction) error {
 		return nil
 	}
 	name := x.m.Vars[t.pathVar]
+	what := t.kind + " " + name
 	if id, ok := x.pinned[t.pathVar]; ok && t.kind == ObjectContainer {
 		// Already resolved and judged by its full ID (the host paths of
 		// a start): ask about that same container, which the owner cache
@@ -142,7 +145,7 @@ func ownerFacts(x *extraction) error {
 		// dockerd finds no object with an empty name.
 		return nil
 	}
-	id, err := x.objectOwnerOf(t.kind, name, t.kind+" "+name, t.unlabelledNone)
+	id, err := x.objectOwnerOf(t.kind, name, what, t.unlabelledNone)
 	if err != nil || id == "" || !t.pin {
 		return err
 	}
@@ -210,7 +213,47 @@ func (x *extraction) objectOwnerOf(kind, name, what string, unlabelledNone bool)
 		return "", nil
 	}
 	if _, labelled := labels[OwnerLabel]; kind != ObjectImage || labelled || unlabelledNone {
-		x.add(OwnerKind, ownerOf(x.req.Owner, labels))
+		o := ownerOf(x.req.Owner, labels)
+		x.add(OwnerKind, o)
+		x.noteOwner(o, kind, what, id, labels)
 	}
 	return id, nil
+}
+
+// noteOwner says, for the refusal of an owner fact, which object it is
+// (name and short ID) and whose. The first object of each value is the one
+// named: the refusal names the first refused fact.
+func (x *extraction) noteOwner(owner, kind, what, id string, labels map[string]string) {
+	f := Fact{Kind: OwnerKind, Value: owner}
+	if owner == "self" || x.req.notes[f] != "" {
+		return
+	}
+	if short := shortID(id); short != "" && !strings.HasSuffix(what, " "+short) && !strings.HasSuffix(what, " "+id) {
+		what += " (" + short + ")"
+	}
+	switch {
+	case owner == "other" && labels[OwnerLabel] == "":
+		x.req.note(f, what+" has an empty owner label, so it is no tenant's own")
+	case owner == "other":
+		x.req.note(f, what+" is owned by "+labels[OwnerLabel])
+	case kind == ObjectImage:
+		x.req.note(f, what+" has no owner label: it was pulled, loaded or made outside dockgate, and tenants share it")
+	default:
+		x.req.note(f, what+" was created outside dockgate, so no tenant owns it")
+	}
+}
+
+// shortID is the 12-digit form of a full ID as docker prints it, "" for
+// what is no hex ID (a volume's name).
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) < 12 {
+		return ""
+	}
+	for _, c := range id {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return ""
+		}
+	}
+	return id[:12]
 }

@@ -115,6 +115,47 @@ func TestContainerOwnerInspectorError(t *testing.T) {
 	}
 }
 
+// TestOwnerLookupAnsweredByDockerd: when dockerd answers a tenant's owner
+// lookup with a client error (a name two networks share, an ambiguous ID
+// prefix), the request gets that status and message, for every kind of
+// object, rather than 502; it is never forwarded.
+func TestOwnerLookupAnsweredByDockerd(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy + "p, role:ci, owner, self, allow\n"})
+	d := NewPolicyDecider(p)
+	d.Extract = newExtractor(fakeHost(t))
+	router := NewRouter()
+	for _, tc := range []struct {
+		name, method, target string
+		answer               *DockerdAnswer
+	}{
+		{"network inspect by a name two tenants' networks share", "GET", "/v1.41/networks/reaper_default", &DockerdAnswer{Status: 400, Message: "network reaper_default is ambiguous (2 matches found based on name)"}},
+		{"network connect by a shared name", "POST", "/v1.41/networks/reaper_default/connect", &DockerdAnswer{Status: 400, Message: "network reaper_default is ambiguous (2 matches found based on name)"}},
+		{"container by an ambiguous ID prefix", "POST", "/v1.41/containers/ab/stop", &DockerdAnswer{Status: 400, Message: "multiple IDs found with provided prefix: ab"}},
+		{"exec", "GET", "/v1.41/exec/e1/json", &DockerdAnswer{Status: 409, Message: "container is restarting"}},
+		{"volume", "GET", "/v1.41/volumes/v1", &DockerdAnswer{Status: 400, Message: "volume name is ambiguous"}},
+		{"image", "DELETE", "/v1.41/images/ci.local/app:1", &DockerdAnswer{Status: 400, Message: "invalid reference format"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := newFakeInspector()
+			in.err = tc.answer
+			d.Inspector = in
+			req := testRequest(tc.method, tc.target, "user:jenkins", "uid:1001", "*")
+			if tc.method == "POST" {
+				req.Header.Set("Content-Type", "application/json")
+				req.Body = []byte(`{}`)
+			}
+			m, err := router.Route(req.Method, req.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec := d.Decide(context.Background(), m, req)
+			if dec.Allow || dec.Status != tc.answer.Status || dec.Reason != tc.answer.Message {
+				t.Fatalf("allow %v status %d %q, want dockerd's %d %q", dec.Allow, dec.Status, dec.Reason, tc.answer.Status, tc.answer.Message)
+			}
+		})
+	}
+}
+
 // TestOwnerTargetsCoverObjectRoutes: every container, exec, volume and
 // network route that names an object in its path carries the owner fact,
 // by the variable it names it with.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"syscall"
 	"time"
 
@@ -130,6 +131,36 @@ func transient(err error, attemptTimedOut bool) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }
 
+// answered turns the SDK's error for dockerd's 4xx answer to a lookup into
+// a DockerdAnswer with dockerd's own status and message, so that the
+// request that named the object gets the answer dockerd would have given
+// it (400 for a name two networks share, say) rather than 502. Other
+// errors (no answer, 5xx) are returned as they are.
+func answered(err error) error {
+	if err == nil {
+		return nil
+	}
+	var status int
+	switch {
+	case cerrdefs.IsNotFound(err):
+		status = http.StatusNotFound
+	case cerrdefs.IsConflict(err):
+		status = http.StatusConflict
+	case cerrdefs.IsPermissionDenied(err):
+		status = http.StatusForbidden
+	case cerrdefs.IsUnauthorized(err):
+		status = http.StatusUnauthorized
+	case cerrdefs.IsFailedPrecondition(err):
+		status = http.StatusPreconditionFailed
+	case cerrdefs.IsInvalidArgument(err):
+		// The SDK makes every other 4xx an invalid argument too.
+		status = http.StatusBadRequest
+	default:
+		return err
+	}
+	return &DockerdAnswer{Status: status, Message: strings.TrimPrefix(err.Error(), "Error response from daemon: "), Err: err}
+}
+
 // checkName keeps a name to one path segment of the inspect URL: the SDK
 // puts it in the path as it is.
 func checkName(kind, name string) error {
@@ -155,7 +186,7 @@ func (d *DockerInspector) VolumeOptions(ctx context.Context, name string) (strin
 		if cerrdefs.IsNotFound(err) {
 			return "", nil, false, nil
 		}
-		return "", nil, false, err
+		return "", nil, false, answered(err)
 	}
 	return v.Driver, v.Options, true, nil
 }
@@ -178,7 +209,7 @@ func (d *DockerInspector) ContainerMounts(ctx context.Context, nameOrID string) 
 		if cerrdefs.IsNotFound(err) {
 			return m, false, nil
 		}
-		return m, false, err
+		return m, false, answered(err)
 	}
 	m.ID = c.ID
 	for _, mp := range c.Mounts {
@@ -234,7 +265,7 @@ func (d *DockerInspector) ObjectOwner(ctx context.Context, kind, nameOrID string
 			}
 			return "", nil, false, nil
 		}
-		return "", nil, false, err
+		return "", nil, false, answered(err)
 	}
 	return id, labels, true, nil
 }

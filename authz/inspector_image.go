@@ -106,7 +106,7 @@ func (d *DockerInspector) ImageProvenance(ctx context.Context, ref string) (stri
 		if cerrdefs.IsNotFound(err) {
 			return "", nil, nil, false, nil
 		}
-		return "", nil, nil, false, err
+		return "", nil, nil, false, answered(err)
 	}
 	var im imageRecord
 	if err := json.Unmarshal(raw.Bytes(), &im); err != nil {

@@ -61,6 +61,11 @@ func (f *fakeDockerd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(200, map[string]any{"Id": "sha256:1111", "RepoTags": []string{"reg.example.com/approved/app:1", "mine:1"}, "RepoDigests": []string{"reg.example.com/approved/app@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}})
 	case "/images/mine:1/json":
 		reply(200, map[string]any{"Id": "sha256:1111", "RepoTags": []string{"reg.example.com/approved/app:1", "mine:1"}, "RepoDigests": []string{}})
+	case "/networks/reaper_default":
+		// Two tenants' testcontainers each made one.
+		reply(400, map[string]string{"message": "network reaper_default is ambiguous (2 matches found based on name)"})
+	case "/volumes/busy":
+		reply(409, map[string]string{"message": "volume is in use"})
 	case "/containers/broken/json", "/images/broken/json":
 		reply(500, map[string]string{"message": "daemon on fire"})
 	default:
@@ -113,6 +118,36 @@ func TestDockerInspector(t *testing.T) {
 		_, found, err := in.ContainerMounts(ctx, "nope")
 		if err != nil || found {
 			t.Fatalf("got found=%v err=%v", found, err)
+		}
+	})
+	for _, tc := range []struct {
+		name, kind, object string
+		status             int
+		message            string
+	}{
+		{"network name two networks share", ObjectNetwork, "reaper_default", http.StatusBadRequest, "network reaper_default is ambiguous (2 matches found based on name)"},
+		{"conflict", ObjectVolume, "busy", http.StatusConflict, "volume is in use"},
+	} {
+		t.Run("dockerd's answer to an owner lookup: "+tc.name, func(t *testing.T) {
+			_, _, found, err := in.ObjectOwner(ctx, tc.kind, tc.object)
+			var da *DockerdAnswer
+			if found || !errors.As(err, &da) || da.Status != tc.status || da.Message != tc.message {
+				t.Fatalf("got found=%v err=%v (%#v), want dockerd's %d %q", found, err, da, tc.status, tc.message)
+			}
+			re, ok := upstreamError(tc.kind+" "+tc.object, err).(*RouteError)
+			if !ok || re.Status != tc.status || re.Message != tc.message {
+				t.Fatalf("answered %#v, want %d %q", re, tc.status, tc.message)
+			}
+		})
+	}
+	t.Run("a 500 is no answer to pass on", func(t *testing.T) {
+		_, _, _, err := in.ObjectOwner(ctx, ObjectContainer, "broken")
+		var da *DockerdAnswer
+		if err == nil || errors.As(err, &da) {
+			t.Fatalf("got %v", err)
+		}
+		if re, ok := upstreamError("container broken", err).(*RouteError); !ok || re.Status != http.StatusBadGateway {
+			t.Fatalf("answered %#v, want 502", re)
 		}
 	})
 	t.Run("daemon error is an error", func(t *testing.T) {

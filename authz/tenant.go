@@ -64,11 +64,13 @@ func (p *Policy) subjectApplies(subjects []string) func(string) bool {
 
 // Owner returns the owner subject of a caller that the policy makes a
 // tenant, "" for a caller who is not one. A tenant without a subject of
-// any of its prefixes (a `unit` tenant outside a systemd unit) is an error:
-// what it creates could not be recorded as its own.
+// any of its prefixes (a `unit` tenant outside a systemd unit, a `user`
+// tenant whose uid has no name on the host) is an error that names the
+// rows and says what is missing: what it creates could not be recorded as
+// its own.
 func (p *Policy) Owner(subjects []string) (string, error) {
 	applies := p.subjectApplies(subjects)
-	var allowed []string
+	var allowed []*Rule
 	denied := map[string]bool{}
 	for _, r := range p.Rules {
 		if r.Kind != TenantKind || !applies(r.Subject) {
@@ -77,25 +79,83 @@ func (p *Policy) Owner(subjects []string) (string, error) {
 		if r.deny {
 			denied[r.Pattern] = true
 		} else {
-			allowed = append(allowed, r.Pattern)
+			allowed = append(allowed, r)
 		}
 	}
-	tenant := false
-	for _, prefix := range allowed {
-		if denied[prefix] {
+	var rows []*Rule
+	for _, r := range allowed {
+		if denied[r.Pattern] {
 			continue
 		}
-		tenant = true
+		rows = append(rows, r)
 		for _, s := range subjects {
-			if strings.HasPrefix(s, prefix+":") {
+			if strings.HasPrefix(s, r.Pattern+":") {
 				return s, nil
 			}
 		}
 	}
-	if tenant {
-		return "", &RouteError{Status: http.StatusForbidden, Message: "the policy makes the caller a tenant but it has no subject to own objects by (" + strings.Join(allowed, ", ") + ")"}
+	if len(rows) > 0 {
+		return "", &RouteError{Status: http.StatusForbidden, Message: noOwnerSubject(subjects, rows)}
 	}
 	return "", nil
+}
+
+// noOwnerSubject explains why a tenant has no subject to own objects by:
+// which rows make it a tenant, what it lacks, and how to give it an owner.
+func noOwnerSubject(subjects []string, rows []*Rule) string {
+	who := "the caller"
+	for _, pre := range identityOrder {
+		if s := subjectWith(subjects, pre); s != "" {
+			who = s
+			break
+		}
+	}
+	texts := make([]string, len(rows))
+	var lacks []string
+	for i, r := range rows {
+		texts[i] = r.text
+		lacks = append(lacks, r.Pattern+": ("+missingWhy(subjects, r.Pattern)+")")
+	}
+	msg := "the policy makes " + who + " a tenant (" + strings.Join(texts, "; ") + "), but it has no subject to own objects by: no " + strings.Join(lacks, ", no ")
+	// An owner that names a person where there is one: the user name
+	// reads better in labels and `dockgate gc --owner` than a uid.
+	for _, prefix := range []string{"user", "uid", "cert", "unit", "container"} {
+		if s := subjectWith(subjects, prefix+":"); s != "" {
+			return msg + `; add "` + rowText("p", s, TenantKind, prefix, "allow") + `" to the policy to make it the owner ` + s
+		}
+	}
+	return msg
+}
+
+// missingWhy says why a caller has no subject with prefix.
+func missingWhy(subjects []string, prefix string) string {
+	uid := subjectWith(subjects, "uid:")
+	cert := subjectWith(subjects, "cert:") != ""
+	switch {
+	case prefix == "user" && uid != "":
+		return "uid " + strings.TrimPrefix(uid, "uid:") + " has no name in the host's user database"
+	case (prefix == "user" || prefix == "uid") && cert:
+		return "a TLS client has no account on this host"
+	case prefix == "user" || prefix == "uid":
+		return "the caller has no host account subjects"
+	case prefix == "unit":
+		return "the caller does not run in a systemd unit"
+	case prefix == "container":
+		return "the caller does not run in a container of this daemon"
+	case prefix == "cert":
+		return "the caller is not a TLS client"
+	}
+	return "the caller has none"
+}
+
+// subjectWith returns the caller's first subject with the prefix pre.
+func subjectWith(subjects []string, pre string) string {
+	for _, s := range subjects {
+		if strings.HasPrefix(s, pre) {
+			return s
+		}
+	}
+	return ""
 }
 
 // TenantTTLKind is the policy kind of the rows that give a tenant's

@@ -68,6 +68,43 @@ func TestTenantRowsChecked(t *testing.T) {
 	}
 }
 
+// TestTenantWithoutOwnerSubjectSaysWhy: the refusal of a tenant that has
+// no subject of its prefix names the rows that make it a tenant, the
+// caller, what it lacks and why, and the row that would give it an owner.
+func TestTenantWithoutOwnerSubjectSaysWhy(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy + "g, cert:runner-7, role:ci\n"})
+	for _, tc := range []struct {
+		name     string
+		subjects []string
+		want     []string
+	}{
+		{"unit tenant outside a unit", []string{"uid:1005", "user:unitless", "*"}, []string{
+			"the policy makes user:unitless a tenant (t.csv:11: p, role:units, tenant, unit, allow)",
+			"no unit: (the caller does not run in a systemd unit)",
+			`add "p, user:unitless, tenant, user, allow" to the policy`}},
+		{"user tenant whose uid has no passwd name", []string{"uid:1006", "gid:50", "group:runners", "*"}, []string{
+			"the policy makes uid:1006 a tenant (t.csv:6: p, role:ci, tenant, user, allow)",
+			"no user: (uid 1006 has no name in the host's user database)",
+			`add "p, uid:1006, tenant, uid, allow"`}},
+		{"user tenant over TLS", []string{"cert:runner-7", "*"}, []string{
+			"the policy makes cert:runner-7 a tenant (t.csv:6: p, role:ci, tenant, user, allow)",
+			"no user: (a TLS client has no account on this host)",
+			`add "p, cert:runner-7, tenant, cert, allow"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := p.Owner(tc.subjects)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
 // TestOwnerLabelAdded: a tenant's container, volume and network creates are
 // forwarded as the typed value that was judged, re-encoded with the owner
 // label; other callers' bodies are forwarded untouched.

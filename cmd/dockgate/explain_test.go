@@ -29,13 +29,13 @@ func TestExplain(t *testing.T) {
 		{"a denied endpoint exits 1 with the refusal message",
 			[]string{"--policy", ci, "--as", "user:jenkins", "--as", "uid:1001", "POST", "/plugins/pull?remote=vieux/sshfs"}, "", 1,
 			[]string{`(?m)^  deny +endpoint +plugin\.install +ci\.csv:\d+: p, role:ci, endpoint, plugin\.\*, deny$`,
-				`(?m)^refused \(403\): dockgate: user:jenkins may not endpoint plugin\.install: ci\.csv:\d+: p, role:ci, endpoint, plugin\.\*, deny$`}},
+				`(?m)^refused \(403\): dockgate: user:jenkins may not endpoint plugin\.install: ci\.csv:\d+: p, role:ci, endpoint, plugin\.\*, deny; a deny row wins over every allow row, and allowing it is root on the host \(a plugin runs with the privileges it asks for\)$`}},
 		{"flags may follow the request",
 			[]string{"GET", "/_ping", "--policy", ci, "--as", "group:ci-runners"}, "", 0,
 			[]string{`(?m)^allowed$`}},
 		{"a caller without rows is refused with no rule allows it",
 			[]string{"--policy", ci, "--as", "uid:1002", "GET", "/_ping"}, "", 1,
-			[]string{`(?m)^refused \(403\): dockgate: uid:1002 may not endpoint system\.ping: no rule allows it$`}},
+			[]string{`(?m)^refused \(403\): dockgate: uid:1002 may not endpoint system\.ping: no rule allows it; to allow it, add "p, uid:1002, endpoint, system\.ping, allow" to the policy$`}},
 		{"unknown endpoint is refused whatever the policy",
 			[]string{"--policy", ci, "--as", "uid:0", "GET", "/v1.41/frobnicate"}, "", 1,
 			[]string{`(?m)^action: +unknown`, `(?m)^refused \(403\): dockgate: uid:0 may not call GET /v1\.41/frobnicate: unknown endpoint$`}},
@@ -90,7 +90,7 @@ func TestExplainReadsFactsWithTheExtractor(t *testing.T) {
 	for _, re := range []string{
 		`(?m)^  allow +image +registry\.example\.com/approved/app:1 +ci\.csv:\d+: p, role:ci, image, registry\.example\.com/approved/\*\*, allow$`,
 		`(?m)^  deny +privileged +container +no rule allows it$`,
-		`(?m)^refused \(403\): dockgate: user:jenkins may not privileged container: no rule allows it$`,
+		`(?m)^refused \(403\): dockgate: user:jenkins may not privileged container: no rule allows it; allowing it is root on the host .*"p, user:jenkins, privileged, container, allow" would do it$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out.String()) {
 			t.Errorf("stdout does not match %q:\n%s", re, out.String())
