@@ -99,7 +99,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 			req.TTL = p.TTL(req.Subjects)
 		}
 	}
-	req.Target, req.FilterResponse, req.Prepare, req.Verify, req.RewriteSpool, req.notes = "", nil, nil, nil, nil, nil
+	req.Target, req.FilterResponse, req.Prepare, req.Verify, req.RewriteSpool, req.notes, req.missing = "", nil, nil, nil, nil, nil, nil
 
 	var more []Fact
 	if d.Extract != nil {
@@ -132,6 +132,9 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 	allowed := func(reason string, wouldDeny bool) Decision {
 		return Decision{Allow: true, WouldDeny: wouldDeny, Reason: reason, Facts: results,
 			Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare, Verify: req.Verify, RewriteSpool: req.RewriteSpool}
+	}
+	if first < 0 && req.missing != nil && !d.Audit {
+		return Decision{Status: req.missing.Status, Reason: req.missing.Message, Facts: results}
 	}
 	unlabelled := (ownerCreates[m.Action] || ownerImageCreates[m.Action]) && req.Owner != "" && !req.ownerRecorded
 	if first < 0 && !unlabelled {

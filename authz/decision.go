@@ -60,6 +60,10 @@ type Request struct {
 	// notes say why the extractor emitted a fact, for the refusal that
 	// names it (a replaceable path: who can replace what).
 	notes map[Fact]string
+	// missing, when a tenant's request names an object dockerd does not
+	// have, is dockerd's 404 for it: the answer when every fact is
+	// allowed (notFound).
+	missing *RouteError
 	// ownerRecorded says the extractor put the owner labels into what is
 	// forwarded (body or query); a tenant's create without them is
 	// refused.

@@ -1,6 +1,10 @@
 package authz
 
-import "strings"
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
 
 // The owner fact (issue 7 part 2, docs/tenancy.md): for a tenant caller,
 // a request that names an existing object (a container, exec, volume,
@@ -146,10 +150,44 @@ func ownerFacts(x *extraction) error {
 		return nil
 	}
 	id, err := x.objectOwnerOf(t.kind, name, what, t.unlabelledNone)
-	if err != nil || id == "" || !t.pin {
+	if err != nil {
 		return err
 	}
+	if id == "" {
+		x.notFound(t.kind, x.m.Vars[t.pathVar])
+		return nil
+	}
+	if !t.pin {
+		return nil
+	}
 	return x.pinPathVar(t.pathVar, id)
+}
+
+// notFoundMessages are dockerd's messages for an object it does not have.
+var notFoundMessages = map[string]string{
+	ObjectContainer: "No such container: %s",
+	ObjectExec:      "No such exec instance: %s",
+	ObjectImage:     "No such image: %s",
+	ObjectVolume:    "get %s: no such volume",
+	ObjectNetwork:   "network %s not found",
+}
+
+// notFound makes a tenant's request that names an object dockerd does
+// not have answered as dockerd would answer it (404, on which clients
+// fall back: `docker inspect NAME` tries a container, then an image),
+// once its facts are all allowed; a refusal of one of them comes first.
+// It is never forwarded by that name: another tenant could create an
+// object of the name before dockerd acts, and the request would reach an
+// object nobody judged.
+func (x *extraction) notFound(kind, name string) {
+	if x.req.missing != nil {
+		return
+	}
+	msg, ok := notFoundMessages[kind]
+	if !ok {
+		msg = "no such object: %s"
+	}
+	x.req.missing = &RouteError{Status: http.StatusNotFound, Message: fmt.Sprintf(msg, name)}
 }
 
 // ownerQueryFacts: image.commit's container and image.save's names.
@@ -188,7 +226,11 @@ func (x *extraction) containerRef(where, name string) (string, error) {
 	if x.req.Owner == "" {
 		return "", nil
 	}
-	return x.objectOwner(ObjectContainer, name, where+" "+name)
+	id, err := x.objectOwner(ObjectContainer, name, where+" "+name)
+	if err == nil && id == "" {
+		x.notFound(ObjectContainer, name)
+	}
+	return id, err
 }
 
 // objectOwner resolves an object through dockerd and adds its owner fact.

@@ -35,20 +35,21 @@ func refInspector() *fakeInspector {
 		in.containers[name] = c
 	}
 	in.objects = map[string]fakeContainer{
-		"exec:e-mine":       {id: "e-mine", labels: mine},
-		"exec:e-theirs":     {id: "e-theirs", labels: theirs},
-		"exec:e-agent":      {id: "e-agent", labels: agent},
-		"volume:v-mine":     {id: "v-mine", labels: mine},
-		"volume:v-theirs":   {id: "v-theirs", labels: theirs},
-		"volume:v-none":     {id: "v-none"},
-		"network:n-mine":    {id: refNetID, labels: mine},
-		"network:444":       {id: refNetID, labels: mine},
-		"network:n-theirs":  {id: "5555", labels: theirs},
-		"network:n-none":    {id: "6666"},
-		"image:app-mine":    {id: "sha256:aa", labels: mine},
-		"image:app-theirs":  {id: "sha256:bb", labels: theirs},
-		"image:busybox":     {id: "sha256:cc"},
-		"image:ci.local/up": {id: "sha256:dd", labels: map[string]string{"x": "y"}},
+		"exec:e-mine":        {id: "e-mine", labels: mine},
+		"exec:e-theirs":      {id: "e-theirs", labels: theirs},
+		"exec:e-agent":       {id: "e-agent", labels: agent},
+		"volume:v-mine":      {id: "v-mine", labels: mine},
+		"volume:v-theirs":    {id: "v-theirs", labels: theirs},
+		"volume:v-none":      {id: "v-none"},
+		"network:n-mine":     {id: refNetID, labels: mine},
+		"network:444":        {id: refNetID, labels: mine},
+		"network:n-theirs":   {id: "5555", labels: theirs},
+		"network:n-none":     {id: "6666"},
+		"image:app-mine":     {id: "sha256:aa", labels: mine},
+		"image:app-theirs":   {id: "sha256:bb", labels: theirs},
+		"image:busybox":      {id: "sha256:cc"},
+		"image:ci.local/up":  {id: "sha256:dd", labels: map[string]string{"x": "y"}},
+		"image:ci.local/app": {id: "sha256:ee", labels: mine},
 	}
 	in.images["app-mine"] = fakeImage{id: "sha256:aa"}
 	return in
@@ -94,7 +95,7 @@ func TestOwnerFactsOfObjects(t *testing.T) {
 		{"image untag of a shared base image's other name", "DELETE", "/v1.41/images/ci.local/up?noprune=1", "", jenkins, []string{"none"}, false, "", ""},
 		{"image delete, built by them", "DELETE", "/v1.41/images/app-theirs?force=1", "", jenkins, []string{"other"}, false, "", ""},
 		{"image delete, built by me", "DELETE", "/v1.41/images/app-mine", "", jenkins, []string{"self"}, true, "", ""},
-		{"image delete of what does not exist: dockerd answers 404", "DELETE", "/v1.41/images/nope", "", jenkins, nil, true, "", ""},
+		{"image delete of what does not exist: dockerd's 404, not forwarded by name", "DELETE", "/v1.41/images/nope", "", jenkins, nil, false, "", ""},
 		{"root deletes a base image", "DELETE", "/v1.41/images/busybox", "", root, nil, true, "", ""},
 		{"image inspect, unlabelled", "GET", "/v1.41/images/ci.local/up/json", "", jenkins, nil, true, "", ""},
 		{"image save by names", "GET", "/v1.41/images/get?names=busybox&names=app-theirs", "", jenkins, []string{"other"}, false, "", ""},
@@ -142,6 +143,9 @@ func TestOwnerFactsOfObjects(t *testing.T) {
 				t.Fatalf("owner facts %v, want %v", owners, tc.owners)
 			}
 			if !tc.allow {
+				if dec.Status == http.StatusNotFound && tc.owners == nil {
+					return
+				}
 				if !strings.Contains(dec.Reason, "may not owner") {
 					t.Errorf("refusal %q does not name the owner fact", dec.Reason)
 				}
