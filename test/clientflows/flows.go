@@ -153,7 +153,7 @@ func JenkinsInside(ctx context.Context, run Runner, cli, ws, image, user string)
 	b.WriteString(strings.ReplaceAll(r.Stdout, ws, "WS"))
 	step("stop", "--time=1", id)
 	step("rm", "-f", "--volumes", id)
-	return strings.ReplaceAll(b.String(), ws, "WS"), nil
+	return strings.NewReplacer(ws, "WS", id, "ID").Replace(b.String()), nil
 }
 
 // topCommands is what docker-workflow reads of `docker top -eo pid,comm`:
