@@ -29,8 +29,9 @@ def step(name, fn):
         out[name] = {"error": type(e).__name__, "message": str(e)}
 
 
-step("run", lambda: client.containers.run(
-    image, ["sh", "-c", "echo out; echo err >&2"], remove=True, labels=labels, stderr=True).decode())
+# Both streams of one log, whose order between them dockerd does not keep.
+step("run", lambda: sorted(client.containers.run(
+    image, ["sh", "-c", "echo out; echo err >&2"], remove=True, labels=labels, stderr=True).decode().split()))
 
 box = client.containers.run(image, ["sleep", "60"], detach=True, labels=labels)
 

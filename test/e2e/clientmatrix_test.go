@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+
 	"github.com/dockgate/dockgate/test/clientflows"
 	"github.com/dockgate/dockgate/test/testbed"
 )
@@ -61,10 +64,39 @@ func matrixSides(t *testing.T, extra ...string) []matrixSide {
 	c := azDirect(t, env)
 	before := azContainers(t, c)
 	t.Cleanup(func() { azRemoveNew(t, c, before) })
+	// The bed's dockerd has no default bridge (BRIEF §9), so
+	// testcontainers-go creates its reaper_default network on each side.
+	nets := matrixNetworks(t, c)
+	t.Cleanup(func() {
+		ctx, cancel := azCtx()
+		defer cancel()
+		for id := range matrixNetworks(t, c) {
+			if !nets[id] {
+				if err := c.NetworkRemove(ctx, id); err != nil {
+					t.Errorf("remove network %s: %v", id, err)
+				}
+			}
+		}
+	})
 	return []matrixSide{
 		{name: sideDirect, user: tnNewUser(t, env.DirectHost(), 0)},
 		{name: sideProxied, user: tnNewUser(t, g.Host, azUID)},
 	}
+}
+
+func matrixNetworks(t *testing.T, c *client.Client) map[string]bool {
+	t.Helper()
+	ctx, cancel := azCtx()
+	defer cancel()
+	ns, err := c.NetworkList(ctx, network.ListOptions{})
+	if err != nil {
+		t.Fatalf("list networks on dockerd: %v", err)
+	}
+	ids := map[string]bool{}
+	for _, n := range ns {
+		ids[n.ID] = true
+	}
+	return ids
 }
 
 // sameBothWays runs flow on every side and fails t unless the transcripts
