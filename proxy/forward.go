@@ -97,10 +97,13 @@ func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.M
 		rec.Status = http.StatusBadGateway
 		cn.finish(rec, start)
 		cn.dropUpstream()
-		if bodyDone != nil || (head.hasBody() && body == nil) {
+		if bodyDone != nil || (head.hasBody() && body == nil && head.spool == nil) {
 			// The request body was not (all) read: where the next request
-			// starts is unknown, so the connection ends here.
-			writeError(cn.bw, head.Method, http.StatusBadGateway, err.Error(), true)
+			// starts is unknown, so the connection ends here, after the
+			// client had the chance to read why.
+			if writeError(cn.bw, head.Method, http.StatusBadGateway, err.Error(), true) == nil {
+				cn.linger(head)
+			}
 			return false
 		}
 		writeError(cn.bw, head.Method, http.StatusBadGateway, err.Error(), head.Close)
@@ -196,6 +199,7 @@ func (cn *clientConn) roundTrip(ctx context.Context, head *requestHead, body []b
 			cn.bw.Flush()
 		}
 		bodyDone = make(chan error, 1)
+		head.bodyRead = true
 		go func() {
 			n, err := cn.copyRequestBody(up, head)
 			rec.BytesIn = n

@@ -83,6 +83,9 @@ type requestHead struct {
 	ExpectContinue bool
 	// Size is the number of bytes of the head on the wire.
 	Size int
+	// bodyRead says reading the body has begun: where it ends can no
+	// longer be told from its framing alone (see linger).
+	bodyRead bool
 	// spool holds the whole body when it was spooled to be judged
 	// (spoolBody); it is forwarded from there, spoolSize bytes.
 	spool     *os.File
