@@ -348,9 +348,7 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		if err != nil {
 			var we *wireError
 			if !errors.As(err, &we) {
-				// The client closed in the middle of the body: 400, as for
-				// a head cut short (refuseMalformed), rather than status 0.
-				rec.Decision, rec.Reason, rec.Status = audit.DecisionError, "reading request body: "+err.Error(), http.StatusBadRequest
+				cn.recordBodyAbort(ctx, rec, err)
 				cn.finish(rec, start)
 				return false
 			}
@@ -430,6 +428,20 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		body = d.Body
 	}
 	return cn.forward(ctx, head, m, body, rec)
+}
+
+// recordBodyAbort records a request whose client closed in the middle of
+// the body that was to be judged. Nothing was refused, and no answer was
+// sent (status 0): a 400 would claim an answer nobody received. When the
+// server is stopping, the close was dockgate's, not the client's.
+func (cn *clientConn) recordBodyAbort(ctx context.Context, rec *audit.Record, err error) {
+	if ctx.Err() != nil {
+		rec.Decision, rec.Status = audit.DecisionError, 0
+		rec.Reason = "dockgate stopped while reading the request body: " + err.Error()
+		return
+	}
+	rec.Decision, rec.Outcome, rec.Status = audit.DecisionAllow, audit.OutcomeClientAborted, 0
+	rec.Reason = fmt.Sprintf("client closed the connection after %d bytes of the request body, before the request was judged; nothing was forwarded (%v)", rec.BytesIn, err)
 }
 
 // refuse answers a request without forwarding it and writes its audit
