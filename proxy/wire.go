@@ -22,7 +22,7 @@ type Limits struct {
 	// MaxBodyBytes bounds a body that must be read whole to be judged.
 	MaxBodyBytes int64
 	// MaxSpoolBytes bounds a body spooled to a temporary file to be judged
-	// (image load, build); 0 means DefaultMaxSpoolBytes.
+	// (image load, build, plugin create); 0 means DefaultMaxSpoolBytes.
 	MaxSpoolBytes int64
 	// SpoolDir is where spooled bodies go; "" means os.TempDir().
 	SpoolDir string
