@@ -138,6 +138,9 @@ func (l *Logger) Write(r *Record) {
 	if r.Reason != "" {
 		e = e.Str("reason", r.Reason)
 	}
+	if r.Outcome != "" {
+		e = e.Str("outcome", r.Outcome)
+	}
 	e = e.Int("status", r.Status).
 		Int64("bytes_in", r.BytesIn).
 		Int64("bytes_out", r.BytesOut).

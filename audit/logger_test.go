@@ -39,6 +39,7 @@ func fullRecord() *Record {
 		Decision:   DecisionDeny,
 		WouldDeny:  true,
 		Reason:     "user:jenkins may not bind /etc: no rule allows it",
+		Outcome:    OutcomeClientAborted,
 		Status:     403,
 		BytesIn:    1234,
 		BytesOut:   98765,
@@ -101,7 +102,7 @@ func TestWriteDecodesBackToTheSameRecord(t *testing.T) {
 	}
 	slices.Sort(keys)
 	wantKeys := []string{"action", "api_version", "bytes_in", "bytes_out", "caller", "decision", "duration_ms", "facts",
-		"hash", "hijacked", "method", "object_id", "path", "phase", "reason", "request_id", "seq", "status", "time", "type", "would_deny"}
+		"hash", "hijacked", "method", "object_id", "outcome", "path", "phase", "reason", "request_id", "seq", "status", "time", "type", "would_deny"}
 	if !slices.Equal(keys, wantKeys) {
 		t.Errorf("keys %q\nwant %q", keys, wantKeys)
 	}
@@ -141,7 +142,7 @@ func TestWriteMinimalRecordKeepsTheRequiredFields(t *testing.T) {
 			t.Errorf("line %s lacks %s", line, k)
 		}
 	}
-	for _, k := range []string{"phase", "caller", "api_version", "facts", "would_deny", "reason", "object_id"} {
+	for _, k := range []string{"phase", "caller", "api_version", "facts", "would_deny", "reason", "outcome", "object_id"} {
 		if strings.Contains(line, `"`+k+`"`) {
 			t.Errorf("line %s has empty %s", line, k)
 		}

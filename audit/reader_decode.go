@@ -220,6 +220,8 @@ func (d *fastDec) entry(e *Entry) bool {
 			e.WouldDeny, ok = d.boolean()
 		case "reason":
 			e.Reason, ok = d.str()
+		case "outcome":
+			e.Outcome, ok = d.str()
 		case "status":
 			var n int64
 			n, ok = d.int64()

@@ -15,6 +15,12 @@ const (
 	DecisionError = "error"
 )
 
+// OutcomeClientAborted is the outcome of a request whose client went away
+// before it ended: in the middle of its body, or before the whole answer
+// reached it. The decision stays what was decided (nothing was refused),
+// and the status is what the client was sent, 0 when nothing was.
+const OutcomeClientAborted = "client_aborted"
+
 // PhaseStart marks the extra record written when a hijacked session or a long
 // stream begins, so that a session that never ends is still on record.
 const PhaseStart = "start"
@@ -50,12 +56,15 @@ type Record struct {
 	Decision   string             `json:"decision"`
 	WouldDeny  bool               `json:"would_deny,omitempty"`
 	Reason     string             `json:"reason,omitempty"`
-	Status     int                `json:"status"`
-	BytesIn    int64              `json:"bytes_in"`
-	BytesOut   int64              `json:"bytes_out"`
-	DurationMS float64            `json:"duration_ms"`
-	Hijacked   bool               `json:"hijacked"`
-	ObjectID   string             `json:"object_id,omitempty"`
+	// Outcome says how a request that did not end normally ended
+	// (OutcomeClientAborted); empty when it ended normally.
+	Outcome    string  `json:"outcome,omitempty"`
+	Status     int     `json:"status"`
+	BytesIn    int64   `json:"bytes_in"`
+	BytesOut   int64   `json:"bytes_out"`
+	DurationMS float64 `json:"duration_ms"`
+	Hijacked   bool    `json:"hijacked"`
+	ObjectID   string  `json:"object_id,omitempty"`
 	// Forwarded is the request target sent to dockerd when dockgate
 	// changed it (a tenant's request pinned to an object's full ID, or
 	// its owner filter merged into the query); Path is what the client

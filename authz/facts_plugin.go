@@ -2,7 +2,6 @@ package authz
 
 import (
 	"archive/tar"
-	"bytes"
 	"errors"
 	"io"
 	"path"
@@ -153,33 +152,18 @@ func pluginSetFacts(x *extraction) error {
 }
 
 // pluginCreateFacts: POST /plugins/create?name=, body a tarball with
-// config.json and rootfs/. The privileges are computed from config.json as
-// dockerd computes them (the last config.json in the archive wins, as in
-// splitConfigRootFSFromTar).
+// config.json and rootfs/, spooled (Match.Spool) because a plugin's rootfs
+// is easily larger than a JSON body may be. The privileges are computed
+// from config.json as dockerd computes them (the last config.json in the
+// archive wins, as in splitConfigRootFSFromTar, which reads the body as a
+// plain tar: no decompression here either). The tar is streamed from the
+// spool file: only config.json is held in memory.
 func pluginCreateFacts(x *extraction) error {
-	tr := tar.NewReader(bytes.NewReader(x.req.Body))
 	var config []byte
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return badBody("plugin.create: invalid tar archive: %v", err)
-		}
-		name := path.Clean(hdr.Name)
-		if path.IsAbs(name) {
-			name = name[1:]
-		}
-		if name != "config.json" {
-			continue
-		}
-		config, err = io.ReadAll(io.LimitReader(tr, maxPluginConfig+1))
-		if err != nil {
-			return badBody("plugin.create: cannot read config.json: %v", err)
-		}
-		if len(config) > maxPluginConfig {
-			return badBody("plugin.create: config.json is too large")
+	if f := x.req.BodyFile; f != nil && x.req.BodySize > 0 {
+		var err error
+		if config, err = pluginConfigFromTar(io.NewSectionReader(f, 0, x.req.BodySize)); err != nil {
+			return err
 		}
 	}
 	if config == nil {
@@ -219,4 +203,34 @@ func pluginCreateFacts(x *extraction) error {
 	}
 	x.capabilityFacts(c.Linux.Capabilities)
 	return nil
+}
+
+// pluginConfigFromTar returns the last config.json of a plugin create
+// tarball, nil when it has none.
+func pluginConfigFromTar(r io.Reader) ([]byte, error) {
+	tr := tar.NewReader(r)
+	var config []byte
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return config, nil
+		}
+		if err != nil {
+			return nil, badBody("plugin.create: invalid tar archive: %v", err)
+		}
+		name := path.Clean(hdr.Name)
+		if path.IsAbs(name) {
+			name = name[1:]
+		}
+		if name != "config.json" {
+			continue
+		}
+		config, err = io.ReadAll(io.LimitReader(tr, maxPluginConfig+1))
+		if err != nil {
+			return nil, badBody("plugin.create: cannot read config.json: %v", err)
+		}
+		if len(config) > maxPluginConfig {
+			return nil, badBody("plugin.create: config.json is too large")
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -270,6 +271,17 @@ func runFactCase(t *testing.T, router *Router, extract Extractor, in Inspector, 
 	if m.NeedsBody || isFormBody(req) && tc.body != "" {
 		// As the proxy does: judged bodies and form bodies are read whole.
 		req.Body = []byte(tc.body)
+	} else if m.Spool && tc.body != "" {
+		// As the proxy does: tarballs are spooled to a file.
+		f, err := os.Create(filepath.Join(t.TempDir(), "body"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := io.WriteString(f, tc.body); err != nil {
+			t.Fatal(err)
+		}
+		req.BodyFile, req.BodySize = f, int64(len(tc.body))
 	}
 	return extract(context.Background(), m, req, in)
 }
@@ -587,6 +599,9 @@ func TestPluginCreateReadsConfigFromTar(t *testing.T) {
 	}
 	add("config.json", `{"Description":"harmless"}`)
 	add("rootfs/bin/x", "x")
+	// A rootfs larger than any JSON body limit: the tarball is spooled and
+	// streamed through, not held whole.
+	add("rootfs/bin/big", strings.Repeat("b", 3<<20))
 	// The last config.json wins in dockerd, also under another spelling.
 	add("/./config.json", `{"Description":"d","Linux":{"AllowAllDevices":true,"Capabilities":["CAP_SYS_ADMIN"],"Devices":[{"Path":"/dev/sda"}]},"Mounts":[{"Source":"/etc","Destination":"/e"}],"PidHost":true,"Network":{"Type":"host"}}`)
 	if err := tw.Close(); err != nil {
@@ -597,7 +612,26 @@ func TestPluginCreateReadsConfigFromTar(t *testing.T) {
 			"device cgroup-rule:a *:* rwm", "capability SYS_ADMIN", "device /dev/sda", "bind /etc", "namespace pid=host", "namespace network=host",
 		}},
 		{name: "plugin create without config refused", target: "/v1.41/plugins/create?name=p", ctype: "application/x-tar", body: "", status: 400},
+		{name: "plugin create with a config larger than 1 MiB refused", target: "/v1.41/plugins/create?name=p", ctype: "application/x-tar", body: bigConfig(t), status: 400},
+		{name: "plugin create that is not a tar refused", target: "/v1.41/plugins/create?name=p", ctype: "application/x-tar", body: "not a tarball at all, but long enough to be read as a header" + strings.Repeat(".", 512), status: 400},
 	})
+}
+
+// bigConfig is a plugin tarball whose config.json is over maxPluginConfig.
+func bigConfig(t *testing.T) string {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	config := `{"Description":"` + strings.Repeat("d", maxPluginConfig) + `"}`
+	if err := tw.WriteHeader(&tar.Header{Name: "config.json", Mode: 0o644, Size: int64(len(config)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(tw, config); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
 }
 
 // TestInspectorFailuresFailClosed: facts that need dockerd's state are

@@ -288,7 +288,7 @@ func pluginRoutes() []Route {
 		postRoute("/plugins/{name:.*}/push", "plugin.push", routeStreams),
 		postRoute("/plugins/{name:.*}/upgrade", "plugin.upgrade", routeStreams, routeNeedsBody),
 		postRoute("/plugins/{name:.*}/set", "plugin.set", routeNeedsBody),
-		postRoute("/plugins/create", "plugin.create", routeNeedsBody),
+		postRoute("/plugins/create", "plugin.create", routeSpools),
 	}
 }
 

@@ -28,7 +28,8 @@ import (
 //	                 record); a caller at a connection limit 503
 //	                 (refuseLoad).
 //	handle:          no route (refuse); audit sink down 503 (refuse);
-//	                 body too large 413 (refuse); body cut short (finish);
+//	                 body too large 413 (refuse); body cut short (finish,
+//	                 client_aborted);
 //	                 policy deny / unknown endpoint 403 (refuse); allow
 //	                 (forward).
 //	forward:         roundTrip fails: dockerd down 502 (finish), bad body
@@ -294,7 +295,13 @@ func TestEveryRequestHasExactlyOneFinalRecord(t *testing.T) {
 				c.c.CloseWrite()
 				c.expectEOF()
 			},
-			finals: []outcome{{audit.DecisionError, 400}}},
+			// Nothing was refused and nobody was answered.
+			finals: []outcome{{audit.DecisionAllow, 0}},
+			check: func(t *testing.T, r auditLine) {
+				if r.Outcome != audit.OutcomeClientAborted || r.BytesIn != 9 || !strings.Contains(r.Reason, "after 9 bytes") {
+					t.Errorf("outcome %q, bytes_in %d, reason %q", r.Outcome, r.BytesIn, r.Reason)
+				}
+			}},
 		{name: "dockgate panics while serving",
 			drive: func(t *testing.T, p *testProxy, _ *fakeDockerd) {
 				p.dec.setRefuse(func(*authz.Match, *authz.Request) bool { panic("a bug") })

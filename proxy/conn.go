@@ -20,8 +20,7 @@ import (
 var aLongTimeAgo = time.Unix(1, 0)
 
 // maxDrain is how much of a refused request's body is read to keep the
-// connection usable; a larger body closes the connection instead, so that
-// the client reads the refusal rather than a broken pipe.
+// connection usable; after a larger body the connection closes (linger).
 const maxDrain = 256 << 10
 
 // clientConn is one client connection and the dockerd connection that serves
@@ -254,7 +253,13 @@ func (cn *clientConn) refuseMalformed(start time.Time, head *requestHead, err er
 		if head != nil {
 			method = head.Method
 		}
-		writeError(cn.bw, method, we.Status, we.Msg, true)
+		// The rest of what the client sends (a body after a head
+		// refused for its size, say) is dropped, bounded, rather than
+		// reset: see linger. A client too slow to send its head is not
+		// waited for again.
+		if writeError(cn.bw, method, we.Status, we.Msg, true) == nil && we.Status != http.StatusRequestTimeout {
+			cn.linger(nil)
+		}
 	}
 }
 
@@ -343,9 +348,7 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		if err != nil {
 			var we *wireError
 			if !errors.As(err, &we) {
-				// The client closed in the middle of the body: 400, as for
-				// a head cut short (refuseMalformed), rather than status 0.
-				rec.Decision, rec.Reason, rec.Status = audit.DecisionError, "reading request body: "+err.Error(), http.StatusBadRequest
+				cn.recordBodyAbort(ctx, rec, err)
 				cn.finish(rec, start)
 				return false
 			}
@@ -427,6 +430,20 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 	return cn.forward(ctx, head, m, body, rec)
 }
 
+// recordBodyAbort records a request whose client closed in the middle of
+// the body that was to be judged. Nothing was refused, and no answer was
+// sent (status 0): a 400 would claim an answer nobody received. When the
+// server is stopping, the close was dockgate's, not the client's.
+func (cn *clientConn) recordBodyAbort(ctx context.Context, rec *audit.Record, err error) {
+	if ctx.Err() != nil {
+		rec.Decision, rec.Status = audit.DecisionError, 0
+		rec.Reason = "dockgate stopped while reading the request body: " + err.Error()
+		return
+	}
+	rec.Decision, rec.Outcome, rec.Status = audit.DecisionAllow, audit.OutcomeClientAborted, 0
+	rec.Reason = fmt.Sprintf("client closed the connection after %d bytes of the request body, before the request was judged; nothing was forwarded (%v)", rec.BytesIn, err)
+}
+
 // refuse answers a request without forwarding it and writes its audit
 // record, before the answer, so that a refusal is on record even when the
 // client never reads it.
@@ -434,13 +451,78 @@ func (cn *clientConn) refuse(head *requestHead, rec *audit.Record, decision stri
 	rec.Decision, rec.Reason, rec.Status = decision, msg, status
 	keep := !head.Close && !head.Upgrade && cn.drainable(head)
 	cn.finish(rec, rec.Time)
-	writeError(cn.bw, head.Method, status, msg, !keep)
-	if keep && head.hasBody() && !head.ExpectContinue {
-		if _, err := io.Copy(io.Discard, cn.bodyReader(head)); err != nil {
-			return false
+	if err := writeError(cn.bw, head.Method, status, msg, !keep); err != nil {
+		return false
+	}
+	switch {
+	case !head.hasBody():
+		return keep
+	case !keep:
+		cn.linger(head)
+		return false
+	}
+	// A small body: read and dropped so that the next request can follow.
+	// The deadline keeps a client that never sends it from holding the
+	// connection.
+	cn.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, err := io.Copy(io.Discard, cn.bodyReader(head))
+	cn.nc.SetReadDeadline(time.Time{})
+	return err == nil
+}
+
+// What linger reads and drops at most, and for how long: enough for the
+// client to read the refusal and give up its upload (the docker CLI, like
+// any Go client, stops sending once it has the answer), small enough that
+// a client that keeps sending cannot hold its connection slot for long.
+const (
+	lingerMaxBytes = 64 << 20
+	lingerTimeout  = 10 * time.Second
+	// lingerIdle ends the wait for a client that has stopped sending but
+	// not closed.
+	lingerIdle = 2 * time.Second
+)
+
+// linger ends a connection whose refused request's body was not (all)
+// read. The refusal has been written with Connection: close. Closing a
+// socket with unread bytes in it resets the connection (RST on TCP; on a
+// Unix socket the client's write fails with EPIPE), and a client still
+// uploading, as docker build or docker load are, then reports "broken
+// pipe" or "connection reset" instead of the refusal. So the write side
+// is half-closed (the client sees the answer end), and what the client
+// still sends is read and dropped, up to lingerMaxBytes and lingerTimeout,
+// until it closes or its body ends; net/http's server does the same with
+// 256 KiB (closeWriteAndWait), too little for uploads of hundreds of MiB.
+// The connection counts as idle meanwhile, so that Shutdown closes it at
+// once: nothing of the request is left to serve.
+func (cn *clientConn) linger(head *requestHead) {
+	if cw, ok := cn.nc.(closeWriter); ok {
+		cw.CloseWrite()
+	}
+	// A body that was not started on is read as framed, so that the
+	// connection closes as soon as it is in; else (part read, or maybe
+	// withheld for a 100 Continue that never came) whatever arrives is.
+	var r io.Reader = cn.br
+	if head != nil && !head.bodyRead && !head.ExpectContinue {
+		r = cn.bodyReader(head)
+	}
+	r = io.LimitReader(r, lingerMaxBytes)
+	end := time.Now().Add(lingerTimeout)
+	buf := make([]byte, 32<<10)
+	for {
+		// The deadline before setIdle, so that Shutdown's expired one is
+		// never overwritten (see Server.setIdle).
+		deadline := time.Now().Add(lingerIdle)
+		if deadline.After(end) {
+			deadline = end
+		}
+		cn.nc.SetReadDeadline(deadline)
+		if !cn.s.setIdle(cn, true) {
+			return
+		}
+		if _, err := r.Read(buf); err != nil {
+			return
 		}
 	}
-	return keep
 }
 
 // drainable says whether a refused request's body is small enough to read
@@ -475,6 +557,7 @@ func (cn *clientConn) readBody(head *requestHead) ([]byte, error) {
 	if head.ContentLength > limit {
 		return nil, &wireError{Status: http.StatusRequestEntityTooLarge, Msg: "request body larger than the limit of " + formatBytes(limit)}
 	}
+	head.bodyRead = true
 	body, err := io.ReadAll(io.LimitReader(cn.bodyReader(head), limit+1))
 	if err != nil {
 		return body, eofIsUnexpected(err)

@@ -92,15 +92,27 @@ func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.M
 			cn.dropUpstream()
 			return cn.refuse(head, rec, audit.DecisionError, we.Status, we.Msg)
 		}
+		if isClientAbort(err) {
+			// The client left in the middle of the body it was sending
+			// to dockerd: nobody is left to answer.
+			rec.Status = 0
+			cn.recordForwardAbort(rec, "of the request body; dockerd's request was cut off")
+			cn.finish(rec, start)
+			cn.dropUpstream()
+			return false
+		}
 		rec.Decision = audit.DecisionError
 		rec.Reason = err.Error()
 		rec.Status = http.StatusBadGateway
 		cn.finish(rec, start)
 		cn.dropUpstream()
-		if bodyDone != nil || (head.hasBody() && body == nil) {
+		if bodyDone != nil || (head.hasBody() && body == nil && head.spool == nil) {
 			// The request body was not (all) read: where the next request
-			// starts is unknown, so the connection ends here.
-			writeError(cn.bw, head.Method, http.StatusBadGateway, err.Error(), true)
+			// starts is unknown, so the connection ends here, after the
+			// client had the chance to read why.
+			if writeError(cn.bw, head.Method, http.StatusBadGateway, err.Error(), true) == nil {
+				cn.linger(head)
+			}
 			return false
 		}
 		writeError(cn.bw, head.Method, http.StatusBadGateway, err.Error(), head.Close)
@@ -122,7 +134,12 @@ func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.M
 	if hijack {
 		if bodyDone != nil {
 			if err := <-bodyDone; err != nil {
-				rec.Decision, rec.Reason = audit.DecisionError, "request body: "+err.Error()
+				if isClientAbort(err) {
+					rec.Status = 0
+					cn.recordForwardAbort(rec, "of the request body, before the session started")
+				} else {
+					rec.Decision, rec.Reason = audit.DecisionError, "request body: "+err.Error()
+				}
 				cn.finish(rec, start)
 				return false
 			}
@@ -196,6 +213,7 @@ func (cn *clientConn) roundTrip(ctx context.Context, head *requestHead, body []b
 			cn.bw.Flush()
 		}
 		bodyDone = make(chan error, 1)
+		head.bodyRead = true
 		go func() {
 			n, err := cn.copyRequestBody(up, head)
 			rec.BytesIn = n
@@ -234,12 +252,13 @@ func (cn *clientConn) roundTrip(ctx context.Context, head *requestHead, body []b
 }
 
 // copyRequestBody streams the client's body to dockerd with the framing
-// chosen in writeUpstreamHead.
+// chosen in writeUpstreamHead. A failure to read from the client is a
+// *clientReadError, so that it is told from one writing to dockerd.
 func (cn *clientConn) copyRequestBody(up *upstreamConn, head *requestHead) (int64, error) {
 	if !head.chunked() {
-		n, err := io.Copy(up.nc, io.LimitReader(cn.br, head.ContentLength))
+		n, err := io.Copy(up.nc, io.LimitReader(clientReader{cn.br}, head.ContentLength))
 		if err == nil && n < head.ContentLength {
-			err = io.ErrUnexpectedEOF
+			err = &clientReadError{io.ErrUnexpectedEOF}
 		}
 		return n, err
 	}
@@ -261,9 +280,45 @@ func (cn *clientConn) copyRequestBody(up *upstreamConn, head *requestHead) (int6
 			return n, up.bw.Flush()
 		}
 		if rerr != nil {
+			var we *wireError
+			if !errors.As(rerr, &we) {
+				rerr = &clientReadError{rerr}
+			}
 			return n, rerr
 		}
 	}
+}
+
+// clientReadError is a failure to read the request body from the client:
+// it closed or reset the connection in the middle of it.
+type clientReadError struct{ err error }
+
+func (e *clientReadError) Error() string { return "reading the client's body: " + e.err.Error() }
+func (e *clientReadError) Unwrap() error { return e.err }
+
+// clientReader marks the errors of reading the client's connection.
+type clientReader struct{ r io.Reader }
+
+func (c clientReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &clientReadError{err}
+	}
+	return n, err
+}
+
+func isClientAbort(err error) bool {
+	var ce *clientReadError
+	return errors.As(err, &ce)
+}
+
+// recordForwardAbort records a request whose client went away in the
+// middle of the body dockgate was forwarding: the decision stays what it
+// was (nothing was refused), the status is what was sent to the client
+// (0 when nothing was), and bytes_in counts what was received.
+func (cn *clientConn) recordForwardAbort(rec *audit.Record, what string) {
+	rec.Outcome = audit.OutcomeClientAborted
+	rec.Reason = fmt.Sprintf("client closed the connection after %d bytes %s", rec.BytesIn, what)
 }
 
 // copyResponse sends a response that stays HTTP to the client, flushing as
@@ -301,6 +356,9 @@ func (cn *clientConn) copyResponse(head *requestHead, m *authz.Match, resp *http
 		if bodyDone != nil {
 			cn.up.nc.Close()
 			<-bodyDone
+		}
+		if !m.Stream {
+			rec.Outcome = audit.OutcomeClientAborted
 		}
 		return false, false
 	}
@@ -374,11 +432,12 @@ func (cn *clientConn) copyResponse(head *requestHead, m *authz.Match, resp *http
 	case framing == framingNone:
 		clientErr = cn.bw.Flush()
 	}
+	var bodyErr error
 	if bodyDone != nil && !awaitBody(bodyDone) {
 		// dockerd answered without reading the whole body; its
 		// connection and the client's are out of step now.
 		cn.up.nc.Close()
-		<-bodyDone
+		bodyErr = <-bodyDone
 		closeConn = true
 	}
 	if capture != nil && copyErr == nil {
@@ -388,8 +447,19 @@ func (cn *clientConn) copyResponse(head *requestHead, m *authz.Match, resp *http
 		rec.ObjectID = built.id
 	}
 	switch {
+	case isClientAbort(bodyErr):
+		// Also when dockerd's answer then broke off: it was cut because
+		// the body was.
+		cn.recordForwardAbort(rec, "of the request body, while dockerd answered")
+		return false, false
 	case clientErr != nil || copyErr != nil && clientGone:
 		rec.Reason = "client went away during the response"
+		if !m.Stream {
+			// A stream (logs -f, events) lasts as long as the client
+			// wants: its client ending it is its normal end. Any other
+			// answer cut short by the client is an abort.
+			rec.Outcome = audit.OutcomeClientAborted
+		}
 		return false, false
 	case copyErr != nil:
 		rec.Decision = audit.DecisionError

@@ -46,7 +46,7 @@ func (cn *clientConn) copyFilteredResponse(head *requestHead, resp *http.Respons
 	writeResponseHead(cn.bw, &filtered, framingLength, false, head.Close)
 	cn.bw.Write(out)
 	if err := cn.bw.Flush(); err != nil {
-		rec.Reason = "client went away during the response"
+		rec.Reason, rec.Outcome = "client went away during the response", audit.OutcomeClientAborted
 		return false, true
 	}
 	rec.BytesOut = int64(len(out))

@@ -32,6 +32,7 @@ func (cn *clientConn) spoolBody(head *requestHead) (*os.File, int64, error) {
 		return nil, 0, &wireError{Status: http.StatusInternalServerError, Msg: "cannot spool the request body: " + err.Error()}
 	}
 	os.Remove(f.Name())
+	head.bodyRead = true
 	n, err := io.Copy(onlyWriter{f}, io.LimitReader(cn.bodyReader(head), limit+1))
 	switch {
 	case err != nil:

@@ -58,7 +58,7 @@ func (cn *clientConn) copyVerifiedResponse(ctx context.Context, head *requestHea
 	writeResponseHead(cn.bw, &checked, framingLength, false, head.Close)
 	cn.bw.Write(raw)
 	if err := cn.bw.Flush(); err != nil {
-		rec.Reason = "client went away during the response"
+		rec.Reason, rec.Outcome = "client went away during the response", audit.OutcomeClientAborted
 		return false, !resp.Close
 	}
 	rec.BytesOut = int64(len(raw))

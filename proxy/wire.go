@@ -22,7 +22,7 @@ type Limits struct {
 	// MaxBodyBytes bounds a body that must be read whole to be judged.
 	MaxBodyBytes int64
 	// MaxSpoolBytes bounds a body spooled to a temporary file to be judged
-	// (image load, build); 0 means DefaultMaxSpoolBytes.
+	// (image load, build, plugin create); 0 means DefaultMaxSpoolBytes.
 	MaxSpoolBytes int64
 	// SpoolDir is where spooled bodies go; "" means os.TempDir().
 	SpoolDir string
@@ -83,6 +83,9 @@ type requestHead struct {
 	ExpectContinue bool
 	// Size is the number of bytes of the head on the wire.
 	Size int
+	// bodyRead says reading the body has begun: where it ends can no
+	// longer be told from its framing alone (see linger).
+	bodyRead bool
 	// spool holds the whole body when it was spooled to be judged
 	// (spoolBody); it is forwarded from there, spoolSize bytes.
 	spool     *os.File

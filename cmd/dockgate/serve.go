@@ -93,7 +93,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.StringVar(&o.maxHeader, "max-header", "1MiB", "largest request head (request line and headers); larger ones get 431")
 	fs.DurationVar(&o.headerTimeout, "header-timeout", 30*time.Second, "time allowed for a request head once its first byte arrived (slowloris); streams have no deadline")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 15*time.Minute, "a keep-alive connection with no request for this long is closed")
-	fs.StringVar(&o.maxSpool, "max-spool", "8GiB", "largest tarball body (image load, build context) spooled to a temporary file to be judged; larger ones get 413")
+	fs.StringVar(&o.maxSpool, "max-spool", "8GiB", "largest tarball body (image load, build context, plugin create) spooled to a temporary file to be judged; larger ones get 413")
 	fs.StringVar(&o.spoolDir, "spool-dir", "", "directory for spooled tarball bodies (default: $TMPDIR or /tmp)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "server certificate (PEM) for tcp:// listeners")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "server private key (PEM) for tcp:// listeners")
