@@ -125,7 +125,7 @@ func TestRefusalBeforeTheBodyReachesAnUploadingClient(t *testing.T) {
 			status: 400},
 		{name: "judged body over the body limit",
 			method: "POST", target: "/v1.41/containers/create", ctype: "application/json",
-			status: 413, message: "larger than the limit of 1 MiB"},
+			status: 413, message: "larger than the limit of 2 MiB"},
 		{name: "build context over the spool limit", opts: []proxyOption{smallSpool},
 			method: "POST", target: "/v1.41/build", ctype: "application/x-tar",
 			status: 413, message: "larger than the spool limit of 4 MiB"},

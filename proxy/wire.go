@@ -31,7 +31,7 @@ type Limits struct {
 // DefaultLimits follow dockerd's own: Go's net/http accepts 1 MiB of header,
 // and docker clients send long filter queries.
 func DefaultLimits() Limits {
-	return Limits{MaxRequestLine: 256 << 10, MaxHeaderBytes: 1 << 20, MaxBodyBytes: 1 << 20}
+	return Limits{MaxRequestLine: 256 << 10, MaxHeaderBytes: 1 << 20, MaxBodyBytes: 2 << 20}
 }
 
 // wireError is a request dockgate refuses to parse; it is answered with

@@ -89,7 +89,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.StringVar(&o.mode, "mode", "enforce", "enforce, or audit (forward everything, record what would be refused)")
 	fs.IntVar(&o.maxConns, "max-connections", 1024, "concurrent client connections of all callers together, over every listener; more are answered 503 (the last 1/16, at most 64, are kept for root)")
 	fs.IntVar(&o.maxConnsPerCaller, "max-connections-per-caller", 64, "concurrent client connections of one caller (a uid, a container, or a TLS certificate's common name); more are answered 503")
-	fs.StringVar(&o.maxBody, "max-body", "1MiB", "largest request body that is read whole to be judged (container create and the like); larger ones get 413")
+	fs.StringVar(&o.maxBody, "max-body", "2MiB", "largest request body that is read whole to be judged (container create and the like); larger ones get 413")
 	fs.StringVar(&o.maxHeader, "max-header", "1MiB", "largest request head (request line and headers); larger ones get 431")
 	fs.DurationVar(&o.headerTimeout, "header-timeout", 30*time.Second, "time allowed for a request head once its first byte arrived (slowloris); streams have no deadline")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 15*time.Minute, "a keep-alive connection with no request for this long is closed")

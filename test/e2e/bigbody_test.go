@@ -56,7 +56,7 @@ func bbFiller(t *testing.T, path string, size int64) {
 	}
 }
 
-// A plugin's rootfs easily exceeds --max-body (1 MiB): plugin create is
+// A plugin's rootfs easily exceeds --max-body (2 MiB): plugin create is
 // spooled and judged from the spool like a build context, so root creates it
 // through dockgate as it does directly.
 func TestBigBodyPluginCreate(t *testing.T) {
