@@ -108,12 +108,15 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		if err != nil {
 			// The endpoint fact is still recorded, with its decision, so
 			// that the audit record says what was asked.
-			status, msg := http.StatusBadRequest, err.Error()
+			status, msg, answer := http.StatusBadRequest, err.Error(), ""
 			var re *RouteError
 			if errors.As(err, &re) {
 				status, msg = re.Status, re.Message
+				if re.Dockerd {
+					answer, msg = re.Message, "dockerd's answer to dockgate's lookup: "+re.Message
+				}
 			}
-			return Decision{Status: status, Reason: msg, Facts: []FactResult{endpoint}}
+			return Decision{Status: status, Reason: msg, Answer: answer, Facts: []FactResult{endpoint}}
 		}
 	}
 
@@ -134,7 +137,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 			Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare, Verify: req.Verify, RewriteSpool: req.RewriteSpool}
 	}
 	if first < 0 && req.missing != nil && !d.Audit {
-		return Decision{Status: req.missing.Status, Reason: req.missing.Message, Facts: results}
+		return Decision{Status: req.missing.Status, Reason: "dockerd has no such object: " + req.missing.Message, Answer: req.missing.Message, Facts: results}
 	}
 	unlabelled := (ownerCreates[m.Action] || ownerImageCreates[m.Action]) && req.Owner != "" && !req.ownerRecorded
 	if first < 0 && !unlabelled {

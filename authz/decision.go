@@ -123,6 +123,10 @@ type Decision struct {
 	// Reason is the refusal message without the "dockgate: " prefix, or why it
 	// was allowed.
 	Reason string
+	// Answer, when set, is the message a refusal gives the client instead
+	// of "dockgate: " + Reason: dockerd's own answer, which dockgate gives
+	// as dockerd would (a 404 clients fall back on); Reason says why.
+	Answer string
 	// WouldDeny is set in audit mode when the request was forwarded although
 	// the policy refuses it.
 	WouldDeny bool

@@ -200,7 +200,7 @@ func upstreamError(what string, err error) error {
 	}
 	var da *DockerdAnswer
 	if errors.As(err, &da) {
-		return &RouteError{Status: da.Status, Message: da.Message}
+		return &RouteError{Status: da.Status, Message: da.Message, Dockerd: true}
 	}
 	return &RouteError{Status: http.StatusBadGateway, Message: "cannot inspect " + what + " on dockerd: " + err.Error()}
 }

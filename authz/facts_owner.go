@@ -187,7 +187,7 @@ func (x *extraction) notFound(kind, name string) {
 	if !ok {
 		msg = "no such object: %s"
 	}
-	x.req.missing = &RouteError{Status: http.StatusNotFound, Message: fmt.Sprintf(msg, name)}
+	x.req.missing = &RouteError{Status: http.StatusNotFound, Message: fmt.Sprintf(msg, name), Dockerd: true}
 }
 
 // ownerQueryFacts: image.commit's container and image.save's names.

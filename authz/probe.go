@@ -40,6 +40,7 @@ func (d *PolicyDecider) notFoundInsteadOfRefusal(ctx context.Context, m *Match, 
 		return Decision{}, false
 	}
 	refused.Status = http.StatusNotFound
+	refused.Answer = fmt.Sprintf("plugin %q not found", name)
 	refused.Reason = fmt.Sprintf("plugin %q not found (%s)", name, refused.Reason)
 	return refused, true
 }

@@ -20,6 +20,10 @@ type RouteError struct {
 	// Status is the HTTP status of the refusal.
 	Status  int
 	Message string
+	// Dockerd marks dockerd's own answer (its status and message, such as
+	// 404 "No such container: x"), given to the client as dockerd gives
+	// it, without dockgate's prefix: clients act on it as on dockerd's.
+	Dockerd bool
 }
 
 func (e *RouteError) Error() string { return e.Message }

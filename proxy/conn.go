@@ -393,6 +393,9 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		if decision == audit.DecisionDeny && isGRPCUpgrade(head, m) {
 			return cn.refuseGRPCUpgrade(rec, d.Reason)
 		}
+		if d.Answer != "" {
+			return cn.refuseWith(head, rec, decision, status, d.Reason, d.Answer)
+		}
 		return cn.refuse(head, rec, decision, status, d.Reason)
 	}
 	if d.Prepare != nil {
@@ -448,10 +451,17 @@ func (cn *clientConn) recordBodyAbort(ctx context.Context, rec *audit.Record, er
 // record, before the answer, so that a refusal is on record even when the
 // client never reads it.
 func (cn *clientConn) refuse(head *requestHead, rec *audit.Record, decision string, status int, msg string) bool {
+	return cn.refuseWith(head, rec, decision, status, msg, "dockgate: "+msg)
+}
+
+// refuseWith is refuse with the client's message given whole (answer):
+// dockerd's own, where dockgate answers as dockerd would; msg is the
+// record's reason.
+func (cn *clientConn) refuseWith(head *requestHead, rec *audit.Record, decision string, status int, msg, answer string) bool {
 	rec.Decision, rec.Reason, rec.Status = decision, msg, status
 	keep := !head.Close && !head.Upgrade && cn.drainable(head)
 	cn.finish(rec, rec.Time)
-	if err := writeError(cn.bw, head.Method, status, msg, !keep); err != nil {
+	if err := writeAnswer(cn.bw, head.Method, status, answer, !keep); err != nil {
 		return false
 	}
 	switch {

@@ -19,7 +19,14 @@ type errorBody struct {
 // prefixed "dockgate: " so that a user can tell who refused. A HEAD request
 // gets the head only.
 func writeError(w *bufio.Writer, method string, status int, msg string, closeConn bool) error {
-	body, _ := json.Marshal(errorBody{Message: "dockgate: " + msg})
+	return writeAnswer(w, method, status, "dockgate: "+msg, closeConn)
+}
+
+// writeAnswer writes an error answer whose message is msg as it stands:
+// dockgate's own with its prefix (writeError), or dockerd's, which
+// dockgate gives as dockerd would (authz.Decision.Answer).
+func writeAnswer(w *bufio.Writer, method string, status int, msg string, closeConn bool) error {
+	body, _ := json.Marshal(errorBody{Message: msg})
 	body = append(body, '\n')
 	w.WriteString("HTTP/1.1 ")
 	w.WriteString(strconv.Itoa(status))
