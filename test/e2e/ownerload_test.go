@@ -28,6 +28,8 @@ import (
 const ownerLoadClients = 64
 
 func TestOwnerLookupsUnderLoad(t *testing.T) {
+	// dockgate's owner lookups under load, not the engine's: once per run.
+	testbed.OncePerRun(t)
 	env := testbed.Shared(t)
 	// Root is held to role:ci, a tenant owning by user: each client below
 	// is a tenant job, and every request on its container needs its owner.

@@ -308,6 +308,8 @@ func prVerify(t *testing.T, bin, path string, policyRecords int) {
 }
 
 func TestPolicyRewrittenInPlaceUnderLoad(t *testing.T) {
+	// dockgate's policy watch under load, not the engine's: once per run.
+	testbed.OncePerRun(t)
 	env := sharedWithDockgate(t)
 	newText := strings.Join(prNew, "\n") + "\n"
 
