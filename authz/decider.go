@@ -68,7 +68,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 	}
 	if m == nil || m.Action == ActionUnknown {
 		// BRIEF §4: no pattern opens what dockgate cannot name.
-		return Decision{Status: http.StatusForbidden, Reason: caller + " may not call " + req.Method + " " + requestPath(req) + ": unknown endpoint"}
+		return Decision{Status: http.StatusForbidden, Reason: caller + " may not call " + req.Method + " " + requestPath(req) + ": unknown endpoint" + UnknownEndpointFix}
 	}
 	p := d.policy.Load()
 	if p == nil {

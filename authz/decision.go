@@ -163,7 +163,11 @@ type AllowAll struct{}
 // Decide implements Decider.
 func (AllowAll) Decide(_ context.Context, m *Match, req *Request) Decision {
 	if m == nil || m.Action == ActionUnknown {
-		return Decision{Status: http.StatusForbidden, Reason: req.Caller + " may not call " + req.Method + " " + req.URL.EscapedPath() + ": unknown endpoint"}
+		return Decision{Status: http.StatusForbidden, Reason: req.Caller + " may not call " + req.Method + " " + req.URL.EscapedPath() + ": unknown endpoint" + UnknownEndpointFix}
 	}
 	return Decision{Allow: true, Reason: "allow-all", Facts: []FactResult{{Kind: "endpoint", Value: m.Action, Decision: "allow", Rule: "allow-all"}}}
 }
+
+// UnknownEndpointFix ends the refusal of a request no route names: no row
+// can allow it (BRIEF §4), so the message says what can.
+const UnknownEndpointFix = "; no policy row can allow an endpoint dockgate does not know (a path of a newer Engine API is routed once dockgate knows it)"

@@ -373,7 +373,7 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		// the policy says. The proxy enforces it rather than trust every
 		// Decider (or policy) to know.
 		d = authz.Decision{Status: http.StatusForbidden, Facts: d.Facts,
-			Reason: req.Caller + " may not call " + head.Method + " " + head.URL.EscapedPath() + ": unknown endpoint"}
+			Reason: req.Caller + " may not call " + head.Method + " " + head.URL.EscapedPath() + ": unknown endpoint" + authz.UnknownEndpointFix}
 	}
 	rec.Facts, rec.WouldDeny = d.Facts, d.WouldDeny
 	if !d.Allow {
