@@ -14,8 +14,13 @@ var updateGenerated = flag.Bool("update", false, "rewrite the generated files (d
 // TestPolicyDocUpToDate keeps docs/policy.md in step with the route table:
 // a route added without regenerating the doc fails here.
 func TestPolicyDocUpToDate(t *testing.T) {
-	file := filepath.Join("..", "docs", "policy.md")
-	want := NewRouter().PolicyDoc()
+	checkGeneratedDoc(t, "policy.md", "TestPolicyDocUpToDate", NewRouter().PolicyDoc())
+}
+
+// checkGeneratedDoc fails t unless docs/name is want; -update writes it.
+func checkGeneratedDoc(t *testing.T, name, test, want string) {
+	t.Helper()
+	file := filepath.Join("..", "docs", name)
 	if *updateGenerated {
 		if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
@@ -24,9 +29,9 @@ func TestPolicyDocUpToDate(t *testing.T) {
 	}
 	got, err := os.ReadFile(file)
 	if err != nil {
-		t.Fatalf("%v (run: go test ./authz -run TestPolicyDocUpToDate -update)", err)
+		t.Fatalf("%v (run: go test ./authz -run %s -update)", err, test)
 	}
 	if string(got) != want {
-		t.Fatalf("%s is out of date; run: go test ./authz -run TestPolicyDocUpToDate -update", file)
+		t.Fatalf("%s is out of date; run: go test ./authz -run %s -update", file, test)
 	}
 }

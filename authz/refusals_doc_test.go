@@ -205,21 +205,7 @@ func TestRefusalsDocUpToDate(t *testing.T) {
 		}
 		fmt.Fprintf(&b, ":\n\n```\n%s\n```\n", msg)
 	}
-	want := b.String()
-	file := filepath.Join("..", "docs", "refusals.md")
-	if *updateGenerated {
-		if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	got, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run: go test ./authz -run TestRefusalsDocUpToDate -update)", err)
-	}
-	if string(got) != want {
-		t.Fatalf("%s is out of date; run: go test ./authz -run TestRefusalsDocUpToDate -update", file)
-	}
+	checkGeneratedDoc(t, "refusals.md", "TestRefusalsDocUpToDate", b.String())
 }
 
 const refusalsDocHead = `# Refusals and how to fix them

@@ -38,7 +38,7 @@ func TestExplain(t *testing.T) {
 			[]string{`(?m)^refused \(403\): dockgate: uid:1002 may not endpoint system\.ping: no rule allows it; to allow it, add "p, uid:1002, endpoint, system\.ping, allow" to the policy$`}},
 		{"unknown endpoint is refused whatever the policy",
 			[]string{"--policy", ci, "--as", "uid:0", "GET", "/v1.41/frobnicate"}, "", 1,
-			[]string{`(?m)^action: +unknown`, `(?m)^refused \(403\): dockgate: uid:0 may not call GET /v1\.41/frobnicate: unknown endpoint$`}},
+			[]string{`(?m)^action: +unknown`, `(?m)^refused \(403\): dockgate: uid:0 may not call GET /v1\.41/frobnicate: unknown endpoint; no policy row can allow an endpoint dockgate does not know`}},
 		{"a path dockerd would redirect is refused before the policy",
 			[]string{"--as", "uid:0", "GET", "/v1.41//containers/json"}, "", 1,
 			[]string{`(?m)^action: +none$`, `(?m)^refused \(400\): dockgate: path is not in canonical form`}},
