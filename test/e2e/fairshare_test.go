@@ -273,12 +273,14 @@ func TestFairShareSilentConnectionClosedAfterHeaderTimeout(t *testing.T) {
 	// A connection that never sends a request is closed, and its slot
 	// with it: the caller can connect again afterwards.
 	silent := func() {
+		// Taken before the dial: dockgate's clock starts at its accept,
+		// which can come before the dial returns here.
+		opened := time.Now()
 		c, err := net.Dial("unix", g.Socket)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		opened := time.Now()
 		c.SetReadDeadline(opened.Add(azTimeout))
 		n, err := c.Read(make([]byte, 1))
 		if err != io.EOF {
