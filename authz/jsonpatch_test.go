@@ -58,3 +58,39 @@ func TestPatchJSONKeepsWhatDidNotChange(t *testing.T) {
 		})
 	}
 }
+
+// FuzzPatchJSON: for every create body the strict pass accepts, the body
+// with the owner label patched in decodes, as dockerd decodes it, to what
+// dockgate judged plus the label; anything else would make reencode fall
+// back to the typed encoding, or refuse a body dockerd takes.
+func FuzzPatchJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"Image":"i","Shell":[]}`,
+		`{"Image":"i","labels":{"a":"b"},"HostConfig":{"Binds":[],"VolumesFrom":["x"]}}`,
+		`{"Image":"i","Labels":null,"Entrypoint":[],"Cmd":null}`,
+		`{ "Image" : "i" , "Env" : [ "A=1" ] }`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		var orig container.CreateRequest
+		if decodeStrictJSON([]byte(body), &orig, createOptions()) != nil || orig.Config == nil {
+			return
+		}
+		var changed container.CreateRequest
+		if err := json.Unmarshal([]byte(body), &changed); err != nil {
+			t.Fatalf("strict pass accepted what encoding/json refuses: %v", err)
+		}
+		if changed.Labels == nil {
+			changed.Labels = map[string]string{}
+		}
+		changed.Labels[OwnerLabel] = "user:fuzz"
+		got, err := patchJSON([]byte(body), reflect.ValueOf(&orig), reflect.ValueOf(&changed))
+		if err != nil {
+			t.Fatalf("patch of %s: %v", body, err)
+		}
+		if !decodesTo(got, &changed) {
+			t.Fatalf("patch of %s: %s does not decode to the labelled body", body, got)
+		}
+	})
+}
