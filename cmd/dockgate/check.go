@@ -50,6 +50,8 @@ func check(args []string, stdout, stderr io.Writer) int {
 	if o.config != "" {
 		fmt.Fprintf(stdout, "ok: config %s\n", o.config)
 	}
+	// Warnings do not fail the check: the policy loads and serves.
+	printTenantWarnings(stderr, p)
 	fmt.Fprintf(stdout, "ok: %s\n", p.Describe())
 	return 0
 }
