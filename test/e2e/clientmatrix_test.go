@@ -240,3 +240,100 @@ func copyExecutable(src, dst string) error {
 	}
 	return out.Close()
 }
+
+// TestClientTestcontainersUsesTheDefaultBridge: on a dockerd that has the
+// default bridge network (not the bed's, which has none), testcontainers-go
+// run as a tenant through dockgate finds `bridge` in its network list and
+// creates no `reaper_default` network of its own (docs/tenancy.md).
+func TestClientTestcontainersUsesTheDefaultBridge(t *testing.T) {
+	env := testbed.Shared(t)
+	if env.Bin == "" {
+		t.Skip("no dockgate binary in this bed (DOCKGATE_E2E_DIRECT)")
+	}
+	dir, err := os.MkdirTemp("/tmp", "dgbr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
+	defer cancel()
+	// A bridge of this test's own, on a subnet per engine: the engines'
+	// beds run at once.
+	subnet := map[string]string{testbed.EngineDebian: "10.199.31.1/24", testbed.EngineCurrent: "10.199.32.1/24"}[env.Engine]
+	name := "dgbr" + filepath.Base(dir)[4:]
+	if len(name) > 15 {
+		name = name[:15]
+	}
+	removeBridge, err := testbed.AddBridge(ctx, name, subnet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := removeBridge(); err != nil {
+			t.Error(err)
+		}
+	})
+	d, err := testbed.StartEngineOnBridge(ctx, filepath.Join(dir, "d"), env.Engine, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Stop(); err != nil {
+			t.Errorf("stop the test's dockerd: %v", err)
+		}
+	})
+	if err := d.ImportBusybox(ctx, env.Image); err != nil {
+		t.Fatal(err)
+	}
+	pdir := filepath.Join(dir, "policy")
+	if err := os.Mkdir(pdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pdir, "ci.csv"), []byte(tnPolicy(t)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g, err := testbed.StartDockgate(ctx, env.Bin, filepath.Join(dir, "g"), d.Host, "--policy", pdir, "--socket-mode", "0666")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := g.Stop(); err != nil {
+			t.Errorf("stop the test's dockgate: %v", err)
+		}
+	})
+	c, err := client.NewClientWithOpts(client.WithHost(d.Host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.NetworkInspect(ctx, "bridge", network.InspectOptions{}); err != nil {
+		t.Fatalf("the test's dockerd has no default bridge: %v", err)
+	}
+	before := matrixNetworks(t, c)
+
+	u := tnNewUser(t, g.Host, azUID)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(u.home, "flow")
+	if err := copyExecutable(self, bin); err != nil {
+		t.Fatal(err)
+	}
+	r := u.runProg(clientTimeout, clientflows.TestcontainersRunEnv(env.Image), bin)
+	if r.code != 0 || !strings.Contains(r.stdout, "terminated") {
+		t.Fatalf("testcontainers-go as a tenant: %v", r)
+	}
+	ns, err := c.NetworkList(ctx, network.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns {
+		if !before[n.ID] {
+			t.Errorf("testcontainers-go created network %s (%s) although the tenant sees bridge", n.Name, n.ID)
+		}
+	}
+}

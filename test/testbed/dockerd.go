@@ -48,6 +48,13 @@ func StartDockerd(ctx context.Context, dir string) (*Dockerd, error) {
 // Engine it first builds it (once: see BuildEngine), then starts its
 // containerd and its dockerd with the cache's binaries first on PATH.
 func StartEngine(ctx context.Context, dir, engine string) (*Dockerd, error) {
+	return StartEngineOnBridge(ctx, dir, engine, "none")
+}
+
+// StartEngineOnBridge is StartEngine with dockerd's default bridge network
+// on the Linux bridge named bridge ("none": no default bridge, as every
+// bed has), which must exist with an IPv4 address (AddBridge).
+func StartEngineOnBridge(ctx context.Context, dir, engine, bridge string) (*Dockerd, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -95,7 +102,7 @@ func StartEngine(ctx context.Context, dir, engine string) (*Dockerd, error) {
 		"--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "docker.pid"),
-		"--bridge", "none",
+		"--bridge", bridge,
 		"--iptables=false", // leave the host's firewall alone: other daemons may share it
 		"--shutdown-timeout", "2",
 	}, extra...)...)
