@@ -91,6 +91,13 @@ func azPolicy(t *testing.T, rootInCI bool, extra ...string) string {
 // with policy as DIR/ci.csv, stopped when t ends.
 func azStartGate(t *testing.T, env *testbed.Env, policy string, args ...string) *azGate {
 	t.Helper()
+	return azStartGateOn(t, env, env.DirectHost(), policy, args...)
+}
+
+// azStartGateOn is azStartGate in front of the dockerd at upstream (a
+// test's own).
+func azStartGateOn(t *testing.T, env *testbed.Env, upstream, policy string, args ...string) *azGate {
+	t.Helper()
 	if env.Bin == "" {
 		t.Skip("no dockgate binary in this bed (DOCKGATE_E2E_DIRECT)")
 	}
@@ -112,7 +119,7 @@ func azStartGate(t *testing.T, env *testbed.Env, policy string, args ...string) 
 	ctx, cancel := context.WithTimeout(context.Background(), azTimeout)
 	defer cancel()
 	argv := append([]string{"--policy", pdir, "--socket-mode", "0666"}, args...)
-	g, err := testbed.StartDockgate(ctx, env.Bin, filepath.Join(dir, "g"), env.DirectHost(), argv...)
+	g, err := testbed.StartDockgate(ctx, env.Bin, filepath.Join(dir, "g"), upstream, argv...)
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatalf("start dockgate %s: %v", strings.Join(argv, " "), err)

@@ -288,22 +288,7 @@ func TestClientTestcontainersUsesTheDefaultBridge(t *testing.T) {
 	if err := d.ImportBusybox(ctx, env.Image); err != nil {
 		t.Fatal(err)
 	}
-	pdir := filepath.Join(dir, "policy")
-	if err := os.Mkdir(pdir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(pdir, "ci.csv"), []byte(tnPolicy(t)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	g, err := testbed.StartDockgate(ctx, env.Bin, filepath.Join(dir, "g"), d.Host, "--policy", pdir, "--socket-mode", "0666")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := g.Stop(); err != nil {
-			t.Errorf("stop the test's dockgate: %v", err)
-		}
-	})
+	g := azStartGateOn(t, env, d.Host, tnPolicy(t))
 	c, err := client.NewClientWithOpts(client.WithHost(d.Host), client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatal(err)
