@@ -89,7 +89,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		return refused
 	}
 
-	if needsOwner(m.Action) {
+	if m.needsOwner() {
 		owner, err := p.Owner(req.Subjects)
 		if err != nil {
 			return Decision{Status: http.StatusForbidden, Reason: caller + " may not call " + m.Action + ": " + err.Error(), Facts: []FactResult{endpoint}}
@@ -139,7 +139,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 	if first < 0 && req.missing != nil && !d.Audit {
 		return Decision{Status: req.missing.Status, Reason: "dockerd has no such object: " + req.missing.Message, Answer: req.missing.Message, Facts: results}
 	}
-	unlabelled := (ownerCreates[m.Action] || ownerImageCreates[m.Action]) && req.Owner != "" && !req.ownerRecorded
+	unlabelled := m.labels != noOwnerLabels && req.Owner != "" && !req.ownerRecorded
 	if first < 0 && !unlabelled {
 		return allowed(allowedReason, false)
 	}

@@ -106,7 +106,7 @@ func TestPolicyDeciderDecisions(t *testing.T) {
 			d := NewPolicyDecider(p)
 			d.Extract, d.Audit = tt.extract, tt.audit
 			req := testRequest("POST", "/v1.41/frobnicate", tt.subj...)
-			got := d.Decide(context.Background(), &Match{Action: tt.action}, req)
+			got := d.Decide(context.Background(), testMatch(tt.action, ""), req)
 			if got.Allow != tt.allow || got.WouldDeny != tt.wouldDeny || got.Status != tt.status || got.Reason != tt.reason {
 				t.Errorf("Decide = allow %v, would deny %v, status %d, reason %q\nwant allow %v, would deny %v, status %d, reason %q",
 					got.Allow, got.WouldDeny, got.Status, got.Reason, tt.allow, tt.wouldDeny, tt.status, tt.reason)
@@ -131,7 +131,7 @@ func TestPolicyDeciderRefusedEndpoint(t *testing.T) {
 		d := NewPolicyDecider(p)
 		d.Extract = extract
 		called = false
-		got := d.Decide(context.Background(), &Match{Action: "plugin.install"}, req)
+		got := d.Decide(context.Background(), testMatch("plugin.install", ""), req)
 		if called || got.Allow || got.Status != 403 || len(got.Facts) != 1 {
 			t.Fatalf("extractor called %v, decision %+v", called, got)
 		}
@@ -140,7 +140,7 @@ func TestPolicyDeciderRefusedEndpoint(t *testing.T) {
 		d := NewPolicyDecider(p)
 		d.Extract, d.Audit = extract, true
 		called = false
-		got := d.Decide(context.Background(), &Match{Action: "plugin.install"}, req)
+		got := d.Decide(context.Background(), testMatch("plugin.install", ""), req)
 		if !called || !got.Allow || !got.WouldDeny || len(got.Facts) != 2 || !strings.Contains(got.Reason, "endpoint plugin.install") {
 			t.Fatalf("extractor called %v, decision %+v", called, got)
 		}
@@ -149,7 +149,7 @@ func TestPolicyDeciderRefusedEndpoint(t *testing.T) {
 
 func TestPolicyDeciderWithoutPolicyRefuses(t *testing.T) {
 	d := &PolicyDecider{}
-	got := d.Decide(context.Background(), &Match{Action: "system.ping"}, testRequest("GET", "/_ping", "uid:0", "*"))
+	got := d.Decide(context.Background(), testMatch("system.ping", ""), testRequest("GET", "/_ping", "uid:0", "*"))
 	if got.Allow || got.Status != http.StatusInternalServerError {
 		t.Fatalf("no policy: %+v", got)
 	}
@@ -169,7 +169,7 @@ func TestPolicyDeciderReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ping := &Match{Action: "system.ping"}
+	ping := testMatch("system.ping", "")
 
 	t.Run("swap while a decision is in flight keeps the old one", func(t *testing.T) {
 		d := NewPolicyDecider(old)
@@ -211,7 +211,7 @@ func TestPolicyDeciderReload(t *testing.T) {
 		if d.Policy() != old {
 			t.Fatal("a failed reload replaced the policy")
 		}
-		if got := d.Decide(context.Background(), &Match{Action: "container.create"}, testRequest("POST", "/containers/create", "uid:1000", "*")); got.Allow {
+		if got := d.Decide(context.Background(), testMatch("container.create", ""), testRequest("POST", "/containers/create", "uid:1000", "*")); got.Allow {
 			t.Fatal("half of a broken policy is in force")
 		}
 	})
@@ -228,7 +228,7 @@ func TestPolicyDeciderReload(t *testing.T) {
 		if d.Policy() != p || p.Hash == old.Hash {
 			t.Fatalf("reload: in force %p (loaded %p), hash %s (old %s)", d.Policy(), p, p.Hash, old.Hash)
 		}
-		if got := d.Decide(context.Background(), &Match{Action: "container.create"}, testRequest("POST", "/containers/create", "uid:1000", "*")); !got.Allow {
+		if got := d.Decide(context.Background(), testMatch("container.create", ""), testRequest("POST", "/containers/create", "uid:1000", "*")); !got.Allow {
 			t.Fatalf("reloaded rule not in force: %s", got.Reason)
 		}
 	})
@@ -256,7 +256,7 @@ func TestPolicyDeciderConcurrentReload(t *testing.T) {
 	}()
 	deadline := time.Now().Add(200 * time.Millisecond)
 	for time.Now().Before(deadline) {
-		got := d.Decide(context.Background(), &Match{Action: "container.create"}, testRequest("POST", "/containers/create", "uid:1", "*"))
+		got := d.Decide(context.Background(), testMatch("container.create", ""), testRequest("POST", "/containers/create", "uid:1", "*"))
 		// Either policy, never a mix: the endpoint is allowed by both.
 		if got.Facts[0].Decision != "allow" {
 			t.Fatalf("endpoint refused: %+v", got)
@@ -324,7 +324,7 @@ func BenchmarkDecideContainerCreate(b *testing.B) {
 		{"log-driver", "syslog"},
 	}
 	req := testRequest("POST", "/v1.41/containers/create", "user:dev42", "uid:1042", "gid:1042", "group:team42", "group:docker", "*")
-	m := &Match{Action: "container.create", NeedsBody: true}
+	m := testMatch("container.create", "")
 	for _, mode := range []struct {
 		name string
 		p    *Policy

@@ -43,8 +43,8 @@ type Request struct {
 	BodyFile *os.File
 	BodySize int64
 	// Owner is the owner subject of a tenant caller (Policy.Owner), set by
-	// the decider before the facts are read of a create (ownerCreates) or
-	// of a request that names an existing container (ownerTargets); ""
+	// the decider before the facts are read of a create (Route.labels) or
+	// of a request that names an existing object (Route.target); ""
 	// for other callers and other requests.
 	Owner string
 	// TTL is the time to live the policy gives what a tenant creates

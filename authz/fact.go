@@ -82,6 +82,8 @@ const (
 	ObjectVolume    = "volume"
 	ObjectNetwork   = "network"
 	ObjectImage     = "image"
+	// ObjectPlugin is only looked up for a refused lookup (probe.go).
+	ObjectPlugin = "plugin"
 )
 
 // Extractor reads the facts of one request beyond its endpoint fact. An

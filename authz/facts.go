@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/docker/docker/api/types/versions"
@@ -13,43 +14,14 @@ import (
 
 // Facts: what a request would do, read from its path, query and body with
 // dockerd's own semantics (BRIEF §3). Each endpoint that can reach the host
-// has one extractor below, named for it; endpoints without one carry only
-// their endpoint fact (added by the decider).
+// has one fact reader, named for it and given to its row of the route table
+// (routes.go); endpoints without one carry only their endpoint fact (added
+// by the decider).
 
 // endpointFacts reads the facts of one endpoint into x.
 type endpointFacts func(x *extraction) error
 
-// factExtractors maps each action to the extractor that reads it.
-var factExtractors = map[string]endpointFacts{
-	"container.create":            containerCreateFacts,
-	"container.update":            containerUpdateFacts,
-	"container.start":             containerStartFacts,
-	"container.restart":           containerRestartFacts,
-	"container.exec":              execCreateFacts,
-	"container.checkpoint.create": checkpointCreateFacts,
-	"image.commit":                imageCommitFacts,
-	"image.pull":                  imagePullFacts,
-	"image.import":                imageImportFacts,
-	"image.load":                  imageLoadFacts,
-	"image.push":                  imagePushFacts,
-	"image.tag":                   imageTagFacts,
-	"build.run":                   buildFacts,
-	"session.start":               buildkitChannelFacts,
-	"grpc.start":                  buildkitChannelFacts,
-	"distribution.inspect":        distributionInspectFacts,
-	"volume.create":               volumeCreateFacts,
-	"network.create":              networkCreateFacts,
-	"network.connect":             networkConnectFacts,
-	"network.disconnect":          networkDisconnectFacts,
-	"service.create":              serviceCreateFacts,
-	"service.update":              serviceUpdateFacts,
-	"plugin.install":              pluginFacts,
-	"plugin.upgrade":              pluginFacts,
-	"plugin.set":                  pluginSetFacts,
-	"plugin.create":               pluginCreateFacts,
-}
-
-// DefaultExtractor reads the facts of every endpoint in factExtractors with
+// DefaultExtractor reads the facts of every route with a fact reader with
 // dockerd's semantics, resolving host paths on this host. On every route it
 // first refuses form-encoded bodies (checkFormBody). Its errors are
 // *RouteError: 400 for a request that cannot be judged, 413 for an
@@ -68,8 +40,8 @@ func newExtractor(host hostFS) Extractor {
 			return nil, err
 		}
 		x := &extraction{ctx: ctx, m: m, req: req, in: in, host: host}
-		if read, ok := factExtractors[m.Action]; ok {
-			if err := read(x); err != nil {
+		if m.facts != nil {
+			if err := m.facts(x); err != nil {
 				return nil, err
 			}
 		}
@@ -263,7 +235,10 @@ func bodyAnnounced(h http.Header) bool {
 // as JSON all the same (dockerd 20.10's update, exec and network handlers
 // decode it whatever the header says). The body is never skipped.
 func (x *extraction) jsonBody() ([]byte, error) {
-	body := x.req.Body
+	body, err := x.body()
+	if err != nil {
+		return nil, err
+	}
 	if len(body) == 0 {
 		return nil, nil
 	}
@@ -280,6 +255,30 @@ func (x *extraction) jsonBody() ([]byte, error) {
 		}
 	}
 	return body, nil
+}
+
+// body is the request body the proxy read whole. A fact reader that asks
+// for it on a route that does not read it (Route.NeedsBody) would judge an
+// empty body while dockerd gets the real one: that is refused, never
+// guessed (TestFactReadersReadWhatTheirRouteReads).
+func (x *extraction) body() ([]byte, error) {
+	if !x.m.NeedsBody {
+		return nil, unreadBody(x.m.Action, "body")
+	}
+	return x.req.Body, nil
+}
+
+// spooledBody is the spooled request body (Route.Spool) and its size;
+// nil when the request has none.
+func (x *extraction) spooledBody() (*os.File, int64, error) {
+	if !x.m.Spool {
+		return nil, 0, unreadBody(x.m.Action, "spooled body")
+	}
+	return x.req.BodyFile, x.req.BodySize, nil
+}
+
+func unreadBody(action, what string) error {
+	return &RouteError{Status: http.StatusInternalServerError, Message: "internal error: the fact reader of " + action + " reads a " + what + " its route does not read"}
 }
 
 // requireJSONBody is jsonBody for endpoints whose body dockerd requires.

@@ -106,7 +106,10 @@ func containerStartFacts(x *extraction) error {
 
 // startBodyFacts reads the HostConfig of an old API version's start body.
 func (x *extraction) startBodyFacts() error {
-	body := x.req.Body
+	body, err := x.body()
+	if err != nil {
+		return err
+	}
 	switch string(bytes.Trim(body, " \t\r\n")) {
 	case "", "{}", "null":
 		return nil
@@ -114,7 +117,7 @@ func (x *extraction) startBodyFacts() error {
 	if !x.apiBefore("1.24") {
 		return badBody("container.start takes no body since API 1.24")
 	}
-	body, err := x.jsonBody()
+	body, err = x.jsonBody()
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func FuzzContainerCreateFacts(f *testing.F) {
 	extract := newExtractor(host)
 	in := newFakeInspector()
 	f.Fuzz(func(t *testing.T, body []byte, version string) {
-		m := &Match{Action: "container.create", APIVersion: version, NeedsBody: true}
+		m := testMatch("container.create", version)
 		req := &Request{Method: http.MethodPost, URL: parseTarget(t, "/containers/create"), Header: http.Header{"Content-Type": {"application/json"}}, Body: body}
 		facts, err := extract(context.Background(), m, req, in)
 		if err != nil {

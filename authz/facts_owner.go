@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// The owner fact (issue 7 part 2, docs/tenancy.md): for a tenant caller,
+// The owner fact (docs/tenancy.md): for a tenant caller,
 // a request that names an existing object (a container, exec, volume,
 // network or labelled image, in its path, query or body, and any image it
 // deletes or untags) says whose it is: "self" when its owner label is the
@@ -30,75 +30,37 @@ type ownerTarget struct {
 	// than no fact: removing or untagging a shared base image breaks
 	// every tenant that uses it, where reading or tagging it does not.
 	unlabelledNone bool
+	// query reads the owner facts of the objects the query names
+	// (image.commit's container, image.save's images), before the one the
+	// path names.
+	query func(x *extraction) error
 }
 
+// The targets of the route table (routes.go): every container.* route with
+// {name} but create, list and prune (which have none), the exec, volume and
+// network routes with an ID or name, and the image routes that read, move
+// or remove a named image.
 var (
 	containerTarget = ownerTarget{kind: ObjectContainer, pathVar: "name", pin: true}
 	// Networks resolve by name, ID and ID prefix like containers.
 	networkTarget = ownerTarget{kind: ObjectNetwork, pathVar: "id", pin: true}
 	// Exec IDs and volume names are looked up exactly: nothing to pin.
-	volumeTarget = ownerTarget{kind: ObjectVolume, pathVar: "name"}
+	execTarget        = ownerTarget{kind: ObjectExec, pathVar: "name"}
+	execInspectTarget = ownerTarget{kind: ObjectExec, pathVar: "id"}
+	volumeTarget      = ownerTarget{kind: ObjectVolume, pathVar: "name"}
 	// Image requests keep their name: a tag or push names the repository,
 	// and deleting by name untags where deleting by ID removes.
 	imageTarget = ownerTarget{kind: ObjectImage, pathVar: "name"}
+	// image.save names images in its path and in its query (names).
+	imageSaveTarget = ownerTarget{kind: ObjectImage, pathVar: "name", query: saveNamesOwner}
 	// DELETE /images/{name} resolves name as inspect does (GetImage: a
 	// reference, then an ID or ID prefix) and untags or removes that
 	// image.
 	imageDeleteTarget = ownerTarget{kind: ObjectImage, pathVar: "name", unlabelledNone: true}
+	// image.commit names its container in the query only; it is a target
+	// so that its caller's owner is known.
+	commitTarget = ownerTarget{query: commitContainerOwner}
 )
-
-// ownerTargets are the actions whose route names an existing object:
-// every container.* route with {name} but create, list and prune (which
-// have none), the exec, volume and network routes with an ID or name, and
-// the image routes that read, move or remove a named image. image.commit
-// names its container in the query and image.save its images there too
-// (ownerQueryFacts); they are here so that their callers' owner is known.
-var ownerTargets = map[string]ownerTarget{
-	"container.checkpoint.list":   containerTarget,
-	"container.checkpoint.create": containerTarget,
-	"container.checkpoint.delete": containerTarget,
-	"container.archive.head":      containerTarget,
-	"container.archive.get":       containerTarget,
-	"container.archive.put":       containerTarget,
-	"container.archive.copy":      containerTarget,
-	"container.export":            containerTarget,
-	"container.changes":           containerTarget,
-	"container.inspect":           containerTarget,
-	"container.top":               containerTarget,
-	"container.logs":              containerTarget,
-	"container.stats":             containerTarget,
-	"container.attach":            containerTarget,
-	"container.attach.ws":         containerTarget,
-	"container.kill":              containerTarget,
-	"container.pause":             containerTarget,
-	"container.unpause":           containerTarget,
-	"container.restart":           containerTarget,
-	"container.start":             containerTarget,
-	"container.stop":              containerTarget,
-	"container.wait":              containerTarget,
-	"container.resize":            containerTarget,
-	"container.exec":              containerTarget,
-	"container.rename":            containerTarget,
-	"container.update":            containerTarget,
-	"container.delete":            containerTarget,
-	"exec.inspect":                {kind: ObjectExec, pathVar: "id"},
-	"exec.start":                  {kind: ObjectExec, pathVar: "name"},
-	"exec.resize":                 {kind: ObjectExec, pathVar: "name"},
-	"volume.inspect":              volumeTarget,
-	"volume.update":               volumeTarget,
-	"volume.delete":               volumeTarget,
-	"network.inspect":             networkTarget,
-	"network.connect":             networkTarget,
-	"network.disconnect":          networkTarget,
-	"network.delete":              networkTarget,
-	"image.inspect":               imageTarget,
-	"image.history":               imageTarget,
-	"image.save":                  imageTarget,
-	"image.push":                  imageTarget,
-	"image.tag":                   imageTarget,
-	"image.delete":                imageDeleteTarget,
-	"image.commit":                {},
-}
 
 // predefinedNetworks are dockerd's own networks (runconfig's
 // IsPreDefinedNetwork): shared by everyone, owned by no tenant, and
@@ -123,16 +85,18 @@ func ownerOf(owner string, labels map[string]string) string {
 }
 
 // ownerFacts adds the owner fact of a tenant's request that targets an
-// existing object by its path (ownerTargets) or names containers and
+// existing object by its path (Route.target) or names containers and
 // images in its query, and pins the object to its full ID. References in
 // bodies are read by the extractor of each body (containerRef).
 func ownerFacts(x *extraction) error {
-	t, ok := ownerTargets[x.m.Action]
-	if x.req.Owner == "" || !ok {
+	t := x.m.target
+	if x.req.Owner == "" || t == nil {
 		return nil
 	}
-	if err := ownerQueryFacts(x); err != nil {
-		return err
+	if t.query != nil {
+		if err := t.query(x); err != nil {
+			return err
+		}
 	}
 	if t.kind == "" {
 		return nil
@@ -190,28 +154,29 @@ func (x *extraction) notFound(kind, name string) {
 	x.req.missing = &RouteError{Status: http.StatusNotFound, Message: fmt.Sprintf(msg, name), Dockerd: true}
 }
 
-// ownerQueryFacts: image.commit's container and image.save's names.
-func ownerQueryFacts(x *extraction) error {
-	switch x.m.Action {
-	case "image.commit":
-		name, err := x.formValue("container")
-		if err != nil || name == "" {
+// commitContainerOwner: the container image.commit names in its query,
+// forwarded by the full ID judged.
+func commitContainerOwner(x *extraction) error {
+	name, err := x.formValue("container")
+	if err != nil || name == "" {
+		return err
+	}
+	id, err := x.containerRef("commit container", name)
+	if err != nil || id == "" {
+		return err
+	}
+	return x.setFirstQueryValue("container", id)
+}
+
+// saveNamesOwner: the images image.save names in its query.
+func saveNamesOwner(x *extraction) error {
+	q, err := x.form()
+	if err != nil {
+		return err
+	}
+	for _, name := range q["names"] {
+		if _, err := x.objectOwner(ObjectImage, name, "image "+name); err != nil {
 			return err
-		}
-		id, err := x.containerRef("commit container", name)
-		if err != nil || id == "" {
-			return err
-		}
-		return x.setFirstQueryValue("container", id)
-	case "image.save":
-		q, err := x.form()
-		if err != nil {
-			return err
-		}
-		for _, name := range q["names"] {
-			if _, err := x.objectOwner(ObjectImage, name, "image "+name); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

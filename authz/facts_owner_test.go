@@ -158,27 +158,6 @@ func TestOwnerLookupAnsweredByDockerd(t *testing.T) {
 	}
 }
 
-// TestOwnerTargetsCoverObjectRoutes: every container, exec, volume and
-// network route that names an object in its path carries the owner fact,
-// by the variable it names it with.
-func TestOwnerTargetsCoverObjectRoutes(t *testing.T) {
-	for _, r := range routeTable() {
-		resource, _, _ := strings.Cut(r.Action, ".")
-		named := containsVar(r.Path, "name") || containsVar(r.Path, "id")
-		target, ok := ownerTargets[r.Action]
-		switch {
-		case ok && target.kind != "" && !containsVar(r.Path, target.pathVar):
-			// Routes sharing an action (image.save with and without
-			// {name}) need the variable on one of them only.
-			if r.Action != "image.save" {
-				t.Errorf("%s %s: owner target by {%s}, which its path lacks", r.Method, r.Path, target.pathVar)
-			}
-		case !ok && named && (resource == "container" || resource == "exec" || resource == "volume" || resource == "network"):
-			t.Errorf("%s %s names an object but has no owner fact", r.Method, r.Path)
-		}
-	}
-}
-
 func containsVar(path, name string) bool {
 	for i := 0; i+len(name)+1 < len(path); i++ {
 		if path[i] == '{' && path[i+1:i+1+len(name)] == name && (path[i+1+len(name)] == '}' || path[i+1+len(name)] == ':') {

@@ -160,9 +160,12 @@ func pluginSetFacts(x *extraction) error {
 // spool file: only config.json is held in memory.
 func pluginCreateFacts(x *extraction) error {
 	var config []byte
-	if f := x.req.BodyFile; f != nil && x.req.BodySize > 0 {
-		var err error
-		if config, err = pluginConfigFromTar(io.NewSectionReader(f, 0, x.req.BodySize)); err != nil {
+	f, size, err := x.spooledBody()
+	if err != nil {
+		return err
+	}
+	if f != nil && size > 0 {
+		if config, err = pluginConfigFromTar(io.NewSectionReader(f, 0, size)); err != nil {
 			return err
 		}
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 )
 
-// Filtered lists and events (issue 7 part 3): what a tenant lists, follows
+// Filtered lists and events: what a tenant lists, follows
 // or prunes is limited to its own objects. Where dockerd can filter by
 // label, the owner label filter is merged into the request (dockerd ANDs
 // label filters, so the client's own still apply); where a tenant must also
@@ -24,48 +24,28 @@ import (
 // images that still exist, carry the object's labels), so a tenant's event
 // stream shows its containers and its labelled images only.
 
-// ownerScoped are the actions a tenant's request is limited for, each with
-// how.
-var ownerScoped = map[string]func(x *extraction) error{
-	// Each of these reads r.Form.Get("filters") with filters.FromJSON and
-	// accepts the label filter (moby 20.10: acceptedPsFilterTags,
-	// volume acceptedListFilterTags and acceptedPruneFilters, network
-	// acceptedFilters and networksAcceptedFilters, containersAcceptedFilters,
-	// imagesAcceptedFilters; events match labels against the actor's
-	// attributes).
-	"container.list": scopeByOwnerFilter,
-	"volume.list":    scopeByOwnerFilter,
-	// A label filter would hide dockerd's own networks (bridge, host,
-	// none), which every tenant may use: the list is filtered instead.
-	"network.list":    scopeNetworkList,
-	"system.events":   scopeByOwnerFilter,
-	"container.prune": scopeByOwnerFilter,
-	"volume.prune":    scopeByOwnerFilter,
-	"network.prune":   scopeByOwnerFilter,
-	"image.prune":     scopeByOwnerFilter,
-	// A label filter would hide the unlabelled images every tenant builds
-	// on, so the list is filtered instead.
-	"image.list": scopeImageList,
-	// system df takes no filters (API 1.41).
-	"system.df": scopeDiskUsage,
-	// Build cache records carry no owner: nothing to limit them by.
-	"build.prune": refuseBuildPrune,
-}
-
 // scopeFacts limits a tenant's list, event stream or prune to its own
 // objects (Request.Target, Request.FilterResponse). It adds no fact: what
 // is limited is the answer, not whether the request may be made.
 func scopeFacts(x *extraction) error {
-	scope, ok := ownerScoped[x.m.Action]
-	if !ok || x.req.Owner == "" {
+	if x.m.scope == nil || x.req.Owner == "" {
 		return nil
 	}
-	return scope(x)
+	return x.m.scope(x)
 }
 
 // scopeByOwnerFilter forwards the request with the owner label filter
 // merged into the filters value dockerd reads (the first one). Appending a
-// second filters parameter would be ignored by dockerd.
+// second filters parameter would be ignored by dockerd. The routes it
+// scopes each read r.Form.Get("filters") with filters.FromJSON and accept
+// the label filter (moby 20.10: acceptedPsFilterTags, volume
+// acceptedListFilterTags and acceptedPruneFilters, network acceptedFilters
+// and networksAcceptedFilters, containersAcceptedFilters,
+// imagesAcceptedFilters; events match labels against the actor's
+// attributes). A label filter would hide dockerd's own networks and the
+// unlabelled base images every tenant may use, so those lists are filtered
+// in the answer instead (scopeNetworkList, scopeImageList); system df takes
+// no filters (API 1.41); the build cache records no owner (refuseBuildPrune).
 func scopeByOwnerFilter(x *extraction) error {
 	raw, err := x.formValue("filters")
 	if err != nil {

@@ -33,11 +33,11 @@ const maxTarMetaFile = 16 << 20
 // spooledTar opens the spooled body as a tar stream; ok is false when the
 // request has no body.
 func (x *extraction) spooledTar() (tr *tar.Reader, ok bool, err error) {
-	f := x.req.BodyFile
-	if f == nil || x.req.BodySize == 0 {
-		return nil, false, nil
+	f, size, err := x.spooledBody()
+	if err != nil || f == nil || size == 0 {
+		return nil, false, err
 	}
-	r, err := decompressed(io.NewSectionReader(f, 0, x.req.BodySize))
+	r, err := decompressed(io.NewSectionReader(f, 0, size))
 	if err != nil {
 		return nil, false, err
 	}

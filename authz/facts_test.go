@@ -698,33 +698,12 @@ func TestDefaultExtractorIsSafeConcurrently(t *testing.T) {
 	wg.Wait()
 }
 
-// TestEveryExtractorHasARoute: each action in factExtractors exists in the
-// route table, and every JSON-body extractor's route reads the body.
-func TestEveryExtractorHasARoute(t *testing.T) {
-	actions := make(map[string]Route)
-	for _, r := range routeTable() {
-		actions[r.Action] = r
-	}
-	queryOnly := map[string]bool{"container.restart": true, "image.pull": true, "image.import": true, "image.push": true, "image.tag": true, "build.run": true,
-		"session.start": true, "grpc.start": true, "distribution.inspect": true}
-	for a := range factExtractors {
-		r, ok := actions[a]
-		if !ok {
-			t.Errorf("extractor for %q, which no route names", a)
-			continue
-		}
-		if !queryOnly[a] && !r.NeedsBody && !r.Spool {
-			t.Errorf("extractor for %q reads a body its route does not ask for", a)
-		}
-	}
-}
-
 // BenchmarkContainerCreateFacts reads the facts of the create body the
 // docker CLI sends for `docker run -v /srv/ci-cache:/cache test/busybox:1 true`.
 func BenchmarkContainerCreateFacts(b *testing.B) {
 	body := []byte(`{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":true,"AttachStderr":true,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":["true"],"Image":"test/busybox:1","Volumes":{},"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":{},"HostConfig":{"Binds":["/srv/ci-cache:/cache"],"ContainerIDFile":"","LogConfig":{"Type":"","Config":{}},"NetworkMode":"default","PortBindings":{},"RestartPolicy":{"Name":"no","MaximumRetryCount":0},"AutoRemove":false,"VolumeDriver":"","VolumesFrom":null,"ConsoleSize":[0,0],"CapAdd":null,"CapDrop":null,"CgroupnsMode":"","Dns":[],"DnsOptions":[],"DnsSearch":[],"ExtraHosts":null,"GroupAdd":null,"IpcMode":"","Cgroup":"","Links":null,"OomScoreAdj":0,"PidMode":"","Privileged":false,"PublishAllPorts":false,"ReadonlyRootfs":false,"SecurityOpt":null,"UTSMode":"","UsernsMode":"","ShmSize":0,"Isolation":"","CpuShares":0,"Memory":0,"NanoCpus":0,"CgroupParent":"","BlkioWeight":0,"BlkioWeightDevice":[],"BlkioDeviceReadBps":[],"BlkioDeviceWriteBps":[],"BlkioDeviceReadIOps":[],"BlkioDeviceWriteIOps":[],"CpuPeriod":0,"CpuQuota":0,"CpuRealtimePeriod":0,"CpuRealtimeRuntime":0,"CpusetCpus":"","CpusetMems":"","Devices":[],"DeviceCgroupRules":null,"DeviceRequests":null,"MemoryReservation":0,"MemorySwap":0,"MemorySwappiness":null,"OomKillDisable":null,"PidsLimit":null,"Ulimits":[],"CpuCount":0,"CpuPercent":0,"IOMaximumIOps":0,"IOMaximumBandwidth":0,"MaskedPaths":null,"ReadonlyPaths":null},"NetworkingConfig":{"EndpointsConfig":{}}}`)
 	extract := DefaultExtractor()
-	m := &Match{Action: "container.create", APIVersion: "1.41", NeedsBody: true}
+	m := testMatch("container.create", "1.41")
 	req := &Request{Method: http.MethodPost, URL: parseTarget(b, createTarget), Header: http.Header{"Content-Type": {"application/json"}}, Body: body}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -95,7 +95,10 @@ func (x *extraction) pinBuildBases(q map[string][]string, dfPath string, df []by
 	if err != nil {
 		return err
 	}
-	f, size := x.req.BodyFile, x.req.BodySize
+	f, size, err := x.spooledBody()
+	if err != nil {
+		return err
+	}
 	x.req.RewriteSpool = func(dst io.Writer) error {
 		return rewriteContext(io.NewSectionReader(f, 0, size), dst, dfPath, pinned)
 	}

@@ -27,7 +27,7 @@ type PluginChecker interface {
 // notFoundInsteadOfRefusal returns the 404 decision for a refused lookup
 // of an object that does not exist, or ok false.
 func (d *PolicyDecider) notFoundInsteadOfRefusal(ctx context.Context, m *Match, refused Decision) (Decision, bool) {
-	if m.Action != "plugin.inspect" {
+	if m.absent404 != ObjectPlugin {
 		return Decision{}, false
 	}
 	pc, ok := d.Inspector.(PluginChecker)

@@ -113,6 +113,7 @@ func registerMuxRoute(m *mux.Route, rt Route) *mux.Route {
 }
 
 // Routes returns a copy of the route table in dockerd's registration order.
+// The rows' fact readers and targets are shared with the router's.
 func (r *Router) Routes() []Route {
 	return append([]Route(nil), r.routes...)
 }
@@ -133,11 +134,11 @@ func (r *Router) Route(method string, u *url.URL) (*Match, error) {
 	}
 	var rm mux.RouteMatch
 	if !mx.Match(req, &rm) || rm.MatchErr != nil || rm.Route == nil {
-		return &Match{Action: ActionUnknown}, nil
+		return &Match{Route: unknownRoute}, nil
 	}
-	m := &Match{Action: ActionUnknown, APIVersion: rm.Vars["version"]}
+	m := &Match{Route: unknownRoute, APIVersion: rm.Vars["version"]}
 	for _, i := range r.rows[rm.Route] {
-		rt := r.routes[i]
+		rt := &r.routes[i]
 		if rt.Query != "" {
 			ok, err := queryIsSet(u.RawQuery, rt.Query)
 			if err != nil {
@@ -147,12 +148,8 @@ func (r *Router) Route(method string, u *url.URL) (*Match, error) {
 				continue
 			}
 		}
-		m.Action = rt.Action
-		m.Stream = rt.Stream
-		m.NeedsBody = rt.NeedsBody
-		m.Spool = rt.Spool
+		m.Route = rt
 		m.Vars = routeVars(rm.Vars)
-		m.Template = rt.Path
 		break
 	}
 	return m, nil

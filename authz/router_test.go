@@ -417,3 +417,18 @@ func BenchmarkRoute(b *testing.B) {
 		}
 	}
 }
+
+// testMatch is the match of a request on the first row of action, as the
+// router gives it, for tests that decide or read facts without a request
+// target to route; ActionUnknown gets the unknown row.
+func testMatch(action, apiVersion string) *Match {
+	if action == ActionUnknown {
+		return &Match{Route: unknownRoute, APIVersion: apiVersion}
+	}
+	for _, rt := range routeTable() {
+		if rt.Action == action {
+			return &Match{Route: &rt, APIVersion: apiVersion}
+		}
+	}
+	panic("no route for " + action)
+}

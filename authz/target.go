@@ -50,7 +50,7 @@ func (x *extraction) pinPathVar(name, value string) error {
 		x.pinned = make(map[string]string)
 	}
 	x.pinned[name] = value
-	tmpl := x.m.Template
+	tmpl := x.m.Path
 	open := strings.IndexByte(tmpl, '{')
 	if open < 0 || !(strings.HasPrefix(tmpl[open:], "{"+name+"}") || strings.HasPrefix(tmpl[open:], "{"+name+":")) {
 		return badTarget("internal error: %s has no leading {%s}", x.m.Action, name)

@@ -23,7 +23,7 @@ func FuzzSetFirstQueryValue(f *testing.F) {
 	f.Fuzz(func(t *testing.T, rawQuery, value string) {
 		before, err := url.ParseQuery(rawQuery)
 		u := &url.URL{Path: "/v1.41/containers/json", RawQuery: rawQuery}
-		x := &extraction{m: &Match{Action: "container.list", APIVersion: "1.41"}, req: &Request{Method: http.MethodGet, URL: u, Header: http.Header{}}}
+		x := &extraction{m: testMatch("container.list", "1.41"), req: &Request{Method: http.MethodGet, URL: u, Header: http.Header{}}}
 		serr := x.setFirstQueryValue("filters", value)
 		if err != nil {
 			if serr == nil {
@@ -112,7 +112,7 @@ func FuzzLabelByChanges(f *testing.F) {
 		changes := strings.Split(joined, "\x00")
 		q := url.Values{"container": {"mine"}, "changes": changes}
 		u := &url.URL{Path: "/v1.41/commit", RawQuery: q.Encode()}
-		x := &extraction{m: &Match{Action: "image.commit", APIVersion: "1.41"}, req: &Request{Method: http.MethodPost, URL: u, Header: http.Header{}, Owner: "user:jenkins"}}
+		x := &extraction{m: testMatch("image.commit", "1.41"), req: &Request{Method: http.MethodPost, URL: u, Header: http.Header{}, Owner: "user:jenkins"}}
 		if err := x.labelByChanges(); err != nil {
 			return
 		}

@@ -203,27 +203,3 @@ func (p *Policy) TTL(subjects []string) time.Duration {
 	}
 	return ttl
 }
-
-// ownerCreates are the actions whose body gets the owner label of a tenant.
-var ownerCreates = map[string]bool{
-	"container.create": true,
-	"volume.create":    true,
-	"network.create":   true,
-}
-
-// ownerImageCreates are the actions whose image gets the owner labels
-// through the query: build's labels, commit's and import's changes.
-var ownerImageCreates = map[string]bool{
-	"build.run":    true,
-	"image.commit": true,
-	"image.import": true,
-}
-
-// needsOwner reports whether the facts of an action depend on whether the
-// caller is a tenant and whose objects it names: creates (labelled),
-// requests that target an existing object or name one in their body
-// (the owner fact), lists and prunes (limited to the caller's objects).
-func needsOwner(action string) bool {
-	_, target := ownerTargets[action]
-	return ownerCreates[action] || ownerImageCreates[action] || target || ownerScoped[action] != nil
-}

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/dockgate/dockgate/authz"
 )
 
 // The exit of hijacked sessions (issue 6, part 2). After an exec or attach
@@ -39,11 +41,12 @@ const attachExitWindow = 500 * time.Millisecond
 const exitRetry = 50 * time.Millisecond
 
 // sessionExitCode asks dockerd for the exit code of the process behind a
-// finished exec.start or container.attach session; ok is false when
-// dockerd does not say (it still runs, or dockerd is gone).
-func (cn *clientConn) sessionExitCode(ctx context.Context, action, apiVersion, id string) (code int, ok bool) {
+// finished hijacked session, an exec's or a container's (kind, the route's
+// ExitOf); ok is false when dockerd does not say (it still runs, or
+// dockerd is gone).
+func (cn *clientConn) sessionExitCode(ctx context.Context, kind, apiVersion, id string) (code int, ok bool) {
 	window, path := exitInspectTimeout, "/exec/"+url.PathEscape(id)+"/json"
-	if action == "container.attach" {
+	if kind == authz.ObjectContainer {
 		window, path = attachExitWindow, "/containers/"+url.PathEscape(id)+"/json"
 	}
 	if apiVersion != "" {

@@ -123,7 +123,7 @@ func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.M
 	// quiet dockerd by closing up (cutUpstream, upstreamcut.go).
 
 	hijack := (resp.StatusCode == http.StatusSwitchingProtocols && head.Upgrade) ||
-		(isRawStream(resp) && (m.Action == "container.attach" || m.Action == "exec.start"))
+		(isRawStream(resp) && m.Hijack)
 	if hijack && head.verify != nil {
 		// A session cannot be checked before the client has it.
 		rec.Decision, rec.Reason, rec.Status = audit.DecisionError, "dockerd's answer must be checked before the client gets it, and it switched to a raw stream", http.StatusBadGateway
@@ -373,11 +373,11 @@ func (cn *clientConn) copyResponse(head *requestHead, m *authz.Match, resp *http
 	}
 
 	var built *builtImageScanner
-	if m.Action == "build.run" && resp.StatusCode < 300 {
+	if m.NewID == authz.NewIDInProgress && resp.StatusCode < 300 {
 		built = new(builtImageScanner)
 	}
 	var capture *bytes.Buffer
-	if objectCreators[m.Action] && resp.StatusCode < 300 && resp.ContentLength >= 0 && resp.ContentLength <= maxObjectBody {
+	if m.NewID == authz.NewIDInBody && resp.StatusCode < 300 && resp.ContentLength >= 0 && resp.ContentLength <= maxObjectBody {
 		capture = new(bytes.Buffer)
 	}
 	bodySize := resp.ContentLength
@@ -589,9 +589,9 @@ func (cn *clientConn) hijack(ctx context.Context, head *requestHead, m *authz.Ma
 	rec.BytesIn += in
 	rec.BytesOut += out
 	cn.setUpstream(nil) // splice closed it
-	if (m.Action == "exec.start" || m.Action == "container.attach") && m.Vars["name"] != "" {
+	if m.ExitOf != "" && m.Vars["name"] != "" {
 		// The client is gone already: see exitcode.go.
-		if code, ok := cn.sessionExitCode(ctx, m.Action, m.APIVersion, m.Vars["name"]); ok {
+		if code, ok := cn.sessionExitCode(ctx, m.ExitOf, m.APIVersion, m.Vars["name"]); ok {
 			rec.ExitCode = &code
 		}
 	}

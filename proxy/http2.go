@@ -90,7 +90,7 @@ func (cn *clientConn) refuseGRPCUpgrade(rec *audit.Record, msg string) bool {
 // isGRPCUpgrade says whether a request asks for dockerd's gRPC endpoint
 // over an h2c upgrade.
 func isGRPCUpgrade(head *requestHead, m *authz.Match) bool {
-	return head.Upgrade && m != nil && m.Action == "grpc.start" &&
+	return head.Upgrade && m != nil && m.GRPC &&
 		strings.EqualFold(strings.TrimSpace(head.Header.Get("Upgrade")), "h2c")
 }
 

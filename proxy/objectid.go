@@ -5,16 +5,6 @@ import (
 	"encoding/json"
 )
 
-// objectCreators are the actions whose response names a new object; the
-// audit record carries its ID so that later calls on it can be traced.
-var objectCreators = map[string]bool{
-	"container.create": true,
-	"container.exec":   true,
-	"volume.create":    true,
-	"network.create":   true,
-	"image.commit":     true,
-}
-
 // maxObjectBody bounds the response read for an object ID, and one line of
 // a build's progress stream.
 const maxObjectBody = 64 << 10

@@ -40,7 +40,7 @@ func (cn *clientConn) copyVerifiedResponse(ctx context.Context, head *requestHea
 		writeError(cn.bw, head.Method, http.StatusBadGateway, rec.Reason, true)
 		return false, false
 	}
-	if objectCreators[m.Action] && resp.StatusCode < 300 {
+	if m.NewID == authz.NewIDInBody && resp.StatusCode < 300 {
 		// Also when the check fails: the record names what dockerd
 		// created, and was removed again.
 		rec.ObjectID = objectID(raw)
