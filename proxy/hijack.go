@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dockgate/dockgate/audit"
+	"github.com/dockgate/dockgate/authz"
 	"golang.org/x/sys/unix"
 )
 
@@ -117,4 +120,32 @@ func peerHungUp(c net.Conn) bool {
 // isClosedErr reports errors that only mean the peer went away.
 func isClosedErr(err error) bool {
 	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
+}
+
+// hijack hands the connection over to raw copying after dockerd agreed to it.
+func (cn *clientConn) hijack(ctx context.Context, head *requestHead, m *authz.Match, resp *http.Response, up *upstreamConn, rec *audit.Record) bool {
+	rec.Hijacked = true
+	writeResponseHead(cn.bw, resp, framingClose, resp.StatusCode == http.StatusSwitchingProtocols, false)
+	if err := cn.bw.Flush(); err != nil {
+		rec.Reason = "client went away before the session started"
+		cn.finish(rec, rec.Time)
+		return false
+	}
+	startRec := *rec
+	startRec.Phase = audit.PhaseStart
+	cn.s.cfg.Audit.Write(&startRec)
+	cn.s.hijackStarted()
+	in, out := splice(cn.nc, cn.br, up.nc, up.br)
+	cn.s.hijackEnded()
+	rec.BytesIn += in
+	rec.BytesOut += out
+	cn.setUpstream(nil) // splice closed it
+	if m.ExitOf != "" && m.Vars["name"] != "" {
+		// The client is gone already: see exitcode.go.
+		if code, ok := cn.sessionExitCode(ctx, m.ExitOf, m.APIVersion, m.Vars["name"]); ok {
+			rec.ExitCode = &code
+		}
+	}
+	cn.finish(rec, rec.Time)
+	return false
 }
