@@ -99,7 +99,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 			req.TTL = p.TTL(req.Subjects)
 		}
 	}
-	req.Target, req.FilterResponse, req.Prepare, req.Verify, req.RewriteSpool, req.notes, req.missing = "", nil, nil, nil, nil, nil, nil
+	req.Target, req.FilterResponse, req.Prepare, req.PrepareSays, req.Verify, req.RewriteSpool, req.notes, req.missing = "", nil, nil, nil, nil, nil, nil, nil
 
 	var more []Fact
 	if d.Extract != nil {
@@ -134,7 +134,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 	// An allowed request goes to dockerd as the extractor changed it.
 	allowed := func(reason string, wouldDeny bool) Decision {
 		return Decision{Allow: true, WouldDeny: wouldDeny, Reason: reason, Facts: results,
-			Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare, Verify: req.Verify, RewriteSpool: req.RewriteSpool}
+			Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare, PrepareSays: req.PrepareSays, Verify: req.Verify, RewriteSpool: req.RewriteSpool}
 	}
 	if first < 0 && req.missing != nil && !d.Audit {
 		return Decision{Status: req.missing.Status, Reason: "dockerd has no such object: " + req.missing.Message, Answer: req.missing.Message, Facts: results}

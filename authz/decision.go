@@ -83,6 +83,9 @@ type Request struct {
 	// request needs created first (a tenant's named volume, labelled). An
 	// error refuses the request (a *RouteError carries its status).
 	Prepare func(ctx context.Context) error
+	// PrepareSays is what Prepare does, a sentence a step, for `dockgate
+	// explain`, which shows it without running it.
+	PrepareSays []string
 	// Verify, when set by the extractor, judges the request again at the
 	// act: the proxy runs it on dockerd's answer (its status and whole
 	// body, read before the client gets any of it) and, on an error,
@@ -143,6 +146,8 @@ type Decision struct {
 	// Prepare, when not nil, runs before the request is forwarded
 	// (Request.Prepare).
 	Prepare func(ctx context.Context) error
+	// PrepareSays is what Prepare does, in words (Request.PrepareSays).
+	PrepareSays []string
 	// Verify, when not nil, checks dockerd's answer before the client
 	// gets it (Request.Verify).
 	Verify func(ctx context.Context, status int, body []byte) error

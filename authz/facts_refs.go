@@ -148,6 +148,7 @@ func (x *extraction) createMissingVolumes(driver string) error {
 		return &RouteError{Status: http.StatusInternalServerError, Message: "cannot create the volumes " + strings.Join(x.missingVolumes, ", ") + " with the owner label"}
 	}
 	names, owner, labels := x.missingVolumes, x.req.Owner, x.req.ownerLabels()
+	x.req.PrepareSays = append(x.req.PrepareSays, "dockgate first creates the named volumes it binds, labelled for the caller")
 	x.req.Prepare = func(ctx context.Context) error {
 		for _, name := range names {
 			got, err := vc.CreateVolume(ctx, name, driver, labels)

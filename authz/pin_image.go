@@ -87,6 +87,7 @@ func (x *extraction) pinImagePathVar(name string) error {
 // prepareAlso adds f to what the proxy runs before forwarding
 // (Request.Prepare), after what is there already.
 func (x *extraction) prepareAlso(f func(context.Context) error) {
+	x.req.PrepareSays = append(x.req.PrepareSays, "dockgate forwards it only if the image it names exists (pinned to its ID)")
 	before := x.req.Prepare
 	if before == nil {
 		x.req.Prepare = f

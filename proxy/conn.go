@@ -327,14 +327,14 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 	}
 
 	var body []byte
-	form := isFormBody(head)
-	if (m.NeedsBody || m.Spool || form) && head.hasBody() {
+	plan := m.BodyPlan(head.Method, head.Header)
+	if plan != authz.BodyForwarded && head.hasBody() {
 		if head.ExpectContinue {
 			cn.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 			cn.bw.Flush()
 			head.ExpectContinue = false
 		}
-		if m.Spool && !form {
+		if plan == authz.BodySpooled {
 			// A tarball, judged and forwarded from a temporary file.
 			head.spool, head.spoolSize, err = cn.spoolBody(head)
 			if head.spool != nil {
@@ -367,14 +367,7 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		BodyFile: head.spool,
 		BodySize: head.spoolSize,
 	}
-	d := cn.s.cfg.Decider.Decide(ctx, m, req)
-	if d.Allow && m.Action == authz.ActionUnknown {
-		// BRIEF §4: a request that matches no route is refused whatever
-		// the policy says. The proxy enforces it rather than trust every
-		// Decider (or policy) to know.
-		d = authz.Decision{Status: http.StatusForbidden, Facts: d.Facts,
-			Reason: req.Caller + " may not call " + head.Method + " " + head.URL.EscapedPath() + ": unknown endpoint" + authz.UnknownEndpointFix}
-	}
+	d := authz.Judge(ctx, cn.s.cfg.Decider, m, req)
 	rec.Facts, rec.WouldDeny = d.Facts, d.WouldDeny
 	if !d.Allow {
 		if body != nil || head.spool != nil {
@@ -383,9 +376,6 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 			head.ContentLength = 0
 		}
 		status := d.Status
-		if status == 0 {
-			status = http.StatusForbidden
-		}
 		decision := audit.DecisionDeny
 		if status != http.StatusForbidden {
 			decision = audit.DecisionError

@@ -392,22 +392,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
-
-// isFormBody says whether dockerd's r.ParseForm would read this request's
-// body as a form (a POST, PUT or PATCH with the one Content-Type
-// application/x-www-form-urlencoded): dockerd then takes parameters from
-// the body before the query, so the body must be read whole and judged with
-// them, whatever the route.
-func isFormBody(h *requestHead) bool {
-	switch h.Method {
-	case "POST", "PUT", "PATCH":
-	default:
-		return false
-	}
-	cts := h.Header["Content-Type"]
-	if len(cts) != 1 {
-		return false
-	}
-	mt, _, _ := strings.Cut(cts[0], ";")
-	return strings.EqualFold(strings.TrimSpace(mt), "application/x-www-form-urlencoded")
-}

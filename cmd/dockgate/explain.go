@@ -124,12 +124,13 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fmt.Fprintf(w, "action:\t%s\n", action)
 
 	req := &authz.Request{Method: method, URL: u, Header: http.Header{}, Caller: as[0], Subjects: subjects, Cred: credOf(subjects)}
-	if m.NeedsBody {
+	if m.NeedsBody && len(body) > 0 {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	switch plan := m.BodyPlan(method, req.Header); {
+	case plan == authz.BodyInMemory:
 		req.Body = body
-		if len(body) > 0 {
-			req.Header.Set("Content-Type", "application/json")
-		}
-	} else if m.Spool && len(body) > 0 {
+	case plan == authz.BodySpooled && len(body) > 0:
 		// serve spools such bodies (tarballs) to a file; so does explain.
 		f, err := os.CreateTemp("", "dockgate-explain-*")
 		if err != nil {
@@ -143,7 +144,7 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 2
 		}
 		req.BodyFile, req.BodySize = f, int64(len(body))
-	} else if len(body) > 0 {
+	case plan == authz.BodyForwarded && len(body) > 0:
 		fmt.Fprintf(w, "note:\tdockgate does not read the body of %s; it is forwarded as is\n", m.Action)
 	}
 	d := authz.NewPolicyDecider(p)
@@ -154,7 +155,7 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if d.Extract == nil {
 		fmt.Fprintf(w, "note:\tthis build reads only the endpoint fact\n")
 	}
-	dec := d.Decide(context.Background(), m, req)
+	dec := authz.Judge(context.Background(), d, m, req)
 	w.Flush()
 
 	if len(dec.Facts) > 0 {
@@ -178,23 +179,15 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if dec.FilterResponse != nil {
 			fmt.Fprintln(stdout, "the answer is filtered to the caller's own objects")
 		}
-		switch {
-		case dec.Prepare != nil && m.Action == "container.create":
-			fmt.Fprintln(stdout, "dockgate first creates the named volumes it binds, labelled for the caller")
-		case dec.Prepare != nil:
-			// A tag's source, which explain does not look up.
-			fmt.Fprintln(stdout, "dockgate forwards it only if the image it names exists (pinned to its ID)")
+		for _, step := range dec.PrepareSays {
+			fmt.Fprintln(stdout, step)
 		}
 		if dec.Verify != nil {
 			fmt.Fprintln(stdout, "the created container's image is checked against the image judged before the answer reaches the client")
 		}
 		return 0
 	}
-	status := dec.Status
-	if status == 0 {
-		status = http.StatusForbidden
-	}
-	fmt.Fprintf(stdout, "refused (%d): dockgate: %s\n", status, dec.Reason)
+	fmt.Fprintf(stdout, "refused (%d): dockgate: %s\n", dec.Status, dec.Reason)
 	return 1
 }
 
