@@ -214,6 +214,22 @@ func (cn *clientConn) newRecord(start time.Time, head *requestHead) *audit.Recor
 	return r
 }
 
+// auditFacts copies the decider's fact results into the record's type,
+// with one allocation of exactly their size and none when there are none.
+// The two types have the same fields, so that each converts to the other:
+// should authz.FactResult change, this stops compiling rather than lose a
+// field from the record.
+func auditFacts(fs []authz.FactResult) []audit.FactResult {
+	if len(fs) == 0 {
+		return nil
+	}
+	out := make([]audit.FactResult, len(fs))
+	for i, f := range fs {
+		out[i] = audit.FactResult(f)
+	}
+	return out
+}
+
 func (cn *clientConn) finish(rec *audit.Record, start time.Time) {
 	rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
 	if cn.pending == rec {
@@ -375,7 +391,7 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		d = authz.Decision{Status: http.StatusForbidden, Facts: d.Facts,
 			Reason: req.Caller + " may not call " + head.Method + " " + head.URL.EscapedPath() + ": unknown endpoint" + authz.UnknownEndpointFix}
 	}
-	rec.Facts, rec.WouldDeny = d.Facts, d.WouldDeny
+	rec.Facts, rec.WouldDeny = auditFacts(d.Facts), d.WouldDeny
 	if !d.Allow {
 		if body != nil || head.spool != nil {
 			// The body was read whole to be judged: nothing is left to
