@@ -31,7 +31,7 @@ type clientConn struct {
 	nc     net.Conn
 	br     *bufio.Reader
 	bw     *bufio.Writer
-	caller *Caller
+	caller *audit.Caller // as the records show it (Caller.AuditCaller): one for all of them
 	// set are the server's limits and timeouts as they were when the
 	// connection was accepted: a reload does not change them midway.
 	set *Settings
@@ -141,7 +141,7 @@ func (cn *clientConn) serve(ctx context.Context) {
 		cn.refuseUnidentified(err)
 		return
 	}
-	cn.caller, cn.subjects, cn.name, cn.cred = caller, caller.Subjects(), caller.String(), caller.Cred()
+	cn.caller, cn.subjects, cn.name, cn.cred = caller.AuditCaller(), caller.Subjects(), caller.String(), caller.Cred()
 	release, refused := cn.s.limiter.acquire(caller)
 	if refused != nil {
 		// Identified: the accept loop need not wait for the refusal.
@@ -202,10 +202,7 @@ func (cn *clientConn) serve(ctx context.Context) {
 
 // newRecord starts the audit record of a request.
 func (cn *clientConn) newRecord(start time.Time, head *requestHead) *audit.Record {
-	r := &audit.Record{Time: start, RequestID: cn.s.nextRequestID()}
-	if cn.caller != nil {
-		r.Caller = &cn.caller.Caller
-	}
+	r := &audit.Record{Time: start, RequestID: cn.s.nextRequestID(), Caller: cn.caller}
 	if head != nil {
 		r.Method = head.Method
 		r.Path = head.Target
