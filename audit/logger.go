@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"github.com/dockgate/dockgate/authz"
 )
 
 // Logger writes audit records as JSON lines, one per record, each marked
@@ -177,7 +175,7 @@ func (c *Caller) MarshalZerologObject(e *zerolog.Event) {
 	}
 }
 
-type factList []authz.FactResult
+type factList []FactResult
 
 func (f factList) MarshalZerologArray(a *zerolog.Array) {
 	for i := range f {

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/dockgate/dockgate/authz"
 )
 
 func fullRecord() *Record {
@@ -32,7 +30,7 @@ func fullRecord() *Record {
 		Path:       "/v1.41/containers/create?name=web",
 		APIVersion: "1.41",
 		Action:     "container.create",
-		Facts: []authz.FactResult{
+		Facts: []FactResult{
 			{Kind: "endpoint", Value: "container.create", Decision: "allow", Rule: "p, role:ci, endpoint, *, allow"},
 			{Kind: "bind", Value: "/etc", Decision: "deny"},
 		},

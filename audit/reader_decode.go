@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
-
-	"github.com/dockgate/dockgate/authz"
 )
 
 // decodeEntry reads a record line into e. Query reads every line of
@@ -316,16 +314,16 @@ func (d *fastDec) strs(out *[]string) bool {
 	}
 }
 
-func (d *fastDec) facts(fs *[]authz.FactResult) bool {
+func (d *fastDec) facts(fs *[]FactResult) bool {
 	if !d.eat('[') {
 		return false
 	}
-	*fs = []authz.FactResult{}
+	*fs = []FactResult{}
 	if d.eat(']') {
 		return true
 	}
 	for {
-		var f authz.FactResult
+		var f FactResult
 		if !d.object(func(k []byte) bool {
 			var ok bool
 			switch string(k) {

@@ -2,11 +2,7 @@
 // request, and one per policy put in force or reload that failed.
 package audit
 
-import (
-	"time"
-
-	"github.com/dockgate/dockgate/authz"
-)
+import "time"
 
 // Decisions a record can carry.
 const (
@@ -42,20 +38,34 @@ type Caller struct {
 	CertSANs []string `json:"cert_sans,omitempty"`
 }
 
+// FactResult is one fact of a request with its decision and the rule that
+// made it, as the record shows it: kind "endpoint", value
+// "container.create", decision "allow", rule
+// "p, role:dev, endpoint, container.*, allow", say. Rule is omitted when
+// the decider named none. The audit package defines it rather than take
+// the decider's own type, so that reading a trail needs nothing of the
+// policy engine.
+type FactResult struct {
+	Kind     string `json:"kind"`
+	Value    string `json:"value"`
+	Decision string `json:"decision"`
+	Rule     string `json:"rule,omitempty"`
+}
+
 // Record is one audit record. Its JSON form is the contract in BRIEF §6.
 type Record struct {
-	Time       time.Time          `json:"time"`
-	RequestID  string             `json:"request_id"`
-	Phase      string             `json:"phase,omitempty"`
-	Caller     *Caller            `json:"caller,omitempty"`
-	Method     string             `json:"method,omitempty"`
-	Path       string             `json:"path,omitempty"`
-	APIVersion string             `json:"api_version,omitempty"`
-	Action     string             `json:"action,omitempty"`
-	Facts      []authz.FactResult `json:"facts,omitempty"`
-	Decision   string             `json:"decision"`
-	WouldDeny  bool               `json:"would_deny,omitempty"`
-	Reason     string             `json:"reason,omitempty"`
+	Time       time.Time    `json:"time"`
+	RequestID  string       `json:"request_id"`
+	Phase      string       `json:"phase,omitempty"`
+	Caller     *Caller      `json:"caller,omitempty"`
+	Method     string       `json:"method,omitempty"`
+	Path       string       `json:"path,omitempty"`
+	APIVersion string       `json:"api_version,omitempty"`
+	Action     string       `json:"action,omitempty"`
+	Facts      []FactResult `json:"facts,omitempty"`
+	Decision   string       `json:"decision"`
+	WouldDeny  bool         `json:"would_deny,omitempty"`
+	Reason     string       `json:"reason,omitempty"`
 	// Outcome says how a request that did not end normally ended
 	// (OutcomeClientAborted); empty when it ended normally.
 	Outcome    string  `json:"outcome,omitempty"`

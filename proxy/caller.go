@@ -10,16 +10,52 @@ import (
 // Caller is who is on the other end of one client connection. It is read from
 // the kernel (SO_PEERCRED) and /proc when the connection is accepted, never
 // from anything the client sends, and shared by every request on that
-// connection.
+// connection. A TLS client has no account on this host: its UID and GID are
+// noID and it is named by its certificate (Cert, CertSANs).
 type Caller struct {
-	// Caller holds what the audit record shows: uid, gid, pid, user, group
-	// names, executable, systemd unit, container ID, certificate name.
-	audit.Caller
+	// UID and GID are the effective uid and gid of the peer, PID its
+	// process (0 when it runs in a pid namespace dockgate cannot see).
+	UID uint32
+	GID uint32
+	PID int32
+	// User is the name of UID, empty when it has none.
+	User string
 	// GIDs are the caller's groups, primary first, then supplementary ones
 	// (a GID with no name is missing from Groups but still a gid: subject).
 	GIDs []uint32
-	// Cgroup is the caller's cgroup v2 path (or the v1 name=systemd path).
-	Cgroup string
+	// Groups are the names of the GIDs that have one.
+	Groups []string
+	// Exe is the peer's executable, read from /proc.
+	Exe string
+	// Cgroup is the caller's cgroup v2 path (or the v1 name=systemd path);
+	// Unit and Container are the systemd unit and the ID of the container
+	// the caller runs in, read from that path.
+	Cgroup    string
+	Unit      string
+	Container string
+	// Cert is the common name of a TLS caller's verified certificate.
+	Cert string
+	// CertSANs are the DNS and URI subject alternative names of that
+	// certificate, as the subjects they give: "cert-dns:NAME" and
+	// "cert-uri:URI".
+	CertSANs []string
+}
+
+// AuditCaller is the caller as its audit records show it: uid, gid, pid,
+// user, group names, executable, systemd unit, container ID, certificate.
+// The GIDs and the cgroup path are not on record. It shares Groups and
+// CertSANs with c (neither changes once the caller is identified), and is
+// made once per connection, not once per request.
+func (c *Caller) AuditCaller() *audit.Caller {
+	if c == nil {
+		return nil
+	}
+	return &audit.Caller{
+		UID: c.UID, GID: c.GID, PID: c.PID,
+		User: c.User, Groups: c.Groups, Exe: c.Exe,
+		Unit: c.Unit, Container: c.Container,
+		Cert: c.Cert, CertSANs: c.CertSANs,
+	}
 }
 
 // Subjects are the policy subjects the caller has (BRIEF §3), most specific

@@ -31,7 +31,7 @@ type clientConn struct {
 	nc     net.Conn
 	br     *bufio.Reader
 	bw     *bufio.Writer
-	caller *Caller
+	caller *audit.Caller // as the records show it (Caller.AuditCaller): one for all of them
 	// set are the server's limits and timeouts as they were when the
 	// connection was accepted: a reload does not change them midway.
 	set *Settings
@@ -141,7 +141,7 @@ func (cn *clientConn) serve(ctx context.Context) {
 		cn.refuseUnidentified(err)
 		return
 	}
-	cn.caller, cn.subjects, cn.name, cn.cred = caller, caller.Subjects(), caller.String(), caller.Cred()
+	cn.caller, cn.subjects, cn.name, cn.cred = caller.AuditCaller(), caller.Subjects(), caller.String(), caller.Cred()
 	release, refused := cn.s.limiter.acquire(caller)
 	if refused != nil {
 		// Identified: the accept loop need not wait for the refusal.
@@ -202,16 +202,29 @@ func (cn *clientConn) serve(ctx context.Context) {
 
 // newRecord starts the audit record of a request.
 func (cn *clientConn) newRecord(start time.Time, head *requestHead) *audit.Record {
-	r := &audit.Record{Time: start, RequestID: cn.s.nextRequestID()}
-	if cn.caller != nil {
-		r.Caller = &cn.caller.Caller
-	}
+	r := &audit.Record{Time: start, RequestID: cn.s.nextRequestID(), Caller: cn.caller}
 	if head != nil {
 		r.Method = head.Method
 		r.Path = head.Target
 	}
 	cn.pending = r
 	return r
+}
+
+// auditFacts copies the decider's fact results into the record's type,
+// with one allocation of exactly their size and none when there are none.
+// The two types have the same fields, so that each converts to the other:
+// should authz.FactResult change, this stops compiling rather than lose a
+// field from the record.
+func auditFacts(fs []authz.FactResult) []audit.FactResult {
+	if len(fs) == 0 {
+		return nil
+	}
+	out := make([]audit.FactResult, len(fs))
+	for i, f := range fs {
+		out[i] = audit.FactResult(f)
+	}
+	return out
 }
 
 func (cn *clientConn) finish(rec *audit.Record, start time.Time) {
@@ -368,7 +381,7 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		BodySize: head.spoolSize,
 	}
 	d := authz.Judge(ctx, cn.s.cfg.Decider, m, req)
-	rec.Facts, rec.WouldDeny = d.Facts, d.WouldDeny
+	rec.Facts, rec.WouldDeny = auditFacts(d.Facts), d.WouldDeny
 	if !d.Allow {
 		if body != nil || head.spool != nil {
 			// The body was read whole to be judged: nothing is left to

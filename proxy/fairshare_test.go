@@ -18,15 +18,15 @@ import (
 // Callers of the fair-share tests, by the name their client socket is
 // bound to (see callerBed).
 var fairCallers = map[string]*Caller{
-	"root":     {Caller: audit.Caller{UID: 0, GID: 0, User: "root"}},
-	"alice":    {Caller: audit.Caller{UID: 1001, GID: 1001, User: "alice"}},
-	"mallory":  {Caller: audit.Caller{UID: 1002, GID: 1002, User: "mallory"}},
-	"nameless": {Caller: audit.Caller{UID: 1003, GID: 1003}},
-	"boxroot":  {Caller: audit.Caller{UID: 0, GID: 0, User: "root", Container: "3f2a9c"}},
-	"boxroot2": {Caller: audit.Caller{UID: 0, GID: 0, User: "root", Container: "77b1e0"}},
-	"ci-a":     {Caller: audit.Caller{UID: noID, GID: noID, Cert: "ci"}},
-	"ci-b":     {Caller: audit.Caller{UID: noID, GID: noID, Cert: "ci"}},
-	"web":      {Caller: audit.Caller{UID: noID, GID: noID, Cert: "web"}},
+	"root":     {UID: 0, GID: 0, User: "root"},
+	"alice":    {UID: 1001, GID: 1001, User: "alice"},
+	"mallory":  {UID: 1002, GID: 1002, User: "mallory"},
+	"nameless": {UID: 1003, GID: 1003},
+	"boxroot":  {UID: 0, GID: 0, User: "root", Container: "3f2a9c"},
+	"boxroot2": {UID: 0, GID: 0, User: "root", Container: "77b1e0"},
+	"ci-a":     {UID: noID, GID: noID, Cert: "ci"},
+	"ci-b":     {UID: noID, GID: noID, Cert: "ci"},
+	"web":      {UID: noID, GID: noID, Cert: "web"},
 }
 
 func TestConnLimiterShares(t *testing.T) {

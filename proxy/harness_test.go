@@ -138,8 +138,13 @@ func refuseAction(actions ...string) func(*authz.Match, *authz.Request) bool {
 
 // testCaller is the caller every connection has under stubIdentify.
 var testCaller = &Caller{
-	Caller: audit.Caller{UID: 1000, GID: 1000, PID: 4242, User: "tester", Groups: []string{"tester", "docker"}, Exe: "/usr/bin/docker"},
+	UID:    1000,
+	GID:    1000,
+	PID:    4242,
+	User:   "tester",
 	GIDs:   []uint32{1000, 999},
+	Groups: []string{"tester", "docker"},
+	Exe:    "/usr/bin/docker",
 }
 
 func stubIdentify(net.Conn) (*Caller, error) { return testCaller, nil }

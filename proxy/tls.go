@@ -9,8 +9,6 @@ import (
 	"net"
 	"os"
 	"time"
-
-	"github.com/dockgate/dockgate/audit"
 )
 
 // A TLS listener serves remote clients (docker --tlsverify) that identify
@@ -87,7 +85,7 @@ func identifyTLS(tc *tls.Conn) (*Caller, error) {
 	}
 	// No uid or gid: (uid_t)-1, Linux's "no id", rather than 0, which
 	// would read as root in the audit log.
-	return &Caller{Caller: audit.Caller{UID: noID, GID: noID, Cert: leaf.Subject.CommonName, CertSANs: certSANs(leaf)}}, nil
+	return &Caller{UID: noID, GID: noID, Cert: leaf.Subject.CommonName, CertSANs: certSANs(leaf)}, nil
 }
 
 // certSANs are the subjects a certificate's DNS and URI subject alternative

@@ -70,7 +70,7 @@ func TestTLSCallerSubjectsIncludeDNSAndURISANs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caller := &Caller{Caller: audit.Caller{UID: noID, GID: noID, Cert: leaf.Subject.CommonName, CertSANs: certSANs(leaf)}}
+	caller := &Caller{UID: noID, GID: noID, Cert: leaf.Subject.CommonName, CertSANs: certSANs(leaf)}
 	got := caller.Subjects()
 	want := []string{"cert:ci-runner", "cert-dns:runner.example.com", "cert-dns:runner2.example.com", "cert-uri:spiffe://example.com/ci/runner", "*"}
 	if !slices.Equal(got, want) {
@@ -80,7 +80,7 @@ func TestTLSCallerSubjectsIncludeDNSAndURISANs(t *testing.T) {
 	// only a cert: subject.
 	ca2 := ca.issueWithSANs(t, "cert-dns:runner.example.com", nil, nil)
 	leaf2, _ := x509.ParseCertificate(ca2.Certificate[0])
-	c2 := &Caller{Caller: audit.Caller{Cert: leaf2.Subject.CommonName, CertSANs: certSANs(leaf2)}}
+	c2 := &Caller{Cert: leaf2.Subject.CommonName, CertSANs: certSANs(leaf2)}
 	if s := c2.Subjects(); slices.Contains(s, "cert-dns:runner.example.com") {
 		t.Fatalf("a common name poses as a DNS SAN: %q", s)
 	}
