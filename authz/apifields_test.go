@@ -19,6 +19,8 @@ import (
 
 	"github.com/dockgate/dockgate/authz/internal/apifields"
 	"github.com/dockgate/dockgate/authz/internal/jsonfields"
+
+	"github.com/dockgate/dockgate/authz/internal/strictjson"
 )
 
 // TestAPIFieldsUpToDate keeps apifields_gen.go in step with the swagger
@@ -123,13 +125,13 @@ func TestAPIFieldDecisions(t *testing.T) {
 	for _, d := range apifields.Decisions() {
 		t.Run(d.Type.String()+"."+d.Name, func(t *testing.T) {
 			one := `{"` + d.Name + `":1}`
-			err := checkStrictJSON([]byte(one), d.Type, strictOptions{})
+			err := checkStrictJSON([]byte(one), d.Type, strictjson.Options{})
 			if d.Harmless {
 				if err != nil {
 					t.Errorf("harmless, but %s is refused: %v", one, err)
 				}
 				twice := `{"` + d.Name + `":1,"` + strings.ToLower(d.Name) + `":1}`
-				if checkStrictJSON([]byte(twice), d.Type, strictOptions{}) == nil {
+				if checkStrictJSON([]byte(twice), d.Type, strictjson.Options{}) == nil {
 					t.Errorf("%s is accepted", twice)
 				}
 				return
@@ -146,17 +148,17 @@ func TestAPIFieldDecisions(t *testing.T) {
 // create body, which old daemons apply and the strict pass refuses
 // (legacyTopLevel): a known key there would bypass that refusal.
 func TestAPIFieldsAddNothingKnown(t *testing.T) {
-	legacy := createOptions().legacyTopLevel
-	for typ, extra := range apiFields {
+	legacy := strictjson.ContainerCreate().LegacyTopLevel
+	for typ, extra := range strictjson.APIFields() {
 		known := make(map[string]bool)
 		for _, f := range jsonfields.Of(typ) {
-			known[foldJSONKey(f.Name)] = true
+			known[strictjson.FoldKey(f.Name)] = true
 		}
 		for _, f := range extra {
-			if known[foldJSONKey(f.Name)] {
+			if known[strictjson.FoldKey(f.Name)] {
 				t.Errorf("%v already has %s", typ, f.Name)
 			}
-			if _, ok := legacy[foldJSONKey(f.Name)]; ok && typ == reflect.TypeFor[container.CreateRequest]() {
+			if _, ok := legacy[strictjson.FoldKey(f.Name)]; ok && typ == reflect.TypeFor[container.CreateRequest]() {
 				t.Errorf("%s is a top-level HostConfig field of a create body", f.Name)
 			}
 		}

@@ -4,31 +4,19 @@ import (
 	"bytes"
 	"maps"
 	"path"
-	"reflect"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/docker/docker/api/types/checkpoint"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
-)
 
-// createOptions are the strict-pass options of a create body: HostConfig
-// fields at the top level are refused, since old daemons apply them (the
-// embedded *HostConfig of runconfig's ContainerConfigWrapper; Debian's
-// dockerd 20.10.24 creates {"Image":…,"Privileged":true,"Binds":[…]} as a
-// privileged container with those binds).
-var createOptions = sync.OnceValue(func() strictOptions {
-	legacy := topLevelFieldsOf(reflect.TypeFor[container.HostConfig](), reflect.TypeFor[container.CreateRequest]())
-	// The wrapper's deprecated top-level Cpuset.
-	legacy[foldJSONKey("Cpuset")] = "Cpuset"
-	return strictOptions{legacyTopLevel: legacy}
-})
+	"github.com/dockgate/dockgate/authz/internal/strictjson"
+)
 
 // containerCreateFacts: POST /containers/create, decoded as dockerd's
 // runconfig decodeContainerConfig decodes it (container.CreateRequest:
@@ -39,7 +27,7 @@ func containerCreateFacts(x *extraction) error {
 		return err
 	}
 	var w container.CreateRequest
-	if err := decodeStrictJSON(body, &w, createOptions()); err != nil {
+	if err := decodeStrictJSON(body, &w, strictjson.ContainerCreate()); err != nil {
 		return err
 	}
 	if w.Config == nil {
@@ -122,7 +110,7 @@ func (x *extraction) startBodyFacts() error {
 		return err
 	}
 	var w container.CreateRequest
-	if err := decodeStrictJSON(body, &w, createOptions()); err != nil {
+	if err := decodeStrictJSON(body, &w, strictjson.ContainerCreate()); err != nil {
 		return err
 	}
 	if w.HostConfig == nil {
@@ -200,7 +188,7 @@ func containerUpdateFacts(x *extraction) error {
 		return err
 	}
 	var u container.UpdateConfig
-	if err := decodeStrictJSON(body, &u, strictOptions{}); err != nil {
+	if err := decodeStrictJSON(body, &u, strictjson.Options{}); err != nil {
 		return err
 	}
 	if err := x.resourcesFacts(&u.Resources); err != nil {
@@ -222,7 +210,7 @@ func execCreateFacts(x *extraction) error {
 		return err
 	}
 	var e container.ExecOptions
-	if err := decodeStrictJSON(body, &e, strictOptions{}); err != nil {
+	if err := decodeStrictJSON(body, &e, strictjson.Options{}); err != nil {
 		return err
 	}
 	if e.Privileged {
@@ -239,7 +227,7 @@ func checkpointCreateFacts(x *extraction) error {
 		return err
 	}
 	var c checkpoint.CreateOptions
-	if err := decodeStrictJSON(body, &c, strictOptions{}); err != nil {
+	if err := decodeStrictJSON(body, &c, strictjson.Options{}); err != nil {
 		return err
 	}
 	if c.CheckpointDir != "" {

@@ -9,6 +9,8 @@ import (
 	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/container"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/dockgate/dockgate/authz/internal/strictjson"
 )
 
 // Image facts. Values are references normalized with
@@ -201,7 +203,7 @@ func imageCommitFacts(x *extraction) error {
 	}
 	if len(body) > 0 {
 		var w container.CreateRequest
-		if err := decodeStrictJSON(body, &w, createOptions()); err != nil {
+		if err := decodeStrictJSON(body, &w, strictjson.ContainerCreate()); err != nil {
 			return err
 		}
 		if w.Config != nil {

@@ -2,6 +2,8 @@ package authz
 
 import (
 	"github.com/docker/docker/api/types/network"
+
+	"github.com/dockgate/dockgate/authz/internal/strictjson"
 )
 
 // networkCreateFacts: POST /networks/create (network.CreateRequest). A
@@ -18,7 +20,7 @@ func networkCreateFacts(x *extraction) error {
 		return err
 	}
 	var c network.CreateRequest
-	if err := decodeStrictJSON(body, &c, strictOptions{}); err != nil {
+	if err := decodeStrictJSON(body, &c, strictjson.Options{}); err != nil {
 		return err
 	}
 	if err := checkOwnerLabels("network create Labels", c.Labels); err != nil {
@@ -45,7 +47,7 @@ func networkConnectFacts(x *extraction) error {
 		return err
 	}
 	var c network.ConnectOptions
-	if err := decodeStrictJSON(body, &c, strictOptions{}); err != nil {
+	if err := decodeStrictJSON(body, &c, strictjson.Options{}); err != nil {
 		return err
 	}
 	if x.m.Vars["id"] == "host" {
@@ -63,7 +65,7 @@ func networkDisconnectFacts(x *extraction) error {
 		return err
 	}
 	var c network.DisconnectOptions
-	if err := decodeStrictJSON(body, &c, strictOptions{}); err != nil {
+	if err := decodeStrictJSON(body, &c, strictjson.Options{}); err != nil {
 		return err
 	}
 	return x.pinConnectContainer(&c, &c.Container)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types"
+
+	"github.com/dockgate/dockgate/authz/internal/strictjson"
 )
 
 // Plugin facts. A plugin runs as root with the privileges its config asks
@@ -34,7 +36,7 @@ func pluginFacts(x *extraction) error {
 		return err
 	}
 	var privs types.PluginPrivileges
-	if err := decodeStrictJSON(body, &privs, strictOptions{}); err != nil {
+	if err := decodeStrictJSON(body, &privs, strictjson.Options{}); err != nil {
 		return err
 	}
 	for _, p := range privs {
@@ -112,7 +114,7 @@ func pluginSetFacts(x *extraction) error {
 		return err
 	}
 	var args []string
-	if err := decodeStrictJSON(body, &args, strictOptions{}); err != nil {
+	if err := decodeStrictJSON(body, &args, strictjson.Options{}); err != nil {
 		return err
 	}
 	for _, arg := range args {
@@ -173,7 +175,7 @@ func pluginCreateFacts(x *extraction) error {
 		return badBody("plugin.create: no config.json in the archive")
 	}
 	var c types.PluginConfig
-	if err := decodeStrictJSON(config, &c, strictOptions{}); err != nil {
+	if err := decodeStrictJSON(config, &c, strictjson.Options{}); err != nil {
 		return err
 	}
 	if t := c.Network.Type; t != "" && t != "null" && t != "bridge" {

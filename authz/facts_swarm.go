@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/dockgate/dockgate/authz/internal/strictjson"
 )
 
 // ServiceInspector is implemented by Inspectors that can read a swarm
@@ -25,7 +27,7 @@ func serviceCreateFacts(x *extraction) error {
 		return err
 	}
 	var spec swarm.ServiceSpec
-	if err := decodeStrictJSON(body, &spec, strictOptions{}); err != nil {
+	if err := decodeStrictJSON(body, &spec, strictjson.Options{}); err != nil {
 		return err
 	}
 	// Only the spec the client sends: a rollback's previous spec is

@@ -7,6 +7,8 @@ import (
 
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/volume"
+
+	"github.com/dockgate/dockgate/authz/internal/strictjson"
 )
 
 // Volume facts. A local-driver volume is a mount(2) that dockerd performs
@@ -31,7 +33,7 @@ func volumeCreateFacts(x *extraction) error {
 		return err
 	}
 	var c volume.CreateOptions
-	if err := decodeStrictJSON(body, &c, strictOptions{}); err != nil {
+	if err := decodeStrictJSON(body, &c, strictjson.Options{}); err != nil {
 		return err
 	}
 	if err := checkOwnerLabels("volume create Labels", c.Labels); err != nil {

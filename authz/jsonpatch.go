@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+
+	"github.com/dockgate/dockgate/authz/internal/strictjson"
 )
 
 // patchJSON returns the body raw with only what dockgate changed in its
@@ -126,7 +128,7 @@ func findMember(members []jsonMember, name string) int {
 		}
 	}
 	for i, m := range members {
-		if foldJSONKey(m.key) == foldJSONKey(name) {
+		if strictjson.FoldKey(m.key) == strictjson.FoldKey(name) {
 			return i
 		}
 	}

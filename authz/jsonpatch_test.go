@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
+
+	"github.com/dockgate/dockgate/authz/internal/strictjson"
 )
 
 func TestPatchJSONKeepsWhatDidNotChange(t *testing.T) {
@@ -74,7 +76,7 @@ func FuzzPatchJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		var orig container.CreateRequest
-		if decodeStrictJSON([]byte(body), &orig, createOptions()) != nil || orig.Config == nil {
+		if decodeStrictJSON([]byte(body), &orig, strictjson.ContainerCreate()) != nil || orig.Config == nil {
 			return
 		}
 		var changed container.CreateRequest

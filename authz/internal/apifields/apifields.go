@@ -90,7 +90,7 @@ func find(dir string) ([]decidedField, apiVersion, error) {
 	return fields, docs[len(docs)-1].version, err
 }
 
-// Generate returns authz's apifields_gen.go for the swagger history in dir.
+// Generate returns strictjson's apifields_gen.go for the swagger history in dir.
 func Generate(dir string) ([]byte, error) {
 	fields, newest, err := find(dir)
 	if err != nil {

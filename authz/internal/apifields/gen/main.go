@@ -1,4 +1,4 @@
-// Command gen writes authz/apifields_gen.go from the Engine API's swagger
+// Command gen writes authz/internal/strictjson/apifields_gen.go from the Engine API's swagger
 // history (package apifields). Run it from the module root:
 //
 //	go run ./authz/internal/apifields/gen

@@ -1,9 +1,10 @@
-package authz
+package strictjson
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -54,7 +55,7 @@ func checkFoldAgainstEncodingJSON(t *testing.T, key string) {
 	}
 	decoded := p != foldProbe{}
 	s := schemaOf(reflect.TypeFor[foldProbe]())
-	matched := s.field(key, foldJSONKey(key)) != nil
+	matched := s.field(key, FoldKey(key)) != nil
 	if decoded != matched {
 		t.Errorf("key %q: encoding/json sets a field: %v, strict pass matches a field: %v", key, decoded, matched)
 	}
@@ -130,7 +131,7 @@ func TestFieldsMatchEncodingJSON(t *testing.T) {
 		if err := json.Unmarshal(b, &m); err != nil {
 			t.Fatalf("%v: %v", typ, err)
 		}
-		want := sortedKeys(m)
+		want := slices.Sorted(maps.Keys(m))
 		var got []string
 		for _, f := range jsonfields.Of(typ) {
 			got = append(got, f.Name)
@@ -143,14 +144,14 @@ func TestFieldsMatchEncodingJSON(t *testing.T) {
 }
 
 func TestLegacyTopLevelFields(t *testing.T) {
-	legacy := createOptions().legacyTopLevel
+	legacy := ContainerCreate().LegacyTopLevel
 	for _, f := range []string{"Binds", "Privileged", "CapAdd", "Devices", "NetworkMode", "PidMode", "Memory", "CgroupParent", "Mounts", "Cpuset"} {
-		if _, ok := legacy[foldJSONKey(f)]; !ok {
+		if _, ok := legacy[FoldKey(f)]; !ok {
 			t.Errorf("%s is not refused at the top level", f)
 		}
 	}
 	for _, f := range []string{"Image", "Volumes", "HostConfig", "NetworkingConfig", "Labels", "Cmd"} {
-		if _, ok := legacy[foldJSONKey(f)]; ok {
+		if _, ok := legacy[FoldKey(f)]; ok {
 			t.Errorf("%s is refused at the top level", f)
 		}
 	}
@@ -193,14 +194,14 @@ func TestStrictJSON(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := checkStrictJSON([]byte(tc.body), typ, strictOptions{})
+			err := Check([]byte(tc.body), typ, Options{})
 			if (err == nil) != tc.ok {
-				t.Fatalf("checkStrictJSON(%s) = %v, want ok=%v", tc.body, err, tc.ok)
+				t.Fatalf("Check(%s) = %v, want ok=%v", tc.body, err, tc.ok)
 			}
 			if err != nil {
-				var re *RouteError
-				if !errors.As(err, &re) || re.Status != 400 {
-					t.Fatalf("want a 400 RouteError, got %#v", err)
+				var se *Error
+				if !errors.As(err, &se) || se.TooLarge {
+					t.Fatalf("want a refusal of the body (400), got %#v", err)
 				}
 			}
 		})
@@ -224,12 +225,12 @@ func FuzzStrictJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	typ := reflect.TypeFor[container.CreateRequest]()
-	opts := createOptions()
+	opts := ContainerCreate()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		err := checkStrictJSON(data, typ, opts)
+		err := Check(data, typ, opts)
 		if err != nil {
-			var re *RouteError
-			if !errors.As(err, &re) || re.Status != 400 {
+			var se *Error
+			if !errors.As(err, &se) || se.TooLarge {
 				t.Fatalf("refusal is not a 400: %#v", err)
 			}
 			return
@@ -250,7 +251,7 @@ func FuzzStrictJSON(f *testing.F) {
 		if obj, ok := v.(map[string]any); ok {
 			seen := map[string]bool{}
 			for k := range obj {
-				fk := foldJSONKey(k)
+				fk := FoldKey(k)
 				if seen[fk] && schemaOf(typ).field(k, fk) != nil {
 					t.Fatalf("accepted %q with folded duplicate key %q", data, k)
 				}
@@ -258,7 +259,7 @@ func FuzzStrictJSON(f *testing.F) {
 			}
 		}
 		// Accepting is stable.
-		if err := checkStrictJSON(data, typ, opts); err != nil {
+		if err := Check(data, typ, opts); err != nil {
 			t.Fatalf("second pass refused what the first accepted: %v", err)
 		}
 		_ = json.Unmarshal(data, new(container.CreateRequest))
@@ -302,8 +303,8 @@ func TestNewerHarmlessFields(t *testing.T) {
 		{"exec with an unknown field", reflect.TypeFor[container.ExecOptions](), `{"Containr":"abc","Cmd":["true"]}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := checkStrictJSON([]byte(tc.body), tc.typ, strictOptions{}); (err == nil) != tc.ok {
-				t.Errorf("checkStrictJSON(%s) = %v, want ok=%v", tc.body, err, tc.ok)
+			if err := Check([]byte(tc.body), tc.typ, Options{}); (err == nil) != tc.ok {
+				t.Errorf("Check(%s) = %v, want ok=%v", tc.body, err, tc.ok)
 			}
 		})
 	}

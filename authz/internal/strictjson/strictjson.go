@@ -1,4 +1,8 @@
-package authz
+// Package strictjson decodes a request body as dockerd's encoding/json
+// does, after refusing every body whose meaning depends on encoding/json's
+// leniencies (folded and duplicate keys, unknown fields, trailing data), so
+// that no other reader can take it to mean something else.
+package strictjson
 
 import (
 	"bytes"
@@ -7,13 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/docker/docker/api/types/container"
 
 	"github.com/dockgate/dockgate/authz/internal/jsonfields"
 )
@@ -40,7 +45,7 @@ import (
 //     other API versions define and were judged harmless (apiFields,
 //     generated from the API's swagger history by
 //     authz/internal/apifields, where each is decided);
-//   - top-level HostConfig fields in a create body (legacyTopLevel);
+//   - top-level HostConfig fields in a create body (LegacyTopLevel);
 //   - anything after the value other than whitespace;
 //   - invalid UTF-8 (encoding/json would silently replace it);
 //   - nesting deeper than maxJSONDepth.
@@ -52,30 +57,51 @@ import (
 // (a service spec's mount driver options) nests about eight levels.
 const maxJSONDepth = 64
 
-// maxJSONBytes backs up the proxy's body limit: no Engine API JSON body
+// MaxBytes backs up the proxy's body limit: no Engine API JSON body
 // comes near it.
-const maxJSONBytes = 32 << 20
+const MaxBytes = 32 << 20
 
-// strictOptions tune the strict pass for one endpoint.
-type strictOptions struct {
-	// legacyTopLevel maps folded key → field name of keys refused at the
+// ContainerCreate are the options of a container create body: HostConfig
+// fields at the top level are refused, since old daemons apply them (the
+// embedded *HostConfig of runconfig's ContainerConfigWrapper; Debian's
+// dockerd 20.10.24 creates {"Image":…,"Privileged":true,"Binds":[…]} as a
+// privileged container with those binds).
+var ContainerCreate = sync.OnceValue(func() Options {
+	legacy := TopLevelFieldsOf(reflect.TypeFor[container.HostConfig](), reflect.TypeFor[container.CreateRequest]())
+	// The wrapper's deprecated top-level Cpuset.
+	legacy[FoldKey("Cpuset")] = "Cpuset"
+	return Options{LegacyTopLevel: legacy}
+})
+
+// Options tune the strict pass for one endpoint.
+type Options struct {
+	// LegacyTopLevel maps folded key → field name of keys refused at the
 	// top level whatever their value (HostConfig fields in a create body).
-	legacyTopLevel map[string]string
+	LegacyTopLevel map[string]string
 }
 
-// badBody is a 400 for a body dockgate will not judge.
-func badBody(format string, args ...any) *RouteError {
-	return &RouteError{Status: http.StatusBadRequest, Message: fmt.Sprintf(format, args...)}
+// Error is a body the strict pass refuses: one that is not exactly one
+// unambiguous JSON value of its type (a 400 to the client), or one larger
+// than MaxBytes (TooLarge, a 413).
+type Error struct {
+	Message  string
+	TooLarge bool
 }
 
-// decodeStrictJSON runs the strict pass over data for the type of v and then
+func (e *Error) Error() string { return e.Message }
+
+func badBody(format string, args ...any) *Error {
+	return &Error{Message: fmt.Sprintf(format, args...)}
+}
+
+// Decode runs the strict pass over data for the type of v and then
 // decodes data into v with encoding/json, as dockerd does.
-func decodeStrictJSON(data []byte, v any, opts strictOptions) error {
+func Decode(data []byte, v any, opts Options) error {
 	t := reflect.TypeOf(v)
 	if t == nil || t.Kind() != reflect.Pointer {
-		return fmt.Errorf("authz: decodeStrictJSON needs a pointer, got %T", v)
+		return fmt.Errorf("strictjson: Decode needs a pointer, got %T", v)
 	}
-	if err := checkStrictJSON(data, t.Elem(), opts); err != nil {
+	if err := Check(data, t.Elem(), opts); err != nil {
 		return err
 	}
 	if err := json.Unmarshal(data, v); err != nil {
@@ -84,11 +110,11 @@ func decodeStrictJSON(data []byte, v any, opts strictOptions) error {
 	return nil
 }
 
-// checkStrictJSON is the strict pass: it refuses (400) data that is not
+// Check is the strict pass: it refuses (400) data that is not
 // exactly one unambiguous JSON value for type t.
-func checkStrictJSON(data []byte, t reflect.Type, opts strictOptions) error {
-	if len(data) > maxJSONBytes {
-		return &RouteError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("JSON body larger than %d bytes", maxJSONBytes)}
+func Check(data []byte, t reflect.Type, opts Options) error {
+	if len(data) > MaxBytes {
+		return &Error{TooLarge: true, Message: fmt.Sprintf("JSON body larger than %d bytes", MaxBytes)}
 	}
 	if !utf8.Valid(data) {
 		return badBody("JSON body is not valid UTF-8")
@@ -121,7 +147,7 @@ func invalidJSON(data []byte) error {
 type strictWalker struct {
 	data []byte
 	pos  int
-	opts strictOptions
+	opts Options
 	// path leads to the value being walked, for messages; it is built
 	// into a string only then.
 	path []pathElem
@@ -304,7 +330,7 @@ func (w *strictWalker) object(s *jsonSchema, depth int) (bool, error) {
 				break
 			}
 			if depth == 1 {
-				if name, legacy := w.opts.legacyTopLevel[string(folded)]; legacy {
+				if name, legacy := w.opts.LegacyTopLevel[string(folded)]; legacy {
 					return false, badBody("HostConfig field %q at the top level of the body (key %q): old daemons apply it, put it under HostConfig", name, unquoteKey(raw))
 				}
 			}
@@ -359,12 +385,12 @@ func unquoteKey(raw []byte) string {
 	return s
 }
 
-// foldJSONKey folds a key the way encoding/json compares keys with field
+// FoldKey folds a key the way encoding/json compares keys with field
 // names (its foldName, go/src/encoding/json/fold.go): ASCII letters to upper
 // case, every other rune to the smallest rune of its Unicode fold set, so
 // that "privileged", "PRIVILEGED" and "Bind\u017f" fold like the field names
 // they match.
-func foldJSONKey(s string) string {
+func FoldKey(s string) string {
 	return string(appendFoldedKey(nil, []byte(s)))
 }
 
@@ -485,8 +511,8 @@ func buildSchema(t reflect.Type, building map[reflect.Type]*jsonSchema) *jsonSch
 			s.fields = append(s.fields, buildSchema(f.Type, building))
 			s.names = append(s.names, f.Name)
 			s.exact[f.Name] = i
-			if _, ok := s.folded[foldJSONKey(f.Name)]; !ok {
-				s.folded[foldJSONKey(f.Name)] = i
+			if _, ok := s.folded[FoldKey(f.Name)]; !ok {
+				s.folded[FoldKey(f.Name)] = i
 			}
 		}
 		return s
@@ -507,19 +533,25 @@ func buildSchema(t reflect.Type, building map[reflect.Type]*jsonSchema) *jsonSch
 	return anySchema
 }
 
-// topLevelFieldsOf returns, folded → name, the JSON field names of t that
+// TopLevelFieldsOf returns, folded → name, the JSON field names of t that
 // are not also fields of within: the HostConfig fields that old daemons
 // read at the top level of a create body.
-func topLevelFieldsOf(t, within reflect.Type) map[string]string {
+func TopLevelFieldsOf(t, within reflect.Type) map[string]string {
 	known := make(map[string]bool)
 	for _, f := range jsonfields.Of(within) {
-		known[foldJSONKey(f.Name)] = true
+		known[FoldKey(f.Name)] = true
 	}
 	out := make(map[string]string)
 	for _, f := range jsonfields.Of(t) {
-		if k := foldJSONKey(f.Name); !known[k] {
+		if k := FoldKey(f.Name); !known[k] {
 			out[k] = f.Name
 		}
 	}
 	return out
 }
+
+// APIFields are the fields other Engine API versions define on the bodies
+// dockgate judges that the SDK types lack and that were judged harmless
+// (apifields_gen.go), by type: what the strict pass knows beyond the SDK.
+// The map is shared: read it, never change it.
+func APIFields() map[reflect.Type][]jsonfields.Field { return apiFields }
