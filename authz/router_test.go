@@ -284,6 +284,11 @@ func TestRoutesReturnsACopy(t *testing.T) {
 	}
 }
 
+// noopHandler is never called: the reference mux only matches.
+type noopHandler struct{}
+
+func (noopHandler) ServeHTTP(http.ResponseWriter, *http.Request) {}
+
 // dockerdMux is a reference built the way dockerd's CreateMux builds its
 // mux: one gorilla/mux router, every route versioned then bare, in table
 // order, with the version catch-all last. Router splits routes by method;
@@ -304,13 +309,13 @@ func newDockerdMux(routes []Route) *dockerdMux {
 			}
 			continue
 		}
-		v := d.mux.Path("/v{version:[0-9.]+}" + rt.Path).Methods(rt.Method).Handler(routeNoopHandler{})
-		b := d.mux.Path(rt.Path).Methods(rt.Method).Handler(routeNoopHandler{})
+		v := d.mux.Path("/v{version:[0-9.]+}" + rt.Path).Methods(rt.Method).Handler(noopHandler{})
+		b := d.mux.Path(rt.Path).Methods(rt.Method).Handler(noopHandler{})
 		first[k] = []*mux.Route{v, b}
 		d.rows[v] = []Route{rt}
 		d.rows[b] = []Route{rt}
 	}
-	d.mux.Path("/v{version:[0-9.]+}/{path:.*}").Handler(routeNoopHandler{})
+	d.mux.Path("/v{version:[0-9.]+}/{path:.*}").Handler(noopHandler{})
 	return d
 }
 
