@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// The hash chain (issue 6, part 3).
+// The hash chain.
 //
 // Every line the Logger writes ends in ,"seq":N,"hash":"H"} where H is the
 // hex SHA-256 (or HMAC-SHA-256 with Options.HMACKey) of

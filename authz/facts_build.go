@@ -11,7 +11,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
 
-// Build facts from the Dockerfile (issue 4 part 4). The build context is
+// Build facts from the Dockerfile. The build context is
 // spooled (Match.Spool); its Dockerfile is read out of the tarball where
 // dockerd's classic builder reads it, parsed with BuildKit's Dockerfile
 // parser, and every image the build would start from or copy out of is an

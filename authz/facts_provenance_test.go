@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// Image provenance at run time (issue 4 part 2): the fake daemon's images.
+// Image provenance at run time: the fake daemon's images.
 const (
 	dA     = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	dB     = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"

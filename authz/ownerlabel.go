@@ -13,8 +13,8 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
 
-// OwnerLabel is the label dockgate records an object's owner in (BRIEF §3,
-// issue 7). A client may never set it itself: every body, query or
+// OwnerLabel is the label dockgate records an object's owner in (BRIEF §3).
+// A client may never set it itself: every body, query or
 // Dockerfile instruction that would set it is refused before the facts are
 // judged, in enforce and in audit mode alike.
 const OwnerLabel = "io.dockgate.owner"

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// The request target a tenant's request is forwarded with (issue 7): the
+// The request target a tenant's request is forwarded with: the
 // object it names pinned to the full ID dockgate resolved and judged, so
 // that a rename or a new ID prefix between dockgate's lookup and dockerd's
 // cannot redirect it, and the owner filter merged into a list's query.

@@ -18,7 +18,7 @@ import (
 	"github.com/dockgate/dockgate/authz"
 )
 
-// Issue 6, part 1: exactly one final record per request whatever becomes of
+// Exactly one final record per request whatever becomes of
 // it, plus exactly one "phase":"start" record for each stream and hijacked
 // session that began. The return paths this covers:
 //

@@ -192,7 +192,7 @@ func (b *callerBed) noSlotsLeft() {
 	})
 }
 
-// The attack of issue 11: one local user opens every connection it may and
+// The lock-out attack (BRIEF §7 class 14): one local user opens every connection it may and
 // sends nothing. It is refused with a 503 that names it, on record under
 // its uid; other users and root are served all along.
 func TestOneCallerHoldingItsShareLocksOutNobody(t *testing.T) {

@@ -19,7 +19,7 @@ import (
 
 // ownerJobs is how many tenant CI jobs run at once in the owners
 // measurement: the load under which owner lookups with a fixed 5 s
-// timeout turned 0.7–2% of tenant requests into 502s (issue 11).
+// timeout turned 0.7–2% of tenant requests into 502s.
 const ownerJobs = 64
 
 // ownerPolicy makes the bench's own caller (root) a tenant owning by uid,

@@ -60,7 +60,7 @@ func azRefusals() []azRefusal {
 		{name: "seccomp unconfined", args: []string{"--security-opt", "seccomp=unconfined", img, "true"}, kind: "security-opt", value: "seccomp=unconfined"},
 		{name: "exec privileged", cmd: []string{"exec", "--privileged", azExecTarget, "true"}, action: "container.exec", kind: "privileged", value: "exec"},
 		// The evil name is a tag of the (imported) test image on dockerd:
-		// no registry provenance, so a local-image fact (issue 4).
+		// no registry provenance, so a local-image fact.
 		{name: "unapproved image", args: []string{azEvilImage, "true"}, kind: "local-image", value: azEvilImage},
 	}
 }

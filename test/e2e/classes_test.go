@@ -1,7 +1,6 @@
 package e2e
 
-// Requests the policy language's own intent forbids (issue 11, "requests
-// allowed that should not be"), tried as CI jobs under policies/ci with
+// Requests the policy language's own intent forbids, tried as CI jobs under policies/ci with
 // the bed's registry standing in for the approved namespace: minting
 // names there (tag, commit, build -t, import, load), asking dockerd to
 // contact an unapproved registry (distribution inspect), removing or

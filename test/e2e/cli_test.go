@@ -341,7 +341,7 @@ func TestBuildWithTheClassicBuilder(t *testing.T) {
 			if !strings.Contains(r.stdout, " : FROM "+base+"\n") {
 				s.t.Errorf("the FROM step is not pinned to %s: %q", base, r.stdout)
 			}
-			// The build's record names the image it made (issue 6).
+			// The build's record names the image it made.
 			id := strings.TrimSpace(s.look("image", "inspect", "--format", "{{.Id}}", ref).stdout)
 			rec := s.finalRecord(r.pid, "the build", func(p string) bool { return p == "/build" })
 			if rec["object_id"] != id {

@@ -1,6 +1,6 @@
 package e2e
 
-// The client matrix (issue 13 part 2): clients other than the docker CLI
+// The client matrix: clients other than the docker CLI
 // that CI users run every day (test/clientflows), each run twice — as root
 // straight to dockerd, and as a CI tenant (policies/ci/ci.csv) through
 // dockgate — with the same transcript both ways. The docker CLI (the

@@ -7,7 +7,7 @@ import (
 )
 
 // The final record of an exec session carries the exec'd process's exit
-// code, read from dockerd after the session ended (issue 6, part 2).
+// code, read from dockerd after the session ended.
 func TestExecRecordCarriesTheExitCode(t *testing.T) {
 	compare(t, newCLI(t), nil, func(s *session) {
 		name := s.name("c")

@@ -22,7 +22,7 @@ import (
 	"github.com/dockgate/dockgate/test/testbed"
 )
 
-// Issue 11, "one local user locks everyone out" (BRIEF §7 class 14): a
+// "One local user locks everyone out" (BRIEF §7 class 14): a
 // caller holding every connection it may open stops nobody else, the
 // refusals name it, and a connection that sends nothing is closed after
 // --header-timeout.

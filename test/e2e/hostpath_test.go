@@ -1,7 +1,7 @@
 package e2e
 
 // Host paths the caller could change between dockgate's decision and
-// dockerd's act (issue 11 part 1, BRIEF §7 item 11): a CI job that owns a
+// dockerd's act (BRIEF §7 item 11): a CI job that owns a
 // directory of the cache can bind an entry of it, then swap that entry
 // for a symlink to the directory of dockerd's socket before the start,
 // where dockerd resolves the path again. dockgate refuses such sources

@@ -1,6 +1,6 @@
 package e2e
 
-// Image supply chain (issue 4) against the bed's real registry: a dockgate
+// Image supply chain against the bed's real registry: a dockgate
 // whose policy allows `image, <registry>/approved/**` (and names there,
 // `image-target`) and no local-image,
 // the docker CLI as uid 65534 through it, and dockerd looked at directly.

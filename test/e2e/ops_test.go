@@ -1,7 +1,7 @@
 package e2e
 
-// Live reload and graceful stop of a dockgate of the test's own (issue 5,
-// part 3): a SIGHUP with a changed policy changes the decisions for new
+// Live reload and graceful stop of a dockgate of the test's own: a
+// SIGHUP with a changed policy changes the decisions for new
 // requests while a `docker logs -f` and an attached `docker exec -it` stay
 // up; a SIGTERM during a 256 MiB upload lets the upload finish within
 // --shutdown-grace while new connections are refused, and dockgate exits 0.

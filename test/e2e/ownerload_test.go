@@ -1,6 +1,6 @@
 package e2e
 
-// Owner lookups under load (issue 11 part 5): a tenant's every request on
+// Owner lookups under load: a tenant's every request on
 // an existing object makes dockgate ask dockerd whose it is. With 64 CI
 // jobs at once, a lookup that dockerd answers late must not turn into a
 // 502 for the job: the lookup is bounded by the request, retried once on a

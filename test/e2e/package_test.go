@@ -1,6 +1,6 @@
 package e2e
 
-// Installing dockgate (issue 5, part 7): `make deb` installed with dpkg -i
+// Installing dockgate: `make deb` installed with dpkg -i
 // and purged again, and `make install` into a DESTDIR whose binary, started
 // through systemd-socket-activate on the installed socket path, serves the
 // docker CLI.

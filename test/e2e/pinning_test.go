@@ -1,6 +1,6 @@
 package e2e
 
-// Names pinned to what was judged (issue 11 part 2, BRIEF §7 item 11): a
+// Names pinned to what was judged (BRIEF §7 item 11): a
 // name re-tagged between dockgate's decision and dockerd's act must not
 // swap the content. The policy approves one image by its registry digest
 // under the name REG/e2e-pin/app:1; an "evil" image imported here is

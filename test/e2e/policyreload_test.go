@@ -1,6 +1,6 @@
 package e2e
 
-// Policy reloads are atomic and recorded (issue 11 part 3): a policy file
+// Policy reloads are atomic and recorded: a policy file
 // rewritten in place a line at a time, as `sh -c 'echo ROW >> FILE'` does,
 // while a non-root caller sends a steady stream of requests, never decides
 // a request by a policy that was never complete; the reload (SIGHUP, or the

@@ -1,6 +1,6 @@
 package e2e
 
-// Cleanup (issue 7 part 4): `dockgate gc --owner` removes one tenant's
+// Cleanup: `dockgate gc --owner` removes one tenant's
 // leftovers and nothing of another tenant's or of the agent's; `gc
 // --expired` and serve's --gc-interval remove what a tenant-ttl policy row
 // let expire. Every check of what is left looks at dockerd directly.

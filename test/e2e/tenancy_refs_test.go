@@ -1,6 +1,6 @@
 package e2e
 
-// Tenancy (issue 7 part 2, beyond the container routes): containers named
+// Tenancy (beyond the container routes): containers named
 // inside bodies and queries (VolumesFrom, container: namespaces, commit),
 // execs, volumes, networks and built images say whose they are; a
 // tenant's requests are forwarded with the full IDs that were judged; what

@@ -1,6 +1,6 @@
 package e2e
 
-// Tenancy (issue 7 part 3): a tenant's lists, event stream, disk usage and
+// Tenancy: a tenant's lists, event stream, disk usage and
 // prunes are limited to its own objects. Two tenants (uids 65534 and
 // 65533) and root create through dockgate; an "agent" creates directly on
 // dockerd. What each sees is compared with what dockerd itself holds, and

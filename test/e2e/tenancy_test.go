@@ -1,6 +1,6 @@
 package e2e
 
-// Tenancy (issue 7 parts 1 and 2): two CI callers of different uids share
+// Tenancy: two CI callers of different uids share
 // dockerd through a dockgate whose policy makes them tenants. What they
 // create carries the owner label dockgate adds; nobody can set that label
 // itself; root is no tenant and creates unlabelled objects. Every check of
@@ -330,7 +330,7 @@ func TestTenancyOwnerLabelForgingRefused(t *testing.T) {
 	}
 }
 
-// TestTenancyOwnerFact (issue 7 part 2): a tenant cannot read the logs of,
+// TestTenancyOwnerFact: a tenant cannot read the logs of,
 // exec into, stop or remove another tenant's container or one created
 // directly on dockerd (the agent's), by name or by short ID; each still can
 // on its own. What was refused is checked on dockerd.
