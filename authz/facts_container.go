@@ -16,6 +16,8 @@ import (
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
+
+	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
 // createOptions are the strict-pass options of a create body: HostConfig
@@ -169,7 +171,7 @@ func (x *extraction) containerMountsAgain() error {
 }
 
 // recordedMountsFacts judges host paths as dockerd recorded them.
-func (x *extraction) recordedMountsFacts(m ContainerMounts) error {
+func (x *extraction) recordedMountsFacts(m dockerd.ContainerMounts) error {
 	for _, b := range m.Binds {
 		if err := x.addHostPath("bind", b); err != nil {
 			return err
@@ -826,7 +828,7 @@ func (x *extraction) volumesFromFacts(from []string) error {
 			return badBody("VolumesFrom: no such container %q", id)
 		}
 		// Devices are not inherited.
-		if err := x.recordedMountsFacts(ContainerMounts{Binds: m.Binds, Volumes: m.Volumes}); err != nil {
+		if err := x.recordedMountsFacts(dockerd.ContainerMounts{Binds: m.Binds, Volumes: m.Volumes}); err != nil {
 			return err
 		}
 	}

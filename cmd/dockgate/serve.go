@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/internal/dockerd"
 	"github.com/dockgate/dockgate/proxy"
 )
 
@@ -173,7 +174,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	}
 	// Some facts need dockerd's state (a named volume's options, the
 	// mounts VolumesFrom copies); the extractor asks it through this.
-	inspector, err := authz.NewDockerInspector(up.URL)
+	daemon, err := dockerd.New(up.URL)
 	if err != nil {
 		return err
 	}
@@ -195,7 +196,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	defer stop()
 	// The decider, its policy watch and what else a reload (SIGHUP)
 	// changes; see reload.go.
-	reloader := newConfigReloader(ctx, o, policy, log, m, inspector, sink)
+	reloader := newConfigReloader(ctx, o, policy, log, m, daemon, sink)
 	log.Info().Str("policy", policy.Source).Str("hash", policy.Hash).Int("rules", len(policy.Rules)).Int("roles", len(policy.Roles())).Bool("custom_model", policy.CustomModel).Str("policy_watch", o.policyWatch.String()).Msg("policy loaded")
 
 	srv := proxy.New(proxy.Config{
@@ -265,12 +266,12 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	}
 
 	reloader.watchSIGHUP(ctx)
-	// dockerd's destroy events keep the inspector's owner cache true once
+	// dockerd's destroy events keep the client's owner cache true once
 	// dockgate serves; while they do not arrive, owner lookups all go to dockerd.
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		inspector.WatchEvents(ctx, func(up bool, err error) {
+		daemon.WatchEvents(ctx, func(up bool, err error) {
 			if up {
 				log.Info().Msg("owner cache: following dockerd's events")
 				return
@@ -281,7 +282,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	defer func() {
 		stop()
 		<-watched
-		inspector.Close()
+		daemon.Close()
 	}()
 	if o.gcInterval > 0 {
 		gcClient, err := newGCClient(up.URL)
