@@ -172,8 +172,9 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// Some facts need dockerd's state (a named volume's options, the
-	// mounts VolumesFrom copies); the extractor asks it through this.
+	// What dockgate asks dockerd itself goes through this client: the
+	// state some facts need (a named volume's options, the mounts
+	// VolumesFrom copies) and the exit codes of sessions.
 	daemon, err := dockerd.New(up.URL)
 	if err != nil {
 		return err
@@ -206,6 +207,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		HeaderTimeout: settings.HeaderTimeout,
 		IdleTimeout:   settings.IdleTimeout,
 		Upstream:      up,
+		ExitCodes:     daemon,
 		Router:        authz.NewRouter(),
 		Decider:       &reloader.decider,
 		Audit:         sink,

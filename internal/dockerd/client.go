@@ -1,9 +1,10 @@
 // Package dockerd is the one client dockgate uses for everything it asks
 // dockerd itself, as opposed to what it forwards: the questions the facts
 // need answered (a volume's options, a container's mounts, an image's
-// provenance, an object's owner) and the volumes it creates for a tenant.
-// It owns the one connection pool to the upstream dockerd, with the
-// timeouts, the retry and the caches those questions need.
+// provenance, an object's owner), the volumes it creates for a tenant and
+// the exit code of a finished session. It owns the one connection pool to
+// the upstream dockerd, with the timeouts, the retry and the caches those
+// questions need.
 package dockerd
 
 import (
@@ -44,8 +45,13 @@ type Client struct {
 	// identity asks at identityAPI, when dockerd speaks it: the SDK caps
 	// negotiation at its own, older, maximum.
 	identity *client.Client
-	api      serverAPI
-	served   registryCache
+	// transport is the pool both SDK clients share; the questions the SDK
+	// has no call for (exit.go) use it directly.
+	transport *http.Transport
+	// host is the URL host of those direct requests.
+	host   string
+	api    serverAPI
+	served registryCache
 	// Timeout bounds each question the facts ask (DefaultInspectTimeout
 	// when zero).
 	Timeout time.Duration
@@ -72,7 +78,17 @@ func New(upstream string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dockerd client for %s: %w", upstream, err)
 	}
-	return &Client{sdk: c, identity: id, Timeout: DefaultInspectTimeout, cache: newOwnerCache()}, nil
+	u, err := client.ParseHostURL(upstream)
+	if err != nil {
+		return nil, fmt.Errorf("dockerd client for %s: %w", upstream, err)
+	}
+	// Over a Unix socket the transport dials the socket whatever the URL
+	// names; over TCP it dials the URL's host.
+	host := u.Host
+	if u.Scheme == "unix" {
+		host = "docker"
+	}
+	return &Client{sdk: c, identity: id, transport: tr, host: host, Timeout: DefaultInspectTimeout, cache: newOwnerCache()}, nil
 }
 
 // Close drops the idle connections. The client stays usable: a later
@@ -123,4 +139,17 @@ func transient(err error, attemptTimedOut bool) bool {
 	return client.IsErrConnectionFailed(err) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
+}
+
+// request is a GET of path for a question the SDK has no call for. Its
+// connection is closed after the answer: an exit question comes once a
+// session, too seldom for a kept connection to pay.
+func (d *Client) request(ctx context.Context, path string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.host+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Host = "docker"
+	req.Close = true
+	return req, nil
 }
