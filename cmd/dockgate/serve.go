@@ -172,9 +172,10 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// What dockgate asks dockerd itself goes through this client: the
-	// state some facts need (a named volume's options, the mounts
-	// VolumesFrom copies) and the exit codes of sessions.
+	// Everything dockgate asks dockerd itself goes through this one
+	// client: the state some facts need (a named volume's options, the
+	// mounts VolumesFrom copies), the exit codes of sessions, the expiry
+	// gc and the readiness probe.
 	daemon, err := dockerd.New(up.URL)
 	if err != nil {
 		return err
@@ -222,7 +223,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("--metrics-listen %s: %w", o.metricsListen, err)
 		}
-		ms := &http.Server{Handler: m.handler(up), ReadHeaderTimeout: 10 * time.Second}
+		ms := &http.Server{Handler: m.handler(up.URL, daemon), ReadHeaderTimeout: 10 * time.Second}
 		go ms.Serve(l)
 		defer ms.Close()
 		log.Info().Str("metrics_listen", o.metricsListen).Msg("serving /metrics, /healthz and /readyz")
@@ -287,12 +288,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		daemon.Close()
 	}()
 	if o.gcInterval > 0 {
-		gcClient, err := newGCClient(up.URL)
-		if err != nil {
-			return err
-		}
-		defer gcClient.Close()
-		defer startExpiryGC(ctx, gcClient, o.gcInterval, log)()
+		defer startExpiryGC(ctx, daemon, o.gcInterval, log)()
 	}
 	log.Info().Str("config", o.config).Strs("listen", listenURLs).Int("activated_sockets", len(activated)).Str("upstream", up.URL).Str("mode", o.mode).Str("version", version).Msg("dockgate serving")
 	if err := serveUntilStopped(ctx, srv, listeners, o.shutdownGrace, log); err != nil {

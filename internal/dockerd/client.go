@@ -1,10 +1,11 @@
 // Package dockerd is the one client dockgate uses for everything it asks
 // dockerd itself, as opposed to what it forwards: the questions the facts
 // need answered (a volume's options, a container's mounts, an image's
-// provenance, an object's owner), the volumes it creates for a tenant and
-// the exit code of a finished session. It owns the one connection pool to
-// the upstream dockerd, with the timeouts, the retry and the caches those
-// questions need.
+// provenance, an object's owner), the volumes it creates for a tenant, the
+// exit code of a finished session, the tenant garbage collector's lists
+// and removals, and the readiness probe. It owns the one connection pool
+// to the upstream dockerd, with the timeouts, the retry and the caches
+// those questions need.
 package dockerd
 
 import (
@@ -46,7 +47,7 @@ type Client struct {
 	// negotiation at its own, older, maximum.
 	identity *client.Client
 	// transport is the pool both SDK clients share; the questions the SDK
-	// has no call for (exit.go) use it directly.
+	// has no call for (exit.go, ping.go) use it directly.
 	transport *http.Transport
 	// host is the URL host of those direct requests.
 	host   string
@@ -142,8 +143,10 @@ func transient(err error, attemptTimedOut bool) bool {
 }
 
 // request is a GET of path for a question the SDK has no call for. Its
-// connection is closed after the answer: an exit question comes once a
-// session, too seldom for a kept connection to pay.
+// connection is closed after the answer: the readiness probe is to see
+// dockerd take a connection now, not answer on one kept from before, and
+// an exit question comes once a session, too seldom for a kept connection
+// to pay.
 func (d *Client) request(ctx context.Context, path string) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.host+path, nil)
 	if err != nil {
