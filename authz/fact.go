@@ -1,6 +1,10 @@
 package authz
 
-import "context"
+import (
+	"context"
+
+	"github.com/dockgate/dockgate/internal/dockerd"
+)
 
 // Fact is one thing a request would do, in the policy's vocabulary (BRIEF
 // §3): Kind is a fact kind such as "bind", Value its normalized value.
@@ -11,8 +15,10 @@ type Fact struct {
 
 // Inspector answers the questions about dockerd's current state that some
 // facts need (a named volume's options, the mounts of a container named in
-// VolumesFrom, an image's provenance). It is implemented over the upstream
-// socket; tests use a fake.
+// VolumesFrom, an image's provenance). *dockerd.Client implements it over
+// the upstream socket; tests use a fake. An error that is dockerd's own
+// answer to a lookup is a *dockerd.Answer, and a name the client would not
+// send is a *dockerd.InvalidName (upstreamError).
 type Inspector interface {
 	// VolumeOptions returns the driver and driver options of a named volume;
 	// found is false when it does not exist.
@@ -20,7 +26,7 @@ type Inspector interface {
 	// ContainerMounts returns what a container takes from the host as
 	// dockerd recorded it (its full ID, bind sources, named volumes and
 	// devices); found is false when it does not exist.
-	ContainerMounts(ctx context.Context, nameOrID string) (m ContainerMounts, found bool, err error)
+	ContainerMounts(ctx context.Context, nameOrID string) (m dockerd.ContainerMounts, found bool, err error)
 	// ImageProvenance resolves an image reference (name, digest
 	// reference, full ID or ID prefix) as dockerd resolves it to run it,
 	// and returns the image's ID, the RepoDigests that prove where its
@@ -36,55 +42,14 @@ type Inspector interface {
 	ObjectOwner(ctx context.Context, kind, nameOrID string) (id string, labels map[string]string, found bool, err error)
 }
 
-// DockerdAnswer is an Inspector error that is dockerd's own answer to a
-// lookup: a client error such as 400 for a network name two networks share
-// (testcontainers' reaper_default, one per tenant) or for an ambiguous ID
-// prefix. The request being judged names that object, so dockerd would
-// have answered it the same way: it is answered with this status and
-// message, not with 502 (which says dockerd could not be asked).
-type DockerdAnswer struct {
-	Status  int
-	Message string
-	// Err is the error the lookup returned, for errors.Is.
-	Err error
-}
-
-func (e *DockerdAnswer) Error() string { return e.Message }
-
-func (e *DockerdAnswer) Unwrap() error { return e.Err }
-
-// ContainerMounts is what a container takes from the host, as dockerd
-// recorded it at create and mounts it again at every start.
-type ContainerMounts struct {
-	// ID is the container's full ID.
-	ID string
-	// Binds are the sources of its bind mounts (Binds and Mounts alike).
-	Binds []string
-	// Volumes are the names of its volumes.
-	Volumes []string
-	// Devices are the host paths of its devices.
-	Devices []string
-}
-
 // VolumeCreator creates the named volume a tenant's container create binds
 // before the create is forwarded, so that it carries the owner labels
 // (dockerd would create it unlabelled). It returns the labels of the volume
 // dockerd answers with: an existing volume of that name keeps its own.
-// DockerInspector implements it.
+// *dockerd.Client implements it.
 type VolumeCreator interface {
 	CreateVolume(ctx context.Context, name, driver string, labels map[string]string) (map[string]string, error)
 }
-
-// The kinds of object whose owner ObjectOwner reads.
-const (
-	ObjectContainer = "container"
-	ObjectExec      = "exec"
-	ObjectVolume    = "volume"
-	ObjectNetwork   = "network"
-	ObjectImage     = "image"
-	// ObjectPlugin is only looked up for a refused lookup (probe.go).
-	ObjectPlugin = "plugin"
-)
 
 // Extractor reads the facts of one request beyond its endpoint fact. An
 // error means the request cannot be judged and is refused (fail closed): a

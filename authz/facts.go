@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/docker/docker/api/types/versions"
+
+	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
 // Facts: what a request would do, read from its path, query and body with
@@ -164,13 +166,17 @@ func (x *extraction) inspector() (Inspector, error) {
 
 // upstreamError wraps an Inspector failure: dockerd could not be asked, so
 // the request cannot be judged (BRIEF §5: 502). When dockerd did answer the
-// lookup with a client error (DockerdAnswer), that answer is the request's.
+// lookup with a client error (dockerd.Answer), that answer is the request's.
 func upstreamError(what string, err error) error {
 	var re *RouteError
 	if errors.As(err, &re) {
 		return re
 	}
-	var da *DockerdAnswer
+	var bad *dockerd.InvalidName
+	if errors.As(err, &bad) {
+		return badBody("%s", bad.Message)
+	}
+	var da *dockerd.Answer
 	if errors.As(err, &da) {
 		return &RouteError{Status: da.Status, Message: da.Message, Dockerd: true}
 	}

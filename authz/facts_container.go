@@ -16,6 +16,7 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/dockgate/dockgate/authz/internal/strictjson"
+	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
 // containerCreateFacts: POST /containers/create, decoded as dockerd's
@@ -160,7 +161,7 @@ func (x *extraction) containerMountsAgain() error {
 }
 
 // recordedMountsFacts judges host paths as dockerd recorded them.
-func (x *extraction) recordedMountsFacts(m ContainerMounts) error {
+func (x *extraction) recordedMountsFacts(m dockerd.ContainerMounts) error {
 	for _, b := range m.Binds {
 		if err := x.addHostPath("bind", b); err != nil {
 			return err
@@ -817,7 +818,7 @@ func (x *extraction) volumesFromFacts(from []string) error {
 			return badBody("VolumesFrom: no such container %q", id)
 		}
 		// Devices are not inherited.
-		if err := x.recordedMountsFacts(ContainerMounts{Binds: m.Binds, Volumes: m.Volumes}); err != nil {
+		if err := x.recordedMountsFacts(dockerd.ContainerMounts{Binds: m.Binds, Volumes: m.Volumes}); err != nil {
 			return err
 		}
 	}

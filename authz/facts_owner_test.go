@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
 // TestContainerOwnerFact: a tenant's request on an existing container
@@ -126,14 +128,14 @@ func TestOwnerLookupAnsweredByDockerd(t *testing.T) {
 	router := NewRouter()
 	for _, tc := range []struct {
 		name, method, target string
-		answer               *DockerdAnswer
+		answer               *dockerd.Answer
 	}{
-		{"network inspect by a name two tenants' networks share", "GET", "/v1.41/networks/reaper_default", &DockerdAnswer{Status: 400, Message: "network reaper_default is ambiguous (2 matches found based on name)"}},
-		{"network connect by a shared name", "POST", "/v1.41/networks/reaper_default/connect", &DockerdAnswer{Status: 400, Message: "network reaper_default is ambiguous (2 matches found based on name)"}},
-		{"container by an ambiguous ID prefix", "POST", "/v1.41/containers/ab/stop", &DockerdAnswer{Status: 400, Message: "multiple IDs found with provided prefix: ab"}},
-		{"exec", "GET", "/v1.41/exec/e1/json", &DockerdAnswer{Status: 409, Message: "container is restarting"}},
-		{"volume", "GET", "/v1.41/volumes/v1", &DockerdAnswer{Status: 400, Message: "volume name is ambiguous"}},
-		{"image", "DELETE", "/v1.41/images/ci.local/app:1", &DockerdAnswer{Status: 400, Message: "invalid reference format"}},
+		{"network inspect by a name two tenants' networks share", "GET", "/v1.41/networks/reaper_default", &dockerd.Answer{Status: 400, Message: "network reaper_default is ambiguous (2 matches found based on name)"}},
+		{"network connect by a shared name", "POST", "/v1.41/networks/reaper_default/connect", &dockerd.Answer{Status: 400, Message: "network reaper_default is ambiguous (2 matches found based on name)"}},
+		{"container by an ambiguous ID prefix", "POST", "/v1.41/containers/ab/stop", &dockerd.Answer{Status: 400, Message: "multiple IDs found with provided prefix: ab"}},
+		{"exec", "GET", "/v1.41/exec/e1/json", &dockerd.Answer{Status: 409, Message: "container is restarting"}},
+		{"volume", "GET", "/v1.41/volumes/v1", &dockerd.Answer{Status: 400, Message: "volume name is ambiguous"}},
+		{"image", "DELETE", "/v1.41/images/ci.local/app:1", &dockerd.Answer{Status: 400, Message: "invalid reference format"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := newFakeInspector()

@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
 // fakeInspector stands for dockerd's state in fact tests.
@@ -80,12 +82,12 @@ func (f *fakeInspector) VolumeOptions(_ context.Context, name string) (string, m
 	return v.driver, v.opts, ok, nil
 }
 
-func (f *fakeInspector) ContainerMounts(_ context.Context, name string) (ContainerMounts, bool, error) {
+func (f *fakeInspector) ContainerMounts(_ context.Context, name string) (dockerd.ContainerMounts, bool, error) {
 	if f.err != nil {
-		return ContainerMounts{}, false, f.err
+		return dockerd.ContainerMounts{}, false, f.err
 	}
 	c, ok := f.containers[name]
-	return ContainerMounts{ID: c.id, Binds: c.binds, Volumes: c.volumes, Devices: c.devices}, ok, nil
+	return dockerd.ContainerMounts{ID: c.id, Binds: c.binds, Volumes: c.volumes, Devices: c.devices}, ok, nil
 }
 
 func (f *fakeInspector) ObjectOwner(_ context.Context, kind, name string) (string, map[string]string, bool, error) {

@@ -2,13 +2,13 @@ package authz
 
 import (
 	"path"
-	"regexp"
 	"strings"
 
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/volume"
 
 	"github.com/dockgate/dockgate/authz/internal/strictjson"
+	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
 // Volume facts. A local-driver volume is a mount(2) that dockerd performs
@@ -19,12 +19,10 @@ import (
 // first and mounted by name later, so named volumes are resolved to their
 // options by asking dockerd (BRIEF §7 item 3).
 
-// objectName is what dockgate passes on to dockerd's inspect endpoints:
-// dockerd's own name rules (a container name may start with '/'), which
-// also keep the name a single path segment.
-var objectName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-
-func validObjectName(s string) bool { return objectName.MatchString(s) }
+// validObjectName is what dockgate passes on to dockerd's inspect
+// endpoints: the client's own rule, so that what the facts accept is what
+// the client will ask about.
+func validObjectName(s string) bool { return dockerd.ValidObjectName(s) }
 
 // volumeCreateFacts: POST /volumes/create (volume.CreateOptions).
 func volumeCreateFacts(x *extraction) error {

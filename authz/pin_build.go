@@ -53,7 +53,7 @@ type basePin struct {
 // RegistryResolver asks a registry, through dockerd, which manifest it
 // serves under a name (GET /distribution/{name}/json) with the caller's
 // credentials for that registry (X-Registry-Auth, "" for none).
-// DockerInspector implements it.
+// *dockerd.Client implements it.
 type RegistryResolver interface {
 	RegistryDigest(ctx context.Context, ref, encodedAuth string) (digest.Digest, error)
 }

@@ -20,7 +20,7 @@ import (
 
 // ContainerChecker is what the check of a created container asks dockerd:
 // the ID of the image a container was created from, and to remove a
-// container created from the wrong one. DockerInspector implements it.
+// container created from the wrong one. *dockerd.Client implements it.
 type ContainerChecker interface {
 	// ContainerImage returns the image ID of the container id; found is
 	// false when there is no such container.

@@ -18,7 +18,7 @@ import (
 // probes nodes, services, tasks, secrets and configs only on a swarm
 // manager; a refused caller learning which secrets exist is not worth it.)
 
-// PluginChecker says whether a plugin exists on dockerd. DockerInspector
+// PluginChecker says whether a plugin exists on dockerd. *dockerd.Client
 // implements it.
 type PluginChecker interface {
 	PluginExists(ctx context.Context, nameOrID string) (bool, error)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/dockgate/dockgate/audit"
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
 // This file is the bed for the socket tests: a real Server on a Unix socket
@@ -335,8 +336,16 @@ func withHeaderTimeout(d time.Duration) proxyOption {
 func startProxy(t *testing.T, dir string, up Upstream, opts ...proxyOption) *testProxy {
 	t.Helper()
 	p := &testProxy{t: t, sock: filepath.Join(dir, "dockgate.sock"), dec: &countingDecider{}, audit: &syncBuffer{}, done: make(chan error, 1)}
+	// The exit codes of sessions are asked of the fake dockerd too, with
+	// the client serve gives the proxy.
+	exits, err := dockerd.New(up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { exits.Close() })
 	cfg := Config{
 		Upstream:    up,
+		ExitCodes:   exits,
 		Router:      authz.NewRouter(),
 		Decider:     p.dec,
 		Audit:       audit.NewLogger(p.audit),

@@ -11,6 +11,7 @@ import (
 	"testing/fstest"
 
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
 // No secret reaches the audit log (issue 6, part 2): Env values, registry
@@ -87,7 +88,7 @@ func TestAuditLogHoldsNoSecrets(t *testing.T) {
 	}
 	decider := authz.NewPolicyDecider(policy)
 	decider.Extract = authz.DefaultExtractor()
-	inspector, err := authz.NewDockerInspector("unix://" + up.path)
+	inspector, err := dockerd.New("unix://" + up.path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,6 +58,9 @@ type Config struct {
 	IdleTimeout time.Duration
 	// DialTimeout bounds connecting to dockerd.
 	DialTimeout time.Duration
+	// ExitCodes reads the exit code a session's final record carries;
+	// nil: those records carry none.
+	ExitCodes ExitCodes
 	// Observer, if set, is told about finished requests and hijacked
 	// sessions (metrics).
 	Observer Observer

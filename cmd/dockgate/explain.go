@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
 // factExtractor is the extractor explain (and serve) read facts with. It is
@@ -224,8 +225,8 @@ func (o offlineInspector) VolumeOptions(_ context.Context, name string) (string,
 	return "", nil, false, o.offline("volume " + name)
 }
 
-func (o offlineInspector) ContainerMounts(_ context.Context, name string) (authz.ContainerMounts, bool, error) {
-	return authz.ContainerMounts{}, false, o.offline("container " + name)
+func (o offlineInspector) ContainerMounts(_ context.Context, name string) (dockerd.ContainerMounts, bool, error) {
+	return dockerd.ContainerMounts{}, false, o.offline("container " + name)
 }
 
 func (o offlineInspector) ObjectOwner(_ context.Context, kind, name string) (string, map[string]string, bool, error) {

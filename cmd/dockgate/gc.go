@@ -14,9 +14,9 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
-	"github.com/docker/docker/client"
 
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/internal/dockerd"
 	"github.com/dockgate/dockgate/proxy"
 )
 
@@ -155,8 +155,7 @@ func (r *gcReport) summary(dryRun bool) string {
 		verb, n["container"], n["network"], n["volume"], r.count(gcFailed)+len(r.errs), r.count(gcSkipped))
 }
 
-// gcDocker is the part of the Docker client gc uses (*client.Client);
-// tests give a fake.
+// gcDocker is what gc asks dockerd (*dockerd.Client); tests give a fake.
 type gcDocker interface {
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	ContainerRemove(ctx context.Context, id string, options container.RemoveOptions) error
@@ -167,17 +166,14 @@ type gcDocker interface {
 	VolumeRemove(ctx context.Context, name string, force bool) error
 }
 
-// newGCClient is a Docker client of the upstream dockerd.
-func newGCClient(upstream string) (*client.Client, error) {
+// newGCClient is the client of the upstream dockerd for "dockgate gc",
+// which reads the upstream as serve does.
+func newGCClient(upstream string) (*dockerd.Client, error) {
 	up, err := proxy.ParseUpstream(upstream)
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.NewClientWithOpts(client.WithHost(up.URL), client.WithAPIVersionNegotiation())
-	if err != nil {
-		return nil, fmt.Errorf("docker client for %s: %w", up.URL, err)
-	}
-	return c, nil
+	return dockerd.New(up.URL)
 }
 
 // checkOwnerSubject accepts the subjects dockgate names owners by.

@@ -154,56 +154,29 @@ func (m *metrics) policyReloaded(err error) {
 	m.reloads.WithLabelValues(outcome).Inc()
 }
 
-// handler serves /metrics, /healthz and /readyz.
-func (m *metrics) handler(up proxy.Upstream) http.Handler {
+// pinger is what /readyz asks dockerd (*dockerd.Client).
+type pinger interface {
+	Ping(ctx context.Context, timeout time.Duration) error
+}
+
+// handler serves /metrics, /healthz and /readyz; /readyz asks the dockerd
+// at upstream through d.
+func (m *metrics) handler(upstream string, d pinger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := pingUpstream(r.Context(), up, time.Second); err != nil {
+		if err := d.Ping(r.Context(), time.Second); err != nil {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "not ready: dockerd at %s: %v\n", up.URL, err)
+			fmt.Fprintf(w, "not ready: dockerd at %s: %v\n", upstream, err)
 			return
 		}
 		io.WriteString(w, "ready\n")
 	})
 	return mux
-}
-
-// pingUpstream asks dockerd for /_ping and wants 200 within timeout.
-func pingUpstream(ctx context.Context, up proxy.Upstream, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	c := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, up.Network, up.Address)
-		},
-		DisableKeepAlives: true,
-	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/_ping", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		var ue interface{ Unwrap() error }
-		if errors.As(err, &ue) && ue.Unwrap() != nil {
-			err = ue.Unwrap() // drop "Get "http://docker/_ping": "
-		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("no answer to /_ping within %v", timeout)
-		}
-		return err
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/_ping answered %s", resp.Status)
-	}
-	return nil
 }
 
 // listenMetrics opens --metrics-listen: host:port, tcp://host:port or

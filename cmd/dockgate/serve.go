@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/internal/dockerd"
 	"github.com/dockgate/dockgate/proxy"
 )
 
@@ -171,9 +172,11 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// Some facts need dockerd's state (a named volume's options, the
-	// mounts VolumesFrom copies); the extractor asks it through this.
-	inspector, err := authz.NewDockerInspector(up.URL)
+	// Everything dockgate asks dockerd itself goes through this one
+	// client: the state some facts need (a named volume's options, the
+	// mounts VolumesFrom copies), the exit codes of sessions, the expiry
+	// gc and the readiness probe.
+	daemon, err := dockerd.New(up.URL)
 	if err != nil {
 		return err
 	}
@@ -195,7 +198,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	defer stop()
 	// The decider, its policy watch and what else a reload (SIGHUP)
 	// changes; see reload.go.
-	reloader := newConfigReloader(ctx, o, policy, log, m, inspector, sink)
+	reloader := newConfigReloader(ctx, o, policy, log, m, daemon, sink)
 	log.Info().Str("policy", policy.Source).Str("hash", policy.Hash).Int("rules", len(policy.Rules)).Int("roles", len(policy.Roles())).Bool("custom_model", policy.CustomModel).Str("policy_watch", o.policyWatch.String()).Msg("policy loaded")
 
 	srv := proxy.New(proxy.Config{
@@ -205,6 +208,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		HeaderTimeout: settings.HeaderTimeout,
 		IdleTimeout:   settings.IdleTimeout,
 		Upstream:      up,
+		ExitCodes:     daemon,
 		Router:        authz.NewRouter(),
 		Decider:       &reloader.decider,
 		Audit:         sink,
@@ -219,7 +223,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("--metrics-listen %s: %w", o.metricsListen, err)
 		}
-		ms := &http.Server{Handler: m.handler(up), ReadHeaderTimeout: 10 * time.Second}
+		ms := &http.Server{Handler: m.handler(up.URL, daemon), ReadHeaderTimeout: 10 * time.Second}
 		go ms.Serve(l)
 		defer ms.Close()
 		log.Info().Str("metrics_listen", o.metricsListen).Msg("serving /metrics, /healthz and /readyz")
@@ -265,12 +269,12 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	}
 
 	reloader.watchSIGHUP(ctx)
-	// dockerd's destroy events keep the inspector's owner cache true once
+	// dockerd's destroy events keep the client's owner cache true once
 	// dockgate serves; while they do not arrive, owner lookups all go to dockerd.
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		inspector.WatchEvents(ctx, func(up bool, err error) {
+		daemon.WatchEvents(ctx, func(up bool, err error) {
 			if up {
 				log.Info().Msg("owner cache: following dockerd's events")
 				return
@@ -281,15 +285,10 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	defer func() {
 		stop()
 		<-watched
-		inspector.Close()
+		daemon.Close()
 	}()
 	if o.gcInterval > 0 {
-		gcClient, err := newGCClient(up.URL)
-		if err != nil {
-			return err
-		}
-		defer gcClient.Close()
-		defer startExpiryGC(ctx, gcClient, o.gcInterval, log)()
+		defer startExpiryGC(ctx, daemon, o.gcInterval, log)()
 	}
 	log.Info().Str("config", o.config).Strs("listen", listenURLs).Int("activated_sockets", len(activated)).Str("upstream", up.URL).Str("mode", o.mode).Str("version", version).Msg("dockgate serving")
 	if err := serveUntilStopped(ctx, srv, listeners, o.shutdownGrace, log); err != nil {

@@ -33,7 +33,7 @@ func startExpiryGC(ctx context.Context, d gcDocker, interval time.Duration, log 
 	}
 }
 
-// gcIdleCloser is *client.Client's Close, which only drops idle
+// gcIdleCloser is *dockerd.Client's Close, which only drops idle
 // connections: the client stays usable.
 type gcIdleCloser interface{ Close() error }
 

@@ -1,19 +1,16 @@
-package authz
+package dockerd
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dockgate/dockgate/internal/dockerd/dockerdtest"
 )
 
 // ownerFake is a dockerd for the owner cache: containers, execs, networks
@@ -38,6 +35,10 @@ type ownerFake struct {
 	misbehave func(path string, n int, w http.ResponseWriter, r *http.Request) bool
 }
 
+// ownerLabel is the label dockgate reads owners from; the client only
+// passes labels on.
+const ownerLabel = "io.dockgate.owner"
+
 const (
 	idA    = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	idB    = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -50,10 +51,10 @@ func newOwnerFake() *ownerFake {
 		asked: map[string]int{},
 		names: map[string]string{"job-a": idA, "job-b": idB},
 		labels: map[string]map[string]string{
-			"containers/" + idA: {OwnerLabel: "user:alice"},
-			"containers/" + idB: {OwnerLabel: "user:bob"},
-			"networks/" + idNet: {OwnerLabel: "user:alice"},
-			"volumes/cache":     {OwnerLabel: "user:alice"},
+			"containers/" + idA: {ownerLabel: "user:alice"},
+			"containers/" + idB: {ownerLabel: "user:bob"},
+			"networks/" + idNet: {ownerLabel: "user:alice"},
+			"volumes/cache":     {ownerLabel: "user:alice"},
 		},
 		execs:      map[string]string{idExec: idA},
 		events:     make(chan string, 16),
@@ -75,7 +76,7 @@ func (f *ownerFake) set(change func(f *ownerFake)) {
 }
 
 func (f *ownerFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p := versionPrefixRE.ReplaceAllString(r.URL.Path, "")
+	p := dockerdtest.VersionPrefix.ReplaceAllString(r.URL.Path, "")
 	w.Header().Set("Api-Version", "1.41")
 	switch p {
 	case "/_ping":
@@ -162,11 +163,11 @@ func (f *ownerFake) destroy(kind, id string) {
 	f.events <- fmt.Sprintf(`{"Type":%q,"Action":"destroy","Actor":{"ID":%q},"time":%d}`, kind, id, time.Now().Unix())
 }
 
-// watchedInspector is an inspector of f whose owner cache follows f's
+// watchedClient is a client of f whose owner cache follows f's
 // events; it returns once the first subscription is trusted.
-func watchedInspector(t *testing.T, f *ownerFake) (*DockerInspector, <-chan bool) {
+func watchedClient(t *testing.T, f *ownerFake) (*Client, <-chan bool) {
 	t.Helper()
-	in, err := NewDockerInspector(startFakeDockerd(t, f))
+	in, err := New(dockerdtest.Serve(t, f))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,10 +199,10 @@ func waitState(t *testing.T, states <-chan bool, want bool) {
 	}
 }
 
-func ownerOK(t *testing.T, in *DockerInspector, kind, ref, wantID, wantOwner string) {
+func ownerOK(t *testing.T, in *Client, kind, ref, wantID, wantOwner string) {
 	t.Helper()
 	id, labels, found, err := in.ObjectOwner(context.Background(), kind, ref)
-	if err != nil || !found || id != wantID || labels[OwnerLabel] != wantOwner {
+	if err != nil || !found || id != wantID || labels[ownerLabel] != wantOwner {
 		t.Fatalf("%s %s: got %q %v found=%v err=%v, want %s owned by %s", kind, ref, id, labels, found, err, wantID, wantOwner)
 	}
 }
@@ -209,7 +210,7 @@ func ownerOK(t *testing.T, in *DockerInspector, kind, ref, wantID, wantOwner str
 func TestOwnerCache(t *testing.T) {
 	t.Run("a container named by full ID is asked once", func(t *testing.T) {
 		f := newOwnerFake()
-		in, _ := watchedInspector(t, f)
+		in, _ := watchedClient(t, f)
 		for range 3 {
 			ownerOK(t, in, ObjectContainer, idA, idA, "user:alice")
 		}
@@ -219,7 +220,7 @@ func TestOwnerCache(t *testing.T) {
 	})
 	t.Run("a name is asked every time, never mapped to an ID", func(t *testing.T) {
 		f := newOwnerFake()
-		in, _ := watchedInspector(t, f)
+		in, _ := watchedClient(t, f)
 		ownerOK(t, in, ObjectContainer, "job-a", idA, "user:alice")
 		// The name moves to bob's container: the next lookup must see it.
 		f.set(func(f *ownerFake) { f.names["job-a"] = idB })
@@ -235,7 +236,7 @@ func TestOwnerCache(t *testing.T) {
 	})
 	t.Run("an ID prefix is never answered from the cache", func(t *testing.T) {
 		f := newOwnerFake()
-		in, _ := watchedInspector(t, f)
+		in, _ := watchedClient(t, f)
 		ownerOK(t, in, ObjectContainer, idA, idA, "user:alice")
 		_, _, _, _ = in.ObjectOwner(context.Background(), ObjectContainer, idA[:12])
 		if n := f.count("/containers/" + idA[:12] + "/json"); n != 1 {
@@ -244,7 +245,7 @@ func TestOwnerCache(t *testing.T) {
 	})
 	t.Run("a destroy event evicts", func(t *testing.T) {
 		f := newOwnerFake()
-		in, _ := watchedInspector(t, f)
+		in, _ := watchedClient(t, f)
 		ownerOK(t, in, ObjectContainer, idA, idA, "user:alice")
 		f.destroy("container", idA)
 		// Until the event is applied the entry may answer: dockerd then
@@ -256,7 +257,7 @@ func TestOwnerCache(t *testing.T) {
 	})
 	t.Run("a destroyed network and a destroyed exec's container evict", func(t *testing.T) {
 		f := newOwnerFake()
-		in, _ := watchedInspector(t, f)
+		in, _ := watchedClient(t, f)
 		ownerOK(t, in, ObjectNetwork, idNet, idNet, "user:alice")
 		ownerOK(t, in, ObjectExec, idExec, idExec, "user:alice")
 		ownerOK(t, in, ObjectExec, idExec, idExec, "user:alice")
@@ -277,14 +278,14 @@ func TestOwnerCache(t *testing.T) {
 	})
 	t.Run("volumes are never cached: a name is their only ID", func(t *testing.T) {
 		f := newOwnerFake()
-		in, _ := watchedInspector(t, f)
+		in, _ := watchedClient(t, f)
 		ownerOK(t, in, ObjectVolume, "cache", "cache", "user:alice")
-		f.set(func(f *ownerFake) { f.labels["volumes/cache"] = map[string]string{OwnerLabel: "user:bob"} })
+		f.set(func(f *ownerFake) { f.labels["volumes/cache"] = map[string]string{ownerLabel: "user:bob"} })
 		ownerOK(t, in, ObjectVolume, "cache", "cache", "user:bob")
 	})
 	t.Run("a lost event stream empties the cache and bypasses it until back", func(t *testing.T) {
 		f := newOwnerFake()
-		in, states := watchedInspector(t, f)
+		in, states := watchedClient(t, f)
 		ownerOK(t, in, ObjectContainer, idA, idA, "user:alice")
 		f.drop <- struct{}{}
 		waitState(t, states, false)
@@ -319,7 +320,7 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 
 func TestOwnerCacheEntries(t *testing.T) {
 	c := newOwnerCache()
-	labels := map[string]string{OwnerLabel: "user:alice"}
+	labels := map[string]string{ownerLabel: "user:alice"}
 	gen := c.generation()
 	c.putObject(gen, ObjectContainer, idA, labels)
 	if _, ok := c.labels(ObjectContainer, idA); ok {
@@ -379,38 +380,5 @@ func TestOwnerCacheEntries(t *testing.T) {
 	}
 	if n := len(small.objects) + len(small.execs); n != 4 {
 		t.Fatalf("%d entries in a cache of 4", n)
-	}
-}
-
-// Errors the retry rule sees from the SDK, by what happened on the wire.
-func TestTransient(t *testing.T) {
-	refused, err := NewDockerInspector("unix://" + filepath.Join(t.TempDir(), "missing.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer refused.Close()
-	_, refusedErr := refused.client.Ping(context.Background())
-	for _, c := range []struct {
-		name     string
-		err      error
-		timedOut bool
-		want     bool
-	}{
-		{"connection refused", refusedErr, false, true},
-		{"connection reset", fmt.Errorf("read: %w", &net.OpError{Op: "read", Err: syscall.ECONNRESET}), false, true},
-		{"EOF before the answer", fmt.Errorf("get: %w", io.EOF), false, true},
-		{"the attempt's own deadline", fmt.Errorf("get: %w", context.DeadlineExceeded), true, true},
-		{"the request's deadline", fmt.Errorf("get: %w", context.DeadlineExceeded), false, false},
-		{"the request ended", context.Canceled, false, false},
-		{"an answer: no such object", errors.New("Error response from daemon: No such container"), false, false},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if c.err == nil {
-				t.Fatal("no error to classify")
-			}
-			if got := transient(c.err, c.timedOut); got != c.want {
-				t.Fatalf("transient(%v) = %v, want %v", c.err, got, c.want)
-			}
-		})
 	}
 }

@@ -1,4 +1,4 @@
-package authz
+package dockerd
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 
 // Keeping the owner cache true: one long-lived subscription to dockerd's
 // destroy events, reconnected with backoff. The cache is trusted only while
-// the subscription is up; see ownercache.go.
+// the subscription is up; see owner_cache.go.
 
 const (
 	eventsBackoffMin = 100 * time.Millisecond
@@ -32,7 +32,7 @@ type EventsState func(up bool, err error)
 // WatchEvents follows dockerd's destroy events into the owner cache until
 // ctx ends. Until it has subscribed, and whenever the stream breaks, owner
 // lookups all go to dockerd. It returns when ctx ends.
-func (d *DockerInspector) WatchEvents(ctx context.Context, report EventsState) {
+func (d *Client) WatchEvents(ctx context.Context, report EventsState) {
 	if report == nil {
 		report = func(bool, error) {}
 	}
@@ -62,7 +62,7 @@ func (d *DockerInspector) WatchEvents(ctx context.Context, report EventsState) {
 
 // followEvents subscribes, trusts the cache (calling subscribed), and
 // applies events until the stream ends; it returns why it ended.
-func (d *DockerInspector) followEvents(ctx context.Context, subscribed func()) error {
+func (d *Client) followEvents(ctx context.Context, subscribed func()) error {
 	ctx, cancel := context.WithCancel(ctx)
 	// Ends the SDK's reading goroutine however this returns.
 	defer cancel()
@@ -71,7 +71,7 @@ func (d *DockerInspector) followEvents(ctx context.Context, subscribed func()) e
 	var since time.Time
 	askCtx, askCancel := d.bound(ctx)
 	err := d.ask(askCtx, func(ctx context.Context) error {
-		info, err := d.client.Info(ctx)
+		info, err := d.sdk.Info(ctx)
 		if err != nil {
 			return err
 		}
@@ -86,7 +86,7 @@ func (d *DockerInspector) followEvents(ctx context.Context, subscribed func()) e
 		return fmt.Errorf("reading dockerd's clock: %w", err)
 	}
 	since = since.Add(-eventsReplay)
-	msgs, errs := d.client.Events(ctx, events.ListOptions{
+	msgs, errs := d.sdk.Events(ctx, events.ListOptions{
 		Since: fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
 		Filters: filters.NewArgs(
 			filters.Arg("type", string(events.ContainerEventType)),
@@ -122,7 +122,7 @@ func subscriptionEnd(err error, ok bool) error {
 }
 
 // applyEvent drops what a destroy event removed.
-func (d *DockerInspector) applyEvent(m events.Message) {
+func (d *Client) applyEvent(m events.Message) {
 	if m.Action != events.ActionDestroy || m.Actor.ID == "" {
 		return
 	}

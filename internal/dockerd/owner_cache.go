@@ -1,11 +1,11 @@
-package authz
+package dockerd
 
 import (
 	"sync"
 )
 
-// The owner cache (issue 11 part 5): a tenant's every request on an
-// existing object asks dockerd whose it is, and under load those questions
+// The owner cache: a tenant's every request on an existing object asks
+// dockerd whose it is, and under load those questions
 // queued behind dockerd's own work until they timed out as 502s. What is
 // cached is what cannot change:
 //
@@ -21,7 +21,7 @@ import (
 // same name would be read from a stale entry in the moment before its
 // destroy event arrives; and images, whose names are tags that move.
 //
-// Entries are dropped on dockerd's destroy events (ownerevents.go) and
+// Entries are dropped on dockerd's destroy events (events.go) and
 // when dockerd answers 404 for an ID. The cache is only trusted while the
 // event stream is up: when it breaks, everything is dropped and every
 // lookup goes to dockerd until the stream is back. A lookup that began

@@ -1,4 +1,4 @@
-package authz
+package dockerd
 
 import (
 	"bytes"
@@ -80,15 +80,18 @@ type imageRecord struct {
 	} `json:"Identity"`
 }
 
-// ImageProvenance implements Inspector with GET /images/{ref}/json, which
-// dockerd resolves with the same lookup as container create (name, then ID
-// prefix). It returns only the RepoDigests that prove where the content
-// came from (provenRepoDigests).
-func (d *DockerInspector) ImageProvenance(ctx context.Context, ref string) (string, []string, []string, bool, error) {
+// ImageProvenance resolves an image reference (name, digest reference,
+// full ID or ID prefix) as dockerd resolves it to run it, with GET
+// /images/{ref}/json (the same lookup as container create: name, then ID
+// prefix), and returns the image's ID, the RepoDigests that prove where
+// its content came from (those only a pull from or a push to that
+// repository records, whatever dockerd's image store: provenRepoDigests)
+// and its RepoTags; found is false when no such image exists.
+func (d *Client) ImageProvenance(ctx context.Context, ref string) (string, []string, []string, bool, error) {
 	// A valid reference has no character that could leave the path
 	// segment the SDK puts it in.
 	if _, err := reference.ParseAnyReference(ref); err != nil {
-		return "", nil, nil, false, badBody("invalid image reference %q: %v", ref, err)
+		return "", nil, nil, false, invalidName("invalid image reference %q: %v", ref, err)
 	}
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
@@ -131,7 +134,7 @@ func (d *DockerInspector) ImageProvenance(ctx context.Context, ref string) (stri
 // addressed by digest, so a yes proves the local image is the registry's.
 // Any failure to get an answer from the registry is a no: the image then
 // runs as a local one. Yeses are remembered (registryCache).
-func (d *DockerInspector) registryServes(ctx context.Context, digestRef string) (bool, error) {
+func (d *Client) registryServes(ctx context.Context, digestRef string) (bool, error) {
 	if d.served.has(digestRef) {
 		return true, nil
 	}
@@ -139,7 +142,7 @@ func (d *DockerInspector) registryServes(ctx context.Context, digestRef string) 
 	if !ok {
 		return false, nil
 	}
-	di, err := d.client.DistributionInspect(ctx, c.String(), "")
+	di, err := d.sdk.DistributionInspect(ctx, c.String(), "")
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, ctx.Err()
@@ -225,20 +228,20 @@ func canonical(s string) (reference.Canonical, bool) {
 // imageClient is the client to inspect images with: one pinned to
 // identityAPI when dockerd speaks it, else the negotiating one (the SDK
 // caps negotiation at its own, older, maximum).
-func (d *DockerInspector) imageClient(ctx context.Context) (*client.Client, error) {
+func (d *Client) imageClient(ctx context.Context) (*client.Client, error) {
 	v, err := d.serverAPIVersion(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if versions.LessThan(v, identityAPI) {
-		return d.client, nil
+		return d.sdk, nil
 	}
 	return d.identity, nil
 }
 
 // serverAPIVersion is dockerd's API version, asked at most every
 // serverAPIMaxAge.
-func (d *DockerInspector) serverAPIVersion(ctx context.Context) (string, error) {
+func (d *Client) serverAPIVersion(ctx context.Context) (string, error) {
 	d.api.mu.Lock()
 	defer d.api.mu.Unlock()
 	if d.api.version != "" && time.Since(d.api.at) < serverAPIMaxAge {
@@ -246,7 +249,7 @@ func (d *DockerInspector) serverAPIVersion(ctx context.Context) (string, error) 
 	}
 	var v string
 	err := d.ask(ctx, func(ctx context.Context) error {
-		p, err := d.client.Ping(ctx)
+		p, err := d.sdk.Ping(ctx)
 		v = p.APIVersion
 		return err
 	})
@@ -261,14 +264,16 @@ func (d *DockerInspector) serverAPIVersion(ctx context.Context) (string, error) 
 	return v, nil
 }
 
-// RegistryDigest implements RegistryResolver.
-func (d *DockerInspector) RegistryDigest(ctx context.Context, ref, encodedAuth string) (digest.Digest, error) {
+// RegistryDigest asks a registry, through dockerd, which manifest it
+// serves under the name ref (GET /distribution/{name}/json) with the
+// caller's credentials for that registry (encodedAuth, "" for none).
+func (d *Client) RegistryDigest(ctx context.Context, ref, encodedAuth string) (digest.Digest, error) {
 	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
-		return "", badBody("invalid image reference %q: %v", ref, err)
+		return "", invalidName("invalid image reference %q: %v", ref, err)
 	}
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
-	di, err := d.client.DistributionInspect(ctx, ref, encodedAuth)
+	di, err := d.sdk.DistributionInspect(ctx, ref, encodedAuth)
 	if err != nil {
 		return "", err
 	}
@@ -277,5 +282,3 @@ func (d *DockerInspector) RegistryDigest(ctx context.Context, ref, encodedAuth s
 	}
 	return di.Descriptor.Digest, nil
 }
-
-var _ RegistryResolver = (*DockerInspector)(nil)

@@ -1,4 +1,4 @@
-package authz
+package dockerd
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/dockgate/dockgate/internal/dockerd/dockerdtest"
 )
 
 func TestProvenRepoDigests(t *testing.T) {
@@ -91,7 +93,7 @@ func (f *identityDockerd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Api-Version", f.api)
 	w.Header().Set("Content-Type", "application/json")
 	const id = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	v := versionPrefixRE.FindString(r.URL.Path)
+	v := dockerdtest.VersionPrefix.FindString(r.URL.Path)
 	switch p := strings.TrimPrefix(r.URL.Path, v); p {
 	case "/_ping":
 		_, _ = w.Write([]byte("OK"))
@@ -116,7 +118,7 @@ func (f *identityDockerd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func TestDockerInspectorReadsIdentity(t *testing.T) {
+func TestClientReadsIdentity(t *testing.T) {
 	for _, tc := range []struct {
 		name, api, wantPath string
 		serves              bool
@@ -130,7 +132,7 @@ func TestDockerInspectorReadsIdentity(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := &identityDockerd{api: tc.api, serves: tc.serves}
-			in, err := NewDockerInspector(startFakeDockerd(t, fake))
+			in, err := New(dockerdtest.Serve(t, fake))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,0 +1,155 @@
+package dockerd
+
+import (
+	"context"
+	"fmt"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/distribution/reference"
+	"github.com/docker/docker/api/types/network"
+)
+
+// The kinds of object whose owner ObjectOwner reads.
+const (
+	ObjectContainer = "container"
+	ObjectExec      = "exec"
+	ObjectVolume    = "volume"
+	ObjectNetwork   = "network"
+	ObjectImage     = "image"
+)
+
+// ObjectOwner resolves the name or ID of an object of a kind
+// (ObjectContainer, ObjectExec, ObjectVolume, ObjectNetwork, ObjectImage)
+// with dockerd's inspect endpoints, which resolve names and IDs as the
+// request being judged will be, and returns its full ID (a volume's name)
+// and the labels its owner is read from (an exec's are its container's);
+// found is false when no such object exists. Containers, networks and
+// execs named by full ID are answered from the owner cache when it holds
+// them; the labels returned are shared and must not be changed.
+func (d *Client) ObjectOwner(ctx context.Context, kind, nameOrID string) (string, map[string]string, bool, error) {
+	if kind == ObjectImage {
+		if _, err := reference.ParseAnyReference(nameOrID); err != nil {
+			return "", nil, false, invalidName("invalid image reference %q: %v", nameOrID, err)
+		}
+	} else if err := checkName(kind, nameOrID); err != nil {
+		if kind == ObjectContainer || kind == ObjectExec {
+			// dockerd names containers with [a-zA-Z0-9][a-zA-Z0-9_.-]+
+			// (a leading / aside) and execs with hex IDs: no such object
+			// exists, and dockerd answers the request with its own 404,
+			// on which clients fall back (`docker inspect IMAGE` asks for
+			// a container of that name first).
+			return "", nil, false, nil
+		}
+		return "", nil, false, err
+	}
+	if id, labels, ok := d.cachedOwner(kind, nameOrID); ok {
+		return id, labels, true, nil
+	}
+	// Taken before asking: an answer is kept only if the cache was trusted
+	// all along.
+	gen := d.cache.generation()
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	id, labels, err := d.objectOwner(ctx, gen, kind, nameOrID)
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			if cacheable(kind, nameOrID) {
+				d.cache.forget(kind, nameOrID)
+			}
+			return "", nil, false, nil
+		}
+		return "", nil, false, answered(err)
+	}
+	return id, labels, true, nil
+}
+
+// cachedOwner answers from the cache alone: an exec only when its
+// container's labels are cached too.
+func (d *Client) cachedOwner(kind, nameOrID string) (string, map[string]string, bool) {
+	if !cacheable(kind, nameOrID) {
+		return "", nil, false
+	}
+	id := nameOrID
+	if kind == ObjectExec {
+		cid, ok := d.cache.execContainer(nameOrID)
+		if !ok {
+			return "", nil, false
+		}
+		kind, id = ObjectContainer, cid
+	}
+	labels, ok := d.cache.labels(kind, id)
+	return nameOrID, labels, ok
+}
+
+// objectOwner asks dockerd, and caches what never changes under gen.
+func (d *Client) objectOwner(ctx context.Context, gen uint64, kind, nameOrID string) (id string, labels map[string]string, err error) {
+	switch kind {
+	case ObjectContainer:
+		err = d.ask(ctx, func(ctx context.Context) error {
+			c, err := d.sdk.ContainerInspect(ctx, nameOrID)
+			if err != nil {
+				return err
+			}
+			id = c.ID
+			if c.Config != nil {
+				labels = c.Config.Labels
+			}
+			return nil
+		})
+	case ObjectExec:
+		// An exec has no labels: it is its container's.
+		var containerID string
+		err = d.ask(ctx, func(ctx context.Context) error {
+			e, err := d.sdk.ContainerExecInspect(ctx, nameOrID)
+			id, containerID = e.ExecID, e.ContainerID
+			return err
+		})
+		if err != nil {
+			return "", nil, err
+		}
+		if _, labels, ok := d.cachedOwner(ObjectContainer, containerID); ok {
+			d.cache.putExec(gen, id, containerID)
+			return id, labels, nil
+		}
+		_, labels, err = d.objectOwner(ctx, gen, ObjectContainer, containerID)
+		if err == nil {
+			d.cache.putExec(gen, id, containerID)
+		}
+		return id, labels, err
+	case ObjectVolume:
+		err = d.ask(ctx, func(ctx context.Context) error {
+			v, err := d.sdk.VolumeInspect(ctx, nameOrID)
+			id, labels = v.Name, v.Labels
+			return err
+		})
+		return id, labels, err
+	case ObjectNetwork:
+		err = d.ask(ctx, func(ctx context.Context) error {
+			n, err := d.sdk.NetworkInspect(ctx, nameOrID, network.InspectOptions{})
+			id, labels = n.ID, n.Labels
+			return err
+		})
+	case ObjectImage:
+		err = d.ask(ctx, func(ctx context.Context) error {
+			im, err := d.sdk.ImageInspect(ctx, nameOrID)
+			if err != nil {
+				return err
+			}
+			id = im.ID
+			if im.Config != nil {
+				labels = im.Config.Labels
+			}
+			return nil
+		})
+		return id, labels, err
+	default:
+		return "", nil, fmt.Errorf("unknown object kind %q", kind)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	// Keyed by the full ID dockerd resolved the name to: what that ID
+	// labels never changes, wherever the name goes next.
+	d.cache.putObject(gen, kind, id, labels)
+	return id, labels, nil
+}
