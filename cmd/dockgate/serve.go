@@ -19,6 +19,7 @@ import (
 	"github.com/dockgate/dockgate/authz"
 	"github.com/dockgate/dockgate/internal/dockerd"
 	"github.com/dockgate/dockgate/proxy"
+	"github.com/dockgate/dockgate/tenancy"
 )
 
 // serveOptions are the flags of "dockgate serve" (BRIEF §2).
@@ -288,7 +289,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		daemon.Close()
 	}()
 	if o.gcInterval > 0 {
-		defer startExpiryGC(ctx, daemon, o.gcInterval, log)()
+		defer tenancy.StartExpiry(ctx, daemon, o.gcInterval, log)()
 	}
 	log.Info().Str("config", o.config).Strs("listen", listenURLs).Int("activated_sockets", len(activated)).Str("upstream", up.URL).Str("mode", o.mode).Str("version", version).Msg("dockgate serving")
 	if err := serveUntilStopped(ctx, srv, listeners, o.shutdownGrace, log); err != nil {

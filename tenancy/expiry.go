@@ -1,4 +1,4 @@
-package main
+package tenancy
 
 import (
 	"context"
@@ -8,14 +8,14 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// startExpiryGC removes what expired (runGC with expired, as `dockgate gc
+// StartExpiry removes what expired (Run with Expired, as `dockgate gc
 // --expired` does) every interval until ctx ends, logging what it did as
 // operational log lines: the audit trail records callers' requests, and
 // these are dockgate's own. The first run is one interval after startup,
 // not at once, so that a dockgate restarted in a loop does not hammer
 // dockerd. The returned function stops the loop and waits for it, a run
 // in progress included; interval 0 starts nothing.
-func startExpiryGC(ctx context.Context, d gcDocker, interval time.Duration, log zerolog.Logger) (stop func()) {
+func StartExpiry(ctx context.Context, d Docker, interval time.Duration, log zerolog.Logger) (stop func()) {
 	if interval <= 0 {
 		return func() {}
 	}
@@ -24,7 +24,7 @@ func startExpiryGC(ctx context.Context, d gcDocker, interval time.Duration, log 
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		expiryGCLoop(ctx, d, interval, log)
+		expiryLoop(ctx, d, interval, log)
 	}()
 	log.Info().Str("gc_interval", interval.String()).Msg("gc: removing expired tenant objects periodically")
 	return func() {
@@ -33,26 +33,26 @@ func startExpiryGC(ctx context.Context, d gcDocker, interval time.Duration, log 
 	}
 }
 
-// gcIdleCloser is *dockerd.Client's Close, which only drops idle
+// idleCloser is *dockerd.Client's Close, which only drops idle
 // connections: the client stays usable.
-type gcIdleCloser interface{ Close() error }
+type idleCloser interface{ Close() error }
 
-func expiryGCLoop(ctx context.Context, d gcDocker, interval time.Duration, log zerolog.Logger) {
+func expiryLoop(ctx context.Context, d Docker, interval time.Duration, log zerolog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	// What was already reported, so that an object gc cannot judge or
 	// remove (a network still in use), or a dockerd that stays down, is
 	// logged once rather than every interval.
-	s := &expiryGCState{reported: map[string]string{}}
+	s := &expiryState{reported: map[string]string{}}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			r := runGC(ctx, d, gcOptions{expired: true, now: time.Now()})
+			r := Run(ctx, d, Options{Expired: true, Now: time.Now()})
 			// A keep-alive connection to dockerd, idle for a whole
 			// interval, would hold an fd and two goroutines for nothing.
-			if c, ok := d.(gcIdleCloser); ok {
+			if c, ok := d.(idleCloser); ok {
 				c.Close()
 			}
 			if ctx.Err() != nil {
@@ -63,15 +63,15 @@ func expiryGCLoop(ctx context.Context, d gcDocker, interval time.Duration, log z
 	}
 }
 
-// expiryGCState is what the loop remembers between runs.
-type expiryGCState struct {
+// expiryState is what the loop remembers between runs.
+type expiryState struct {
 	reported map[string]string // kind/id → the failure or skip last logged
 	lastErr  string
 }
 
-func (s *expiryGCState) log(r *gcReport, log zerolog.Logger) {
+func (s *expiryState) log(r *Report, log zerolog.Logger) {
 	errs := ""
-	for _, err := range r.errs {
+	for _, err := range r.Errs {
 		errs += err.Error() + "; "
 	}
 	if errs != s.lastErr {
@@ -83,26 +83,26 @@ func (s *expiryGCState) log(r *gcReport, log zerolog.Logger) {
 		s.lastErr = errs
 	}
 	seen := map[string]bool{}
-	for _, res := range r.results {
+	for _, res := range r.Results {
 		level := zerolog.WarnLevel
-		switch res.outcome {
-		case gcRemoved:
+		switch res.Outcome {
+		case Removed:
 			level = zerolog.InfoLevel
-		case gcSkipped, gcFailed:
-			key := res.kind + "/" + res.id
+		case Skipped, Failed:
+			key := res.Kind + "/" + res.ID
 			seen[key] = true
-			if s.reported[key] == res.err.Error() {
+			if s.reported[key] == res.Err.Error() {
 				continue
 			}
-			s.reported[key] = res.err.Error()
-		case gcWouldRemove:
+			s.reported[key] = res.Err.Error()
+		case WouldRemove:
 			continue
 		}
-		ev := log.WithLevel(level).Str("kind", res.kind).Str("id", res.id).Str("name", res.name).Str("owner", res.owner()).Str("expires", res.expires())
-		if res.err != nil {
-			ev = ev.Str("error", res.err.Error())
+		ev := log.WithLevel(level).Str("kind", res.Kind).Str("id", res.ID).Str("name", res.Name).Str("owner", res.Owner()).Str("expires", res.Expires())
+		if res.Err != nil {
+			ev = ev.Str("error", res.Err.Error())
 		}
-		ev.Msg(expiryGCMessage[res.outcome])
+		ev.Msg(expiryMessage[res.Outcome])
 	}
 	// Forget what is no longer reported, so that the map does not grow
 	// with every object ever seen.
@@ -113,8 +113,8 @@ func (s *expiryGCState) log(r *gcReport, log zerolog.Logger) {
 	}
 }
 
-var expiryGCMessage = map[gcOutcome]string{
-	gcRemoved: "gc: removed an expired tenant object",
-	gcFailed:  "gc: could not remove an expired tenant object; trying again next interval",
-	gcSkipped: "gc: left an expired-looking tenant object alone",
+var expiryMessage = map[Outcome]string{
+	Removed: "gc: removed an expired tenant object",
+	Failed:  "gc: could not remove an expired tenant object; trying again next interval",
+	Skipped: "gc: left an expired-looking tenant object alone",
 }
