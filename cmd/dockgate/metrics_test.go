@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockgate/dockgate/metrics"
 	"github.com/dockgate/dockgate/proxy"
 )
 
@@ -170,7 +171,7 @@ func TestMetricsNeverOnTheDockerSocket(t *testing.T) {
 	up, _ := proxy.ParseUpstream("unix://" + filepath.Join(dir, "up.sock"))
 	os.WriteFile(filepath.Join(dir, "up.sock"), nil, 0o600)
 	for _, addr := range []string{"unix://" + filepath.Join(dir, "dg.sock"), "unix://" + filepath.Join(dir, "up.sock"), "unix://" + dir + "/./up.sock"} {
-		l, err := listenMetrics(addr, []string{"unix://" + filepath.Join(dir, "dg.sock")}, up)
+		l, err := metrics.Listen(addr, []string{"unix://" + filepath.Join(dir, "dg.sock")}, up)
 		if err == nil {
 			l.Close()
 			t.Errorf("--metrics-listen %s was accepted", addr)
@@ -178,7 +179,7 @@ func TestMetricsNeverOnTheDockerSocket(t *testing.T) {
 			t.Errorf("--metrics-listen %s: %v", addr, err)
 		}
 	}
-	l, err := listenMetrics("127.0.0.1:0", nil, up)
+	l, err := metrics.Listen("127.0.0.1:0", nil, up)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dockgate/dockgate/audit"
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/metrics"
 	"github.com/dockgate/dockgate/proxy"
 )
 
@@ -109,7 +110,7 @@ func serveSettings(o *serveOptions) (proxy.Settings, error) {
 type configReloader struct {
 	ctx       context.Context
 	log       zerolog.Logger
-	m         *metrics
+	m         *metrics.Metrics
 	srv       *proxy.Server // nil: no limits to apply
 	sink      *audit.Logger // nil: no audit fail mode to apply
 	extract   authz.Extractor
@@ -124,7 +125,7 @@ type configReloader struct {
 // newConfigReloader puts o and its policy p in force, and writes the
 // startup policy record to sink (when not nil). With --policy-watch,
 // policy directory changes are watched until ctx ends.
-func newConfigReloader(ctx context.Context, o *serveOptions, p *authz.Policy, log zerolog.Logger, m *metrics, inspector authz.Inspector, sink *audit.Logger) *configReloader {
+func newConfigReloader(ctx context.Context, o *serveOptions, p *authz.Policy, log zerolog.Logger, m *metrics.Metrics, inspector authz.Inspector, sink *audit.Logger) *configReloader {
 	r := &configReloader{ctx: ctx, log: log, m: m, inspector: inspector, cur: o, sink: sink}
 	if factExtractor != nil {
 		r.extract = factExtractor()
@@ -153,7 +154,7 @@ func (r *configReloader) install(o *serveOptions, p *authz.Policy) {
 			if r.decider.cur.Load() != d {
 				return
 			}
-			r.m.policyReloaded(ev.Err)
+			r.m.PolicyReloaded(ev.Err)
 			recordPolicy(r.sink, ev, "")
 			if ev.Err != nil {
 				r.log.Error().Str("policy", dir).Str("trigger", ev.Trigger).Str("error", ev.Err.Error()).Str("hash", ev.Previous.Hash).Msg("policy reload failed; the policy in force stays")
@@ -241,7 +242,7 @@ func (r *configReloader) reload(signal string) error {
 	if err != nil {
 		ev.Loaded, ev.Err = nil, err
 		recordPolicy(r.sink, ev, signal)
-		r.m.policyReloaded(err)
+		r.m.PolicyReloaded(err)
 		hash := r.decider.Policy().Hash
 		r.log.Error().Str("config", old.config).Str("trigger", trigger).Str("error", err.Error()).Str("hash", hash).
 			Msg("reload failed; the configuration and policy in force stay")
@@ -267,7 +268,7 @@ func (r *configReloader) reload(signal string) error {
 		r.sink.SetFailOpen(auditFailOpen(n.auditLog, n.audit.fail))
 	}
 	r.cur = n
-	r.m.policyReloaded(nil)
+	r.m.PolicyReloaded(nil)
 	r.log.Info().Str("config", n.config).Str("trigger", trigger).Str("policy", p.Source).Str("hash", p.Hash).
 		Int("rules", len(p.Rules)).Int("roles", len(p.Roles())).Str("mode", n.mode).
 		Int64("max_body", st.Limits.MaxBodyBytes).Int("max_header", st.Limits.MaxHeaderBytes).Int64("max_spool", st.Limits.MaxSpoolBytes).

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dockgate/dockgate/authz"
 	"github.com/dockgate/dockgate/internal/dockerd"
+	"github.com/dockgate/dockgate/metrics"
 	"github.com/dockgate/dockgate/proxy"
 	"github.com/dockgate/dockgate/tenancy"
 )
@@ -181,10 +182,10 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	var m *metrics
+	var m *metrics.Metrics
 	var observer proxy.Observer
 	if o.metricsListen != "" {
-		m = newMetrics()
+		m = metrics.New()
 		observer = m
 	}
 	// The audit sink is open before the policy is put in force: the policy
@@ -216,15 +217,15 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		Log:           log,
 	})
 	reloader.srv = srv
-	m.watchConns(srv.AdmittedConns)
+	m.WatchConns(srv.AdmittedConns)
 	// The metrics listener opens before the API sockets: whoever sees the
 	// API socket accept (a test, a readiness probe) finds /healthz there too.
 	if m != nil {
-		l, err := listenMetrics(o.metricsListen, o.listen, up)
+		l, err := metrics.Listen(o.metricsListen, o.listen, up)
 		if err != nil {
 			return fmt.Errorf("--metrics-listen %s: %w", o.metricsListen, err)
 		}
-		ms := &http.Server{Handler: m.handler(up.URL, daemon), ReadHeaderTimeout: 10 * time.Second}
+		ms := &http.Server{Handler: m.Handler(up.URL, daemon), ReadHeaderTimeout: 10 * time.Second}
 		go ms.Serve(l)
 		defer ms.Close()
 		log.Info().Str("metrics_listen", o.metricsListen).Msg("serving /metrics, /healthz and /readyz")

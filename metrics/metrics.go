@@ -1,4 +1,8 @@
-package main
+// Package metrics is dockgate's operational view for Prometheus: counters
+// of requests, bytes, sessions, reloads and refused connections (it is the
+// proxy's Observer), and the /metrics, /healthz and /readyz endpoints, on a
+// listener that is never a Docker API socket.
+package metrics
 
 import (
 	"context"
@@ -19,9 +23,9 @@ import (
 	"github.com/dockgate/dockgate/proxy"
 )
 
-// metrics are dockgate's Prometheus metrics. They implement proxy.Observer;
-// a nil *metrics records nothing.
-type metrics struct {
+// Metrics are dockgate's Prometheus metrics. They implement proxy.Observer;
+// a nil *Metrics records nothing.
+type Metrics struct {
 	reg         *prometheus.Registry
 	requests    *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
@@ -34,8 +38,9 @@ type metrics struct {
 	silent      prometheus.Counter
 }
 
-func newMetrics() *metrics {
-	m := &metrics{
+// New makes the metrics, registered with a registry of their own.
+func New() *Metrics {
+	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dockgate_requests_total",
@@ -84,10 +89,10 @@ func newMetrics() *metrics {
 	return m
 }
 
-var _ proxy.Observer = (*metrics)(nil)
+var _ proxy.Observer = (*Metrics)(nil)
 
 // Finished counts a finished request.
-func (m *metrics) Finished(rec *audit.Record) {
+func (m *Metrics) Finished(rec *audit.Record) {
 	if m == nil {
 		return
 	}
@@ -106,33 +111,37 @@ func (m *metrics) Finished(rec *audit.Record) {
 	}
 }
 
-func (m *metrics) HijackStarted() {
+// HijackStarted counts a hijacked session that began.
+func (m *Metrics) HijackStarted() {
 	if m != nil {
 		m.hijacked.Inc()
 	}
 }
 
-func (m *metrics) HijackEnded() {
+// HijackEnded counts a hijacked session that ended.
+func (m *Metrics) HijackEnded() {
 	if m != nil {
 		m.hijacked.Dec()
 	}
 }
 
-func (m *metrics) ConnRefused(limit string) {
+// ConnRefused counts a connection refused at a limit.
+func (m *Metrics) ConnRefused(limit string) {
 	if m != nil {
 		m.connRefused.WithLabelValues(limit).Inc()
 	}
 }
 
-func (m *metrics) SilentConnClosed() {
+// SilentConnClosed counts a connection closed for sending nothing.
+func (m *Metrics) SilentConnClosed() {
 	if m != nil {
 		m.silent.Inc()
 	}
 }
 
-// watchConns exports the number of admitted connections, as open tells
+// WatchConns exports the number of admitted connections, as open tells
 // it (the proxy server's AdmittedConns).
-func (m *metrics) watchConns(open func() int) {
+func (m *Metrics) WatchConns(open func() int) {
 	if m == nil {
 		return
 	}
@@ -142,8 +151,8 @@ func (m *metrics) watchConns(open func() int) {
 	}, func() float64 { return float64(open()) }))
 }
 
-// policyReloaded counts a policy reload by its outcome.
-func (m *metrics) policyReloaded(err error) {
+// PolicyReloaded counts a policy reload by its outcome.
+func (m *Metrics) PolicyReloaded(err error) {
 	if m == nil {
 		return
 	}
@@ -154,14 +163,14 @@ func (m *metrics) policyReloaded(err error) {
 	m.reloads.WithLabelValues(outcome).Inc()
 }
 
-// pinger is what /readyz asks dockerd (*dockerd.Client).
-type pinger interface {
+// Pinger is what /readyz asks dockerd (*dockerd.Client).
+type Pinger interface {
 	Ping(ctx context.Context, timeout time.Duration) error
 }
 
-// handler serves /metrics, /healthz and /readyz; /readyz asks the dockerd
+// Handler serves /metrics, /healthz and /readyz; /readyz asks the dockerd
 // at upstream through d.
-func (m *metrics) handler(upstream string, d pinger) http.Handler {
+func (m *Metrics) Handler(upstream string, d Pinger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -179,10 +188,10 @@ func (m *metrics) handler(upstream string, d pinger) http.Handler {
 	return mux
 }
 
-// listenMetrics opens --metrics-listen: host:port, tcp://host:port or
+// Listen opens --metrics-listen: host:port, tcp://host:port or
 // unix:///path. It refuses the addresses of the Docker API sockets, the
 // proxy's own and dockerd's: metrics are never served there.
-func listenMetrics(addr string, apiListen []string, up proxy.Upstream) (net.Listener, error) {
+func Listen(addr string, apiListen []string, up proxy.Upstream) (net.Listener, error) {
 	network, address := "tcp", addr
 	if strings.Contains(addr, "://") {
 		var err error
