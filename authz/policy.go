@@ -17,6 +17,7 @@ import (
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
 
+	"github.com/dockgate/dockgate/authz/policy"
 	"github.com/dockgate/dockgate/policies"
 )
 
@@ -89,7 +90,7 @@ type Rule struct {
 	// for the fact's kind and value; Effect is "allow" or "deny".
 	Subject, Kind, Pattern, Effect string
 
-	kind, value *Pattern
+	kind, value *policy.Pattern
 	deny        bool
 	text        string
 }
@@ -326,7 +327,7 @@ func (l *policyLoader) policyRow(name string, line int, sub, kind, pattern, effe
 		l.errorf(name, line, "%v", err)
 		ok = false
 	}
-	kp, err := CompilePattern(kind)
+	kp, err := policy.CompilePattern(kind)
 	switch {
 	case err != nil:
 		l.errorf(name, line, "kind: %v", err)
@@ -348,7 +349,7 @@ func (l *policyLoader) policyRow(name string, line int, sub, kind, pattern, effe
 		l.errorf(name, line, "kind pattern %q matches no fact kind (known: %s)", kind, strings.Join(factKinds, ", "))
 		ok = false
 	}
-	vp, err := CompilePattern(pattern)
+	vp, err := policy.CompilePattern(pattern)
 	if err != nil {
 		l.errorf(name, line, "%v", err)
 		ok = false
@@ -544,7 +545,7 @@ func isFactKind(k string) bool {
 	return false
 }
 
-func matchesAnyKind(p *Pattern) bool {
+func matchesAnyKind(p *policy.Pattern) bool {
 	for _, fk := range factKinds {
 		if p.Match(fk) {
 			return true
@@ -652,7 +653,7 @@ func (policyAdapter) RemoveFilteredPolicy(string, string, int, ...string) error 
 // newPolicyEnforcer builds the casbin enforcer with dockgate's pattern
 // function and checks, with one trial request, that the matcher evaluates.
 func newPolicyEnforcer(m model.Model, p *Policy) (*casbin.Enforcer, error) {
-	patterns := make(map[string]*Pattern, 2*len(p.Rules))
+	patterns := make(map[string]*policy.Pattern, 2*len(p.Rules))
 	for _, r := range p.Rules {
 		patterns[r.Kind], patterns[r.Pattern] = r.kind, r.value
 	}
@@ -677,7 +678,7 @@ func newPolicyEnforcer(m model.Model, p *Policy) (*casbin.Enforcer, error) {
 		cp := patterns[pat]
 		if cp == nil {
 			var err error
-			if cp, err = CompilePattern(pat); err != nil {
+			if cp, err = policy.CompilePattern(pat); err != nil {
 				return false, nil
 			}
 		}

@@ -3,6 +3,8 @@ package authz
 import (
 	"path"
 	"strings"
+
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // Refusals that teach the fix. BRIEF §5 fixes how a refusal starts,
@@ -119,7 +121,7 @@ func suggestRow(s string, f Fact, exact bool) (string, bool) {
 		// /srv/data/1 is usually followed by /srv/data/2.
 		pat = strings.TrimSuffix(pat, "/") + "/**"
 	}
-	cp, err := CompilePattern(pat)
+	cp, err := policy.CompilePattern(pat)
 	if err != nil || !cp.Match(f.Value) {
 		return "", false
 	}
