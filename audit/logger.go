@@ -9,7 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // Logger writes audit records as JSON lines, one per record, each marked
@@ -177,7 +177,7 @@ func (c *Caller) MarshalZerologObject(e *zerolog.Event) {
 	}
 }
 
-type factList []authz.FactResult
+type factList []policy.FactResult
 
 func (f factList) MarshalZerologArray(a *zerolog.Array) {
 	for i := range f {

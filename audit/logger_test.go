@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 func fullRecord() *Record {
@@ -32,7 +32,7 @@ func fullRecord() *Record {
 		Path:       "/v1.41/containers/create?name=web",
 		APIVersion: "1.41",
 		Action:     "container.create",
-		Facts: []authz.FactResult{
+		Facts: []policy.FactResult{
 			{Kind: "endpoint", Value: "container.create", Decision: "allow", Rule: "p, role:ci, endpoint, *, allow"},
 			{Kind: "bind", Value: "/etc", Decision: "deny"},
 		},

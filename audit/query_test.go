@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 var genBase = time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
@@ -38,11 +38,11 @@ func genRecord(i int) *Record {
 	case 0, 1:
 		img := []string{"docker.io/library/nginx:latest", "docker.io/library/busybox:1.36", "ghcr.io/acme/api:v2"}[i%3]
 		r.Method, r.Path, r.Action = "POST", "/v1.47/containers/create?name=w"+fmt.Sprint(i), "container.create"
-		r.Facts = []authz.FactResult{{Kind: "endpoint", Value: "container.create", Decision: "allow", Rule: "p, role:dev, endpoint, container.*, allow"},
+		r.Facts = []policy.FactResult{{Kind: "endpoint", Value: "container.create", Decision: "allow", Rule: "p, role:dev, endpoint, container.*, allow"},
 			{Kind: "image", Value: img, Decision: "allow", Rule: "p, role:dev, image, docker.io/*, allow"}}
 		r.Status, r.ObjectID = 201, genID(i)
 		if i%100 == 0 {
-			r.Facts = append(r.Facts, authz.FactResult{Kind: "privileged", Value: "container", Decision: "deny"})
+			r.Facts = append(r.Facts, policy.FactResult{Kind: "privileged", Value: "container", Decision: "deny"})
 			r.Decision, r.Status, r.Reason, r.ObjectID = DecisionDeny, 403, "user:"+users[u]+" may not run privileged containers: no rule allows it", ""
 		}
 	case 2:
@@ -56,7 +56,7 @@ func genRecord(i int) *Record {
 		}
 	case 4:
 		r.Method, r.Path, r.Action = "POST", "/v1.47/containers/create", "container.create"
-		r.Facts = []authz.FactResult{{Kind: "bind", Value: "/etc", Decision: "deny"}}
+		r.Facts = []policy.FactResult{{Kind: "bind", Value: "/etc", Decision: "deny"}}
 		r.Decision, r.Status, r.Reason = DecisionDeny, 403, "user:"+users[u]+" may not bind /etc: no rule allows it"
 	default:
 		r.Method, r.Path, r.Action = "GET", "/v1.47/containers/json", "container.list"
@@ -274,12 +274,12 @@ func TestLocalImageFactsAreImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, f := range []authz.FactResult{
+	for i, f := range []policy.FactResult{
 		{Kind: "local-image", Value: "ci.local/app:latest", Decision: "allow"},
 		{Kind: "image", Value: "docker.io/library/nginx:latest", Decision: "allow"},
 	} {
 		l.Write(&Record{Time: genBase, RequestID: fmt.Sprint(i), Caller: &Caller{UID: 1000, User: "alice"}, Method: "POST",
-			Path: "/containers/create", Action: "container.create", Facts: []authz.FactResult{f}, Decision: DecisionAllow, Status: 201})
+			Path: "/containers/create", Action: "container.create", Facts: []policy.FactResult{f}, Decision: DecisionAllow, Status: 201})
 	}
 	l.Close()
 	var got []string
@@ -298,7 +298,7 @@ func TestLocalImageFactsAreImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Write(&Record{Time: genBase, RequestID: "tag", Caller: &Caller{UID: 1000, User: "alice"}, Method: "POST",
-		Path: "/images/x/tag", Action: "image.tag", Facts: []authz.FactResult{{Kind: "image-target", Value: "ci.local/app:2", Decision: "allow"}}, Decision: DecisionAllow, Status: 201})
+		Path: "/images/x/tag", Action: "image.tag", Facts: []policy.FactResult{{Kind: "image-target", Value: "ci.local/app:2", Decision: "allow"}}, Decision: DecisionAllow, Status: 201})
 	l.Close()
 	got = nil
 	if err := Query([]string{path}, Filter{UID: AnyUID, Image: "ci.local/app:2"}, func(e *Entry, _ []byte) error {

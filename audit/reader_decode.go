@@ -7,7 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // decodeEntry reads a record line into e. Query reads every line of
@@ -316,16 +316,16 @@ func (d *fastDec) strs(out *[]string) bool {
 	}
 }
 
-func (d *fastDec) facts(fs *[]authz.FactResult) bool {
+func (d *fastDec) facts(fs *[]policy.FactResult) bool {
 	if !d.eat('[') {
 		return false
 	}
-	*fs = []authz.FactResult{}
+	*fs = []policy.FactResult{}
 	if d.eat(']') {
 		return true
 	}
 	for {
-		var f authz.FactResult
+		var f policy.FactResult
 		if !d.object(func(k []byte) bool {
 			var ok bool
 			switch string(k) {

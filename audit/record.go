@@ -5,7 +5,7 @@ package audit
 import (
 	"time"
 
-	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // Decisions a record can carry.
@@ -44,18 +44,18 @@ type Caller struct {
 
 // Record is one audit record. Its JSON form is the contract in BRIEF §6.
 type Record struct {
-	Time       time.Time          `json:"time"`
-	RequestID  string             `json:"request_id"`
-	Phase      string             `json:"phase,omitempty"`
-	Caller     *Caller            `json:"caller,omitempty"`
-	Method     string             `json:"method,omitempty"`
-	Path       string             `json:"path,omitempty"`
-	APIVersion string             `json:"api_version,omitempty"`
-	Action     string             `json:"action,omitempty"`
-	Facts      []authz.FactResult `json:"facts,omitempty"`
-	Decision   string             `json:"decision"`
-	WouldDeny  bool               `json:"would_deny,omitempty"`
-	Reason     string             `json:"reason,omitempty"`
+	Time       time.Time           `json:"time"`
+	RequestID  string              `json:"request_id"`
+	Phase      string              `json:"phase,omitempty"`
+	Caller     *Caller             `json:"caller,omitempty"`
+	Method     string              `json:"method,omitempty"`
+	Path       string              `json:"path,omitempty"`
+	APIVersion string              `json:"api_version,omitempty"`
+	Action     string              `json:"action,omitempty"`
+	Facts      []policy.FactResult `json:"facts,omitempty"`
+	Decision   string              `json:"decision"`
+	WouldDeny  bool                `json:"would_deny,omitempty"`
+	Reason     string              `json:"reason,omitempty"`
 	// Outcome says how a request that did not end normally ended
 	// (OutcomeClientAborted); empty when it ended normally.
 	Outcome    string  `json:"outcome,omitempty"`

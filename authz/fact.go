@@ -1,13 +1,10 @@
 package authz
 
-import "context"
+import (
+	"context"
 
-// Fact is one thing a request would do, in the policy's vocabulary (BRIEF
-// §3): Kind is a fact kind such as "bind", Value its normalized value.
-type Fact struct {
-	Kind  string
-	Value string
-}
+	"github.com/dockgate/dockgate/authz/policy"
+)
 
 // Inspector answers the questions about dockerd's current state that some
 // facts need (a named volume's options, the mounts of a container named in
@@ -89,4 +86,4 @@ const (
 // Extractor reads the facts of one request beyond its endpoint fact. An
 // error means the request cannot be judged and is refused (fail closed): a
 // *RouteError carries the status to answer (400 malformed, 413 too large).
-type Extractor func(ctx context.Context, m *Match, req *Request, in Inspector) ([]Fact, error)
+type Extractor func(ctx context.Context, m *Match, req *Request, in Inspector) ([]policy.Fact, error)

@@ -16,6 +16,8 @@ import (
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
+
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // createOptions are the strict-pass options of a create body: HostConfig
@@ -656,8 +658,8 @@ func (x *extraction) addHostPath(kind, p string) error {
 	}
 	x.add(kind, r)
 	if why != "" {
-		x.add(factReplaceablePath, r)
-		x.req.note(Fact{Kind: factReplaceablePath, Value: r}, why)
+		x.add(policy.ReplaceablePathKind, r)
+		x.req.note(policy.Fact{Kind: policy.ReplaceablePathKind, Value: r}, why)
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // TestContainerOwnerFact: a tenant's request on an existing container
@@ -84,7 +86,7 @@ func TestContainerOwnerFact(t *testing.T) {
 			got := ""
 			n := 0
 			for _, f := range dec.Facts {
-				if f.Kind == OwnerKind {
+				if f.Kind == policy.OwnerKind {
 					got = f.Value
 					n++
 				}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // fakeDockerd answers the inspect calls DockerInspector makes, on a Unix
@@ -228,7 +230,7 @@ func TestDockerInspector(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []Fact{{"image", "docker.io/library/busybox:latest"}, {"bind", "/etc"}, {"bind", "/srv/ci-cache"}}
+		want := []policy.Fact{{Kind: "image", Value: "docker.io/library/busybox:latest"}, {Kind: "bind", Value: "/etc"}, {Kind: "bind", Value: "/srv/ci-cache"}}
 		if len(got) != len(want) {
 			t.Fatalf("got %v, want %v", got, want)
 		}

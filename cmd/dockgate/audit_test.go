@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/dockgate/dockgate/audit"
-	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 func auditTrail(t *testing.T, path string, o audit.Options) {
@@ -34,7 +34,7 @@ func auditTrail(t *testing.T, path string, o audit.Options) {
 			Caller: &audit.Caller{UID: uint32(1000 + i), User: c.user}, Method: "GET", Path: "/v1.47/x",
 			Action: c.action, Decision: c.decision, Status: c.status}
 		if c.image != "" {
-			r.Facts = []authz.FactResult{{Kind: "image", Value: c.image, Decision: c.decision}}
+			r.Facts = []policy.FactResult{{Kind: "image", Value: c.image, Decision: c.decision}}
 			if c.decision == "allow" {
 				r.ObjectID = "4f1c9a2e8b7d6c5f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f"
 			} else {

@@ -40,7 +40,7 @@ listed or removed (a network another tenant's container still uses, say),
 `
 
 // gcOwnerPrefixes are the subject prefixes an owner can have: the values a
-// `tenant` policy row accepts (authz.tenantPrefixes).
+// `tenant` policy row accepts (policy.tenantPrefixes).
 var gcOwnerPrefixes = []string{"uid:", "user:", "unit:", "container:", "cert:"}
 
 // gcOptions say what a gc run removes.

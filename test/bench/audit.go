@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/dockgate/dockgate/audit"
-	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // The audit rows (issue 6, part 4): verify and query over a trail of
@@ -44,7 +44,7 @@ func auditRecord(i int, now time.Time) *audit.Record {
 		Caller: c, Method: "POST", Path: "/v1.43/containers/create?name=web-" + strconv.Itoa(i%100), APIVersion: "1.43",
 		Action: action, Decision: audit.DecisionAllow, Status: 201,
 		BytesIn: 1834, BytesOut: 88, DurationMS: 12.345,
-		Facts: []authz.FactResult{
+		Facts: []policy.FactResult{
 			{Kind: "endpoint", Value: action, Decision: "allow", Rule: "p, role:dev, endpoint, container.*, allow"},
 			{Kind: "image", Value: "docker.io/library/nginx:1.27", Decision: "allow", Rule: "p, role:dev, image, docker.io/library/*, allow"},
 		},
@@ -52,7 +52,7 @@ func auditRecord(i int, now time.Time) *audit.Record {
 	}
 	if i%10 == 4 { // alice (i%4 == 0) among them
 		r.Decision, r.Status, r.ObjectID = audit.DecisionDeny, 403, ""
-		r.Facts = append(r.Facts, authz.FactResult{Kind: "privileged", Value: "true", Decision: "deny"})
+		r.Facts = append(r.Facts, policy.FactResult{Kind: "privileged", Value: "true", Decision: "deny"})
 		r.Reason = "user:" + c.User + " may not privileged true: no rule allows it"
 	}
 	return r
