@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dockgate/dockgate/authz/policy"
 	"github.com/dockgate/dockgate/policies"
 )
 
@@ -20,7 +21,7 @@ func TestCIExampleRefusesRequestClasses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := LoadPolicyFS(sub, "ci")
+	p, err := policy.LoadFS(sub, "ci")
 	if err != nil {
 		t.Fatal(err)
 	}

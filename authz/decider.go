@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"sync/atomic"
+
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // allowedReason is the Reason of an allowed request: the facts carry the
@@ -31,28 +33,28 @@ type PolicyDecider struct {
 	// endpoint, malformed) are still refused: that is not the policy's call.
 	Audit bool
 
-	policy atomic.Pointer[Policy]
+	policy atomic.Pointer[policy.Policy]
 }
 
 // NewPolicyDecider returns a decider enforcing p.
-func NewPolicyDecider(p *Policy) *PolicyDecider {
+func NewPolicyDecider(p *policy.Policy) *PolicyDecider {
 	d := &PolicyDecider{}
 	d.policy.Store(p)
 	return d
 }
 
 // Policy returns the policy in force.
-func (d *PolicyDecider) Policy() *Policy { return d.policy.Load() }
+func (d *PolicyDecider) Policy() *policy.Policy { return d.policy.Load() }
 
 // SetPolicy puts p in force for every decision that starts from now on and
 // returns the policy it replaces.
-func (d *PolicyDecider) SetPolicy(p *Policy) (old *Policy) { return d.policy.Swap(p) }
+func (d *PolicyDecider) SetPolicy(p *policy.Policy) (old *policy.Policy) { return d.policy.Swap(p) }
 
 // ReloadDir loads the policy directory dir and puts it in force. When it
-// does not load, the policy in force stays and the error (PolicyErrors,
+// does not load, the policy in force stays and the error (policy.Errors,
 // with files and lines) says why.
-func (d *PolicyDecider) ReloadDir(dir string) (*Policy, error) {
-	p, err := LoadPolicyDir(dir)
+func (d *PolicyDecider) ReloadDir(dir string) (*policy.Policy, error) {
+	p, err := policy.LoadDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -74,15 +76,13 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 	if p == nil {
 		return Decision{Status: http.StatusInternalServerError, Reason: "no policy loaded"}
 	}
-	var c callerRules
-	p.prepare(req.Subjects, &c)
-	var endpoint FactResult
-	endpointAllowed := c.result(Fact{Kind: "endpoint", Value: m.Action}, &endpoint)
+	c := p.RulesFor(req.Subjects)
+	endpoint, endpointAllowed := c.Result(policy.Fact{Kind: "endpoint", Value: m.Action})
 	if !endpointAllowed && !d.Audit {
 		// Refused whatever the body says: the body of a request the caller
 		// may not make at all is not parsed, and dockerd is not asked about
 		// it. Audit mode reads on, to record every fact.
-		refused := Decision{Status: http.StatusForbidden, Reason: c.refusal(caller, endpoint, ""), Facts: []FactResult{endpoint}}
+		refused := Decision{Status: http.StatusForbidden, Reason: refusal(&c, caller, endpoint, ""), Facts: []policy.FactResult{endpoint}}
 		if nf, ok := d.notFoundInsteadOfRefusal(ctx, m, refused); ok {
 			return nf
 		}
@@ -92,7 +92,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 	if m.needsOwner() {
 		owner, err := p.Owner(req.Subjects)
 		if err != nil {
-			return Decision{Status: http.StatusForbidden, Reason: caller + " may not call " + m.Action + ": " + err.Error(), Facts: []FactResult{endpoint}}
+			return Decision{Status: http.StatusForbidden, Reason: caller + " may not call " + m.Action + ": " + err.Error(), Facts: []policy.FactResult{endpoint}}
 		}
 		req.Owner, req.OwnedBody, req.TTL, req.ownerRecorded = owner, nil, 0, false
 		if owner != "" {
@@ -101,7 +101,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 	}
 	req.Target, req.FilterResponse, req.Prepare, req.PrepareSays, req.Verify, req.RewriteSpool, req.notes, req.missing = "", nil, nil, nil, nil, nil, nil, nil
 
-	var more []Fact
+	var more []policy.Fact
 	if d.Extract != nil {
 		var err error
 		more, err = d.extract(ctx, m, req)
@@ -116,18 +116,19 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 					answer, msg = re.Message, "dockerd's answer to dockgate's lookup: "+re.Message
 				}
 			}
-			return Decision{Status: status, Reason: msg, Answer: answer, Facts: []FactResult{endpoint}}
+			return Decision{Status: status, Reason: msg, Answer: answer, Facts: []policy.FactResult{endpoint}}
 		}
 	}
 
-	results := make([]FactResult, 1+len(more))
+	results := make([]policy.FactResult, 1+len(more))
 	results[0] = endpoint
 	first := -1
 	if !endpointAllowed {
 		first = 0
 	}
 	for i, f := range more {
-		if !c.result(f, &results[1+i]) && first < 0 {
+		var ok bool
+		if results[1+i], ok = c.Result(f); !ok && first < 0 {
 			first = 1 + i
 		}
 	}
@@ -148,7 +149,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		// request refused anyway keeps the refusal that names its fact.
 		return Decision{Status: http.StatusInternalServerError, Reason: "cannot record the owner of what " + m.Action + " creates", Facts: results}
 	}
-	reason := c.refusal(caller, results[first], req.notes[Fact{Kind: results[first].Kind, Value: results[first].Value}])
+	reason := refusal(&c, caller, results[first], req.notes[policy.Fact{Kind: results[first].Kind, Value: results[first].Value}])
 	if d.Audit {
 		return allowed(reason, true)
 	}
@@ -157,7 +158,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 
 // extract runs the extractor; a panic in it is an error, so that a request
 // nobody could judge is refused (500), never forwarded.
-func (d *PolicyDecider) extract(ctx context.Context, m *Match, req *Request) (facts []Fact, err error) {
+func (d *PolicyDecider) extract(ctx context.Context, m *Match, req *Request) (facts []policy.Fact, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			facts = nil

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 const deciderTestPolicy = `g, user:jenkins, role:ci
@@ -30,8 +32,8 @@ func testRequest(method, target string, subjects ...string) *Request {
 	return &Request{Method: method, URL: u, Header: http.Header{}, Caller: subjects[0], Subjects: subjects}
 }
 
-func factsOf(facts ...Fact) Extractor {
-	return func(context.Context, *Match, *Request, Inspector) ([]Fact, error) { return facts, nil }
+func factsOf(facts ...policy.Fact) Extractor {
+	return func(context.Context, *Match, *Request, Inspector) ([]policy.Fact, error) { return facts, nil }
 }
 
 func TestPolicyDeciderDecisions(t *testing.T) {
@@ -48,28 +50,28 @@ func TestPolicyDeciderDecisions(t *testing.T) {
 		wouldDeny bool
 		status    int
 		reason    string
-		facts     []FactResult
+		facts     []policy.FactResult
 	}{
 		{name: "allowed when every fact is allowed", action: "container.create", subj: jenkins,
-			extract: factsOf(Fact{"image", "registry.example.com/approved/app:1"}, Fact{"bind", "/srv/ci-cache"}),
+			extract: factsOf(policy.Fact{Kind: "image", Value: "registry.example.com/approved/app:1"}, policy.Fact{Kind: "bind", Value: "/srv/ci-cache"}),
 			allow:   true, reason: allowedReason,
-			facts: []FactResult{
+			facts: []policy.FactResult{
 				{Kind: "endpoint", Value: "container.create", Decision: "allow", Rule: "ci.csv:3: p, role:ci, endpoint, *, allow"},
 				{Kind: "image", Value: "registry.example.com/approved/app:1", Decision: "allow", Rule: "ci.csv:5: p, role:ci, image, registry.example.com/approved/**, allow"},
 				{Kind: "bind", Value: "/srv/ci-cache", Decision: "allow", Rule: "ci.csv:6: p, role:ci, bind, /srv/ci-cache/**, allow"},
 			}},
 		{name: "the refusal names the first refused fact", action: "container.create", subj: jenkins,
-			extract: factsOf(Fact{"image", "registry.example.com/approved/app:1"}, Fact{"privileged", "container"}, Fact{"bind", "/"}),
+			extract: factsOf(policy.Fact{Kind: "image", Value: "registry.example.com/approved/app:1"}, policy.Fact{Kind: "privileged", Value: "container"}, policy.Fact{Kind: "bind", Value: "/"}),
 			status:  403, reason: "user:jenkins may not privileged container: no rule allows it; allowing it is root on the host (a privileged container or exec has every capability and every host device), so no row is suggested for a group of callers; for one caller trusted with root on the host, \"p, user:jenkins, privileged, container, allow\" would do it",
-			facts: []FactResult{
+			facts: []policy.FactResult{
 				{Kind: "endpoint", Value: "container.create", Decision: "allow", Rule: "ci.csv:3: p, role:ci, endpoint, *, allow"},
 				{Kind: "image", Value: "registry.example.com/approved/app:1", Decision: "allow", Rule: "ci.csv:5: p, role:ci, image, registry.example.com/approved/**, allow"},
-				{Kind: "privileged", Value: "container", Decision: "deny", Rule: NoRuleAllows},
-				{Kind: "bind", Value: "/", Decision: "deny", Rule: NoRuleAllows},
+				{Kind: "privileged", Value: "container", Decision: "deny", Rule: policy.NoRuleAllows},
+				{Kind: "bind", Value: "/", Decision: "deny", Rule: policy.NoRuleAllows},
 			}},
 		{name: "a refused endpoint names its deny rule", action: "plugin.install", subj: jenkins,
 			status: 403, reason: "user:jenkins may not endpoint plugin.install: ci.csv:4: p, role:ci, endpoint, plugin.*, deny; a deny row wins over every allow row, and allowing it is root on the host (a plugin runs with the privileges it asks for)",
-			facts: []FactResult{{Kind: "endpoint", Value: "plugin.install", Decision: "deny", Rule: "ci.csv:4: p, role:ci, endpoint, plugin.*, deny"}}},
+			facts: []policy.FactResult{{Kind: "endpoint", Value: "plugin.install", Decision: "deny", Rule: "ci.csv:4: p, role:ci, endpoint, plugin.*, deny"}}},
 		{name: "a caller without rights", action: "system.ping", subj: []string{"uid:1002", "*"},
 			status: 403, reason: "uid:1002 may not endpoint system.ping: no rule allows it; to allow it, add \"p, uid:1002, endpoint, system.ping, allow\" to the policy"},
 		{name: "unknown endpoint is refused whatever the policy", action: ActionUnknown, subj: []string{"uid:0", "*"},
@@ -77,28 +79,28 @@ func TestPolicyDeciderDecisions(t *testing.T) {
 		{name: "unknown endpoint is refused in audit mode too", action: ActionUnknown, subj: []string{"uid:0", "*"}, audit: true,
 			status: 403, reason: "uid:0 may not call POST /v1.41/frobnicate: unknown endpoint" + UnknownEndpointFix},
 		{name: "audit mode forwards what the policy refuses and says so", action: "container.create", subj: jenkins, audit: true,
-			extract: factsOf(Fact{"capability", "SYS_ADMIN"}),
+			extract: factsOf(policy.Fact{Kind: "capability", Value: "SYS_ADMIN"}),
 			allow:   true, wouldDeny: true, reason: "user:jenkins may not capability SYS_ADMIN: no rule allows it; allowing it is root on the host (with SYS_ADMIN a container's root acts on the host kernel, processes or files), so no row is suggested for a group of callers; for one caller trusted with root on the host, \"p, user:jenkins, capability, SYS_ADMIN, allow\" would do it"},
 		{name: "audit mode does not mark what the policy allows", action: "container.list", subj: jenkins, audit: true,
 			allow: true, reason: allowedReason},
 		{name: "an extractor error refuses with its status", action: "container.create", subj: []string{"uid:0", "*"},
-			extract: func(context.Context, *Match, *Request, Inspector) ([]Fact, error) {
+			extract: func(context.Context, *Match, *Request, Inspector) ([]policy.Fact, error) {
 				return nil, &RouteError{Status: http.StatusRequestEntityTooLarge, Message: "request body larger than the limit"}
 			},
 			status: 413, reason: "request body larger than the limit",
-			facts: []FactResult{{Kind: "endpoint", Value: "container.create", Decision: "allow", Rule: "ci.csv:2: p, uid:0, *, **, allow"}}},
+			facts: []policy.FactResult{{Kind: "endpoint", Value: "container.create", Decision: "allow", Rule: "ci.csv:2: p, uid:0, *, **, allow"}}},
 		{name: "an extractor error is refused in audit mode too", action: "container.create", subj: jenkins, audit: true,
-			extract: func(context.Context, *Match, *Request, Inspector) ([]Fact, error) {
+			extract: func(context.Context, *Match, *Request, Inspector) ([]policy.Fact, error) {
 				return nil, &RouteError{Status: http.StatusBadRequest, Message: "duplicate key"}
 			},
 			status: 400, reason: "duplicate key"},
 		{name: "a plain extractor error cannot be judged: 400", action: "container.create", subj: []string{"uid:0", "*"},
-			extract: func(context.Context, *Match, *Request, Inspector) ([]Fact, error) {
-				return []Fact{{"privileged", "container"}}, errors.New("unexpected end of JSON input")
+			extract: func(context.Context, *Match, *Request, Inspector) ([]policy.Fact, error) {
+				return []policy.Fact{{Kind: "privileged", Value: "container"}}, errors.New("unexpected end of JSON input")
 			},
 			status: 400, reason: "unexpected end of JSON input"},
 		{name: "a panic in the extractor is refused with 500, never forwarded", action: "container.create", subj: []string{"uid:0", "*"}, audit: true,
-			extract: func(context.Context, *Match, *Request, Inspector) ([]Fact, error) { panic("index out of range") },
+			extract: func(context.Context, *Match, *Request, Inspector) ([]policy.Fact, error) { panic("index out of range") },
 			status:  500, reason: "internal error reading the facts of container.create: index out of range"},
 	}
 	for _, tt := range tests {
@@ -121,9 +123,9 @@ func TestPolicyDeciderDecisions(t *testing.T) {
 func TestPolicyDeciderRefusedEndpoint(t *testing.T) {
 	p := loadTestPolicy(t, map[string]string{"ci.csv": deciderTestPolicy})
 	called := false
-	extract := func(context.Context, *Match, *Request, Inspector) ([]Fact, error) {
+	extract := func(context.Context, *Match, *Request, Inspector) ([]policy.Fact, error) {
 		called = true
-		return []Fact{{"privileged", "container"}}, nil
+		return []policy.Fact{{Kind: "privileged", Value: "container"}}, nil
 	}
 	req := testRequest("POST", "/plugins/pull", "user:jenkins", "*")
 
@@ -165,7 +167,7 @@ func TestPolicyDeciderNilMatchIsUnknown(t *testing.T) {
 
 func TestPolicyDeciderReload(t *testing.T) {
 	dir := writePolicy(t, map[string]string{"a.csv": "p, *, endpoint, system.ping, allow\n"})
-	old, err := LoadPolicyDir(dir)
+	old, err := policy.LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +176,7 @@ func TestPolicyDeciderReload(t *testing.T) {
 	t.Run("swap while a decision is in flight keeps the old one", func(t *testing.T) {
 		d := NewPolicyDecider(old)
 		entered, release := make(chan struct{}), make(chan struct{})
-		d.Extract = func(context.Context, *Match, *Request, Inspector) ([]Fact, error) {
+		d.Extract = func(context.Context, *Match, *Request, Inspector) ([]policy.Fact, error) {
 			close(entered)
 			<-release
 			return nil, nil
@@ -238,7 +240,7 @@ func TestPolicyDeciderConcurrentReload(t *testing.T) {
 	a := loadTestPolicy(t, map[string]string{"a.csv": "p, *, endpoint, *, allow\n"})
 	b := loadTestPolicy(t, map[string]string{"a.csv": "p, *, endpoint, *, allow\np, *, image, **, allow\n"})
 	d := NewPolicyDecider(a)
-	d.Extract = factsOf(Fact{"image", "docker.io/library/busybox:latest"})
+	d.Extract = factsOf(policy.Fact{Kind: "image", Value: "docker.io/library/busybox:latest"})
 	stop := make(chan struct{})
 	go func() {
 		for i := 0; ; i++ {
@@ -313,21 +315,21 @@ func BenchmarkDecideContainerCreate(b *testing.B) {
 	if len(p.Rules) != 1000 {
 		b.Fatalf("%d rules, want 1000", len(p.Rules))
 	}
-	facts := []Fact{
-		{"image", "registry.example.com/team42/app:1.2.3"},
-		{"bind", "/srv/team42/cache/job/17"},
-		{"bind", "/srv/team42/work"},
-		{"capability", "NET_BIND_SERVICE"},
-		{"namespace", "network=container"},
-		{"sysctl", "net.ipv4.ip_local_port_range=1024 65000"},
-		{"port", "8042"},
-		{"log-driver", "syslog"},
+	facts := []policy.Fact{
+		{Kind: "image", Value: "registry.example.com/team42/app:1.2.3"},
+		{Kind: "bind", Value: "/srv/team42/cache/job/17"},
+		{Kind: "bind", Value: "/srv/team42/work"},
+		{Kind: "capability", Value: "NET_BIND_SERVICE"},
+		{Kind: "namespace", Value: "network=container"},
+		{Kind: "sysctl", Value: "net.ipv4.ip_local_port_range=1024 65000"},
+		{Kind: "port", Value: "8042"},
+		{Kind: "log-driver", Value: "syslog"},
 	}
 	req := testRequest("POST", "/v1.41/containers/create", "user:dev42", "uid:1042", "gid:1042", "group:team42", "group:docker", "*")
 	m := testMatch("container.create", "")
 	for _, mode := range []struct {
 		name string
-		p    *Policy
+		p    *policy.Policy
 	}{{"index", p}} {
 		b.Run(mode.name, func(b *testing.B) {
 			d := NewPolicyDecider(mode.p)
@@ -372,9 +374,9 @@ func BenchmarkDecideContainerCreate(b *testing.B) {
 		b.ReportAllocs()
 		subjects := req.Subjects
 		for b.Loop() {
-			p.enforceFact(subjects, Fact{"endpoint", "container.create"})
+			p.EnforceFact(subjects, policy.Fact{Kind: "endpoint", Value: "container.create"})
 			for _, f := range facts {
-				p.enforceFact(subjects, f)
+				p.EnforceFact(subjects, f)
 			}
 		}
 	})

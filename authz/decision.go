@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os"
 	"time"
+
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 func (r *Request) now() time.Time {
@@ -42,13 +44,13 @@ type Request struct {
 	// ReadAt (io.NewSectionReader): its offset belongs to the proxy.
 	BodyFile *os.File
 	BodySize int64
-	// Owner is the owner subject of a tenant caller (Policy.Owner), set by
-	// the decider before the facts are read of a create (Route.labels) or
-	// of a request that names an existing object (Route.target); ""
-	// for other callers and other requests.
+	// Owner is the owner subject of a tenant caller (policy.Policy.Owner),
+	// set by the decider before the facts are read of a create
+	// (Route.labels) or of a request that names an existing object
+	// (Route.target); "" for other callers and other requests.
 	Owner string
 	// TTL is the time to live the policy gives what a tenant creates
-	// (Policy.TTL), set with Owner; 0 for none.
+	// (policy.Policy.TTL), set with Owner; 0 for none.
 	TTL time.Duration
 	// Now, when set, is the clock the expiry of a tenant's objects is
 	// computed from (tests); time.Now otherwise.
@@ -59,7 +61,7 @@ type Request struct {
 	OwnedBody []byte
 	// notes say why the extractor emitted a fact, for the refusal that
 	// names it (a replaceable path: who can replace what).
-	notes map[Fact]string
+	notes map[policy.Fact]string
 	// missing, when a tenant's request names an object dockerd does not
 	// have, is dockerd's 404 for it: the answer when every fact is
 	// allowed (notFound).
@@ -102,19 +104,11 @@ type Request struct {
 }
 
 // note records why a fact was emitted.
-func (r *Request) note(f Fact, why string) {
+func (r *Request) note(f policy.Fact, why string) {
 	if r.notes == nil {
-		r.notes = make(map[Fact]string)
+		r.notes = make(map[policy.Fact]string)
 	}
 	r.notes[f] = why
-}
-
-// FactResult is one fact of a request with the decision on it.
-type FactResult struct {
-	Kind     string `json:"kind"`
-	Value    string `json:"value"`
-	Decision string `json:"decision"`
-	Rule     string `json:"rule,omitempty"`
 }
 
 // Decision is the answer for one request.
@@ -133,7 +127,7 @@ type Decision struct {
 	// WouldDeny is set in audit mode when the request was forwarded although
 	// the policy refuses it.
 	WouldDeny bool
-	Facts     []FactResult
+	Facts     []policy.FactResult
 	// Body, when not nil, is forwarded instead of the request body that
 	// was read: the judged body with the owner label of a tenant added.
 	Body []byte
@@ -170,7 +164,7 @@ func (AllowAll) Decide(_ context.Context, m *Match, req *Request) Decision {
 	if m == nil || m.Action == ActionUnknown {
 		return Decision{Status: http.StatusForbidden, Reason: req.Caller + " may not call " + req.Method + " " + req.URL.EscapedPath() + ": unknown endpoint" + UnknownEndpointFix}
 	}
-	return Decision{Allow: true, Reason: "allow-all", Facts: []FactResult{{Kind: "endpoint", Value: m.Action, Decision: "allow", Rule: "allow-all"}}}
+	return Decision{Allow: true, Reason: "allow-all", Facts: []policy.FactResult{{Kind: "endpoint", Value: m.Action, Decision: "allow", Rule: "allow-all"}}}
 }
 
 // UnknownEndpointFix ends the refusal of a request no route names: no row

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/dockgate/dockgate/authz/policy"
 	"github.com/dockgate/dockgate/internal/dockerd"
 	"github.com/dockgate/dockgate/internal/dockerd/dockerdtest"
 )
@@ -80,7 +81,7 @@ func TestFactsThroughDockerdClient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []Fact{{"image", "docker.io/library/busybox:latest"}, {"bind", "/etc"}, {"bind", "/srv/ci-cache"}}
+		want := []policy.Fact{{Kind: "image", Value: "docker.io/library/busybox:latest"}, {Kind: "bind", Value: "/etc"}, {Kind: "bind", Value: "/srv/ci-cache"}}
 		if len(got) != len(want) {
 			t.Fatalf("got %v, want %v", got, want)
 		}

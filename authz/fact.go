@@ -3,15 +3,9 @@ package authz
 import (
 	"context"
 
+	"github.com/dockgate/dockgate/authz/policy"
 	"github.com/dockgate/dockgate/internal/dockerd"
 )
-
-// Fact is one thing a request would do, in the policy's vocabulary (BRIEF
-// §3): Kind is a fact kind such as "bind", Value its normalized value.
-type Fact struct {
-	Kind  string
-	Value string
-}
 
 // Inspector answers the questions about dockerd's current state that some
 // facts need (a named volume's options, the mounts of a container named in
@@ -54,4 +48,4 @@ type VolumeCreator interface {
 // Extractor reads the facts of one request beyond its endpoint fact. An
 // error means the request cannot be judged and is refused (fail closed): a
 // *RouteError carries the status to answer (400 malformed, 413 too large).
-type Extractor func(ctx context.Context, m *Match, req *Request, in Inspector) ([]Fact, error)
+type Extractor func(ctx context.Context, m *Match, req *Request, in Inspector) ([]policy.Fact, error)

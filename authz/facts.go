@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker/docker/api/types/versions"
 
+	"github.com/dockgate/dockgate/authz/policy"
 	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
@@ -34,7 +35,7 @@ func DefaultExtractor() Extractor {
 }
 
 func newExtractor(host hostFS) Extractor {
-	return func(ctx context.Context, m *Match, req *Request, in Inspector) ([]Fact, error) {
+	return func(ctx context.Context, m *Match, req *Request, in Inspector) ([]policy.Fact, error) {
 		if m == nil || req == nil {
 			return nil, nil
 		}
@@ -66,8 +67,8 @@ type extraction struct {
 	req   *Request
 	in    Inspector
 	host  hostFS
-	facts []Fact
-	seen  map[Fact]bool
+	facts []policy.Fact
+	seen  map[policy.Fact]bool
 	// missingVolumes are the named volumes a tenant's create binds that do
 	// not exist yet (createMissingVolumes).
 	missingVolumes []string
@@ -84,9 +85,9 @@ type extraction struct {
 
 // add records a fact once, in the order first seen.
 func (x *extraction) add(kind, value string) {
-	f := Fact{Kind: kind, Value: value}
+	f := policy.Fact{Kind: kind, Value: value}
 	if x.seen == nil {
-		x.seen = make(map[Fact]bool)
+		x.seen = make(map[policy.Fact]bool)
 	}
 	if x.seen[f] {
 		return

@@ -16,6 +16,7 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/dockgate/dockgate/authz/internal/strictjson"
+	"github.com/dockgate/dockgate/authz/policy"
 	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
@@ -645,8 +646,8 @@ func (x *extraction) addHostPath(kind, p string) error {
 	}
 	x.add(kind, r)
 	if why != "" {
-		x.add(factReplaceablePath, r)
-		x.req.note(Fact{Kind: factReplaceablePath, Value: r}, why)
+		x.add(policy.ReplaceablePathKind, r)
+		x.req.note(policy.Fact{Kind: policy.ReplaceablePathKind, Value: r}, why)
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
+
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // FuzzContainerCreateFacts: reading a create body never panics, every
@@ -53,9 +55,9 @@ func FuzzContainerCreateFacts(f *testing.F) {
 		if w.Config == nil {
 			t.Fatalf("read facts from %q, which has no config", body)
 		}
-		has := func(kind, value string) bool { return slices.Contains(facts, Fact{Kind: kind, Value: value}) }
+		has := func(kind, value string) bool { return slices.Contains(facts, policy.Fact{Kind: kind, Value: value}) }
 		hasKind := func(kind string) bool {
-			return slices.ContainsFunc(facts, func(f Fact) bool { return f.Kind == kind })
+			return slices.ContainsFunc(facts, func(f policy.Fact) bool { return f.Kind == kind })
 		}
 		if !hasKind("image") {
 			t.Fatalf("no image fact for %q", body)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // The owner fact (docs/tenancy.md): for a tenant caller,
@@ -66,9 +68,6 @@ var (
 // IsPreDefinedNetwork): shared by everyone, owned by no tenant, and
 // inspected by clients such as testcontainers to find the host's address.
 var predefinedNetworks = map[string]bool{"bridge": true, "host": true, "none": true, "default": true}
-
-// OwnerKind is the fact kind of the owner of the object a request targets.
-const OwnerKind = "owner"
 
 // ownerOf says whose an object with these labels is, for the owner subject
 // owner of a tenant.
@@ -221,7 +220,7 @@ func (x *extraction) objectOwnerOf(kind, name, what string, unlabelledNone bool)
 	}
 	if _, labelled := labels[OwnerLabel]; kind != ObjectImage || labelled || unlabelledNone {
 		o := ownerOf(x.req.Owner, labels)
-		x.add(OwnerKind, o)
+		x.add(policy.OwnerKind, o)
 		x.noteOwner(o, kind, what, id, labels)
 	}
 	return id, nil
@@ -231,7 +230,7 @@ func (x *extraction) objectOwnerOf(kind, name, what string, unlabelledNone bool)
 // (name and short ID) and whose. The first object of each value is the one
 // named: the refusal names the first refused fact.
 func (x *extraction) noteOwner(owner, kind, what, id string, labels map[string]string) {
-	f := Fact{Kind: OwnerKind, Value: owner}
+	f := policy.Fact{Kind: policy.OwnerKind, Value: owner}
 	if owner == "self" || x.req.notes[f] != "" {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dockgate/dockgate/authz/policy"
 	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
@@ -86,7 +87,7 @@ func TestContainerOwnerFact(t *testing.T) {
 			got := ""
 			n := 0
 			for _, f := range dec.Facts {
-				if f.Kind == OwnerKind {
+				if f.Kind == policy.OwnerKind {
 					got = f.Value
 					n++
 				}

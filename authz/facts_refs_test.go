@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
+
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 const (
@@ -135,7 +137,7 @@ func TestOwnerFactsOfObjects(t *testing.T) {
 			}
 			var owners []string
 			for _, f := range dec.Facts {
-				if f.Kind == OwnerKind {
+				if f.Kind == policy.OwnerKind {
 					owners = append(owners, f.Value)
 				}
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 
+	"github.com/dockgate/dockgate/authz/policy"
 	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
@@ -223,7 +224,7 @@ func runFactCases(t *testing.T, cases []factCase) {
 			have := make([]string, len(got))
 			for i, f := range got {
 				have[i] = f.Kind + " " + f.Value
-				if !slices.Contains(FactKinds(), f.Kind) {
+				if !slices.Contains(policy.FactKinds(), f.Kind) {
 					t.Errorf("fact %q has a kind policies cannot name", have[i])
 				}
 			}
@@ -244,7 +245,7 @@ func runFactCases(t *testing.T, cases []factCase) {
 	}
 }
 
-func runFactCase(t *testing.T, router *Router, extract Extractor, in Inspector, tc factCase) ([]Fact, error) {
+func runFactCase(t *testing.T, router *Router, extract Extractor, in Inspector, tc factCase) ([]policy.Fact, error) {
 	t.Helper()
 	method := tc.method
 	if method == "" {

@@ -189,7 +189,3 @@ func parseACL(b []byte) ([]aclEntry, error) {
 	}
 	return out, nil
 }
-
-// factReplaceablePath is the fact kind of a host path the caller could
-// redirect after the decision; its value is the path as resolved now.
-const factReplaceablePath = "replaceable-path"

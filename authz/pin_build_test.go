@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // buildRequest is a classic build of the context body, spooled as the
@@ -163,7 +165,7 @@ func TestBuildBaseNotOnTheDaemonPinnedToTheRegistryDigest(t *testing.T) {
 	const d = digest.Digest("sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd")
 	in := &registryInspector{fakeInspector: newFakeInspector(), serves: map[string]digest.Digest{"reg.example.com/approved/base:1": d}}
 	auth := base64.URLEncoding.EncodeToString([]byte(`{"reg.example.com":{"username":"ci","password":"s3cret"},"https://index.docker.io/v1/":{"username":"hub"}}`))
-	run := func(df string) (*Request, []Fact, error) {
+	run := func(df string) (*Request, []policy.Fact, error) {
 		m, req := buildRequest(t, "/v1.41/build?t=ci.local/app:1", makeTar(t, tarEntry{name: "Dockerfile", body: df}),
 			http.Header{"Content-Type": {"application/x-tar"}, "X-Registry-Config": {auth}})
 		facts, err := newExtractor(fakeHost(t))(context.Background(), m, req, in)
@@ -174,7 +176,7 @@ func TestBuildBaseNotOnTheDaemonPinnedToTheRegistryDigest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(facts, Fact{"image", "reg.example.com/approved/base@" + string(d)}) {
+	if !slices.Contains(facts, policy.Fact{Kind: "image", Value: "reg.example.com/approved/base@" + string(d)}) {
 		t.Errorf("facts %v lack the digest the registry serves", facts)
 	}
 	var out bytes.Buffer

@@ -3,6 +3,8 @@ package authz
 import (
 	"fmt"
 	"strings"
+
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // policyDocHeader is the first line of docs/policy.md; it tells a reader
@@ -59,12 +61,12 @@ value of the request's ` + "`endpoint`" + ` fact, so a policy row such as
 Every fact of a request is of one of these kinds; what each value is and
 which requests emit it is in
 [policy-language.md](policy-language.md#fact-kinds). A row of any other kind
-is an error for ` + "`dockgate check`" + `, except the tenancy rows ` + "`" + TenantKind + "`" + ` and
-` + "`" + TenantTTLKind + "`" + ` ([tenancy.md](tenancy.md)).
+is an error for ` + "`dockgate check`" + `, except the tenancy rows ` + "`" + policy.TenantKind + "`" + ` and
+` + "`" + policy.TenantTTLKind + "`" + ` ([tenancy.md](tenancy.md)).
 
 `)
-	kinds := make([]string, len(factKinds))
-	for i, k := range factKinds {
+	kinds := policy.FactKinds()
+	for i, k := range kinds {
 		kinds[i] = "`" + k + "`"
 	}
 	b.WriteString(strings.Join(kinds, ", ") + "\n")

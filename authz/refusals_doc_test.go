@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // refusalCase is one request the CI example policy refuses, rendered into
@@ -47,7 +49,7 @@ func refusalCases() []refusalCase {
 		{kind: "bind", name: "a host directory", target: "/v1.41/containers/create", body: create(`"Binds":["/srv/data:/data"]`), fix: `add "p, role:ci, bind, /srv/data/**, allow"`},
 		{kind: "bind", name: "dockerd's socket", target: "/v1.41/containers/create", body: create(`"Binds":["/var/run/docker.sock:/var/run/docker.sock"]`), fix: "is root on the host"},
 		{kind: "bind", name: "the host's root", target: "/v1.41/containers/create", body: create(`"Binds":["/:/host"]`), fix: "is root on the host"},
-		{kind: factReplaceablePath, name: "a cache directory every user may write", target: "/v1.41/containers/create", body: create(`"Binds":["/srv/ci-cache/shared/job:/cache"]`), fix: "make every directory on the way root-owned"},
+		{kind: policy.ReplaceablePathKind, name: "a cache directory every user may write", target: "/v1.41/containers/create", body: create(`"Binds":["/srv/ci-cache/shared/job:/cache"]`), fix: "make every directory on the way root-owned"},
 		{kind: "volume-driver", name: "a volume of a plugin driver", target: "/v1.41/volumes/create", body: `{"Name":"data","Driver":"rexray"}`, fix: `add "p, role:ci, volume-driver, rexray, allow"`},
 		{kind: "volume-option", name: "an NFS volume", target: "/v1.41/volumes/create", body: `{"Name":"share","Driver":"local","DriverOpts":{"type":"nfs","o":"addr=10.0.0.1","device":":/export"}}`, fix: `add "p, role:ci, volume-option, type=nfs, allow"`},
 		{kind: "device", name: "a host disk", target: "/v1.41/containers/create", body: create(`"Devices":[{"PathOnHost":"/dev/sda","PathInContainer":"/dev/sda","CgroupPermissions":"rwm"}]`), fix: "is root on the host"},
@@ -68,17 +70,17 @@ func refusalCases() []refusalCase {
 		{kind: "network-driver", name: "a macvlan network", target: "/v1.41/networks/create", body: `{"Name":"lan","Driver":"macvlan"}`, fix: `add "p, role:ci, network-driver, macvlan, allow"`},
 		{kind: "network-option", name: "a routed bridge", target: "/v1.41/networks/create", body: `{"Name":"routed","Options":{"com.docker.network.bridge.gateway_mode_ipv4":"routed"}}`, fix: `add "p, role:ci, network-option, com.docker.network.bridge.gateway_mode_ipv4=routed, allow"`},
 		{kind: "build", name: "a BuildKit build", target: "/v1.41/build?version=2", fix: "build with DOCKER_BUILDKIT=0"},
-		{kind: OwnerKind, name: "a container created outside dockgate", target: "/v1.41/containers/agent/stop", fix: "use one that user:jenkins created through dockgate"},
-		{kind: OwnerKind, name: "another tenant's container", method: "GET", target: "/v1.41/containers/theirs/logs?stdout=1", fix: "have its owner, or a caller who is no tenant (such as root), do this"},
-		{kind: OwnerKind, name: "removing a shared base image", method: "DELETE", target: "/v1.41/images/busybox:latest", fix: "no row is suggested"},
-		{kind: TenantKind, name: "a tenant whose uid has no user name", target: "/v1.41/containers/create", body: `{"Image":"registry.example.com/approved/app:1"}`, subjects: []string{"uid:1005", "gid:1005", "group:ci-runners", "*"}, fix: `add "p, uid:1005, tenant, uid, allow"`},
+		{kind: policy.OwnerKind, name: "a container created outside dockgate", target: "/v1.41/containers/agent/stop", fix: "use one that user:jenkins created through dockgate"},
+		{kind: policy.OwnerKind, name: "another tenant's container", method: "GET", target: "/v1.41/containers/theirs/logs?stdout=1", fix: "have its owner, or a caller who is no tenant (such as root), do this"},
+		{kind: policy.OwnerKind, name: "removing a shared base image", method: "DELETE", target: "/v1.41/images/busybox:latest", fix: "no row is suggested"},
+		{kind: policy.TenantKind, name: "a tenant whose uid has no user name", target: "/v1.41/containers/create", body: `{"Image":"registry.example.com/approved/app:1"}`, subjects: []string{"uid:1005", "gid:1005", "group:ci-runners", "*"}, fix: `add "p, uid:1005, tenant, uid, allow"`},
 	}
 }
 
 // refusalsDocFixture is the daemon and host the cases are judged against.
 func refusalsDocFixture(t *testing.T) (*PolicyDecider, *fakeInspector) {
 	t.Helper()
-	p, err := LoadPolicyDir(filepath.Join("..", "policies", "ci"))
+	p, err := policy.LoadDir(filepath.Join("..", "policies", "ci"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,16 +7,17 @@ import (
 	"testing"
 
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 	"github.com/dockgate/dockgate/policies"
 )
 
-func load(t *testing.T, dir string) *authz.Policy {
+func load(t *testing.T, dir string) *policy.Policy {
 	t.Helper()
 	sub, err := fs.Sub(policies.FS, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := authz.LoadPolicyFS(sub, dir)
+	p, err := policy.LoadFS(sub, dir)
 	if err != nil {
 		t.Fatalf("%s: %v", dir, err)
 	}
@@ -35,11 +36,11 @@ type decisionCase struct {
 	rule     string // substring of the deciding rule; "" for any
 }
 
-func checkDecisions(t *testing.T, p *authz.Policy, cases []decisionCase) {
+func checkDecisions(t *testing.T, p *policy.Policy, cases []decisionCase) {
 	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			v := p.DecideFact(c.subjects, authz.Fact{Kind: c.kind, Value: c.value})
+			v := p.DecideFact(c.subjects, policy.Fact{Kind: c.kind, Value: c.value})
 			if v.Allow != c.allow || !strings.Contains(v.RuleText(), c.rule) {
 				t.Errorf("%s %s for %v: allow %v by %q, want allow %v by %q", c.kind, c.value, c.subjects, v.Allow, v.RuleText(), c.allow, c.rule)
 			}
@@ -50,7 +51,7 @@ func checkDecisions(t *testing.T, p *authz.Policy, cases []decisionCase) {
 var (
 	root   = []string{"uid:0", "user:root", "gid:0", "group:root", "*"}
 	user   = []string{"uid:1000", "user:alice", "gid:1000", "group:alice", "group:docker", "*"}
-	noRule = authz.NoRuleAllows
+	noRule = policy.NoRuleAllows
 )
 
 func TestDefaultPolicy(t *testing.T) {
@@ -153,7 +154,7 @@ func TestDefaultPolicyRefusesExactlyTheseEndpoints(t *testing.T) {
 	}
 	var got []string
 	for _, a := range actions() {
-		if !p.DecideFact(user, authz.Fact{Kind: "endpoint", Value: a}).Allow {
+		if !p.DecideFact(user, policy.Fact{Kind: "endpoint", Value: a}).Allow {
 			got = append(got, a)
 		}
 	}
@@ -161,7 +162,7 @@ func TestDefaultPolicyRefusesExactlyTheseEndpoints(t *testing.T) {
 		t.Errorf("refused endpoints:\n got %v\nwant %v", got, want)
 	}
 	for _, a := range actions() {
-		if !p.DecideFact(root, authz.Fact{Kind: "endpoint", Value: a}).Allow {
+		if !p.DecideFact(root, policy.Fact{Kind: "endpoint", Value: a}).Allow {
 			t.Errorf("root may not call %s", a)
 		}
 	}
@@ -276,7 +277,7 @@ func TestReadOnlyMonitoringOnlyReads(t *testing.T) {
 	leaks := map[string]bool{"container.archive.get": true, "container.archive.head": true, "container.export": true,
 		"image.save": true, "container.attach.ws": true, "container.changes": true, "container.top": true}
 	for _, r := range authz.NewRouter().Routes() {
-		if !p.DecideFact(mon, authz.Fact{Kind: "endpoint", Value: r.Action}).Allow {
+		if !p.DecideFact(mon, policy.Fact{Kind: "endpoint", Value: r.Action}).Allow {
 			continue
 		}
 		if r.Method != "GET" && r.Method != "HEAD" {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dockgate/dockgate/audit"
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // BenchmarkPingRoundTrip measures one keep-alive GET /_ping through the
@@ -51,14 +52,14 @@ func BenchmarkPingRoundTrip(b *testing.B) {
 			}()
 		}
 	}()
-	policy, err := authz.DefaultPolicy()
+	pol, err := policy.Default()
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv := New(Config{
 		Upstream: Upstream{URL: "unix://" + upPath, Network: "unix", Address: upPath},
 		Router:   authz.NewRouter(),
-		Decider:  authz.NewPolicyDecider(policy),
+		Decider:  authz.NewPolicyDecider(pol),
 		Audit:    audit.NewLogger(io.Discard),
 		Log:      zerolog.Nop(),
 		Identify: stubIdentify,

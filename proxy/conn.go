@@ -14,6 +14,7 @@ import (
 
 	"github.com/dockgate/dockgate/audit"
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // aLongTimeAgo is a deadline that has passed, to unblock a pending read.
@@ -214,9 +215,9 @@ func (cn *clientConn) newRecord(start time.Time, head *requestHead) *audit.Recor
 // auditFacts copies the decider's fact results into the record's type,
 // with one allocation of exactly their size and none when there are none.
 // The two types have the same fields, so that each converts to the other:
-// should authz.FactResult change, this stops compiling rather than lose a
+// should policy.FactResult change, this stops compiling rather than lose a
 // field from the record.
-func auditFacts(fs []authz.FactResult) []audit.FactResult {
+func auditFacts(fs []policy.FactResult) []audit.FactResult {
 	if len(fs) == 0 {
 		return nil
 	}

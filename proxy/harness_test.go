@@ -22,6 +22,7 @@ import (
 
 	"github.com/dockgate/dockgate/audit"
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
@@ -99,7 +100,7 @@ func (d *countingDecider) Decide(ctx context.Context, m *authz.Match, req *authz
 	d.mu.Unlock()
 	if refuse != nil && refuse(m, req) {
 		return authz.Decision{Status: http.StatusForbidden, Reason: req.Caller + " may not endpoint " + m.Action + ": no rule allows it",
-			Facts: []authz.FactResult{{Kind: "endpoint", Value: m.Action, Decision: "deny"}}}
+			Facts: []policy.FactResult{{Kind: "endpoint", Value: m.Action, Decision: "deny"}}}
 	}
 	if allowUnknown {
 		return authz.Decision{Allow: true, Reason: "allow everything"}

@@ -11,6 +11,7 @@ import (
 	"testing/fstest"
 
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
@@ -78,7 +79,7 @@ func TestAuditLogHoldsNoSecrets(t *testing.T) {
 			io.WriteString(w, `{"Id":"0123456789ab0123456789ab0123456789ab0123456789ab0123456789ab","Warnings":[]}`)
 		}
 	}))
-	policy, err := authz.LoadPolicyFS(fstest.MapFS{"test.csv": {Data: []byte(
+	pol, err := policy.LoadFS(fstest.MapFS{"test.csv": {Data: []byte(
 		"p, user:tester, endpoint, *, allow\n" +
 			"p, user:tester, image, **, allow\n" +
 			"p, user:tester, local-image, **, allow\n" +
@@ -86,7 +87,7 @@ func TestAuditLogHoldsNoSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	decider := authz.NewPolicyDecider(policy)
+	decider := authz.NewPolicyDecider(pol)
 	decider.Extract = authz.DefaultExtractor()
 	inspector, err := dockerd.New("unix://" + up.path)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/dockgate/dockgate/audit"
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // issueWithSANs makes a client certificate with DNS and URI SANs.
@@ -102,7 +103,7 @@ func TestTLSPolicyRowForADNSSANAllows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, err := authz.LoadPolicyFS(fstest.MapFS{"a.csv": {Data: []byte("p, cert-dns:runner.example.com, endpoint, system.ping, allow\n")}}, "test")
+	pol, err := policy.LoadFS(fstest.MapFS{"a.csv": {Data: []byte("p, cert-dns:runner.example.com, endpoint, system.ping, allow\n")}}, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

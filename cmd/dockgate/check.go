@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // check is "dockgate check [--policy DIR]": it loads the policy as serve
@@ -57,17 +57,17 @@ func check(args []string, stdout, stderr io.Writer) int {
 }
 
 // loadPolicy loads --policy DIR, or the embedded default when dir is "".
-func loadPolicy(dir string) (*authz.Policy, error) {
+func loadPolicy(dir string) (*policy.Policy, error) {
 	if dir == "" {
-		return authz.DefaultPolicy()
+		return policy.Default()
 	}
-	return authz.LoadPolicyDir(dir)
+	return policy.LoadDir(dir)
 }
 
 // printPolicyError prints each problem on a line of its own, FILE:LINE
 // first so that editors can jump to it, then how many there were.
 func printPolicyError(w io.Writer, cmd string, err error) {
-	var pes authz.PolicyErrors
+	var pes policy.Errors
 	if !errors.As(err, &pes) {
 		fmt.Fprintf(w, "dockgate %s: %v\n", cmd, err)
 		return

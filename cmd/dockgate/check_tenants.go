@@ -6,7 +6,7 @@ import (
 	"os/user"
 	"strings"
 
-	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // tenantWarnings names each uid subject the policy writes rows for (p or
@@ -15,7 +15,7 @@ import (
 // database. Every create such a caller makes is refused (authz Owner
 // says why at the time); check says so before anyone tries. lookup is
 // user.LookupId, replaced in tests.
-func tenantWarnings(p *authz.Policy, lookup func(uid string) error) []string {
+func tenantWarnings(p *policy.Policy, lookup func(uid string) error) []string {
 	type where struct {
 		file string
 		line int
@@ -53,7 +53,7 @@ func tenantWarnings(p *authz.Policy, lookup func(uid string) error) []string {
 	return out
 }
 
-func printTenantWarnings(w io.Writer, p *authz.Policy) {
+func printTenantWarnings(w io.Writer, p *policy.Policy) {
 	for _, line := range tenantWarnings(p, func(uid string) error {
 		_, err := user.LookupId(uid)
 		return err

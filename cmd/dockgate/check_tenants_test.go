@@ -7,20 +7,20 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 func TestCheckWarnsOfATenantWithoutItsOwnerSubject(t *testing.T) {
 	dir := t.TempDir()
-	policy := "p, role:ci, endpoint, *, allow\n" +
+	rows := "p, role:ci, endpoint, *, allow\n" +
 		"p, role:ci, tenant, user, allow\n" +
 		"g, uid:1001, role:ci\n" + // has a name: no warning
 		"g, uid:65533, role:ci\n" + // none: every create refused
 		"p, uid:4242, endpoint, system.ping, allow\n" // no name, but no tenant
-	if err := os.WriteFile(filepath.Join(dir, "ci.csv"), []byte(policy), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "ci.csv"), []byte(rows), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, err := authz.LoadPolicyDir(dir)
+	p, err := policy.LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

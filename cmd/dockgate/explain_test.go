@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 func TestExplain(t *testing.T) {
@@ -73,9 +74,9 @@ func TestExplainReadsFactsWithTheExtractor(t *testing.T) {
 	defer func(saved func() authz.Extractor) { factExtractor = saved }(factExtractor)
 	var gotBody string
 	factExtractor = func() authz.Extractor {
-		return func(_ context.Context, m *authz.Match, req *authz.Request, _ authz.Inspector) ([]authz.Fact, error) {
+		return func(_ context.Context, m *authz.Match, req *authz.Request, _ authz.Inspector) ([]policy.Fact, error) {
 			gotBody = string(req.Body)
-			return []authz.Fact{{Kind: "image", Value: "registry.example.com/approved/app:1"}, {Kind: "privileged", Value: "container"}}, nil
+			return []policy.Fact{{Kind: "image", Value: "registry.example.com/approved/app:1"}, {Kind: "privileged", Value: "container"}}, nil
 		}
 	}
 	var out, errOut bytes.Buffer

@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/dockgate/dockgate/audit"
-	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // recordPolicy writes the audit trail's record of a policy load to sink:
@@ -12,12 +12,12 @@ import (
 // reload that failed. A reload that put the same policy in force again
 // changes nothing and writes nothing. signal names the signal of a
 // signal-triggered reload.
-func recordPolicy(sink *audit.Logger, ev authz.PolicyReload, signal string) {
+func recordPolicy(sink *audit.Logger, ev policy.Reload, signal string) {
 	if sink == nil || (ev.Err == nil && !ev.Changed()) {
 		return
 	}
 	r := &audit.PolicyRecord{Time: time.Now(), Trigger: ev.Trigger, Source: ev.Dir}
-	if ev.Trigger == authz.TriggerSignal {
+	if ev.Trigger == policy.TriggerSignal {
 		r.Signal = signal
 	}
 	for _, f := range ev.Files {
@@ -41,7 +41,7 @@ func recordPolicy(sink *audit.Logger, ev authz.PolicyReload, signal string) {
 	if ev.Previous != nil {
 		r.PreviousHash = ev.Previous.Hash
 	}
-	d := authz.DiffPolicies(ev.Previous, ev.Loaded)
+	d := policy.DiffRows(ev.Previous, ev.Loaded)
 	r.RowsAdded, r.RowsRemoved = d.Added, d.Removed
 	sink.WritePolicy(r)
 }

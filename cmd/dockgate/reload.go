@@ -18,6 +18,7 @@ import (
 
 	"github.com/dockgate/dockgate/audit"
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 	"github.com/dockgate/dockgate/metrics"
 	"github.com/dockgate/dockgate/proxy"
 )
@@ -34,9 +35,9 @@ import (
 // A reload signal is the one trigger of a policy reload unless
 // --policy-watch is given: an edit is complete when its author says so.
 // The watcher, opt-in, loads the directory once its files have stayed
-// unchanged for the --policy-watch quiet period (authz.PolicyReloader).
+// unchanged for the --policy-watch quiet period (policy.Reloader).
 // Either way the policy is read as one snapshot whose files must read the
-// same twice (authz.ReadPolicySnapshot), and every policy put in force, and
+// same twice (policy.ReadSnapshot), and every policy put in force, and
 // every reload that fails, is written to the audit trail (policy_record.go).
 
 // liveDecider is the decider the proxy asks: the PolicyDecider in force,
@@ -51,7 +52,7 @@ func (l *liveDecider) Decide(ctx context.Context, m *authz.Match, req *authz.Req
 }
 
 // Policy is the policy in force.
-func (l *liveDecider) Policy() *authz.Policy { return l.cur.Load().Policy() }
+func (l *liveDecider) Policy() *policy.Policy { return l.cur.Load().Policy() }
 
 // restartSettings are the settings a reload cannot change: the sockets,
 // the upstream, the gc loop's interval, TLS, the audit sinks, the metrics listener, the
@@ -125,13 +126,13 @@ type configReloader struct {
 // newConfigReloader puts o and its policy p in force, and writes the
 // startup policy record to sink (when not nil). With --policy-watch,
 // policy directory changes are watched until ctx ends.
-func newConfigReloader(ctx context.Context, o *serveOptions, p *authz.Policy, log zerolog.Logger, m *metrics.Metrics, inspector authz.Inspector, sink *audit.Logger) *configReloader {
+func newConfigReloader(ctx context.Context, o *serveOptions, p *policy.Policy, log zerolog.Logger, m *metrics.Metrics, inspector authz.Inspector, sink *audit.Logger) *configReloader {
 	r := &configReloader{ctx: ctx, log: log, m: m, inspector: inspector, cur: o, sink: sink}
 	if factExtractor != nil {
 		r.extract = factExtractor()
 	}
 	r.install(o, p)
-	recordPolicy(sink, authz.PolicyReload{Trigger: authz.TriggerStartup, Dir: o.policy, Loaded: p, Files: p.FileSums}, "")
+	recordPolicy(sink, policy.Reload{Trigger: policy.TriggerStartup, Dir: o.policy, Loaded: p, Files: p.FileSums}, "")
 	return r
 }
 
@@ -139,7 +140,7 @@ func newConfigReloader(ctx context.Context, o *serveOptions, p *authz.Policy, lo
 // directory for it, and puts it in force. The decider it replaces is
 // retired: its watcher stops, and a reload it may still be doing is
 // neither applied nor logged.
-func (r *configReloader) install(o *serveOptions, p *authz.Policy) {
+func (r *configReloader) install(o *serveOptions, p *policy.Policy) {
 	d := authz.NewPolicyDecider(p)
 	d.Extract = r.extract
 	d.Inspector = r.inspector
@@ -150,7 +151,7 @@ func (r *configReloader) install(o *serveOptions, p *authz.Policy) {
 	}
 	if dir := o.policy; dir != "" && o.policyWatch > 0 {
 		ctx, cancel := context.WithCancel(r.ctx)
-		pr := &authz.PolicyReloader{Dir: dir, Decider: d, Log: func(ev authz.PolicyReload) {
+		pr := &policy.Reloader{Dir: dir, Holder: d, Log: func(ev policy.Reload) {
 			if r.decider.cur.Load() != d {
 				return
 			}
@@ -199,7 +200,7 @@ func (r *configReloader) watchSIGHUP(ctx context.Context) {
 // prepare reads and checks everything a reload would put in force,
 // without changing anything. ev is the policy's part: the files read and
 // the policy loaded from them, or why not.
-func prepare(args []string, ev *authz.PolicyReload) (*serveOptions, proxy.Settings, error) {
+func prepare(args []string, ev *policy.Reload) (*serveOptions, proxy.Settings, error) {
 	n, err := parseServe(args, io.Discard)
 	if err != nil {
 		return nil, proxy.Settings{}, err
@@ -213,12 +214,12 @@ func prepare(args []string, ev *authz.PolicyReload) (*serveOptions, proxy.Settin
 	}
 	ev.Dir = n.policy
 	if n.policy == "" {
-		ev.Loaded, err = authz.DefaultPolicy()
+		ev.Loaded, err = policy.Default()
 		if ev.Loaded != nil {
 			ev.Files = ev.Loaded.FileSums
 		}
 	} else {
-		*ev = authz.LoadPolicyReload(n.policy, ev.Trigger, ev.Previous)
+		*ev = policy.LoadReload(n.policy, ev.Trigger, ev.Previous)
 		err = ev.Err
 	}
 	if err != nil {
@@ -237,7 +238,7 @@ func (r *configReloader) reload(signal string) error {
 	sdNotify(r.log, sdReloading())
 	old := r.cur
 	trigger := signal
-	ev := authz.PolicyReload{Trigger: authz.TriggerSignal, Previous: r.decider.Policy()}
+	ev := policy.Reload{Trigger: policy.TriggerSignal, Previous: r.decider.Policy()}
 	n, st, err := prepare(old.args, &ev)
 	if err != nil {
 		ev.Loaded, ev.Err = nil, err

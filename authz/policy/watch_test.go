@@ -1,4 +1,4 @@
-package authz
+package policy
 
 import (
 	"context"
@@ -6,37 +6,46 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// eventLog collects a PolicyReloader's reports.
+// holder is the Holder a Reloader keeps in step (the decider, in dockgate).
+type holder struct{ p atomic.Pointer[Policy] }
+
+func (h *holder) Policy() *Policy             { return h.p.Load() }
+func (h *holder) SetPolicy(p *Policy) *Policy { return h.p.Swap(p) }
+
+// eventLog collects a Reloader's reports.
 type eventLog struct {
 	mu     sync.Mutex
-	events []PolicyReload
+	events []Reload
 }
 
-func (l *eventLog) add(ev PolicyReload) {
+func (l *eventLog) add(ev Reload) {
 	l.mu.Lock()
 	l.events = append(l.events, ev)
 	l.mu.Unlock()
 }
 
-func (l *eventLog) all() []PolicyReload {
+func (l *eventLog) all() []Reload {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]PolicyReload(nil), l.events...)
+	return append([]Reload(nil), l.events...)
 }
 
-func newTestReloader(t *testing.T, files map[string]string) (*PolicyReloader, *eventLog) {
+func newTestReloader(t *testing.T, files map[string]string) (*Reloader, *eventLog) {
 	t.Helper()
 	dir := writePolicy(t, files)
-	first, err := LoadPolicyDir(dir)
+	first, err := LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := &eventLog{}
-	return &PolicyReloader{Dir: dir, Decider: NewPolicyDecider(first), Log: log.add}, log
+	h := &holder{}
+	h.SetPolicy(first)
+	return &Reloader{Dir: dir, Holder: h, Log: log.add}, log
 }
 
 func appendLine(t *testing.T, file, line string) {
@@ -51,14 +60,15 @@ func appendLine(t *testing.T, file, line string) {
 	}
 }
 
-// The half-written policy of issue 11: a file rewritten in place a line at
-// a time has its allow rows before its deny rows. The watcher must load it
-// only once the writer has been quiet, never at a step in between.
+// A half-written policy: a file rewritten in place a line at a time has
+// its allow rows before its deny rows, so a step in between allows what
+// the finished file denies. The watcher must load it only once the writer
+// has been quiet, never at a step in between.
 func TestPolicyWatchWaitsForTheQuietPeriod(t *testing.T) {
 	r, log := newTestReloader(t, map[string]string{"a.csv": "p, *, endpoint, system.ping, allow\n"})
 	const quiet = 2 * time.Second
 	t0 := time.Unix(1000, 0)
-	w := newPolicyWatch(r, quiet, t0)
+	w := newWatch(r, quiet, t0)
 	file := filepath.Join(r.Dir, "a.csv")
 	complete := []string{
 		"p, *, endpoint, system.ping, allow",
@@ -93,7 +103,7 @@ func TestPolicyWatchWaitsForTheQuietPeriod(t *testing.T) {
 	if len(evs) != 1 || evs[0].Err != nil || evs[0].Trigger != TriggerWatcher {
 		t.Fatalf("reloads: %+v, want one by the watcher", evs)
 	}
-	if got := len(r.Decider.Policy().Rules); got != len(complete) {
+	if got := len(r.Holder.Policy().Rules); got != len(complete) {
 		t.Fatalf("the policy in force has %d rules, want the complete %d", got, len(complete))
 	}
 	if w.tick(now.Add(3 * quiet)) {
@@ -104,7 +114,7 @@ func TestPolicyWatchWaitsForTheQuietPeriod(t *testing.T) {
 func TestPolicyWatchIgnoresEditorFiles(t *testing.T) {
 	r, log := newTestReloader(t, map[string]string{"a.csv": "p, *, endpoint, system.ping, allow\n"})
 	t0 := time.Unix(1000, 0)
-	w := newPolicyWatch(r, time.Second, t0)
+	w := newWatch(r, time.Second, t0)
 	for _, name := range []string{".a.csv.swp", "a.csv~", "#a.csv#", "4913", "sedAbC123", ".#a.csv", "notes.txt"} {
 		if err := os.WriteFile(filepath.Join(r.Dir, name), []byte("p, *, endpoint, *, allow\n"), 0o644); err != nil {
 			t.Fatal(err)
@@ -120,11 +130,11 @@ func TestPolicyWatchIgnoresEditorFiles(t *testing.T) {
 
 func TestPolicyReloaderWatch(t *testing.T) {
 	r, log := newTestReloader(t, map[string]string{"a.csv": "p, *, endpoint, system.ping, allow\n"})
-	first := r.Decider.Policy()
+	first := r.Holder.Policy()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r.Watch(ctx, 10*time.Millisecond, 50*time.Millisecond)
-	waitFor := func(n int) []PolicyReload {
+	waitFor := func(n int) []Reload {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
 		for time.Now().Before(deadline) {
@@ -148,7 +158,7 @@ func TestPolicyReloaderWatch(t *testing.T) {
 	if len(ev.Files) != 2 || ev.Files[1].Name != "b.csv" {
 		t.Fatalf("a failed load does not list the files it read: %+v", ev.Files)
 	}
-	if r.Decider.Policy() != first {
+	if r.Holder.Policy() != first {
 		t.Fatal("a broken edit replaced the policy")
 	}
 
@@ -161,7 +171,7 @@ func TestPolicyReloaderWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev = waitFor(2)[1]
-	if ev.Err != nil || ev.Loaded == nil || r.Decider.Policy() != ev.Loaded || !ev.Changed() {
+	if ev.Err != nil || ev.Loaded == nil || r.Holder.Policy() != ev.Loaded || !ev.Changed() {
 		t.Fatalf("fixed edit: %+v", ev)
 	}
 
@@ -174,18 +184,18 @@ func TestPolicyReloaderWatch(t *testing.T) {
 
 func TestPolicyDirStateSeesChanges(t *testing.T) {
 	dir := writePolicy(t, map[string]string{"a.csv": "p, *, endpoint, *, allow\n"})
-	s0 := policyDirState(dir)
-	if s0 != policyDirState(dir) {
+	s0 := dirState(dir)
+	if s0 != dirState(dir) {
 		t.Fatal("state of an unchanged directory changes")
 	}
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o644)
 	os.Chtimes(dir, time.Unix(1, 0), time.Unix(1, 0))
-	s1 := policyDirState(dir)
+	s1 := dirState(dir)
 	if s1 != s0 {
 		t.Fatal("a file that is not part of the policy is a change")
 	}
 	os.WriteFile(filepath.Join(dir, "model.conf"), []byte("x"), 0o644)
-	if policyDirState(dir) == s1 {
+	if dirState(dir) == s1 {
 		t.Fatal("a new model.conf is not a change")
 	}
 }

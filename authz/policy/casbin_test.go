@@ -1,4 +1,4 @@
-package authz
+package policy
 
 import (
 	"fmt"
@@ -69,7 +69,7 @@ func TestPolicyIndexAgreesWithCasbin(t *testing.T) {
 				subjects = subjects[:1] // casbin's answer as it stands
 			}
 			f := Fact{Kind: pick(kinds), Value: pick(values)}
-			got, want := p.DecideFact(subjects, f), p.enforceFact(subjects, f)
+			got, want := p.DecideFact(subjects, f), p.EnforceFact(subjects, f)
 			if got.Allow != want.Allow || got.Rule != want.Rule {
 				t.Fatalf("policy:\n%s\nfact %v for %v: index says allow %v by %q, casbin says allow %v by %q",
 					policyText, f, subjects, got.Allow, got.RuleText(), want.Allow, want.RuleText())

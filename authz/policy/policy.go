@@ -1,4 +1,4 @@
-package authz
+package policy
 
 import (
 	"bufio"
@@ -20,20 +20,6 @@ import (
 	"github.com/dockgate/dockgate/policies"
 )
 
-// factKinds are the fact kinds a policy may name: BRIEF §3's table, plus
-// owner (tenancy: the owner label of the object a request touches),
-// replaceable-path (a host path the caller could redirect after the
-// decision) and network-option (a network's driver options).
-var factKinds = []string{
-	"endpoint", "image", "local-image", "image-target", "privileged", "bind", factReplaceablePath, "volume-driver",
-	"volume-option", "device", "capability", "namespace", "security-opt",
-	"sysctl", "runtime", "cgroup-parent", "log-driver", "port", "annotation",
-	"resource", "network-driver", "network-option", "build", "owner",
-}
-
-// FactKinds returns the fact kinds a policy may name.
-func FactKinds() []string { return append([]string(nil), factKinds...) }
-
 // identityPrefixes start the subjects that name callers (BRIEF §3); every
 // other name is a role.
 var identityPrefixes = []string{"uid:", "user:", "gid:", "group:", "unit:", "container:", "cert:", "cert-dns:", "cert-uri:"}
@@ -45,25 +31,25 @@ const maxRoleDepth = 10
 // modelFile is the optional casbin model of a policy directory.
 const modelFile = "model.conf"
 
-// PolicyError is a policy that cannot be loaded, located by file and line
+// Error is a policy that cannot be loaded, located by file and line
 // (Line is 0 for a problem with a whole file or the directory).
-type PolicyError struct {
+type Error struct {
 	Path string
 	Line int
 	Msg  string
 }
 
-func (e *PolicyError) Error() string {
+func (e *Error) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("%s:%d: %s", e.Path, e.Line, e.Msg)
 	}
 	return e.Path + ": " + e.Msg
 }
 
-// PolicyErrors are all the problems found in one policy, in file order.
-type PolicyErrors []*PolicyError
+// Errors are all the problems found in one policy, in file order.
+type Errors []*Error
 
-func (es PolicyErrors) Error() string {
+func (es Errors) Error() string {
 	lines := make([]string, len(es))
 	for i, e := range es {
 		lines[i] = e.Error()
@@ -71,8 +57,8 @@ func (es PolicyErrors) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// Unwrap lets errors.As find each *PolicyError.
-func (es PolicyErrors) Unwrap() []error {
+// Unwrap lets errors.As find each *Error.
+func (es Errors) Unwrap() []error {
 	out := make([]error, len(es))
 	for i, e := range es {
 		out[i] = e
@@ -121,7 +107,7 @@ type Policy struct {
 	// Files are the files read, model.conf first when present; FileSums
 	// the same files with the SHA-256 of the bytes that were loaded.
 	Files    []string
-	FileSums []PolicyFile
+	FileSums []File
 	// Rules are the p rows in policy order (files in lexical order, then
 	// lines), duplicates dropped; Links the g rows.
 	Rules []*Rule
@@ -133,7 +119,7 @@ type Policy struct {
 	enforcer  *casbin.Enforcer
 	ruleByKey map[string]int
 	roles     []string
-	index     *policyIndex
+	index     *ruleIndex
 }
 
 // Roles returns the role names the policy defines (the ROLE column of its
@@ -144,32 +130,32 @@ func (p *Policy) Roles() []string { return append([]string(nil), p.roles...) }
 // the reference for decisions. It must not be modified.
 func (p *Policy) Enforcer() *casbin.Enforcer { return p.enforcer }
 
-// LoadPolicyDir loads the policy directory dir from one snapshot of its
-// files (ReadPolicySnapshot): no file is ever half read.
-func LoadPolicyDir(dir string) (*Policy, error) {
-	s, err := ReadPolicySnapshot(dir)
+// LoadDir loads the policy directory dir from one snapshot of its
+// files (ReadSnapshot): no file is ever half read.
+func LoadDir(dir string) (*Policy, error) {
+	s, err := ReadSnapshot(dir)
 	if err != nil {
 		return nil, err
 	}
 	return s.Load()
 }
 
-// DefaultPolicy loads the embedded default policy (BRIEF §3).
-func DefaultPolicy() (*Policy, error) {
+// Default loads the embedded default policy (BRIEF §3).
+func Default() (*Policy, error) {
 	sub, err := fs.Sub(policies.FS, policies.Default)
 	if err != nil {
 		return nil, err
 	}
-	return LoadPolicyFS(sub, "embedded:"+policies.Default)
+	return LoadFS(sub, "embedded:"+policies.Default)
 }
 
-// LoadPolicyFS loads a policy directory from the root of fsys; source
+// LoadFS loads a policy directory from the root of fsys; source
 // names it in errors. It reads model.conf when present (else the embedded
 // default model) and every *.csv file in lexical order; file names starting
 // with "." and subdirectories are ignored. Every problem found is reported,
-// each with its file and line, as PolicyErrors. fsys is read once: for a
-// directory that may change while it is read, use LoadPolicyDir.
-func LoadPolicyFS(fsys fs.FS, source string) (*Policy, error) {
+// each with its file and line, as Errors. fsys is read once: for a
+// directory that may change while it is read, use LoadDir.
+func LoadFS(fsys fs.FS, source string) (*Policy, error) {
 	s, err := readSnapshotFS(fsys, source)
 	if err != nil {
 		return nil, err
@@ -178,10 +164,10 @@ func LoadPolicyFS(fsys fs.FS, source string) (*Policy, error) {
 }
 
 // Load parses and validates the snapshot's files.
-func (s *PolicySnapshot) Load() (*Policy, error) {
+func (s *Snapshot) Load() (*Policy, error) {
 	source := s.Source
-	l := &policyLoader{source: source, seen: make(map[string]bool)}
-	p := &Policy{Source: source, FileSums: append([]PolicyFile(nil), s.Files...)}
+	l := &loader{source: source, seen: make(map[string]bool)}
+	p := &Policy{Source: source, FileSums: append([]File(nil), s.Files...)}
 	h := sha256.New()
 	hashFile := func(name string, data []byte) {
 		fmt.Fprintf(h, "%s\x00%d\x00", name, len(data))
@@ -211,16 +197,16 @@ func (s *PolicySnapshot) Load() (*Policy, error) {
 
 	m, isDefault, err := loadModel(modelText)
 	if err != nil {
-		return nil, PolicyErrors{{Path: l.pathOf(modelFile), Msg: err.Error()}}
+		return nil, Errors{{Path: l.pathOf(modelFile), Msg: err.Error()}}
 	}
 	p.CustomModel = custom && !isDefault
 	if len(p.Links) > 0 && m["g"]["g"] == nil {
 		first := p.Links[0]
-		return nil, PolicyErrors{{Path: l.pathOf(first.File), Line: first.Line, Msg: "g row, but " + modelFile + " has no role_definition g"}}
+		return nil, Errors{{Path: l.pathOf(first.File), Line: first.Line, Msg: "g row, but " + modelFile + " has no role_definition g"}}
 	}
-	e, err := newPolicyEnforcer(m, p)
+	e, err := newEnforcer(m, p)
 	if err != nil {
-		return nil, PolicyErrors{{Path: l.pathOf(modelFile), Msg: err.Error()}}
+		return nil, Errors{{Path: l.pathOf(modelFile), Msg: err.Error()}}
 	}
 	p.enforcer = e
 	p.ruleByKey = make(map[string]int, len(p.Rules))
@@ -236,39 +222,39 @@ func (s *PolicySnapshot) Load() (*Policy, error) {
 	}
 	sort.Strings(p.roles)
 	if !p.CustomModel {
-		ix, err := buildPolicyIndex(p)
+		ix, err := buildIndex(p)
 		if err != nil {
-			return nil, PolicyErrors{{Path: source, Msg: err.Error()}}
+			return nil, Errors{{Path: source, Msg: err.Error()}}
 		}
 		p.index = ix
 	}
 	return p, nil
 }
 
-// policyLoader is casbin's file adapter, rewritten to keep the file and
+// loader is casbin's file adapter, rewritten to keep the file and
 // line of every row and to validate each against dockgate's vocabulary.
-type policyLoader struct {
+type loader struct {
 	source string
 	rules  []*Rule
 	links  []*RoleLink
 	seen   map[string]bool
-	errs   PolicyErrors
+	errs   Errors
 }
 
-func (l *policyLoader) pathOf(name string) string {
+func (l *loader) pathOf(name string) string {
 	if name == "" {
 		return l.source
 	}
 	return path.Join(l.source, name)
 }
 
-func (l *policyLoader) errorf(name string, line int, format string, args ...any) {
-	l.errs = append(l.errs, &PolicyError{Path: l.pathOf(name), Line: line, Msg: fmt.Sprintf(format, args...)})
+func (l *loader) errorf(name string, line int, format string, args ...any) {
+	l.errs = append(l.errs, &Error{Path: l.pathOf(name), Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
 // parseCSV reads one policy file. Lines are CSV (fields may be quoted),
 // blank lines and lines whose first non-blank character is "#" are skipped.
-func (l *policyLoader) parseCSV(name string, data []byte) {
+func (l *loader) parseCSV(name string, data []byte) {
 	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
@@ -301,7 +287,7 @@ func (l *policyLoader) parseCSV(name string, data []byte) {
 	}
 }
 
-func (l *policyLoader) row(name string, line int, f []string) {
+func (l *loader) row(name string, line int, f []string) {
 	switch f[0] {
 	case "p":
 		if len(f) != 5 {
@@ -320,7 +306,7 @@ func (l *policyLoader) row(name string, line int, f []string) {
 	}
 }
 
-func (l *policyLoader) policyRow(name string, line int, sub, kind, pattern, effect string) {
+func (l *loader) policyRow(name string, line int, sub, kind, pattern, effect string) {
 	ok := true
 	if err := checkSubject(sub); err != nil {
 		l.errorf(name, line, "%v", err)
@@ -379,7 +365,7 @@ func (l *policyLoader) policyRow(name string, line int, sub, kind, pattern, effe
 	})
 }
 
-func (l *policyLoader) roleRow(name string, line int, member, role string) {
+func (l *loader) roleRow(name string, line int, member, role string) {
 	ok := true
 	if err := checkSubject(member); err != nil {
 		l.errorf(name, line, "%v", err)
@@ -412,7 +398,7 @@ func (l *policyLoader) roleRow(name string, line int, member, role string) {
 }
 
 // checkRoles refuses role cycles and chains deeper than casbin follows.
-func (l *policyLoader) checkRoles() {
+func (l *loader) checkRoles() {
 	edges := make(map[string][]*RoleLink)
 	for _, ln := range l.links {
 		edges[ln.Member] = append(edges[ln.Member], ln)
@@ -622,11 +608,11 @@ func modelSignature(m model.Model) string {
 	return b.String()
 }
 
-// policyAdapter hands the loaded rows to casbin (persist.Adapter), in
+// adapter hands the loaded rows to casbin (persist.Adapter), in
 // policy order, so that casbin's row indexes are the policy's.
-type policyAdapter struct{ p *Policy }
+type adapter struct{ p *Policy }
 
-func (a policyAdapter) LoadPolicy(m model.Model) error {
+func (a adapter) LoadPolicy(m model.Model) error {
 	for _, r := range a.p.Rules {
 		if err := m.AddPolicy("p", "p", []string{r.Subject, r.Kind, r.Pattern, r.Effect}); err != nil {
 			return fmt.Errorf("%s: %w", r, err)
@@ -642,16 +628,16 @@ func (a policyAdapter) LoadPolicy(m model.Model) error {
 
 var errReadOnlyAdapter = errors.New("dockgate policies are edited as files")
 
-func (policyAdapter) SavePolicy(model.Model) error                { return errReadOnlyAdapter }
-func (policyAdapter) AddPolicy(string, string, []string) error    { return errReadOnlyAdapter }
-func (policyAdapter) RemovePolicy(string, string, []string) error { return errReadOnlyAdapter }
-func (policyAdapter) RemoveFilteredPolicy(string, string, int, ...string) error {
+func (adapter) SavePolicy(model.Model) error                { return errReadOnlyAdapter }
+func (adapter) AddPolicy(string, string, []string) error    { return errReadOnlyAdapter }
+func (adapter) RemovePolicy(string, string, []string) error { return errReadOnlyAdapter }
+func (adapter) RemoveFilteredPolicy(string, string, int, ...string) error {
 	return errReadOnlyAdapter
 }
 
-// newPolicyEnforcer builds the casbin enforcer with dockgate's pattern
+// newEnforcer builds the casbin enforcer with dockgate's pattern
 // function and checks, with one trial request, that the matcher evaluates.
-func newPolicyEnforcer(m model.Model, p *Policy) (*casbin.Enforcer, error) {
+func newEnforcer(m model.Model, p *Policy) (*casbin.Enforcer, error) {
 	patterns := make(map[string]*Pattern, 2*len(p.Rules))
 	for _, r := range p.Rules {
 		patterns[r.Kind], patterns[r.Pattern] = r.kind, r.value
@@ -662,7 +648,7 @@ func newPolicyEnforcer(m model.Model, p *Policy) (*casbin.Enforcer, error) {
 	}
 	// The function map is created by InitWithModelAndAdapter, and the
 	// matcher is only compiled by the first Enforce: register in between.
-	if err := e.InitWithModelAndAdapter(m, policyAdapter{p}); err != nil {
+	if err := e.InitWithModelAndAdapter(m, adapter{p}); err != nil {
 		return nil, err
 	}
 	e.AddFunction("patternMatch", func(args ...any) (any, error) {

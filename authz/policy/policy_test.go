@@ -1,4 +1,4 @@
-package authz
+package policy
 
 import (
 	"errors"
@@ -23,9 +23,9 @@ func writePolicy(t testing.TB, files map[string]string) string {
 
 func loadTestPolicy(t testing.TB, files map[string]string) *Policy {
 	t.Helper()
-	p, err := LoadPolicyDir(writePolicy(t, files))
+	p, err := LoadDir(writePolicy(t, files))
 	if err != nil {
-		t.Fatalf("LoadPolicyDir: %v", err)
+		t.Fatalf("LoadDir: %v", err)
 	}
 	return p
 }
@@ -129,7 +129,7 @@ func TestPolicyLoadErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := writePolicy(t, tt.files)
-			p, err := LoadPolicyDir(dir)
+			p, err := LoadDir(dir)
 			if err == nil {
 				t.Fatalf("loaded a policy with %d rules, want an error", len(p.Rules))
 			}
@@ -145,9 +145,9 @@ func TestPolicyLoadErrors(t *testing.T) {
 			if !strings.HasPrefix(msg, dir) {
 				t.Errorf("error %q does not start with the policy directory", msg)
 			}
-			var pe *PolicyError
+			var pe *Error
 			if !errors.As(err, &pe) {
-				t.Errorf("error is not a *PolicyError")
+				t.Errorf("error is not a *Error")
 			}
 		})
 	}
@@ -171,7 +171,7 @@ func TestPolicyRoleChainOfTenLoads(t *testing.T) {
 	if v := p.DecideFact([]string{"user:u"}, Fact{"endpoint", "system.ping"}); !v.Allow {
 		t.Fatalf("ten links deep: refused (%s)", v.RuleText())
 	}
-	if v := p.enforceFact([]string{"user:u"}, Fact{"endpoint", "system.ping"}); !v.Allow {
+	if v := p.EnforceFact([]string{"user:u"}, Fact{"endpoint", "system.ping"}); !v.Allow {
 		t.Fatalf("casbin: ten links deep refused")
 	}
 }
@@ -247,7 +247,7 @@ p, user:dave, v*, **, allow
 				if path == "index" {
 					v = p.DecideFact(tt.subjects, tt.fact)
 				} else {
-					v = p.enforceFact(tt.subjects, tt.fact)
+					v = p.EnforceFact(tt.subjects, tt.fact)
 				}
 				if v.Allow != tt.allow || !strings.Contains(v.RuleText(), tt.rule) {
 					t.Errorf("%s: %v for %v = allow %v by %q, want allow %v by %q", path, tt.fact, tt.subjects, v.Allow, v.RuleText(), tt.allow, tt.rule)
@@ -368,7 +368,7 @@ func TestPolicyIgnoresOtherFiles(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "sub.csv"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p, err := LoadPolicyDir(dir)
+	p, err := LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ func TestPolicyIgnoresOtherFiles(t *testing.T) {
 }
 
 func TestDefaultPolicyLoads(t *testing.T) {
-	p, err := DefaultPolicy()
+	p, err := Default()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,12 +388,12 @@ func TestDefaultPolicyLoads(t *testing.T) {
 }
 
 func TestLoadPolicyDirThatIsNotADirectory(t *testing.T) {
-	if _, err := LoadPolicyDir(filepath.Join(t.TempDir(), "missing")); err == nil {
+	if _, err := LoadDir(filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Fatal("a missing directory loads")
 	}
 	f := filepath.Join(t.TempDir(), "file.csv")
 	os.WriteFile(f, []byte("p, *, endpoint, *, allow\n"), 0o644)
-	if _, err := LoadPolicyDir(f); err == nil || !strings.Contains(err.Error(), "not a directory") {
+	if _, err := LoadDir(f); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Fatalf("a file as policy directory: %v", err)
 	}
 }

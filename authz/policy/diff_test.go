@@ -1,4 +1,4 @@
-package authz
+package policy
 
 import (
 	"slices"
@@ -32,7 +32,7 @@ func TestDiffPolicies(t *testing.T) {
 			if tc.old != nil {
 				old = loadTestPolicy(t, tc.old)
 			}
-			d := DiffPolicies(old, loadTestPolicy(t, tc.new))
+			d := DiffRows(old, loadTestPolicy(t, tc.new))
 			if !slices.Equal(d.Added, tc.added) || !slices.Equal(d.Removed, tc.removed) {
 				t.Fatalf("added %q removed %q\nwant added %q removed %q", d.Added, d.Removed, tc.added, tc.removed)
 			}

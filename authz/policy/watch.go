@@ -1,4 +1,4 @@
-package authz
+package policy
 
 import (
 	"context"
@@ -19,8 +19,8 @@ const (
 	TriggerWatcher = "watcher"
 )
 
-// PolicyReload is what one load of a policy directory did.
-type PolicyReload struct {
+// Reload is what one load of a policy directory did.
+type Reload struct {
 	Trigger string
 	Dir     string
 	// Previous is the policy in force before; Loaded the one put in force,
@@ -28,22 +28,21 @@ type PolicyReload struct {
 	Previous, Loaded *Policy
 	// Files are the files read with their digests; empty when they could
 	// not be read as one snapshot.
-	Files []PolicyFile
+	Files []File
 	Err   error
 }
 
 // Changed says whether the reload put a policy in force that differs from
 // the one before.
-func (r *PolicyReload) Changed() bool {
+func (r *Reload) Changed() bool {
 	return r.Err == nil && r.Loaded != nil && (r.Previous == nil || r.Previous.Hash != r.Loaded.Hash)
 }
 
-// LoadPolicyReload reads dir as one snapshot and loads it, for a reload
-// that replaces previous. It changes nothing: the caller puts Loaded in
-// force.
-func LoadPolicyReload(dir, trigger string, previous *Policy) PolicyReload {
-	ev := PolicyReload{Trigger: trigger, Dir: dir, Previous: previous}
-	s, err := ReadPolicySnapshot(dir)
+// LoadReload reads dir as one snapshot and loads it, for a reload that
+// replaces previous. It changes nothing: the caller puts Loaded in force.
+func LoadReload(dir, trigger string, previous *Policy) Reload {
+	ev := Reload{Trigger: trigger, Dir: dir, Previous: previous}
+	s, err := ReadSnapshot(dir)
 	if err != nil {
 		ev.Err = err
 		return ev
@@ -53,7 +52,15 @@ func LoadPolicyReload(dir, trigger string, previous *Policy) PolicyReload {
 	return ev
 }
 
-// PolicyReloader keeps a PolicyDecider's policy in step with its directory:
+// Holder holds the policy in force (authz.PolicyDecider does): Policy
+// returns it, SetPolicy puts another in force and returns the one it
+// replaces.
+type Holder interface {
+	Policy() *Policy
+	SetPolicy(*Policy) *Policy
+}
+
+// Reloader keeps the policy of a Holder in step with its directory:
 // Reload on demand, Watch (opt-in) when the files have changed and then
 // stayed unchanged for a quiet period. A policy that does not load leaves
 // the one in force in place.
@@ -63,23 +70,23 @@ func LoadPolicyReload(dir, trigger string, previous *Policy) PolicyReload {
 // (editors that write a new file and rename it, Kubernetes ConfigMap
 // volumes that swap a symlinked directory, NFS), needs no extra
 // dependency, and costs a few stat calls every interval.
-type PolicyReloader struct {
-	Dir     string
-	Decider *PolicyDecider
-	// Log is told about every reload (PolicyReload.Changed says whether it
+type Reloader struct {
+	Dir    string
+	Holder Holder
+	// Log is told about every reload (Reload.Changed says whether it
 	// changed the policy in force).
-	Log func(PolicyReload)
+	Log func(Reload)
 
 	mu sync.Mutex
 }
 
 // Reload loads the directory as one snapshot and puts it in force.
-func (r *PolicyReloader) Reload(trigger string) PolicyReload {
+func (r *Reloader) Reload(trigger string) Reload {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ev := LoadPolicyReload(r.Dir, trigger, r.Decider.Policy())
+	ev := LoadReload(r.Dir, trigger, r.Holder.Policy())
 	if ev.Err == nil {
-		r.Decider.SetPolicy(ev.Loaded)
+		r.Holder.SetPolicy(ev.Loaded)
 	}
 	if r.Log != nil {
 		r.Log(ev)
@@ -96,8 +103,8 @@ func (r *PolicyReloader) Reload(trigger string) PolicyReload {
 // edits are written elsewhere and renamed into place, or made with the
 // watcher off and put in force by a reload signal.) The files as they are
 // now are the baseline; Watch returns at once.
-func (r *PolicyReloader) Watch(ctx context.Context, interval, quiet time.Duration) {
-	w := newPolicyWatch(r, quiet, time.Now())
+func (r *Reloader) Watch(ctx context.Context, interval, quiet time.Duration) {
+	w := newWatch(r, quiet, time.Now())
 	go func() {
 		t := time.NewTicker(interval)
 		defer t.Stop()
@@ -112,9 +119,9 @@ func (r *PolicyReloader) Watch(ctx context.Context, interval, quiet time.Duratio
 	}()
 }
 
-// policyWatch is Watch's state between ticks.
-type policyWatch struct {
-	r     *PolicyReloader
+// watch is Watch's state between ticks.
+type watch struct {
+	r     *Reloader
 	quiet time.Duration
 	// loaded is the state of the files last loaded (or the baseline);
 	// seen the state last seen, unchanged since since.
@@ -122,16 +129,16 @@ type policyWatch struct {
 	since        time.Time
 }
 
-func newPolicyWatch(r *PolicyReloader, quiet time.Duration, now time.Time) *policyWatch {
-	s := policyDirState(r.Dir)
-	return &policyWatch{r: r, quiet: quiet, loaded: s, seen: s, since: now}
+func newWatch(r *Reloader, quiet time.Duration, now time.Time) *watch {
+	s := dirState(r.Dir)
+	return &watch{r: r, quiet: quiet, loaded: s, seen: s, since: now}
 }
 
 // tick looks at the files at time now, and reloads when they differ from
 // what was loaded and have stayed as they are for the quiet period. It
 // says whether it reloaded.
-func (w *policyWatch) tick(now time.Time) bool {
-	s := policyDirState(w.r.Dir)
+func (w *watch) tick(now time.Time) bool {
+	s := dirState(w.r.Dir)
 	if s != w.seen {
 		w.seen, w.since = s, now
 		return false
@@ -146,11 +153,11 @@ func (w *policyWatch) tick(now time.Time) bool {
 	return true
 }
 
-// policyDirState fingerprints what ReadPolicySnapshot reads: the names,
+// dirState fingerprints what ReadSnapshot reads: the names,
 // sizes, modification times and inodes of the policy's files, symlinks
 // followed. The directory's own mtime is left out: an editor's swap file
 // coming and going is not a change of the policy.
-func policyDirState(dir string) string {
+func dirState(dir string) string {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return "error: " + err.Error()

@@ -1,4 +1,4 @@
-package authz
+package policy
 
 import (
 	"fmt"
@@ -33,38 +33,41 @@ func (v Verdict) RuleText() string {
 // §3: all apply at once): allowed when an allow row of any subject, or of
 // any role a subject has, matches and no deny row of any of them does.
 func (p *Policy) DecideFact(subjects []string, f Fact) Verdict {
-	var c callerRules
-	p.prepare(subjects, &c)
-	return c.decide(f)
+	c := p.RulesFor(subjects)
+	return c.Decide(f)
 }
 
-// callerRules is one caller's view of a policy, resolved once per request
-// and used for each of its facts.
-type callerRules struct {
+// CallerRules are one caller's view of a policy: the rows of its subjects
+// and of every role they have, resolved once per request and used for each
+// of its facts. A caller with few subjects is resolved without allocating.
+type CallerRules struct {
 	p        *Policy
 	subjects []string
 	set      subjectSet
 }
 
-func (p *Policy) prepare(subjects []string, c *callerRules) {
-	c.p, c.subjects = p, subjects
+// RulesFor resolves the rules of a caller with these subjects.
+func (p *Policy) RulesFor(subjects []string) CallerRules {
+	c := CallerRules{p: p, subjects: subjects}
 	if p.index != nil {
 		p.index.resolve(subjects, &c.set)
 	}
+	return c
 }
 
-func (c *callerRules) decide(f Fact) Verdict {
+// Decide decides one fact for the caller, as DecideFact does.
+func (c *CallerRules) Decide(f Fact) Verdict {
 	if c.p.index == nil {
-		return c.p.enforceFact(c.subjects, f)
+		return c.p.EnforceFact(c.subjects, f)
 	}
 	return c.p.decideIndexed(&c.set, f)
 }
 
-// result decides f into r and reports whether it is allowed.
-func (c *callerRules) result(f Fact, r *FactResult) bool {
-	v := c.decide(f)
-	*r = FactResult{Kind: f.Kind, Value: f.Value, Decision: decisionWord(v.Allow), Rule: v.RuleText()}
-	return v.Allow
+// Result decides f and reports it as a request's record names it, and
+// whether it is allowed.
+func (c *CallerRules) Result(f Fact) (FactResult, bool) {
+	v := c.Decide(f)
+	return FactResult{Kind: f.Kind, Value: f.Value, Decision: decisionWord(v.Allow), Rule: v.RuleText()}, v.Allow
 }
 
 func decisionWord(allow bool) string {
@@ -74,13 +77,13 @@ func decisionWord(allow bool) string {
 	return "deny"
 }
 
-// enforceFact asks casbin, one subject at a time: the slow path for custom
-// models and the reference the index is tested against. A subject's
-// refusal counts as a deny when casbin names a deny row for it; a refusal
-// without a row is only the absence of an allow, which another subject's
-// allow makes up for. Among several matching rows the first in policy
+// EnforceFact decides f by asking casbin, one subject at a time: the slow
+// path for custom models and the reference the index is tested (and
+// measured) against. A subject's refusal counts as a deny when casbin
+// names a deny row for it; a refusal without a row is only the absence of
+// an allow, which another subject's allow makes up for. Among several matching rows the first in policy
 // order is named, as the default model's effect does for one subject.
-func (p *Policy) enforceFact(subjects []string, f Fact) Verdict {
+func (p *Policy) EnforceFact(subjects []string, f Fact) Verdict {
 	deny, allow := math.MaxInt, math.MaxInt
 	allowed := false
 	for _, s := range subjects {
@@ -111,10 +114,10 @@ func (p *Policy) enforceFact(subjects []string, f Fact) Verdict {
 	return Verdict{Allow: true}
 }
 
-// policyIndex is the default model compiled: for every subject, its rows
+// ruleIndex is the default model compiled: for every subject, its rows
 // and its roles' rows by fact kind, literal values in a map. A decision
 // looks at the caller's rows of the fact's kind only.
-type policyIndex struct {
+type ruleIndex struct {
 	// closure maps a subject or role to the rule sets of itself and of
 	// every role it has, directly or through other roles, as casbin's role
 	// manager resolves them. Names without rows (own or inherited) are
@@ -139,7 +142,7 @@ type valueRules struct {
 	wild  []int32            // the other rows
 }
 
-func buildPolicyIndex(p *Policy) (*policyIndex, error) {
+func buildIndex(p *Policy) (*ruleIndex, error) {
 	own := make(map[string]*subjectRules)
 	for i, r := range p.Rules {
 		sr := own[r.Subject]
@@ -170,7 +173,7 @@ func buildPolicyIndex(p *Policy) (*policyIndex, error) {
 		}
 	}
 
-	ix := &policyIndex{closure: make(map[string][]*subjectRules)}
+	ix := &ruleIndex{closure: make(map[string][]*subjectRules)}
 	names := make(map[string]bool)
 	for n := range own {
 		names[n] = true
@@ -238,7 +241,7 @@ func (s *subjectSet) at(i int) *subjectRules {
 
 func (s *subjectSet) len() int { return s.n + len(s.more) }
 
-func (ix *policyIndex) resolve(subjects []string, set *subjectSet) {
+func (ix *ruleIndex) resolve(subjects []string, set *subjectSet) {
 	for _, sub := range subjects {
 		for _, sr := range ix.closure[sub] {
 			set.add(sr)

@@ -1,4 +1,4 @@
-package authz
+package policy
 
 import (
 	"crypto/sha256"
@@ -13,28 +13,28 @@ import (
 	"time"
 )
 
-// PolicyFile is one file of a policy as it was read: its name in the
+// File is one file of a policy as it was read: its name in the
 // policy directory and the hex SHA-256 of its bytes.
-type PolicyFile struct {
+type File struct {
 	Name   string
 	SHA256 string
 }
 
-// PolicySnapshot is every file a policy directory's policy is made of,
+// Snapshot is every file a policy directory's policy is made of,
 // read whole into memory: what Load parses is exactly what was read, and
-// ReadPolicySnapshot only returns a snapshot whose files read the same
+// ReadSnapshot only returns a snapshot whose files read the same
 // twice in a row, so that a file being written, or a set of files being
 // replaced one by one, is never taken for a policy.
-type PolicySnapshot struct {
+type Snapshot struct {
 	// Source is the directory read.
 	Source string
 	// Files are model.conf first when present, then the *.csv files in
 	// lexical order.
-	Files []PolicyFile
+	Files []File
 	data  [][]byte
 }
 
-// snapshotAttempts bounds how often ReadPolicySnapshot starts again when
+// snapshotAttempts bounds how often ReadSnapshot starts again when
 // the files change while it reads them; snapshotPause is the pause before
 // the next attempt, grown each time, so that a writer can finish.
 const (
@@ -42,26 +42,26 @@ const (
 	snapshotPause    = 50 * time.Millisecond
 )
 
-// ReadPolicySnapshot reads the policy directory dir: every file the
+// ReadSnapshot reads the policy directory dir: every file the
 // policy is made of, then every file again. Only when both reads hold the
 // same files with the same digests is the first one returned; otherwise
 // it pauses and tries again, and after snapshotAttempts it gives up with
 // an error rather than load what may be a half-written policy.
-func ReadPolicySnapshot(dir string) (*PolicySnapshot, error) {
+func ReadSnapshot(dir string) (*Snapshot, error) {
 	if st, err := os.Stat(dir); err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, PolicyErrors{{Path: dir, Msg: err.Error()}}
+		return nil, Errors{{Path: dir, Msg: err.Error()}}
 	} else if !st.IsDir() {
-		return nil, PolicyErrors{{Path: dir, Msg: "not a directory"}}
+		return nil, Errors{{Path: dir, Msg: "not a directory"}}
 	}
 	return readStableSnapshot(os.DirFS(dir), dir, snapshotPause)
 }
 
-// readStableSnapshot is ReadPolicySnapshot's loop over fsys.
-func readStableSnapshot(fsys fs.FS, dir string, pause time.Duration) (*PolicySnapshot, error) {
+// readStableSnapshot is ReadSnapshot's loop over fsys.
+func readStableSnapshot(fsys fs.FS, dir string, pause time.Duration) (*Snapshot, error) {
 	for attempt := 1; ; attempt++ {
 		first, err := readSnapshotFS(fsys, dir)
 		if err != nil {
@@ -75,7 +75,7 @@ func readStableSnapshot(fsys fs.FS, dir string, pause time.Duration) (*PolicySna
 			return first, nil
 		}
 		if attempt == snapshotAttempts {
-			return nil, PolicyErrors{{Path: dir, Msg: fmt.Sprintf("the policy files changed while they were read, "+
+			return nil, Errors{{Path: dir, Msg: fmt.Sprintf("the policy files changed while they were read, "+
 				"%d times in a row: not loaded (write each file elsewhere and rename it into place)", snapshotAttempts)}}
 		}
 		time.Sleep(time.Duration(attempt) * pause)
@@ -84,7 +84,7 @@ func readStableSnapshot(fsys fs.FS, dir string, pause time.Duration) (*PolicySna
 
 // sameFiles says whether two snapshots hold the same files with the same
 // digests.
-func (s *PolicySnapshot) sameFiles(o *PolicySnapshot) bool {
+func (s *Snapshot) sameFiles(o *Snapshot) bool {
 	if len(s.Files) != len(o.Files) {
 		return false
 	}
@@ -97,8 +97,8 @@ func (s *PolicySnapshot) sameFiles(o *PolicySnapshot) bool {
 }
 
 // readSnapshotFS reads the policy files at the root of fsys once. Problems
-// with files (unreadable, none at all) are PolicyErrors named after source.
-func readSnapshotFS(fsys fs.FS, source string) (*PolicySnapshot, error) {
+// with files (unreadable, none at all) are Errors named after source.
+func readSnapshotFS(fsys fs.FS, source string) (*Snapshot, error) {
 	pathOf := func(name string) string {
 		if name == "" {
 			return source
@@ -107,9 +107,9 @@ func readSnapshotFS(fsys fs.FS, source string) (*PolicySnapshot, error) {
 	}
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		return nil, PolicyErrors{{Path: source, Msg: err.Error()}}
+		return nil, Errors{{Path: source, Msg: err.Error()}}
 	}
-	var errs PolicyErrors
+	var errs Errors
 	var names []string
 	hasModel := false
 	for _, e := range entries {
@@ -119,7 +119,7 @@ func readSnapshotFS(fsys fs.FS, source string) (*PolicySnapshot, error) {
 		}
 		st, err := fs.Stat(fsys, name)
 		if err != nil {
-			errs = append(errs, &PolicyError{Path: pathOf(name), Msg: err.Error()})
+			errs = append(errs, &Error{Path: pathOf(name), Msg: err.Error()})
 			continue
 		}
 		if !st.Mode().IsRegular() {
@@ -133,20 +133,20 @@ func readSnapshotFS(fsys fs.FS, source string) (*PolicySnapshot, error) {
 	}
 	sort.Strings(names)
 	if len(names) == 0 && len(errs) == 0 {
-		errs = append(errs, &PolicyError{Path: source, Msg: "no *.csv policy files"})
+		errs = append(errs, &Error{Path: source, Msg: "no *.csv policy files"})
 	}
 	if hasModel {
 		names = append([]string{modelFile}, names...)
 	}
-	s := &PolicySnapshot{Source: source}
+	s := &Snapshot{Source: source}
 	for _, name := range names {
 		data, err := fs.ReadFile(fsys, name)
 		if err != nil {
-			errs = append(errs, &PolicyError{Path: pathOf(name), Msg: err.Error()})
+			errs = append(errs, &Error{Path: pathOf(name), Msg: err.Error()})
 			continue
 		}
 		sum := sha256.Sum256(data)
-		s.Files = append(s.Files, PolicyFile{Name: name, SHA256: hex.EncodeToString(sum[:])})
+		s.Files = append(s.Files, File{Name: name, SHA256: hex.EncodeToString(sum[:])})
 		s.data = append(s.data, data)
 	}
 	if len(errs) > 0 {

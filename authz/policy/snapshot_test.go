@@ -1,4 +1,4 @@
-package authz
+package policy
 
 import (
 	"crypto/sha256"
@@ -22,7 +22,7 @@ func TestPolicySnapshotDigests(t *testing.T) {
 		"a.csv~":     "p, *, endpoint, *, alow\n",
 	}
 	dir := writePolicy(t, files)
-	s, err := ReadPolicySnapshot(dir)
+	s, err := ReadSnapshot(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestPolicySnapshotDigests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := LoadPolicyDir(dir)
+	q, err := LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

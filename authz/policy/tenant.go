@@ -1,13 +1,14 @@
-package authz
+package policy
 
 import (
+	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 )
 
-// Tenancy (issue 7). A policy row
+// Tenancy: a caller whose creates are labelled as its own and who may
+// touch only what it owns (docs/tenancy.md). A policy row
 //
 //	p, SUBJECT, tenant, PREFIX, allow
 //
@@ -34,8 +35,8 @@ func checkTenantPattern(pattern string) error {
 	return fmt.Errorf("tenant: the value must be one of %s, not %q", strings.Join(tenantPrefixes, ", "), pattern)
 }
 
-// subjectNames returns the names (subjects and roles) whose rows apply to
-// a caller with these subjects.
+// subjectApplies says of a name (a subject or a role) whether its rows
+// apply to a caller with these subjects.
 func (p *Policy) subjectApplies(subjects []string) func(string) bool {
 	if p.index != nil {
 		var set subjectSet
@@ -95,7 +96,7 @@ func (p *Policy) Owner(subjects []string) (string, error) {
 		}
 	}
 	if len(rows) > 0 {
-		return "", &RouteError{Status: http.StatusForbidden, Message: noOwnerSubject(subjects, rows)}
+		return "", errors.New(noOwnerSubject(subjects, rows))
 	}
 	return "", nil
 }
@@ -163,10 +164,11 @@ func subjectWith(subjects []string, pre string) string {
 //
 //	p, role:ci, tenant-ttl, 2h, allow
 //
-// What such a tenant creates gets the label ExpiresLabel (creation time
-// plus the TTL), and `dockgate gc --expired` (or serve's --gc-interval)
-// removes it after that. With several rows the shortest TTL applies. Like
-// tenant rows, only the literal kind counts, and it is no fact.
+// What such a tenant creates gets an expiry label (authz.ExpiresLabel:
+// creation time plus the TTL), and `dockgate gc --expired` (or serve's
+// --gc-interval) removes it after that. With several rows the shortest
+// TTL applies. Like tenant rows, only the literal kind counts, and it is
+// no fact.
 const TenantTTLKind = "tenant-ttl"
 
 func checkTenantTTL(pattern, effect string) error {

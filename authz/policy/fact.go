@@ -1,0 +1,37 @@
+package policy
+
+// Fact is one thing a request would do, in the policy's vocabulary (BRIEF
+// §3): Kind is a fact kind such as "bind", Value its normalized value.
+type Fact struct {
+	Kind  string
+	Value string
+}
+
+// FactResult is one fact of a request with the decision on it.
+type FactResult struct {
+	Kind     string `json:"kind"`
+	Value    string `json:"value"`
+	Decision string `json:"decision"`
+	Rule     string `json:"rule,omitempty"`
+}
+
+// OwnerKind is the fact kind of the owner of the object a request targets.
+const OwnerKind = "owner"
+
+// ReplaceablePathKind is the fact kind of a host path the caller could
+// redirect after the decision; its value is the path as resolved now.
+const ReplaceablePathKind = "replaceable-path"
+
+// factKinds are the fact kinds a policy may name: BRIEF §3's table, plus
+// owner (tenancy: the owner label of the object a request touches),
+// replaceable-path (a host path the caller could redirect after the
+// decision) and network-option (a network's driver options).
+var factKinds = []string{
+	"endpoint", "image", "local-image", "image-target", "privileged", "bind", ReplaceablePathKind, "volume-driver",
+	"volume-option", "device", "capability", "namespace", "security-opt",
+	"sysctl", "runtime", "cgroup-parent", "log-driver", "port", "annotation",
+	"resource", "network-driver", "network-option", "build", OwnerKind,
+}
+
+// FactKinds returns the fact kinds a policy may name.
+func FactKinds() []string { return append([]string(nil), factKinds...) }
