@@ -20,35 +20,69 @@ const allowedReason = "every fact allowed by the policy"
 // is. It fails closed: an unknown endpoint, an extractor error or panic, or
 // a missing policy is a refusal, never a forward.
 //
-// The policy is swapped atomically (SetPolicy, ReloadDir): a request is
-// decided entirely by the policy that was in force when its decision began.
+// The policy and the mode are swapped atomically, together (Put,
+// SetPolicy, ReloadDir): a request is decided entirely by the policy and
+// mode in force when its decision began. One decider serves for the
+// process's life; a reload changes what it holds, not the decider.
 type PolicyDecider struct {
 	// Extract reads the facts beyond the endpoint fact; nil means the
 	// endpoint fact only.
 	Extract Extractor
 	// Inspector answers the extractor's questions about dockerd's state.
 	Inspector Inspector
-	// Audit is --mode audit: requests the policy refuses are forwarded
-	// anyway and marked WouldDeny. Requests that cannot be judged (unknown
-	// endpoint, malformed) are still refused: that is not the policy's call.
-	Audit bool
 
-	policy atomic.Pointer[policy.Policy]
+	inForce atomic.Pointer[inForce]
+}
+
+// inForce is what one decision reads, once, at its start.
+type inForce struct {
+	policy *policy.Policy
+	// audit is --mode audit: requests the policy refuses are forwarded
+	// anyway and marked WouldDeny. Requests that cannot be judged
+	// (unknown endpoint, malformed) are still refused: that is not the
+	// policy's call.
+	audit bool
 }
 
 // NewPolicyDecider returns a decider enforcing p.
 func NewPolicyDecider(p *policy.Policy) *PolicyDecider {
 	d := &PolicyDecider{}
-	d.policy.Store(p)
+	d.inForce.Store(&inForce{policy: p})
 	return d
 }
 
-// Policy returns the policy in force.
-func (d *PolicyDecider) Policy() *policy.Policy { return d.policy.Load() }
+// Policy returns the policy in force, nil for none.
+func (d *PolicyDecider) Policy() *policy.Policy { return d.now().policy }
 
-// SetPolicy puts p in force for every decision that starts from now on and
-// returns the policy it replaces.
-func (d *PolicyDecider) SetPolicy(p *policy.Policy) (old *policy.Policy) { return d.policy.Swap(p) }
+// now is what is in force; a decider that was never given a policy has
+// none, and refuses everything.
+func (d *PolicyDecider) now() *inForce {
+	if in := d.inForce.Load(); in != nil {
+		return in
+	}
+	return &inForce{}
+}
+
+// Put puts policy p and the mode (audit: --mode audit) in force together,
+// for every decision that starts from now on.
+func (d *PolicyDecider) Put(p *policy.Policy, audit bool) {
+	d.inForce.Store(&inForce{policy: p, audit: audit})
+}
+
+// SetPolicy puts p in force for every decision that starts from now on,
+// in the mode in force, and returns the policy it replaces.
+func (d *PolicyDecider) SetPolicy(p *policy.Policy) (old *policy.Policy) {
+	for {
+		cur := d.inForce.Load()
+		next, old := &inForce{policy: p}, (*policy.Policy)(nil)
+		if cur != nil {
+			next.audit, old = cur.audit, cur.policy
+		}
+		if d.inForce.CompareAndSwap(cur, next) {
+			return old
+		}
+	}
+}
 
 // ReloadDir loads the policy directory dir and puts it in force. When it
 // does not load, the policy in force stays and the error (policy.Errors,
@@ -72,13 +106,14 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		// BRIEF §4: no pattern opens what dockgate cannot name.
 		return Decision{Status: http.StatusForbidden, Reason: caller + " may not call " + req.Method + " " + requestPath(req) + ": unknown endpoint" + UnknownEndpointFix}
 	}
-	p := d.policy.Load()
+	in := d.now()
+	p, audit := in.policy, in.audit
 	if p == nil {
 		return Decision{Status: http.StatusInternalServerError, Reason: "no policy loaded"}
 	}
 	c := p.RulesFor(req.Subjects)
 	endpoint, endpointAllowed := c.Result(policy.Fact{Kind: "endpoint", Value: m.Action})
-	if !endpointAllowed && !d.Audit {
+	if !endpointAllowed && !audit {
 		// Refused whatever the body says: the body of a request the caller
 		// may not make at all is not parsed, and dockerd is not asked about
 		// it. Audit mode reads on, to record every fact.
@@ -137,20 +172,20 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		return Decision{Allow: true, WouldDeny: wouldDeny, Reason: reason, Facts: results,
 			Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare, PrepareSays: req.PrepareSays, Verify: req.Verify, RewriteSpool: req.RewriteSpool}
 	}
-	if first < 0 && req.missing != nil && !d.Audit {
+	if first < 0 && req.missing != nil && !audit {
 		return Decision{Status: req.missing.Status, Reason: "dockerd has no such object: " + req.missing.Message, Answer: req.missing.Message, Facts: results}
 	}
 	unlabelled := m.labels != noOwnerLabels && req.Owner != "" && !req.ownerRecorded
 	if first < 0 && !unlabelled {
 		return allowed(allowedReason, false)
 	}
-	if first < 0 || d.Audit && unlabelled {
+	if first < 0 || audit && unlabelled {
 		// Fail closed: a tenant's object is never created unlabelled. A
 		// request refused anyway keeps the refusal that names its fact.
 		return Decision{Status: http.StatusInternalServerError, Reason: "cannot record the owner of what " + m.Action + " creates", Facts: results}
 	}
 	reason := refusal(&c, caller, results[first], req.notes[policy.Fact{Kind: results[first].Kind, Value: results[first].Value}])
-	if d.Audit {
+	if audit {
 		return allowed(reason, true)
 	}
 	return Decision{Status: http.StatusForbidden, Reason: reason, Facts: results}

@@ -106,7 +106,8 @@ func TestPolicyDeciderDecisions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := NewPolicyDecider(p)
-			d.Extract, d.Audit = tt.extract, tt.audit
+			d.Extract = tt.extract
+			d.Put(d.Policy(), tt.audit)
 			req := testRequest("POST", "/v1.41/frobnicate", tt.subj...)
 			got := d.Decide(context.Background(), testMatch(tt.action, ""), req)
 			if got.Allow != tt.allow || got.WouldDeny != tt.wouldDeny || got.Status != tt.status || got.Reason != tt.reason {
@@ -140,7 +141,8 @@ func TestPolicyDeciderRefusedEndpoint(t *testing.T) {
 	})
 	t.Run("audit mode reads every fact of a refused endpoint", func(t *testing.T) {
 		d := NewPolicyDecider(p)
-		d.Extract, d.Audit = extract, true
+		d.Extract = extract
+		d.Put(d.Policy(), true)
 		called = false
 		got := d.Decide(context.Background(), testMatch("plugin.install", ""), req)
 		if !called || !got.Allow || !got.WouldDeny || len(got.Facts) != 2 || !strings.Contains(got.Reason, "endpoint plugin.install") {
@@ -380,4 +382,32 @@ func BenchmarkDecideContainerCreate(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestPolicyDeciderPutsPolicyAndModeTogether: a reload that changes the
+// mode and the policy changes both for the next decision, and a policy
+// reload alone keeps the mode.
+func TestPolicyDeciderPutsPolicyAndModeTogether(t *testing.T) {
+	denyAll := loadTestPolicy(t, map[string]string{"a.csv": "p, *, endpoint, system.version, allow\n"})
+	allowPing := loadTestPolicy(t, map[string]string{"a.csv": "p, *, endpoint, system.ping, allow\n"})
+	req := func() *Request { return testRequest("GET", "/_ping", "uid:1000", "*") }
+	ping := testMatch("system.ping", "")
+	d := NewPolicyDecider(denyAll)
+	if got := d.Decide(context.Background(), ping, req()); got.Allow {
+		t.Fatalf("enforcing a policy without the ping: %+v", got)
+	}
+	d.Put(denyAll, true)
+	if got := d.Decide(context.Background(), ping, req()); !got.Allow || !got.WouldDeny {
+		t.Fatalf("audit mode: allow %v would-deny %v, want both", got.Allow, got.WouldDeny)
+	}
+	if old := d.SetPolicy(allowPing); old != denyAll {
+		t.Fatalf("SetPolicy returned %v, want the policy it replaced", old)
+	}
+	if got := d.Decide(context.Background(), ping, req()); !got.Allow || got.WouldDeny {
+		t.Fatalf("audit mode kept across a policy reload, ping allowed: allow %v would-deny %v", got.Allow, got.WouldDeny)
+	}
+	d.Put(denyAll, false)
+	if got := d.Decide(context.Background(), ping, req()); got.Allow {
+		t.Fatalf("back to enforcing: %+v", got)
+	}
 }

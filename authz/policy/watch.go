@@ -102,10 +102,15 @@ func (r *Reloader) Reload(trigger string) Reload {
 // longer than quiet in the middle of an edit is seen in the middle: such
 // edits are written elsewhere and renamed into place, or made with the
 // watcher off and put in force by a reload signal.) The files as they are
-// now are the baseline; Watch returns at once.
-func (r *Reloader) Watch(ctx context.Context, interval, quiet time.Duration) {
+// now are the baseline; Watch returns at once. stop ends the watch and
+// waits for a reload in progress, so that once it returns the watch
+// applies and logs nothing more.
+func (r *Reloader) Watch(ctx context.Context, interval, quiet time.Duration) (stop func()) {
 	w := newWatch(r, quiet, time.Now())
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
@@ -117,6 +122,10 @@ func (r *Reloader) Watch(ctx context.Context, interval, quiet time.Duration) {
 			}
 		}
 	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // watch is Watch's state between ticks.

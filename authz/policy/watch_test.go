@@ -133,7 +133,7 @@ func TestPolicyReloaderWatch(t *testing.T) {
 	first := r.Holder.Policy()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r.Watch(ctx, 10*time.Millisecond, 50*time.Millisecond)
+	defer r.Watch(ctx, 10*time.Millisecond, 50*time.Millisecond)()
 	waitFor := func(n int) []Reload {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)

@@ -121,7 +121,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	}
 	r := newConfigReloader(ctx, o, p, zerolog.New(&logs), nil, nil, nil)
 	r.watchSIGHUP(ctx)
-	d := &r.decider
+	d := r.decider
 
 	waitLog := func(want string) string {
 		t.Helper()

@@ -17,11 +17,6 @@ import (
 	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
-// factExtractor is the extractor explain (and serve) read facts with. It is
-// a variable so that tests can plug in their own; nil means the endpoint
-// fact only.
-var factExtractor = authz.DefaultExtractor
-
 const explainUsage = "usage: dockgate explain [--policy DIR] --as SUBJECT [--as SUBJECT]... METHOD PATH [BODY_FILE|-]"
 
 // explain is "dockgate explain": it routes one request as serve would,
@@ -30,6 +25,11 @@ const explainUsage = "usage: dockgate explain [--policy DIR] --as SUBJECT [--as 
 // decision and rule, then the verdict. Exit status: 0 allowed, 1 refused,
 // 2 usage or unreadable input.
 func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return explainWith(authz.DefaultExtractor(), args, stdin, stdout, stderr)
+}
+
+// explainWith is explain reading facts with extract (tests give their own).
+func explainWith(extract authz.Extractor, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("policy", "", "policy directory (default: the embedded default policy)")
@@ -149,13 +149,8 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(w, "note:\tdockgate does not read the body of %s; it is forwarded as is\n", m.Action)
 	}
 	d := authz.NewPolicyDecider(p)
-	if factExtractor != nil {
-		d.Extract = factExtractor()
-	}
+	d.Extract = extract
 	d.Inspector = offlineInspector{}
-	if d.Extract == nil {
-		fmt.Fprintf(w, "note:\tthis build reads only the endpoint fact\n")
-	}
 	dec := authz.Judge(context.Background(), d, m, req)
 	w.Flush()
 

@@ -8,7 +8,6 @@ import (
 	"os/signal"
 	"reflect"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,20 +38,6 @@ import (
 // Either way the policy is read as one snapshot whose files must read the
 // same twice (policy.ReadSnapshot), and every policy put in force, and
 // every reload that fails, is written to the audit trail (policy_record.go).
-
-// liveDecider is the decider the proxy asks: the PolicyDecider in force,
-// replaced whole by a reload. A request is decided by the one in force
-// when its decision began.
-type liveDecider struct {
-	cur atomic.Pointer[authz.PolicyDecider]
-}
-
-func (l *liveDecider) Decide(ctx context.Context, m *authz.Match, req *authz.Request) authz.Decision {
-	return l.cur.Load().Decide(ctx, m, req)
-}
-
-// Policy is the policy in force.
-func (l *liveDecider) Policy() *policy.Policy { return l.cur.Load().Policy() }
 
 // restartSettings are the settings a reload cannot change: the sockets,
 // the upstream, the gc loop's interval, TLS, the audit sinks, the metrics listener, the
@@ -109,52 +94,45 @@ func serveSettings(o *serveOptions) (proxy.Settings, error) {
 // configReloader holds what a reload changes and applies reloads one at a
 // time.
 type configReloader struct {
-	ctx       context.Context
-	log       zerolog.Logger
-	m         *metrics.Metrics
-	srv       *proxy.Server // nil: no limits to apply
-	sink      *audit.Logger // nil: no audit fail mode to apply
-	extract   authz.Extractor
-	inspector authz.Inspector
-	decider   liveDecider
+	ctx  context.Context
+	log  zerolog.Logger
+	m    *metrics.Metrics
+	srv  *proxy.Server // nil: no limits to apply
+	sink *audit.Logger // nil: no audit fail mode to apply
+	// decider is the proxy's, for the process's life: a reload puts a
+	// policy and a mode in force in it.
+	decider *authz.PolicyDecider
 
 	mu        sync.Mutex
 	cur       *serveOptions // the options in force
-	stopWatch context.CancelFunc
+	stopWatch func()        // ends the policy watch and waits for it
 }
 
 // newConfigReloader puts o and its policy p in force, and writes the
 // startup policy record to sink (when not nil). With --policy-watch,
 // policy directory changes are watched until ctx ends.
 func newConfigReloader(ctx context.Context, o *serveOptions, p *policy.Policy, log zerolog.Logger, m *metrics.Metrics, inspector authz.Inspector, sink *audit.Logger) *configReloader {
-	r := &configReloader{ctx: ctx, log: log, m: m, inspector: inspector, cur: o, sink: sink}
-	if factExtractor != nil {
-		r.extract = factExtractor()
-	}
+	d := authz.NewPolicyDecider(p)
+	d.Extract = authz.DefaultExtractor()
+	d.Inspector = inspector
+	r := &configReloader{ctx: ctx, log: log, m: m, decider: d, cur: o, sink: sink}
 	r.install(o, p)
 	recordPolicy(sink, policy.Reload{Trigger: policy.TriggerStartup, Dir: o.policy, Loaded: p, Files: p.FileSums}, "")
 	return r
 }
 
-// install makes a decider for o's mode and policy p, watches o's policy
-// directory for it, and puts it in force. The decider it replaces is
-// retired: its watcher stops, and a reload it may still be doing is
-// neither applied nor logged.
+// install puts o's mode and policy p in force and watches o's policy
+// directory. The watch of the options it replaces is stopped first, and
+// waited for: a reload it was doing is applied and logged before p is put
+// in force, and none comes after.
 func (r *configReloader) install(o *serveOptions, p *policy.Policy) {
-	d := authz.NewPolicyDecider(p)
-	d.Extract = r.extract
-	d.Inspector = r.inspector
-	d.Audit = o.mode == "audit"
 	if r.stopWatch != nil {
 		r.stopWatch()
 		r.stopWatch = nil
 	}
+	r.decider.Put(p, o.mode == "audit")
 	if dir := o.policy; dir != "" && o.policyWatch > 0 {
-		ctx, cancel := context.WithCancel(r.ctx)
-		pr := &policy.Reloader{Dir: dir, Holder: d, Log: func(ev policy.Reload) {
-			if r.decider.cur.Load() != d {
-				return
-			}
+		pr := &policy.Reloader{Dir: dir, Holder: r.decider, Log: func(ev policy.Reload) {
 			r.m.PolicyReloaded(ev.Err)
 			recordPolicy(r.sink, ev, "")
 			if ev.Err != nil {
@@ -166,10 +144,8 @@ func (r *configReloader) install(o *serveOptions, p *policy.Policy) {
 		}}
 		// The watch's baseline is the directory as it is now, just after
 		// p was read from it.
-		pr.Watch(ctx, watchInterval(o.policyWatch), o.policyWatch)
-		r.stopWatch = cancel
+		r.stopWatch = pr.Watch(r.ctx, watchInterval(o.policyWatch), o.policyWatch)
 	}
-	r.decider.cur.Store(d)
 }
 
 // watchInterval is how often the watcher looks at the policy files for a

@@ -212,7 +212,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		Upstream:      up,
 		ExitCodes:     daemon,
 		Router:        authz.NewRouter(),
-		Decider:       &reloader.decider,
+		Decider:       reloader.decider,
 		Audit:         sink,
 		Log:           log,
 	})
