@@ -205,3 +205,47 @@ func (p *Policy) TTL(subjects []string) time.Duration {
 	}
 	return ttl
 }
+
+// TenantWarnings names each uid subject the policy writes rows for (p or
+// g) that the policy makes a tenant owning by an identity the uid cannot
+// have: a `tenant, user` row for a uid without a name in the host's user
+// database. Every create such a caller makes is refused (authz Owner
+// says why at the time); `dockgate check` says so before anyone tries.
+// lookup says whether the host's user database names a uid (user.LookupId).
+func (p *Policy) TenantWarnings(lookup func(uid string) error) []string {
+	type where struct {
+		file string
+		line int
+	}
+	seen := map[string]where{}
+	var order []string
+	note := func(subject, file string, line int) {
+		if !strings.HasPrefix(subject, "uid:") {
+			return
+		}
+		if _, ok := seen[subject]; !ok {
+			seen[subject] = where{file, line}
+			order = append(order, subject)
+		}
+	}
+	for _, l := range p.Links {
+		note(l.Member, l.File, l.Line)
+	}
+	for _, r := range p.Rules {
+		note(r.Subject, r.File, r.Line)
+	}
+	var out []string
+	for _, s := range order {
+		uid := strings.TrimPrefix(s, "uid:")
+		if lookup(uid) == nil {
+			continue
+		}
+		// The caller as dockgate would see it: its uid, and everyone's
+		// subject.
+		if _, err := p.Owner([]string{s, "*"}); err != nil {
+			w := seen[s]
+			out = append(out, fmt.Sprintf("%s:%d: warning: %s: %v", w.file, w.line, s, err))
+		}
+	}
+	return out
+}

@@ -26,6 +26,10 @@ func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 func TestCheck(t *testing.T) {
 	broken := t.TempDir()
 	os.WriteFile(filepath.Join(broken, "ci.csv"), []byte("# CI\ng, user:jenkins, role:ci\np, role:ci, capabilty, SYS_ADMIN, allow\np, role:ci, endpoint, *, alow\n"), 0o644)
+	// A uid no host names, made a tenant owning by user name: it loads,
+	// and check warns that its every create will be refused.
+	unnamed := t.TempDir()
+	os.WriteFile(filepath.Join(unnamed, "ci.csv"), []byte("p, role:ci, endpoint, *, allow\np, role:ci, tenant, user, allow\ng, uid:4294967000, role:ci\n"), 0o644)
 	tests := []struct {
 		name           string
 		args           []string
@@ -40,6 +44,8 @@ func TestCheck(t *testing.T) {
 			`^ok: \d+ rules, 1 roles, sha256:`, `^$`},
 		{"unknown kind is a check error with file and line", []string{"check", "--policy", broken}, 1,
 			`^$`, `^` + regexp.QuoteMeta(broken) + `/ci.csv:3: unknown fact kind "capabilty" .*\n` + regexp.QuoteMeta(broken) + `/ci.csv:4: unknown effect "alow".*\ndockgate check: policy not loaded: 2 problems\n$`},
+		{"a tenant that can own nothing is a warning", []string{"check", "--policy", unnamed}, 0,
+			`^ok: 2 rules, 1 roles, `, `^ci.csv:3: warning: uid:4294967000: .*has no name in the host.s user database`},
 		{"a missing directory is an error", []string{"check", "--policy", filepath.Join(broken, "nope")}, 1,
 			`^$`, `nope: .*no such file`},
 		{"arguments are a usage error", []string{"check", "extra"}, 2, `^$`, `unexpected argument`},

@@ -1,4 +1,4 @@
-package main
+package policy
 
 import (
 	"errors"
@@ -6,11 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/dockgate/dockgate/authz/policy"
 )
 
-func TestCheckWarnsOfATenantWithoutItsOwnerSubject(t *testing.T) {
+func TestTenantWarningsNameATenantWithoutItsOwnerSubject(t *testing.T) {
 	dir := t.TempDir()
 	rows := "p, role:ci, endpoint, *, allow\n" +
 		"p, role:ci, tenant, user, allow\n" +
@@ -20,12 +18,12 @@ func TestCheckWarnsOfATenantWithoutItsOwnerSubject(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "ci.csv"), []byte(rows), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, err := policy.LoadDir(dir)
+	p, err := LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	named := map[string]bool{"1001": true}
-	got := tenantWarnings(p, func(uid string) error {
+	got := p.TenantWarnings(func(uid string) error {
 		if named[uid] {
 			return nil
 		}
