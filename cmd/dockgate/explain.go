@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
 	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
@@ -28,84 +29,29 @@ func explain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return explainWith(authz.DefaultExtractor(), args, stdin, stdout, stderr)
 }
 
+// explainInput is what explain was asked.
+type explainInput struct {
+	as       []string // --as, in order
+	subjects []string // as, with * added
+	method   string
+	target   string
+	u        *url.URL
+	body     []byte
+	p        *policy.Policy
+}
+
 // explainWith is explain reading facts with extract (tests give their own).
 func explainWith(extract authz.Extractor, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := fs.String("policy", "", "policy directory (default: the embedded default policy)")
-	var as listFlag
-	fs.Var(&as, "as", "a subject of the caller: uid:N, user:NAME, gid:N, group:NAME, unit:NAME, container:NAME, cert:NAME, cert-dns:NAME, cert-uri:URI (repeatable; * is always added)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, explainUsage)
-		fs.PrintDefaults()
-	}
-	// Flags may come before, between or after the positional arguments.
-	var pos []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
-	if len(as) == 0 || len(pos) < 2 || len(pos) > 3 {
-		fmt.Fprintln(stderr, explainUsage)
-		return 2
-	}
-	method, target := pos[0], pos[1]
-	u, err := url.ParseRequestURI(target)
-	if err != nil {
-		fmt.Fprintf(stderr, "dockgate explain: %s: %v\n", target, err)
-		return 2
-	}
-	var body []byte
-	if len(pos) == 3 {
-		if pos[2] == "-" {
-			body, err = io.ReadAll(stdin)
-		} else {
-			body, err = os.ReadFile(pos[2])
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "dockgate explain: reading the body: %v\n", err)
-			return 2
-		}
-	}
-	p, err := loadPolicy(*dir)
-	if err != nil {
-		printPolicyError(stderr, "explain", err)
-		return 2
-	}
-
-	subjects := append([]string(nil), as...)
-	if !contains(subjects, "*") {
-		subjects = append(subjects, "*")
+	in, code := parseExplain(args, stdin, stderr)
+	if in == nil {
+		return code
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "request:\t%s %s\n", method, target)
-	fmt.Fprintf(w, "caller:\t%s (subjects: %s)\n", as[0], strings.Join(subjects, ", "))
-	fmt.Fprintf(w, "policy:\t%s (%s)\n", p.Source, p.Describe())
-	if owner, err := p.Owner(subjects); err != nil {
-		fmt.Fprintf(w, "tenant:\t%v\n", err)
-	} else if owner != "" {
-		tenant := "owner " + owner
-		if ttl := p.TTL(subjects); ttl > 0 {
-			tenant += ", objects expire after " + ttl.String()
-		}
-		fmt.Fprintf(w, "tenant:\t%s\n", tenant)
-	}
-	for _, s := range as {
-		if s != "*" && !isCallerSubject(s) {
-			fmt.Fprintf(w, "note:\t%s is not a caller subject (uid:, user:, gid:, group:, unit:, container:, cert:, cert-dns:, cert-uri:); it stands for a caller who has it as a role\n", s)
-		}
-	}
+	printExplainCaller(w, in)
 
-	m, err := authz.NewRouter().Route(method, u)
+	// The request path of the proxy (proxy/conn.go): route, read what the
+	// route reads, judge.
+	m, err := authz.NewRouter().Route(in.method, in.u)
 	if err != nil {
 		// The proxy refuses these before any policy is consulted.
 		status, msg := http.StatusBadRequest, err.Error()
@@ -123,37 +69,139 @@ func explainWith(extract authz.Extractor, args []string, stdin io.Reader, stdout
 		action += " (API " + m.APIVersion + ")"
 	}
 	fmt.Fprintf(w, "action:\t%s\n", action)
+	req, done, err := explainRequest(w, in, m)
+	if err != nil {
+		fmt.Fprintf(stderr, "dockgate explain: %v\n", err)
+		return 2
+	}
+	defer done()
+	d := authz.NewPolicyDecider(in.p)
+	d.Extract = extract
+	d.Inspector = offlineInspector{}
+	dec := authz.Judge(context.Background(), d, m, req)
+	w.Flush()
+	return printExplainVerdict(stdout, in.method, dec)
+}
 
-	req := &authz.Request{Method: method, URL: u, Header: http.Header{}, Caller: as[0], Subjects: subjects, Cred: credOf(subjects)}
+// parseExplain reads explain's flags, request and body, and loads the
+// policy; a nil input means stop with the exit code.
+func parseExplain(args []string, stdin io.Reader, stderr io.Writer) (*explainInput, int) {
+	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("policy", "", "policy directory (default: the embedded default policy)")
+	var as listFlag
+	fs.Var(&as, "as", "a subject of the caller: uid:N, user:NAME, gid:N, group:NAME, unit:NAME, container:NAME, cert:NAME, cert-dns:NAME, cert-uri:URI (repeatable; * is always added)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, explainUsage)
+		fs.PrintDefaults()
+	}
+	// Flags may come before, between or after the positional arguments.
+	var pos []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, 0
+			}
+			return nil, 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if len(as) == 0 || len(pos) < 2 || len(pos) > 3 {
+		fmt.Fprintln(stderr, explainUsage)
+		return nil, 2
+	}
+	method, target := pos[0], pos[1]
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		fmt.Fprintf(stderr, "dockgate explain: %s: %v\n", target, err)
+		return nil, 2
+	}
+	var body []byte
+	if len(pos) == 3 {
+		if pos[2] == "-" {
+			body, err = io.ReadAll(stdin)
+		} else {
+			body, err = os.ReadFile(pos[2])
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "dockgate explain: reading the body: %v\n", err)
+			return nil, 2
+		}
+	}
+	p, err := loadPolicy(*dir)
+	if err != nil {
+		printPolicyError(stderr, "explain", err)
+		return nil, 2
+	}
+
+	subjects := append([]string(nil), as...)
+	if !contains(subjects, "*") {
+		subjects = append(subjects, "*")
+	}
+	return &explainInput{as: as, subjects: subjects, method: method, target: target, u: u, body: body, p: p}, 0
+}
+
+// printExplainCaller prints who asks what under which policy.
+func printExplainCaller(w io.Writer, in *explainInput) {
+	p, as, subjects := in.p, in.as, in.subjects
+	fmt.Fprintf(w, "request:\t%s %s\n", in.method, in.target)
+	fmt.Fprintf(w, "caller:\t%s (subjects: %s)\n", as[0], strings.Join(subjects, ", "))
+	fmt.Fprintf(w, "policy:\t%s (%s)\n", p.Source, p.Describe())
+	if owner, err := p.Owner(subjects); err != nil {
+		fmt.Fprintf(w, "tenant:\t%v\n", err)
+	} else if owner != "" {
+		tenant := "owner " + owner
+		if ttl := p.TTL(subjects); ttl > 0 {
+			tenant += ", objects expire after " + ttl.String()
+		}
+		fmt.Fprintf(w, "tenant:\t%s\n", tenant)
+	}
+	for _, s := range as {
+		if s != "*" && !isCallerSubject(s) {
+			fmt.Fprintf(w, "note:\t%s is not a caller subject (uid:, user:, gid:, group:, unit:, container:, cert:, cert-dns:, cert-uri:); it stands for a caller who has it as a role\n", s)
+		}
+	}
+}
+
+// explainRequest is the request as the proxy hands it to be judged: the
+// body where the route's plan puts it (a spooled body in a temporary file,
+// which done removes).
+func explainRequest(w io.Writer, in *explainInput, m *authz.Match) (req *authz.Request, done func(), err error) {
+	body := in.body
+	done = func() {}
+	req = &authz.Request{Method: in.method, URL: in.u, Header: http.Header{}, Caller: in.as[0], Subjects: in.subjects, Cred: credOf(in.subjects)}
 	if m.NeedsBody && len(body) > 0 {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	switch plan := m.BodyPlan(method, req.Header); {
+	switch plan := m.BodyPlan(in.method, req.Header); {
 	case plan == authz.BodyInMemory:
 		req.Body = body
 	case plan == authz.BodySpooled && len(body) > 0:
 		// serve spools such bodies (tarballs) to a file; so does explain.
 		f, err := os.CreateTemp("", "dockgate-explain-*")
 		if err != nil {
-			fmt.Fprintf(stderr, "dockgate explain: %v\n", err)
-			return 2
+			return nil, nil, err
 		}
-		defer f.Close()
+		done = func() { f.Close() }
 		os.Remove(f.Name())
 		if _, err := f.Write(body); err != nil {
-			fmt.Fprintf(stderr, "dockgate explain: %v\n", err)
-			return 2
+			f.Close()
+			return nil, nil, err
 		}
 		req.BodyFile, req.BodySize = f, int64(len(body))
 	case plan == authz.BodyForwarded && len(body) > 0:
 		fmt.Fprintf(w, "note:\tdockgate does not read the body of %s; it is forwarded as is\n", m.Action)
 	}
-	d := authz.NewPolicyDecider(p)
-	d.Extract = extract
-	d.Inspector = offlineInspector{}
-	dec := authz.Judge(context.Background(), d, m, req)
-	w.Flush()
+	return req, done, nil
+}
 
+// printExplainVerdict prints each fact with its decision and rule, then
+// the verdict, and returns explain's exit status.
+func printExplainVerdict(stdout io.Writer, method string, dec authz.Decision) int {
 	if len(dec.Facts) > 0 {
 		fmt.Fprintln(stdout, "\nfacts:")
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
