@@ -210,7 +210,7 @@ func TestFormatRowAndSummary(t *testing.T) {
 	}
 }
 
-// The benchmarks of issue 6: verify and query over 1,000,000 records,
+// The auditor's benchmarks: verify and query over 1,000,000 records,
 // read from a file (in the page cache) as an auditor would.
 const benchRecords = 1_000_000
 

@@ -13,7 +13,7 @@ import (
 )
 
 // TestCIExampleRefusesRequestClasses: the requests the policy language's
-// own intent forbids (issue 11, "requests allowed that should not be"),
+// own intent forbids ("requests allowed that should not be"),
 // each refused under the shipped CI example with a reason that names the
 // fact, next to the ordinary CI flow of the same endpoint, which passes.
 func TestCIExampleRefusesRequestClasses(t *testing.T) {

@@ -18,8 +18,7 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// A classic build's FROM bases pinned to what was judged (issue 11 part
-// 2). The builder resolves each FROM name when it reaches that step, long
+// A classic build's FROM bases pinned to what was judged. The builder resolves each FROM name when it reaches that step, long
 // after the decision; a re-tag in between would have it build on (and RUN
 // the steps of) an image nobody judged. So every FROM whose base was found
 // on the daemon while judging is forwarded as `FROM [flags] sha256:<ID>

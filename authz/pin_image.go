@@ -7,7 +7,7 @@ import (
 	"net/http"
 )
 
-// Image references pinned to what was judged (issue 11 part 2, BRIEF §7
+// Image references pinned to what was judged (BRIEF §7
 // item 11). A name is judged by what dockerd resolves it to when the facts
 // are read; a re-tag between that answer and dockerd's act would make the
 // act use content nobody judged. So what a name resolved to is noted

@@ -15,7 +15,7 @@ import (
 	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
-// No secret reaches the audit log (issue 6, part 2): Env values, registry
+// No secret reaches the audit log: Env values, registry
 // credentials (X-Registry-Auth, X-Registry-Config), /auth bodies and what
 // dockerd answers to them, secret and config data. The requests go through
 // the real PolicyDecider and DefaultExtractor, allowed and refused, and the

@@ -17,7 +17,7 @@ import (
 	"github.com/dockgate/dockgate/audit"
 )
 
-// The audit rows (issue 6, part 4): verify and query over a trail of
+// The audit rows: verify and query over a trail of
 // 1,000,000 records, read from a file as an auditor would (in the page
 // cache: it was just written), and the cost of writing one record, which
 // every request pays. They need no dockerd.
