@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,21 +19,13 @@ import (
 
 // tenantTestPolicy is the tenancy policy of authz/policy's tenant tests,
 // for the decider's.
-const tenantTestPolicy = `g, user:jenkins, role:ci
-g, group:runners, role:ci
-g, user:unitless, role:units
-p, uid:0, *, **, allow
-p, role:ci, endpoint, *, allow
-p, role:ci, tenant, user, allow
-p, role:ci, image, **, allow
-p, role:ci, image-target, **, allow
-p, role:ci, network-option, com.docker.network.driver.mtu=*, allow
-p, role:units, endpoint, *, allow
-p, role:units, tenant, unit, allow
-p, user:bob, tenant, user, allow
-p, user:bob, tenant, user, deny
-p, role:admin, tenant, uid, allow
-`
+var tenantTestPolicy = func() string {
+	b, err := os.ReadFile("policy/testdata/tenancy.csv")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 // TestOwnerLabelAdded: a tenant's container, volume and network creates are
 // forwarded as the typed value that was judged, re-encoded with the owner

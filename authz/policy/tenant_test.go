@@ -1,25 +1,20 @@
 package policy
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
 
-const tenantTestPolicy = `g, user:jenkins, role:ci
-g, group:runners, role:ci
-g, user:unitless, role:units
-p, uid:0, *, **, allow
-p, role:ci, endpoint, *, allow
-p, role:ci, tenant, user, allow
-p, role:ci, image, **, allow
-p, role:ci, image-target, **, allow
-p, role:ci, network-option, com.docker.network.driver.mtu=*, allow
-p, role:units, endpoint, *, allow
-p, role:units, tenant, unit, allow
-p, user:bob, tenant, user, allow
-p, user:bob, tenant, user, deny
-p, role:admin, tenant, uid, allow
-`
+// tenantTestPolicy is the tenancy policy of the tenant tests here and of
+// authz's (which read the same file).
+var tenantTestPolicy = func() string {
+	b, err := os.ReadFile("testdata/tenancy.csv")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 func TestTenantOwner(t *testing.T) {
 	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy})
