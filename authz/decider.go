@@ -117,7 +117,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		// Refused whatever the body says: the body of a request the caller
 		// may not make at all is not parsed, and dockerd is not asked about
 		// it. Audit mode reads on, to record every fact.
-		refused := Decision{Status: http.StatusForbidden, Reason: refusal(&c, caller, endpoint, ""), Facts: []policy.FactResult{endpoint}}
+		refused := Decision{Status: http.StatusForbidden, Reason: refusal(&c, m, caller, endpoint, ""), Facts: []policy.FactResult{endpoint}}
 		if nf, ok := d.notFoundInsteadOfRefusal(ctx, m, refused); ok {
 			return nf
 		}
@@ -184,7 +184,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		// request refused anyway keeps the refusal that names its fact.
 		return Decision{Status: http.StatusInternalServerError, Reason: "cannot record the owner of what " + m.Action + " creates", Facts: results}
 	}
-	reason := refusal(&c, caller, results[first], req.notes[policy.Fact{Kind: results[first].Kind, Value: results[first].Value}])
+	reason := refusal(&c, m, caller, results[first], req.notes[policy.Fact{Kind: results[first].Kind, Value: results[first].Value}])
 	if audit {
 		return allowed(reason, true)
 	}

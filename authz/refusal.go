@@ -10,13 +10,18 @@ import "github.com/dockgate/dockgate/authz/policy"
 // would allow the fact, or what to do instead, CallerRules.Advise).
 
 // refusal is BRIEF §5's message without its "dockgate: " prefix, followed
-// by the extractor's note on the fact and the policy's advice on it.
-func refusal(c *policy.CallerRules, caller string, r policy.FactResult, note string) string {
+// by the extractor's note on the fact and the policy's advice on it. m is
+// the request's route, which says what its endpoint fact gives away.
+func refusal(c *policy.CallerRules, m *Match, caller string, r policy.FactResult, note string) string {
 	msg := caller + " may not " + r.Kind + " " + r.Value + ": " + r.Rule
 	if note != "" {
 		msg += " (" + note + ")"
 	}
-	if fix := c.Advise(caller, policy.Fact{Kind: r.Kind, Value: r.Value}); fix != "" {
+	rootWhy := ""
+	if r.Kind == "endpoint" && r.Value == m.Action {
+		rootWhy = m.givesHost
+	}
+	if fix := c.Advise(caller, policy.Fact{Kind: r.Kind, Value: r.Value}, rootWhy); fix != "" {
 		msg += "; " + fix
 	}
 	return msg

@@ -53,6 +53,10 @@ type Route struct {
 	// absent404 is the kind of object whose absence turns a refusal into
 	// dockerd's 404 (probe.go); "" for none.
 	absent404 string
+	// givesHost, when not "", says why allowing the endpoint is root on
+	// the host; a refusal of it says so instead of suggesting a row for a
+	// group of callers (refusal.go).
+	givesHost string
 }
 
 // NewIDSource is where dockerd's answer names a created object.
@@ -118,6 +122,13 @@ func scopedBy(f func(x *extraction) error) routeOpt { return func(r *Route) { r.
 // absent404 says a refused lookup of a missing object of kind gets
 // dockerd's 404.
 func absent404(kind string) routeOpt { return func(r *Route) { r.absent404 = kind } }
+
+// givesHost says allowing the endpoint is root on the host, and why.
+func givesHost(why string) routeOpt { return func(r *Route) { r.givesHost = why } }
+
+// pluginPrivileges is why installing, creating, upgrading, enabling or
+// configuring a plugin is root on the host.
+var pluginPrivileges = givesHost("a plugin runs with the privileges it asks for")
 
 func newRoute(method, path, action string, opts []routeOpt) Route {
 	r := Route{Method: method, Path: path, Action: action}
@@ -361,13 +372,13 @@ func pluginRoutes() []Route {
 		getRoute("/plugins/{name:.*}/json", "plugin.inspect", absent404(ObjectPlugin)),
 		getRoute("/plugins/privileges", "plugin.privileges"),
 		deleteRoute("/plugins/{name:.*}", "plugin.delete"),
-		postRoute("/plugins/{name:.*}/enable", "plugin.enable"),
+		postRoute("/plugins/{name:.*}/enable", "plugin.enable", pluginPrivileges),
 		postRoute("/plugins/{name:.*}/disable", "plugin.disable"),
-		postRoute("/plugins/pull", "plugin.install", streams, readsBody, reads(pluginFacts)),
+		postRoute("/plugins/pull", "plugin.install", streams, readsBody, reads(pluginFacts), pluginPrivileges),
 		postRoute("/plugins/{name:.*}/push", "plugin.push", streams),
-		postRoute("/plugins/{name:.*}/upgrade", "plugin.upgrade", streams, readsBody, reads(pluginFacts)),
-		postRoute("/plugins/{name:.*}/set", "plugin.set", readsBody, reads(pluginSetFacts)),
-		postRoute("/plugins/create", "plugin.create", spools, reads(pluginCreateFacts)),
+		postRoute("/plugins/{name:.*}/upgrade", "plugin.upgrade", streams, readsBody, reads(pluginFacts), pluginPrivileges),
+		postRoute("/plugins/{name:.*}/set", "plugin.set", readsBody, reads(pluginSetFacts), pluginPrivileges),
+		postRoute("/plugins/create", "plugin.create", spools, reads(pluginCreateFacts), pluginPrivileges),
 	}
 }
 

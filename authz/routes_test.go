@@ -86,8 +86,8 @@ func rowMeaning(r *Route) string {
 	if t := r.target; t != nil {
 		target = fmt.Sprintf("%s by {%s} pin %v unlabelled-none %v query %x", t.kind, t.pathVar, t.pin, t.unlabelledNone, fn(t.query))
 	}
-	return fmt.Sprintf("stream %v body %v spool %v hijack %v exit %q new-id %d grpc %v facts %x target %s labels %d scope %x absent-404 %q",
-		r.Stream, r.NeedsBody, r.Spool, r.Hijack, r.ExitOf, r.NewID, r.GRPC, fn(r.facts), target, r.labels, fn(r.scope), r.absent404)
+	return fmt.Sprintf("stream %v body %v spool %v hijack %v exit %q new-id %d grpc %v facts %x target %s labels %d scope %x absent-404 %q gives-host %q",
+		r.Stream, r.NeedsBody, r.Spool, r.Hijack, r.ExitOf, r.NewID, r.GRPC, fn(r.facts), target, r.labels, fn(r.scope), r.absent404, r.givesHost)
 }
 
 // TestObjectRoutesHaveTargets: every container, exec, volume and network

@@ -18,8 +18,11 @@ import (
 
 // Advise says what to do about a refused fact, "" when there is nothing
 // to say (it is allowed, or a custom model decided it, whose rows dockgate
-// cannot reason about). caller names the caller in the advice.
-func (c *CallerRules) Advise(caller string, f Fact) string {
+// cannot reason about). caller names the caller in the advice. rootWhy,
+// when not "", says why allowing f is root on the host where the policy
+// cannot know it from the fact alone (an endpoint's meaning is its
+// route's: "a plugin runs with the privileges it asks for").
+func (c *CallerRules) Advise(caller string, f Fact, rootWhy string) string {
 	p := c.p
 	if p == nil || p.CustomModel {
 		return ""
@@ -29,6 +32,9 @@ func (c *CallerRules) Advise(caller string, f Fact) string {
 		return ""
 	}
 	danger := hostRoot(f)
+	if danger == "" && rootWhy != "" {
+		danger = rootBecause(rootWhy)
+	}
 	if v.Rule != nil {
 		// A deny row: the rule text already names its file and line.
 		if danger != "" {
@@ -209,12 +215,6 @@ var rootCapabilities = map[string]bool{
 	"BPF": true, "PERFMON": true, "SYSLOG": true,
 }
 
-// rootEndpoints are actions whose allowing gives the caller the host:
-// a plugin runs with the privileges it asks for.
-var rootEndpoints = map[string]bool{
-	"plugin.install": true, "plugin.create": true, "plugin.upgrade": true, "plugin.enable": true, "plugin.set": true,
-}
-
 // systemPaths are host paths whose bind (or any directory holding one)
 // gives a container the host: its configuration, binaries, kernel
 // interfaces, devices and the state and sockets of dockerd and containerd.
@@ -268,10 +268,6 @@ func hostRoot(f Fact) string {
 		case v == "seccomp=unconfined", v == "seccomp=custom", v == "apparmor=unconfined", v == "label=disable",
 			strings.HasPrefix(v, "label=type:"), v == "systempaths=unconfined", v == "writable-cgroups=true":
 			return "takes away confinement that keeps a container's root from the host kernel"
-		}
-	case "endpoint":
-		if rootEndpoints[v] {
-			return rootBecause("a plugin runs with the privileges it asks for")
 		}
 	case "build":
 		switch v {
