@@ -79,9 +79,19 @@ func TestDockgateStartsWithoutDockerdAndRidesOutItsRestartUnderLoad(t *testing.T
 		g, err := testbed.StartDockgate(ctx, env.Bin, gdir, "unix://"+upstream, "--metrics-listen", "unix://"+metrics)
 		startedc <- started{g, err}
 	}()
+	// The metrics socket opens just before the API socket: wait until
+	// both accept.
+	accepts := func(path string) bool {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, err := os.Stat(metrics); err == nil {
+		if accepts(metrics) && accepts(sock) {
 			break
 		}
 		if time.Now().After(deadline) {
