@@ -16,6 +16,7 @@ import (
 
 	"github.com/dockgate/dockgate/audit"
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/internal/syncbuf"
 )
 
 // Exactly one final record per request whatever becomes of
@@ -96,7 +97,7 @@ func completenessDockerd(t *testing.T, dir string) *fakeDockerd {
 type failNSink struct {
 	mu sync.Mutex
 	n  int
-	sb syncBuffer
+	sb syncbuf.Buffer
 }
 
 func (s *failNSink) Write(p []byte) (int, error) {

@@ -24,6 +24,7 @@ import (
 	"github.com/dockgate/dockgate/authz"
 	"github.com/dockgate/dockgate/authz/policy"
 	"github.com/dockgate/dockgate/internal/dockerd"
+	"github.com/dockgate/dockgate/internal/syncbuf"
 )
 
 // This file is the bed for the socket tests: a real Server on a Unix socket
@@ -46,25 +47,6 @@ func shortDir(t *testing.T) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
-}
-
-// syncBuffer is the audit sink: the logger writes from connection
-// goroutines while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // auditLine is one audit record as written.
@@ -311,7 +293,7 @@ type testProxy struct {
 	sock   string
 	srv    *Server
 	dec    *countingDecider
-	audit  *syncBuffer
+	audit  *syncbuf.Buffer
 	cancel context.CancelFunc
 	done   chan error
 	l      net.Listener
@@ -336,7 +318,7 @@ func withHeaderTimeout(d time.Duration) proxyOption {
 // startProxy serves a proxy in dir in front of up.
 func startProxy(t *testing.T, dir string, up Upstream, opts ...proxyOption) *testProxy {
 	t.Helper()
-	p := &testProxy{t: t, sock: filepath.Join(dir, "dockgate.sock"), dec: &countingDecider{}, audit: &syncBuffer{}, done: make(chan error, 1)}
+	p := &testProxy{t: t, sock: filepath.Join(dir, "dockgate.sock"), dec: &countingDecider{}, audit: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	// The exit codes of sessions are asked of the fake dockerd too, with
 	// the client serve gives the proxy.
 	exits, err := dockerd.New(up.URL)

@@ -23,6 +23,7 @@ import (
 	"github.com/dockgate/dockgate/audit"
 	"github.com/dockgate/dockgate/authz"
 	"github.com/dockgate/dockgate/authz/policy"
+	"github.com/dockgate/dockgate/internal/syncbuf"
 )
 
 // issueWithSANs makes a client certificate with DNS and URI SANs.
@@ -107,7 +108,7 @@ func TestTLSPolicyRowForADNSSANAllows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &tlsProxy{addr: l.Addr().String(), ca: ca, audit: &syncBuffer{}}
+	p := &tlsProxy{addr: l.Addr().String(), ca: ca, audit: &syncbuf.Buffer{}}
 	srv := New(Config{
 		Upstream: up.upstream(),
 		Router:   authz.NewRouter(),

@@ -24,6 +24,7 @@ import (
 
 	"github.com/dockgate/dockgate/audit"
 	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/internal/syncbuf"
 )
 
 // testCA is a certificate authority made for one test.
@@ -105,7 +106,7 @@ func writeFile(t *testing.T, dir, name string, b []byte) string {
 type tlsProxy struct {
 	addr  string
 	ca    *testCA // the client CA and the server's issuer
-	audit *syncBuffer
+	audit *syncbuf.Buffer
 }
 
 func startTLSProxy(t *testing.T) *tlsProxy {
@@ -122,7 +123,7 @@ func startTLSProxy(t *testing.T) *tlsProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &tlsProxy{addr: l.Addr().String(), ca: ca, audit: &syncBuffer{}}
+	p := &tlsProxy{addr: l.Addr().String(), ca: ca, audit: &syncbuf.Buffer{}}
 	srv := New(Config{
 		Upstream: up.upstream(),
 		Router:   authz.NewRouter(),

@@ -1,7 +1,6 @@
 package tenancy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/dockgate/dockgate/authz"
 	"github.com/dockgate/dockgate/internal/dockerd"
+	"github.com/dockgate/dockgate/internal/syncbuf"
 )
 
 var gcNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -366,7 +366,7 @@ func TestServeExpiryGCRemovesWhatExpiredAndStops(t *testing.T) {
 	d.volumes[1].Labels = gcLabels(authz.OwnerLabel, "uid:65533", authz.ExpiresLabel, "soon")
 	d.networks[1].Labels = gcLabels(authz.OwnerLabel, "uid:65533", authz.ExpiresLabel, past)
 	d.fail = map[string]error{gcNB: errors.New("network net-b has active endpoints")}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	stop := StartExpiry(context.Background(), d, 5*time.Millisecond, zerolog.New(&logs))
 	deadline := time.Now().Add(5 * time.Second)
 	for len(d.removedList()) < 2 && time.Now().Before(deadline) {
@@ -460,7 +460,7 @@ func TestServeExpiryGCHoldsNoConnectionBetweenRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	stop := StartExpiry(context.Background(), c, 20*time.Millisecond, zerolog.New(&logs))
 	for deadline := time.Now().Add(5 * time.Second); lists.Load() < 6 && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
@@ -478,23 +478,4 @@ func TestServeExpiryGCHoldsNoConnectionBetweenRuns(t *testing.T) {
 	if strings.Contains(logs.String(), `"level":"warn"`) {
 		t.Errorf("warnings:\n%s", logs.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer the expiry loop's logger may write to while
-// a test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/dockgate/dockgate/internal/syncbuf"
 	"github.com/rs/zerolog"
 )
 
@@ -93,24 +93,6 @@ func TestServeRefusesToStartWithABrokenPolicy(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination safe for the reload goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestServeReloadsOnSIGHUP(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "a.csv"), []byte("p, *, endpoint, system.ping, allow\n"), 0o644)
@@ -118,7 +100,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	o, err := parseServe([]string{"--config", "", "--policy", dir}, io.Discard)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/dockgate/dockgate/internal/syncbuf"
 	"io"
 	"net"
 	"net/http"
@@ -55,7 +56,7 @@ func fakeDockerd(t *testing.T, dir string, h http.Handler) string {
 type dockgateProc struct {
 	cmd    *exec.Cmd
 	sock   string
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	done   chan struct{} // closed when the process has exited
 }
 
@@ -63,7 +64,7 @@ type dockgateProc struct {
 // for its socket.
 func startDockgate(t *testing.T, sock string, args ...string) *dockgateProc {
 	t.Helper()
-	p := &dockgateProc{sock: sock, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &dockgateProc{sock: sock, stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(os.Args[0], append([]string{"serve"}, args...)...)
 	p.cmd.Env = append(os.Environ(), runMainEnv+"=1")
 	p.cmd.Stderr = p.stderr

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dockgate/dockgate/audit"
+	"github.com/dockgate/dockgate/internal/syncbuf"
 )
 
 // TestReloadsWritePolicyRecords: startup, a changed policy, the same
@@ -39,7 +40,7 @@ func TestReloadsWritePolicyRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var trail syncBuffer
+	var trail syncbuf.Buffer
 	sink := audit.NewLogger(&trail)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

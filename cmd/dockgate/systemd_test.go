@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/dockgate/dockgate/internal/syncbuf"
 	"io"
 	"net"
 	"net/http"
@@ -124,7 +125,7 @@ func TestSocketActivationAndReadiness(t *testing.T) {
 		"-E", runMainEnv+"=1", "-E", "NOTIFY_SOCKET="+notifyPath, "-E", "WATCHDOG_USEC=400000",
 		os.Args[0], "serve", "--listen", "unix://"+unused, "--upstream", "unix://"+up,
 		"--audit-log", filepath.Join(dir, "audit.log"))
-	stderr := &syncBuffer{}
+	stderr := &syncbuf.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -204,7 +205,7 @@ func TestActivatedTCPSocketIsRefused(t *testing.T) {
 	cmd := exec.Command(activate, "-l", "127.0.0.1:0",
 		"-E", runMainEnv+"=1", os.Args[0], "serve", "--upstream", "unix://"+filepath.Join(dir, "up.sock"),
 		"--audit-log", filepath.Join(dir, "audit.log"))
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
