@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"reflect"
 
 	"github.com/dockgate/dockgate/authz/internal/strictjson"
 )
@@ -19,11 +18,6 @@ func badBody(format string, args ...any) *RouteError {
 // (authz/internal/strictjson). Facts are read from v only.
 func decodeStrictJSON(data []byte, v any, opts strictjson.Options) error {
 	return bodyRefusal(strictjson.Decode(data, v, opts))
-}
-
-// checkStrictJSON is the strict pass alone, for type t.
-func checkStrictJSON(data []byte, t reflect.Type, opts strictjson.Options) error {
-	return bodyRefusal(strictjson.Check(data, t, opts))
 }
 
 // bodyRefusal answers a body the strict pass refuses: 413 when it is too
