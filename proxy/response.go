@@ -18,7 +18,15 @@ import (
 // It reports whether the client connection may carry another request, and
 // whether dockerd's connection ended cleanly.
 func (cn *clientConn) copyResponse(head *requestHead, m *authz.Match, resp *http.Response, bodyDone chan error, rec *audit.Record) (keep, upstreamOK bool) {
-	defer resp.Body.Close()
+	defer func() {
+		if !upstreamOK {
+			// Closing an unfinished body reads it to its end, and a
+			// stream (events, logs -f) whose client went away has none:
+			// dockerd's connection goes first, so that the read ends.
+			cn.up.nc.Close()
+		}
+		resp.Body.Close()
+	}()
 	if head.filter != nil && resp.StatusCode == http.StatusOK && head.Method != http.MethodHead {
 		return cn.copyFilteredResponse(head, resp, bodyDone, rec)
 	}

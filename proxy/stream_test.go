@@ -98,6 +98,52 @@ func TestClientDisconnectCancelsTheUpstreamRequest(t *testing.T) {
 	}
 }
 
+// TestClientLeavingABusyStreamEndsIt: a stream whose client is found gone
+// by a failed write rather than by the watcher (events while containers
+// come and go, a client that had begun its next request). The request then ends and dockerd's request is
+// cancelled, rather than the proxy reading the rest of an endless stream
+// (closing an unfinished body reads it to its end), which kept a dockgate
+// from stopping with such a connection open.
+func TestClientLeavingABusyStreamEndsIt(t *testing.T) {
+	dir := shortDir(t)
+	cancelled := make(chan struct{})
+	up := newHTTPDockerd(t, dir, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(200)
+		event := []byte(`{"Type":"container","Action":"start","Actor":{"ID":"` + strings.Repeat("a", 64) + `"}}` + "\n")
+		for {
+			if _, err := w.Write(event); err != nil {
+				close(cancelled)
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				close(cancelled)
+				return
+			default:
+			}
+		}
+	}))
+	p := startProxy(t, dir, up.upstream())
+	c := p.dial()
+	// The first byte of a pipelined next request: the watcher sees it
+	// and so cannot see the client leave; only the copy's write can.
+	c.send("GET /v1.41/events HTTP/1.1\r\nHost: docker\r\n\r\nG")
+	c.readHead("GET")
+	c.c.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("dockerd's stream still runs after the client left")
+	}
+	p.shutdown()
+	recs := finals(p.finalRecords())
+	if len(recs) != 1 || !strings.Contains(recs[0].Reason, "client went away") {
+		t.Errorf("records %+v", recs)
+	}
+}
+
 // socat and nc -N send the request, shut down their write side and wait for
 // the answer: that half-close is not the client leaving.
 func TestHalfClosedClientStillGetsTheWholeAnswer(t *testing.T) {
