@@ -131,7 +131,7 @@ func (g *Dockgate) Stop() error {
 		return errors.New("testbed: this dockgate belongs to another process")
 	}
 	if err := g.proc.stop(syscall.SIGTERM, 10*time.Second); err != nil {
-		return fmt.Errorf("dockgate stop: %w%s", err, tail(g.Stderr, 2000))
+		return fmt.Errorf("dockgate stop: %w%s", err, tail(g.Stderr, 64<<10))
 	}
 	return nil
 }

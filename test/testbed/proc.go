@@ -63,8 +63,15 @@ func (p *process) exited() bool {
 	}
 }
 
+// quitDumpWait is how long a process that did not stop gets to write the
+// goroutine dump SIGQUIT asks of it (every daemon of the bed is a Go
+// program) before it is killed.
+const quitDumpWait = 3 * time.Second
+
 // stop sends sig, waits up to grace for the exit, then kills. It returns the
-// exit error (nil for a clean exit) or a note that SIGKILL was needed.
+// exit error (nil for a clean exit) or a note that SIGKILL was needed. A
+// process that did not exit gets SIGQUIT first, so that its log, which
+// the test prints, says where each of its goroutines waited.
 func (p *process) stop(sig syscall.Signal, grace time.Duration) error {
 	if p.exited() {
 		return p.err
@@ -75,9 +82,14 @@ func (p *process) stop(sig syscall.Signal, grace time.Duration) error {
 		return p.err
 	case <-time.After(grace):
 	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
-	return fmt.Errorf("%s did not exit %s after %v: killed", filepath.Base(p.cmd.Path), sig, grace)
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.done:
+	case <-time.After(quitDumpWait):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	return fmt.Errorf("%s did not exit %s after %v: killed (SIGQUIT first: the goroutines it waited in are at the end of its log)", filepath.Base(p.cmd.Path), sig, grace)
 }
 
 // baseEnv is the environment for the bed's daemons and clients: the caller's
