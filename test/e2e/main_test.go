@@ -419,11 +419,17 @@ func (s *session) rmContainer(name string) {
 var (
 	longID  = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
 	shortID = regexp.MustCompile(`\b[0-9a-f]{12}\b`)
+	// detachedWaitCancelled is what the 20.10 CLI's `run -d` may log as
+	// it exits: its wait for the container runs on a goroutine that the
+	// CLI cancels on return, and the log line races with the process's
+	// exit (directly or through dockgate, whichever wins).
+	detachedWaitCancelled = regexp.MustCompile(`(?m)^time="[^"]*" level=error msg="error waiting for container: context canceled"\n`)
 )
 
 // shape masks what legitimately differs between two runs of one command:
-// IDs and digests.
+// IDs and digests, and the CLI's own exit race above.
 func shape(s string) string {
+	s = detachedWaitCancelled.ReplaceAllString(s, "")
 	s = longID.ReplaceAllString(s, "<ID>")
 	s = shortID.ReplaceAllString(s, "<id>")
 	return strings.ReplaceAll(s, "\r\n", "\n")
