@@ -35,6 +35,15 @@ type Request struct {
 	// with no account here (TLS): which host paths it could change
 	// between the decision and dockerd's act.
 	Cred *Cred
+	// ContainerID is the full ID of the container the caller runs in, read
+	// from its cgroup; "" for a host process or a TLS client. The decider
+	// asks dockerd about it and judges the caller as that container
+	// (docs/containers.md), replacing Subjects and Caller.
+	ContainerID string
+	// Creator is what a container create records as its creator (the
+	// io.dockgate.creator label): the subjects this request is judged by,
+	// then the caller's own recorded creators. Set by the decider.
+	Creator [][]string
 	// Body is the whole request body when the route asked for it (NeedsBody),
 	// else nil. These are the bytes that will be forwarded.
 	Body []byte
