@@ -165,10 +165,19 @@ func (c *Caller) MarshalZerologObject(e *zerolog.Event) {
 	if len(c.Groups) > 0 {
 		e.Strs("groups", c.Groups)
 	}
-	for _, kv := range [...][2]string{{"exe", c.Exe}, {"unit", c.Unit}, {"container", c.Container}, {"cert", c.Cert}} {
+	for _, kv := range [...][2]string{{"exe", c.Exe}, {"unit", c.Unit}, {"container", c.Container}, {"container_name", c.ContainerName}} {
 		if kv[1] != "" {
 			e.Str(kv[0], kv[1])
 		}
+	}
+	if len(c.Subjects) > 0 {
+		e.Strs("subjects", c.Subjects)
+	}
+	if c.ActsFor != "" {
+		e.Str("acts_for", c.ActsFor)
+	}
+	if c.Cert != "" {
+		e.Str("cert", c.Cert)
 	}
 	if len(c.CertSANs) > 0 {
 		e.Strs("cert_sans", c.CertSANs)

@@ -18,7 +18,7 @@ type Filter struct {
 	User         string    // caller.user
 	UID          int64     // caller.uid; < 0: any
 	Unit         string    // caller.unit
-	Container    string    // caller.container (the container the caller runs in), or a prefix of it
+	Container    string    // caller.container (the container the caller runs in), a prefix of it, or its caller.container_name
 	Action       string    // a glob: * any text, ? one character
 	Decision     string    // allow, deny or error
 	Image        string    // a glob over the values of image facts
@@ -184,7 +184,7 @@ func (m *matcher) match(e *Entry) bool {
 		}
 	}
 	if (f.User != "" && c.User != f.User) || (f.UID >= 0 && int64(c.UID) != f.UID) || (f.Unit != "" && c.Unit != f.Unit) ||
-		(f.Container != "" && !strings.HasPrefix(c.Container, f.Container)) ||
+		(f.Container != "" && !strings.HasPrefix(c.Container, f.Container) && c.ContainerName != f.Container) ||
 		(f.Decision != "" && e.Decision != f.Decision) || (f.Action != "" && !Glob(f.Action, e.Action)) {
 		return false
 	}
@@ -335,6 +335,14 @@ func padCell(b []byte, n, width int) []byte {
 func CallerName(c *Caller) string {
 	if c == nil {
 		return "-"
+	}
+	if c.ContainerName != "" {
+		// A container caller is judged as its container, not its uid.
+		name := "container:" + c.ContainerName
+		if c.ActsFor != "" {
+			name += " for " + c.ActsFor
+		}
+		return name
 	}
 	name := c.User
 	if name == "" {

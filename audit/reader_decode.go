@@ -285,6 +285,12 @@ func (d *fastDec) caller(c *Caller) bool {
 			c.Unit, ok = d.str()
 		case "container":
 			c.Container, ok = d.str()
+		case "container_name":
+			c.ContainerName, ok = d.str()
+		case "subjects":
+			return d.strs(&c.Subjects)
+		case "acts_for":
+			c.ActsFor, ok = d.str()
 		case "cert":
 			c.Cert, ok = d.str()
 		}

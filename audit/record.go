@@ -31,7 +31,14 @@ type Caller struct {
 	Exe       string   `json:"exe,omitempty"`
 	Unit      string   `json:"unit,omitempty"`
 	Container string   `json:"container,omitempty"`
-	Cert      string   `json:"cert,omitempty"`
+	// ContainerName is the name dockerd gave Container when the request
+	// was judged; Subjects are the subjects a caller in a container was
+	// judged by (docs/containers.md), and ActsFor the tenant whose
+	// container it is. All three are empty for a host process.
+	ContainerName string   `json:"container_name,omitempty"`
+	Subjects      []string `json:"subjects,omitempty"`
+	ActsFor       string   `json:"acts_for,omitempty"`
+	Cert          string   `json:"cert,omitempty"`
 	// CertSANs are the DNS and URI subject alternative names of a TLS
 	// caller's verified certificate, as the subjects they give:
 	// "cert-dns:NAME" and "cert-uri:URI".

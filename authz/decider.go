@@ -30,6 +30,9 @@ type PolicyDecider struct {
 	Extract Extractor
 	// Inspector answers the extractor's questions about dockerd's state.
 	Inspector Inspector
+	// Containers says who a caller in a container is (docs/containers.md);
+	// nil refuses every such caller.
+	Containers CallerContainers
 
 	inForce atomic.Pointer[inForce]
 }
@@ -98,6 +101,22 @@ func (d *PolicyDecider) ReloadDir(dir string) (*policy.Policy, error) {
 
 // Decide implements Decider.
 func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Decision {
+	in := d.now()
+	p, audit := in.policy, in.audit
+	var judged *ContainerCaller
+	if p != nil {
+		var refused *Decision
+		if judged, refused = d.judgeCaller(ctx, p, req); refused != nil {
+			return *refused
+		}
+	}
+	dec := d.decide(ctx, m, req, p, audit)
+	dec.Container = judged
+	return dec
+}
+
+// decide is Decide once the caller is known.
+func (d *PolicyDecider) decide(ctx context.Context, m *Match, req *Request, p *policy.Policy, audit bool) Decision {
 	caller := req.Caller
 	if caller == "" {
 		caller = "unknown caller"
@@ -106,18 +125,16 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		// BRIEF §4: no pattern opens what dockgate cannot name.
 		return Decision{Status: http.StatusForbidden, Reason: caller + " may not call " + req.Method + " " + requestPath(req) + ": unknown endpoint" + UnknownEndpointFix}
 	}
-	in := d.now()
-	p, audit := in.policy, in.audit
 	if p == nil {
 		return Decision{Status: http.StatusInternalServerError, Reason: "no policy loaded"}
 	}
-	c := p.RulesFor(req.Subjects)
+	c := rulesFor(p, req)
 	endpoint, endpointAllowed := c.Result(policy.Fact{Kind: "endpoint", Value: m.Action})
 	if !endpointAllowed && !audit {
 		// Refused whatever the body says: the body of a request the caller
 		// may not make at all is not parsed, and dockerd is not asked about
 		// it. Audit mode reads on, to record every fact.
-		refused := Decision{Status: http.StatusForbidden, Reason: refusal(&c, m, caller, endpoint, ""), Facts: []policy.FactResult{endpoint}}
+		refused := Decision{Status: http.StatusForbidden, Reason: refusal(&c.own, m, caller, endpoint, ""), Facts: []policy.FactResult{endpoint}}
 		if nf, ok := d.notFoundInsteadOfRefusal(ctx, m, refused); ok {
 			return nf
 		}
@@ -184,7 +201,7 @@ func (d *PolicyDecider) Decide(ctx context.Context, m *Match, req *Request) Deci
 		// request refused anyway keeps the refusal that names its fact.
 		return Decision{Status: http.StatusInternalServerError, Reason: "cannot record the owner of what " + m.Action + " creates", Facts: results}
 	}
-	reason := refusal(&c, m, caller, results[first], req.notes[policy.Fact{Kind: results[first].Kind, Value: results[first].Value}])
+	reason := refusal(&c.own, m, caller, results[first], req.notes[policy.Fact{Kind: results[first].Kind, Value: results[first].Value}])
 	if audit {
 		return allowed(reason, true)
 	}

@@ -137,6 +137,9 @@ type Decision struct {
 	// the policy refuses it.
 	WouldDeny bool
 	Facts     []policy.FactResult
+	// Container, when the caller runs in a container, is how it was
+	// judged (docs/containers.md).
+	Container *ContainerCaller
 	// Body, when not nil, is forwarded instead of the request body that
 	// was read: the judged body with the owner label of a tenant added.
 	Body []byte

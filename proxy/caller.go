@@ -59,9 +59,12 @@ func (c *Caller) AuditCaller() *audit.Caller {
 }
 
 // Subjects are the policy subjects the caller has (BRIEF §3), most specific
-// first; "*" is always last.
+// first; "*" is always last. A caller in a container has none of its host
+// identity: the decider asks dockerd who that container is
+// (authz.Request.ContainerID) and judges it as that, so until then it is
+// only "*".
 func (c *Caller) Subjects() []string {
-	if c == nil {
+	if c == nil || c.Container != "" && c.Cert == "" {
 		return []string{"*"}
 	}
 	s := make([]string, 0, 4+2*len(c.GIDs))
@@ -85,9 +88,6 @@ func (c *Caller) Subjects() []string {
 	if c.Unit != "" {
 		s = append(s, "unit:"+c.Unit)
 	}
-	if c.Container != "" {
-		s = append(s, "container:"+c.Container)
-	}
 	return append(s, "*")
 }
 
@@ -98,6 +98,8 @@ func (c *Caller) String() string {
 		return "unknown caller"
 	case c.Cert != "":
 		return "cert:" + c.Cert
+	case c.Container != "":
+		return "container " + c.Container[:min(12, len(c.Container))]
 	case c.User != "":
 		return "user:" + c.User
 	default:
@@ -112,4 +114,17 @@ func (c *Caller) Cred() *authz.Cred {
 		return nil
 	}
 	return &authz.Cred{UID: c.UID, GIDs: c.GIDs}
+}
+
+// judgedContainer is the audit caller of one request of a caller in a
+// container: the connection's, with what dockerd said of the container
+// and the subjects it was judged by, which may change between requests
+// (a rename).
+func judgedContainer(c *audit.Caller, cc *authz.ContainerCaller) *audit.Caller {
+	j := *c
+	j.ContainerName, j.Subjects, j.ActsFor = cc.Name, cc.Subjects, cc.Tenant
+	if !cc.Known {
+		j.ContainerName = ""
+	}
+	return &j
 }

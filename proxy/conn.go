@@ -378,11 +378,16 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		Subjects: cn.subjects,
 		Cred:     cn.cred,
 		Body:     body,
-		BodyFile: head.spool,
-		BodySize: head.spoolSize,
+		// A TLS caller's is always "": it has no cgroup here.
+		ContainerID: cn.caller.Container,
+		BodyFile:    head.spool,
+		BodySize:    head.spoolSize,
 	}
 	d := authz.Judge(ctx, cn.s.cfg.Decider, m, req)
 	rec.Facts, rec.WouldDeny = auditFacts(d.Facts), d.WouldDeny
+	if d.Container != nil {
+		rec.Caller = judgedContainer(cn.caller, d.Container)
+	}
 	if !d.Allow {
 		if body != nil || head.spool != nil {
 			// The body was read whole to be judged: nothing is left to

@@ -22,7 +22,7 @@ import (
 
 // identityPrefixes start the subjects that name callers (BRIEF §3); every
 // other name is a role.
-var identityPrefixes = []string{"uid:", "user:", "gid:", "group:", "unit:", "container:", "cert:", "cert-dns:", "cert-uri:"}
+var identityPrefixes = []string{"uid:", "user:", "gid:", "group:", "unit:", "container:", "image:", "label:", "cert:", "cert-dns:", "cert-uri:"}
 
 // maxRoleDepth is casbin's default role manager's limit: links beyond ten
 // hops are silently not followed, so a deeper chain is refused at load.
@@ -324,6 +324,11 @@ func (l *loader) policyRow(name string, line int, sub, kind, pattern, effect str
 		}
 	case kind == TenantTTLKind:
 		if err := checkTenantTTL(pattern, effect); err != nil {
+			l.errorf(name, line, "%v", err)
+			ok = false
+		}
+	case kind == HostIdentityKind:
+		if err := checkHostIdentityRow(sub, pattern); err != nil {
 			l.errorf(name, line, "%v", err)
 			ok = false
 		}

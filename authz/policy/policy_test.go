@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -44,6 +45,21 @@ func TestPolicyLoadErrors(t *testing.T) {
 		{"kind pattern that matches no kind",
 			map[string]string{"a.csv": "p, *, volume*x, **, allow\n"},
 			[]string{`a.csv:1: kind pattern "volume*x" matches no fact kind`}},
+		{"a host identity is granted to containers, not to everyone",
+			map[string]string{"a.csv": "p, *, host-identity, uid:0, allow\n"},
+			[]string{`a.csv:1: host-identity: the subject must be a container subject`}},
+		{"a host identity is not granted to a host caller",
+			map[string]string{"a.csv": "p, user:alice, host-identity, uid:0, allow\n"},
+			[]string{`a.csv:1: host-identity: the subject must be a container subject`}},
+		{"a host identity grant names a host identity",
+			map[string]string{"a.csv": "p, container:x, host-identity, container:y, allow\n"},
+			[]string{`a.csv:1: host-identity: the value must be one host identity subject`}},
+		{"a host identity grant is literal",
+			map[string]string{"a.csv": "p, container:x, host-identity, uid:*, allow\n"},
+			[]string{`a.csv:1: host-identity: the value "uid:*" must be literal`}},
+		{"a role named like a container subject",
+			map[string]string{"a.csv": "g, user:alice, label:role=infra\n"},
+			[]string{`a.csv:1: role "label:role=infra" names a caller`}},
 		{"unknown effect",
 			map[string]string{"a.csv": "p, *, endpoint, *, permit\n"},
 			[]string{`a.csv:1: unknown effect "permit"`}},
@@ -417,4 +433,31 @@ func TestPolicyCustomModelIsSafeForConcurrentDecisions(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestHostIdentitiesAreGrantedByRowsOnly: a container's host identity
+// comes from host-identity rows of its subjects or its roles, less denied
+// ones, and from nothing else (a p row of kind * grants none).
+func TestHostIdentitiesAreGrantedByRowsOnly(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"a.csv": `
+g, image:docker.io/library/backup, role:backup
+p, role:backup, host-identity, user:backup, allow
+p, role:backup, host-identity, group:backup, allow
+p, label:env=prod, host-identity, group:backup, deny
+p, container:admin, *, **, allow
+`})
+	for _, tc := range []struct {
+		subjects []string
+		want     []string
+	}{
+		{[]string{"container:nightly", "image:docker.io/library/backup", "*"}, []string{"user:backup", "group:backup"}},
+		{[]string{"container:nightly", "image:docker.io/library/backup", "label:env=prod", "*"}, []string{"user:backup"}},
+		{[]string{"container:admin", "*"}, nil},
+		{[]string{"*"}, nil},
+	} {
+		got, rows := p.HostIdentities(tc.subjects)
+		if !slices.Equal(got, tc.want) || len(rows) != len(tc.want) {
+			t.Errorf("%q: granted %q by %v, want %q", tc.subjects, got, rows, tc.want)
+		}
+	}
 }

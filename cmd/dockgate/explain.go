@@ -18,7 +18,7 @@ import (
 	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
-const explainUsage = "usage: dockgate explain [--policy DIR] --as SUBJECT [--as SUBJECT]... METHOD PATH [BODY_FILE|-]"
+const explainUsage = "usage: dockgate explain [--policy DIR] (--as SUBJECT [--as SUBJECT]... | --container NAME [--upstream URL]) METHOD PATH [BODY_FILE|-]"
 
 // explain is "dockgate explain": it routes one request as serve would,
 // reads its facts, decides each for the given subjects with the policy
@@ -38,6 +38,10 @@ type explainInput struct {
 	u        *url.URL
 	body     []byte
 	p        *policy.Policy
+	// container is how --container's caller is judged, nil for --as;
+	// daemon is the dockerd that said so, asked again by the decision.
+	container *authz.ContainerCaller
+	daemon    *dockerd.Client
 }
 
 // explainWith is explain reading facts with extract (tests give their own).
@@ -78,6 +82,9 @@ func explainWith(extract authz.Extractor, args []string, stdin io.Reader, stdout
 	d := authz.NewPolicyDecider(in.p)
 	d.Extract = extract
 	d.Inspector = offlineInspector{}
+	if in.container != nil {
+		d.Containers, req.ContainerID = in.daemon, in.container.ID
+	}
 	dec := authz.Judge(context.Background(), d, m, req)
 	w.Flush()
 	return printExplainVerdict(stdout, in.method, dec)
@@ -90,7 +97,9 @@ func parseExplain(args []string, stdin io.Reader, stderr io.Writer) (*explainInp
 	fs.SetOutput(stderr)
 	dir := fs.String("policy", "", "policy directory (default: the embedded default policy)")
 	var as listFlag
-	fs.Var(&as, "as", "a subject of the caller: uid:N, user:NAME, gid:N, group:NAME, unit:NAME, container:NAME, cert:NAME, cert-dns:NAME, cert-uri:URI (repeatable; * is always added)")
+	fs.Var(&as, "as", "a subject of the caller: uid:N, user:NAME, gid:N, group:NAME, unit:NAME, container:NAME, image:REPO, label:KEY=VALUE, cert:NAME, cert-dns:NAME, cert-uri:URI (repeatable; * is always added)")
+	container := fs.String("container", "", "judge a caller running in this container (name or ID) of dockerd, as serve would: asks dockerd (--upstream) who it is")
+	upstream := fs.String("upstream", "unix:///var/run/docker.sock", "dockerd's socket, for --container: unix:///path or tcp://host:port")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, explainUsage)
 		fs.PrintDefaults()
@@ -110,7 +119,7 @@ func parseExplain(args []string, stdin io.Reader, stderr io.Writer) (*explainInp
 		pos = append(pos, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
-	if len(as) == 0 || len(pos) < 2 || len(pos) > 3 {
+	if (len(as) == 0) == (*container == "") || len(pos) < 2 || len(pos) > 3 {
 		fmt.Fprintln(stderr, explainUsage)
 		return nil, 2
 	}
@@ -138,11 +147,43 @@ func parseExplain(args []string, stdin io.Reader, stderr io.Writer) (*explainInp
 		return nil, 2
 	}
 
-	subjects := append([]string(nil), as...)
-	if !contains(subjects, "*") {
-		subjects = append(subjects, "*")
+	in := &explainInput{as: as, method: method, target: target, u: u, body: body, p: p}
+	if *container != "" {
+		if err := in.judgeContainer(*upstream, *container); err != nil {
+			fmt.Fprintf(stderr, "dockgate explain: --container %s: %v\n", *container, err)
+			return nil, 2
+		}
+		return in, 0
 	}
-	return &explainInput{as: as, subjects: subjects, method: method, target: target, u: u, body: body, p: p}, 0
+	in.subjects = append([]string(nil), as...)
+	if !contains(in.subjects, "*") {
+		in.subjects = append(in.subjects, "*")
+	}
+	return in, 0
+}
+
+// judgeContainer asks dockerd at upstream who the container name is and
+// judges a caller in it as serve would.
+func (in *explainInput) judgeContainer(upstream, name string) error {
+	daemon, err := dockerd.New(upstream)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	id, _, found, err := daemon.ObjectOwner(ctx, dockerd.ObjectContainer, name)
+	if err != nil {
+		return fmt.Errorf("asking dockerd: %w", err)
+	}
+	if !found {
+		return fmt.Errorf("dockerd has no such container")
+	}
+	c, found, err := daemon.CallerContainer(ctx, id)
+	if err != nil {
+		return fmt.Errorf("asking dockerd: %w", err)
+	}
+	in.container = authz.JudgeContainer(in.p, id, c, found)
+	in.daemon, in.subjects, in.as = daemon, in.container.Subjects, []string{in.container.String()}
+	return nil
 }
 
 // printExplainCaller prints who asks what under which policy.
@@ -150,6 +191,9 @@ func printExplainCaller(w io.Writer, in *explainInput) {
 	p, as, subjects := in.p, in.as, in.subjects
 	fmt.Fprintf(w, "request:\t%s %s\n", in.method, in.target)
 	fmt.Fprintf(w, "caller:\t%s (subjects: %s)\n", as[0], strings.Join(subjects, ", "))
+	if c := in.container; c != nil {
+		printExplainContainer(w, c)
+	}
 	fmt.Fprintf(w, "policy:\t%s (%s)\n", p.Source, p.Describe())
 	if owner, err := p.Owner(subjects); err != nil {
 		fmt.Fprintf(w, "tenant:\t%v\n", err)
@@ -161,7 +205,7 @@ func printExplainCaller(w io.Writer, in *explainInput) {
 		fmt.Fprintf(w, "tenant:\t%s\n", tenant)
 	}
 	for _, s := range as {
-		if s != "*" && !isCallerSubject(s) {
+		if in.container == nil && s != "*" && !isCallerSubject(s) {
 			fmt.Fprintf(w, "note:\t%s is not a caller subject (uid:, user:, gid:, group:, unit:, container:, cert:, cert-dns:, cert-uri:); it stands for a caller who has it as a role\n", s)
 		}
 	}
@@ -235,8 +279,28 @@ func printExplainVerdict(stdout io.Writer, method string, dec authz.Decision) in
 	return 1
 }
 
+// printExplainContainer prints why a container caller has its subjects:
+// whose container it is, who made it, what rows gave it a host identity.
+func printExplainContainer(w io.Writer, c *authz.ContainerCaller) {
+	fmt.Fprintf(w, "container:\t%s\n", c.ID)
+	switch {
+	case !c.Known:
+		fmt.Fprintln(w, "note:\tdockerd has no such container: its callers are judged as * alone")
+	case c.Tenant != "":
+		fmt.Fprintf(w, "acts for:\t%s, the tenant that created it; its name, image and labels give it nothing\n", c.Tenant)
+	default:
+		fmt.Fprintln(w, "note:\tno tenant created it: judged by its name, image and labels, never by its uid's host identity")
+	}
+	for _, r := range c.Granted {
+		fmt.Fprintf(w, "host identity:\t%s, granted by %s\n", r.Pattern, r)
+	}
+	for _, set := range c.Creators {
+		fmt.Fprintf(w, "capped by:\ta recorded creator, every fact must be allowed to it too: %s\n", strings.Join(set, ", "))
+	}
+}
+
 func isCallerSubject(s string) bool {
-	for _, pre := range []string{"uid:", "user:", "gid:", "group:", "unit:", "container:", "cert:", "cert-dns:", "cert-uri:"} {
+	for _, pre := range []string{"uid:", "user:", "gid:", "group:", "unit:", "container:", "image:", "label:", "cert:", "cert-dns:", "cert-uri:"} {
 		if strings.HasPrefix(s, pre) {
 			return true
 		}

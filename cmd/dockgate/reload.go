@@ -108,13 +108,22 @@ type configReloader struct {
 	stopWatch func()        // ends the policy watch and waits for it
 }
 
+// dockerdAsked is what the decider asks dockerd: the facts' questions and
+// who a caller in a container is. *dockerd.Client is both.
+type dockerdAsked interface {
+	authz.Inspector
+	authz.CallerContainers
+}
+
 // newConfigReloader puts o and its policy p in force, and writes the
 // startup policy record to sink (when not nil). With --policy-watch,
 // policy directory changes are watched until ctx ends.
-func newConfigReloader(ctx context.Context, o *serveOptions, p *policy.Policy, log zerolog.Logger, m *metrics.Metrics, inspector authz.Inspector, sink *audit.Logger) *configReloader {
+func newConfigReloader(ctx context.Context, o *serveOptions, p *policy.Policy, log zerolog.Logger, m *metrics.Metrics, daemon dockerdAsked, sink *audit.Logger) *configReloader {
 	d := authz.NewPolicyDecider(p)
 	d.Extract = authz.DefaultExtractor()
-	d.Inspector = inspector
+	if daemon != nil {
+		d.Inspector, d.Containers = daemon, daemon
+	}
 	r := &configReloader{ctx: ctx, log: log, m: m, decider: d, cur: o, sink: sink}
 	r.install(o, p)
 	recordPolicy(sink, policy.Reload{Trigger: policy.TriggerStartup, Dir: o.policy, Loaded: p, Files: p.FileSums}, "")

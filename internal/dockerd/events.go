@@ -92,6 +92,8 @@ func (d *Client) followEvents(ctx context.Context, subscribed func()) error {
 			filters.Arg("type", string(events.ContainerEventType)),
 			filters.Arg("type", string(events.NetworkEventType)),
 			filters.Arg("event", string(events.ActionDestroy)),
+			// A caller container's name is one of its subjects.
+			filters.Arg("event", string(events.ActionRename)),
 		),
 	})
 	// The SDK returns once dockerd answered the subscription or it failed;
@@ -121,9 +123,17 @@ func subscriptionEnd(err error, ok bool) error {
 	return fmt.Errorf("dockerd's event stream: %w", err)
 }
 
-// applyEvent drops what a destroy event removed.
+// applyEvent drops what a destroy event removed, and a renamed
+// container's name.
 func (d *Client) applyEvent(m events.Message) {
-	if m.Action != events.ActionDestroy || m.Actor.ID == "" {
+	if m.Actor.ID == "" {
+		return
+	}
+	if m.Action == events.ActionRename && m.Type == events.ContainerEventType {
+		d.cache.renamed(m.Actor.ID)
+		return
+	}
+	if m.Action != events.ActionDestroy {
 		return
 	}
 	switch m.Type {

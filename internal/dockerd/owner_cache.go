@@ -13,7 +13,10 @@ import (
 //     create, and a full ID is 256 random bits that dockerd never gives
 //     again, so an entry for an ID can only become stale by the object
 //     going away, and then dockerd answers the forwarded request with 404;
-//   - an exec's container ID, by exec ID (fixed when the exec is created).
+//   - an exec's container ID, by exec ID (fixed when the exec is created);
+//   - what a caller's container is judged by (callers.go), by full ID: its
+//     labels, image and name. The name is the one part that changes, so
+//     the entry is also dropped on the container's rename event.
 //
 // What is never cached: a name (or ID prefix) → ID mapping, because names
 // move (rename, remove and create again); volumes, whose name is their only
@@ -45,8 +48,13 @@ type ownerCache struct {
 	max     int
 	objects map[string]map[string]string // cacheKey(kind, full ID) → labels
 	execs   map[string]string            // exec ID → its container's full ID
-	gone    map[string]bool              // tombstones, by cacheKey
-	ring    []string                     // the tombstones in the order they came
+	callers map[string]CallerContainer   // full container ID → what its callers are judged by
+	// renames counts rename events: a caller container's name is the one
+	// cached thing that changes, and a lookup that saw a rename begin
+	// while it asked does not store what it read.
+	renames uint64
+	gone    map[string]bool // tombstones, by cacheKey
+	ring    []string        // the tombstones in the order they came
 	next    int
 }
 
@@ -55,6 +63,7 @@ func newOwnerCache() *ownerCache {
 		max:     ownerCacheSize,
 		objects: make(map[string]map[string]string),
 		execs:   make(map[string]string),
+		callers: make(map[string]CallerContainer),
 		gone:    make(map[string]bool),
 		ring:    make([]string, ownerTombstones),
 	}
@@ -91,6 +100,52 @@ func (c *ownerCache) generation() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.gen
+}
+
+// callerGeneration is the generation and rename count a caller lookup
+// begins in.
+func (c *ownerCache) callerGeneration() (uint64, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen, c.renames
+}
+
+// caller returns the cached caller container of a full ID.
+func (c *ownerCache) caller(id string) (CallerContainer, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.trusted {
+		return CallerContainer{}, false
+	}
+	cc, ok := c.callers[id]
+	return cc, ok
+}
+
+// putCaller stores a caller container read in a lookup that began in
+// generation gen with renames renames seen.
+func (c *ownerCache) putCaller(gen, renames uint64, cc CallerContainer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.trusted || gen != c.gen || renames != c.renames || c.gone[cacheKey(ObjectContainer, cc.ID)] {
+		return
+	}
+	c.makeRoom()
+	c.callers[cc.ID] = cc
+}
+
+// renamed drops a container whose name changed.
+func (c *ownerCache) renamed(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.renames++
+	delete(c.callers, id)
+}
+
+// forgetCaller drops a caller container dockerd no longer knows.
+func (c *ownerCache) forgetCaller(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.callers, id)
 }
 
 // labels returns the cached labels of a container or network.
@@ -150,7 +205,11 @@ func (c *ownerCache) putExec(gen uint64, execID, containerID string) {
 
 // makeRoom drops an arbitrary entry when the cache is full. c.mu is held.
 func (c *ownerCache) makeRoom() {
-	if len(c.objects)+len(c.execs) < c.max {
+	if len(c.objects)+len(c.execs)+len(c.callers) < c.max {
+		return
+	}
+	for k := range c.callers {
+		delete(c.callers, k)
 		return
 	}
 	for k := range c.execs {
@@ -172,6 +231,7 @@ func (c *ownerCache) destroyed(kind, id string) {
 	defer c.mu.Unlock()
 	delete(c.objects, key)
 	if kind == ObjectContainer {
+		delete(c.callers, id)
 		for e, cid := range c.execs {
 			if cid == id {
 				delete(c.execs, e)
@@ -209,6 +269,7 @@ func (c *ownerCache) distrust() {
 	c.gen++
 	clear(c.objects)
 	clear(c.execs)
+	clear(c.callers)
 }
 
 // trust starts answering from the cache: the event stream is up.

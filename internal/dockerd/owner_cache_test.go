@@ -116,7 +116,18 @@ func (f *ownerFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch kind {
 		case "containers":
 			if l, ok := f.labels["containers/"+ref]; ok {
-				reply(200, map[string]any{"Id": ref, "Config": map[string]any{"Labels": l}})
+				name := ""
+				for n, id := range f.names {
+					if id == ref {
+						name = "/" + n
+					}
+				}
+				reply(200, map[string]any{"Id": ref, "Name": name, "Image": "sha256:" + idNet, "Config": map[string]any{"Labels": l, "Image": "app:1"}})
+				return
+			}
+		case "images":
+			if ref == "sha256:"+idNet {
+				reply(200, map[string]any{"Id": ref, "Config": map[string]any{"Labels": map[string]string{"from": "image"}}})
 				return
 			}
 		case "exec":
