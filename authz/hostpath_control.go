@@ -28,6 +28,12 @@ import (
 type Cred struct {
 	UID  uint32
 	GIDs []uint32
+	// Contained says the caller runs in a container. Its uid 0 is not
+	// host root's power over every path, but dockgate does not know which
+	// host paths the container has mounted: it is judged as a uid 0 that
+	// can change what uid 0 owns, never as one that may do anything
+	// anyway.
+	Contained bool
 }
 
 // fuseSuperMagic is statfs's f_type of a FUSE filesystem, whose owners
@@ -38,7 +44,7 @@ const fuseSuperMagic = 0x65735546
 // the way ("" when it cannot). uid 0 can change anything on the host
 // anyway, so nothing is replaceable for it that it could not already do.
 func (h hostFS) resolveFor(p string, cred *Cred) (resolved, why string, err error) {
-	if cred != nil && cred.UID == 0 {
+	if cred != nil && cred.UID == 0 && !cred.Contained {
 		r, err := h.resolve(p)
 		return r, "", err
 	}

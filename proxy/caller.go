@@ -113,7 +113,7 @@ func (c *Caller) Cred() *authz.Cred {
 	if c == nil || c.Cert != "" {
 		return nil
 	}
-	return &authz.Cred{UID: c.UID, GIDs: c.GIDs}
+	return &authz.Cred{UID: c.UID, GIDs: c.GIDs, Contained: c.Container != ""}
 }
 
 // judgedContainer is the audit caller of one request of a caller in a
