@@ -180,7 +180,9 @@ type CallerContainers interface {
 // the refusal to answer when dockerd cannot say who the caller is.
 func (d *PolicyDecider) judgeCaller(ctx context.Context, p *policy.Policy, req *Request) (*ContainerCaller, *Decision) {
 	if req.ContainerID == "" {
-		req.Creator = [][]string{req.Subjects}
+		// A host caller's creator record is its subjects (Creators),
+		// made only for the creates that record it.
+		req.Creator = nil
 		return nil, nil
 	}
 	if d.Containers == nil {
@@ -243,4 +245,14 @@ func creatorName(set []string) string {
 		}
 	}
 	return "*"
+}
+
+// Creators is what a create by this request records as its creator
+// (CreatorLabel): the subjects it is judged by, then the caller's own
+// recorded creators.
+func (r *Request) Creators() [][]string {
+	if r.Creator != nil {
+		return r.Creator
+	}
+	return [][]string{r.Subjects}
 }

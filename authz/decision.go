@@ -40,9 +40,11 @@ type Request struct {
 	// asks dockerd about it and judges the caller as that container
 	// (docs/containers.md), replacing Subjects and Caller.
 	ContainerID string
-	// Creator is what a container create records as its creator (the
-	// io.dockgate.creator label): the subjects this request is judged by,
-	// then the caller's own recorded creators. Set by the decider.
+	// Creator is what a container create by a caller in a container
+	// records as its creator (the io.dockgate.creator label): the
+	// subjects this request is judged by, then the container's own
+	// recorded creators. Set by the decider; nil for a host caller (read
+	// it with Creators).
 	Creator [][]string
 	// Body is the whole request body when the route asked for it (NeedsBody),
 	// else nil. These are the bytes that will be forwarded.
