@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"os"
+	"regexp"
 
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -16,8 +18,9 @@ import (
 
 // dockerPruner removes through the Docker API.
 type dockerPruner struct {
-	c   *client.Client
-	log *log.Logger
+	c    *client.Client
+	log  *log.Logger
+	self string // the reaper's own container ID; "" when not in a container
 }
 
 func newDockerPruner(logger *log.Logger) (*dockerPruner, error) {
@@ -25,7 +28,27 @@ func newDockerPruner(logger *log.Logger) (*dockerPruner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	return &dockerPruner{c: c, log: logger}, nil
+	return &dockerPruner{c: c, log: logger, self: selfID()}, nil
+}
+
+// containerDir finds a container's dir under dockerd's data root in a
+// mount source: dockerd binds its hostname, hosts and resolv.conf files
+// from there, whatever the cgroup driver or version.
+var containerDir = regexp.MustCompile(`/containers/([0-9a-f]{64})/(hostname|hosts|resolv\.conf)`)
+
+// selfID is the ID of the container the reaper runs in. testcontainers-go
+// attaches its reaper to the network it creates with its session's labels
+// (reaper_default, when there is no default bridge), so the reaper is in
+// the way of a network it is asked to remove.
+func selfID() string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	if m := containerDir.FindSubmatch(b); m != nil {
+		return string(m[1])
+	}
+	return ""
 }
 
 func (p *dockerPruner) close() { p.c.Close() }
@@ -63,6 +86,10 @@ func (p *dockerPruner) prune(ctx context.Context, sets []filters.Args) (int, []e
 			continue
 		}
 		for _, n := range ns {
+			if p.self != "" {
+				// Not connected is an error too; the removal says what matters.
+				_ = p.c.NetworkDisconnect(ctx, n.ID, p.self, true)
+			}
 			done("network", n.ID, p.c.NetworkRemove(ctx, n.ID))
 		}
 	}

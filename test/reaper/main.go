@@ -151,6 +151,7 @@ func serve(ctx context.Context, ln net.Listener, cfg config, pr pruner, logger *
 
 	timer := time.NewTimer(cfg.connectTimeout)
 	defer timer.Stop()
+	reconnecting := false // the timer runs for the reconnection timeout
 	for {
 		select {
 		case <-ctx.Done():
@@ -158,10 +159,14 @@ func serve(ctx context.Context, ln net.Listener, cfg config, pr pruner, logger *
 			return s.shutdown(ln, cfg, pr)
 		case <-s.changed:
 			n, ever := s.state()
-			timer.Stop()
-			if n == 0 && ever {
+			switch {
+			case n > 0:
+				timer.Stop()
+				reconnecting = false
+			case ever && !reconnecting:
 				logger.Printf("no client connected: removing in %v unless one connects", cfg.reconnTimeout)
 				timer.Reset(cfg.reconnTimeout)
+				reconnecting = true
 			}
 		case <-timer.C:
 			n, ever := s.state()
