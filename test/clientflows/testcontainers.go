@@ -27,14 +27,19 @@ func TestcontainersRunEnv(image string) []string {
 	return []string{TestcontainersEnv + "=" + image, "TESTCONTAINERS_RYUK_DISABLED=true"}
 }
 
-// RunTestcontainersIfAsked runs the flow and exits when the environment
-// asks for it (TestcontainersEnv), printing the transcript.
+// RunTestcontainersIfAsked runs the flow (TestcontainersLeave when
+// TestcontainersLeaveEnv asks) and exits when the environment asks for it
+// (TestcontainersEnv), printing the transcript.
 func RunTestcontainersIfAsked() {
 	image := os.Getenv(TestcontainersEnv)
 	if image == "" {
 		return
 	}
-	out, err := Testcontainers(image)
+	flow := Testcontainers
+	if os.Getenv(TestcontainersLeaveEnv) == "1" {
+		flow = TestcontainersLeave
+	}
+	out, err := flow(image)
 	fmt.Print(out)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -205,7 +205,7 @@ func Main(m *testing.M, opts Options) int {
 			return 1
 		}
 		shared = &e
-		return m.Run()
+		return m.Run() // the tools it built are in the bed's dir
 	}
 	if !flag.Parsed() {
 		flag.Parse()
@@ -218,7 +218,11 @@ func Main(m *testing.M, opts Options) int {
 			fmt.Fprintf(os.Stderr, "testbed: missing %s (DOCKGATE_E2E=required)\nFAIL\n", strings.Join(missing, ", "))
 			return 1
 		}
-		return m.Run() // every test that needs the bed skips
+		code := m.Run() // every test that needs the bed skips
+		if err := RemoveTools(); err != nil {
+			fmt.Fprintf(os.Stderr, "testbed: %v\n", err)
+		}
+		return code
 	}
 	engines, err := Engines()
 	if err != nil { // Missing says so too; kept for the error's sake

@@ -32,6 +32,13 @@ func (d *Dockerd) ImportBusybox(ctx context.Context, ref string) error {
 // ImportImage imports the busybox root file system plus extra files as ref,
 // streaming the layer: a 100 MiB file is never held in memory.
 func (d *Dockerd) ImportImage(ctx context.Context, ref string, extra ...File) error {
+	return d.ImportImageWith(ctx, ref, nil, extra...)
+}
+
+// ImportImageWith is ImportImage with more Dockerfile instructions for the
+// image's config (`EXPOSE 8080/tcp`, `ENTRYPOINT ["/bin/reaper"]`), applied
+// after its own `ENV PATH=/bin` and `CMD ["sh"]`, so that a later CMD wins.
+func (d *Dockerd) ImportImageWith(ctx context.Context, ref string, changes []string, extra ...File) error {
 	bb := busyboxPath()
 	if bb == "" {
 		return errors.New("testbed: no busybox on this machine (apt-get install busybox-static)")
@@ -58,7 +65,7 @@ func (d *Dockerd) ImportImage(ctx context.Context, ref string, extra ...File) er
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	rc, err := c.ImageImport(ctx, image.ImportSource{Source: pr, SourceName: "-"}, ref, image.ImportOptions{
-		Changes: []string{"ENV PATH=/bin", `CMD ["sh"]`},
+		Changes: append([]string{"ENV PATH=/bin", `CMD ["sh"]`}, changes...),
 	})
 	if err != nil {
 		return fmt.Errorf("import %s: %w", ref, err)

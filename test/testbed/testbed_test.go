@@ -86,3 +86,20 @@ func TestEnginesFromTheEnvironment(t *testing.T) {
 		})
 	}
 }
+
+func TestDgcallOutputIsParsed(t *testing.T) {
+	a, err := ParseDgcall("200\nOK")
+	if err != nil || a.Status != 200 || a.Body != "OK" {
+		t.Errorf("200\\nOK: %+v %v", a, err)
+	}
+	a, err = ParseDgcall("404\n{\"message\":\"x\"}\n")
+	if err != nil || a.Status != 404 || a.Body != "{\"message\":\"x\"}\n" {
+		t.Errorf("404: %+v %v", a, err)
+	}
+	if _, err := ParseDgcall(""); err == nil {
+		t.Error("no output: want an error")
+	}
+	if b, err := SocketBind("unix:///tmp/dg1/g/docker.sock"); err != nil || b != "/tmp/dg1/g/docker.sock:/var/run/docker.sock" {
+		t.Errorf("SocketBind: %q %v", b, err)
+	}
+}
