@@ -1,0 +1,283 @@
+package e2e
+
+// Containers as callers (docs/containers.md), with real containers calling
+// dockgate through its socket bound at /var/run/docker.sock: root in a
+// container is not host root; the container's name, its creator's labels
+// and its image are its subjects; a rename changes them; a container of
+// another daemon is judged as * alone; a container removed while its
+// request streams ends that request.
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+
+	"github.com/dockgate/dockgate/test/testbed"
+)
+
+// ccInfra is the name of the container the policy gives infrastructure
+// rights (a reverse proxy's: it lists containers and reads events).
+const ccInfra = "dg-e2e-infra"
+
+// ccPolicy is the CI policy plus rows for container callers.
+func ccPolicy(t *testing.T, extra ...string) string {
+	return azPolicy(t, false, append([]string{
+		"p, container:" + ccInfra + ", endpoint, system.ping, allow",
+		"p, container:" + ccInfra + ", endpoint, container.list, allow",
+		"p, container:" + ccInfra + ", endpoint, system.events, allow",
+		"p, label:dg.e2e.role=monitor, endpoint, system.version, allow",
+	}, extra...)...)
+}
+
+// ccSetup is a dockgate with ccPolicy, the client image and a direct
+// client.
+func ccSetup(t *testing.T, extra ...string) (*testbed.Env, *azGate, *client.Client, string, context.Context) {
+	t.Helper()
+	env := testbed.Shared(t)
+	c := azDirect(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	img := harnessImage(t, ctx, c, env)
+	g := azStartGate(t, env, ccPolicy(t, extra...))
+	return env, g, c, img, ctx
+}
+
+// ccCall runs dgcall in a container of spec (made on dockerd directly, as
+// an administrator would), with dockgate's socket bound.
+func ccCall(t *testing.T, ctx context.Context, env *testbed.Env, g *azGate, spec testbed.ContainerSpec, args ...string) testbed.DgcallAnswer {
+	t.Helper()
+	a, r, err := testbed.Dgcall(ctx, env.DirectHost(), g.Host, spec, args...)
+	if err != nil {
+		t.Fatalf("dgcall %s in %s: %v\n%v", strings.Join(args, " "), spec.Name, err, r)
+	}
+	return a
+}
+
+// ccRecord is the audit record of a request a container made.
+func ccRecord(t *testing.T, g *azGate, method, path, name string) map[string]any {
+	t.Helper()
+	return g.azRecord(t, method+" "+path+" from container "+name, func(rec map[string]any) bool {
+		c, _ := rec["caller"].(map[string]any)
+		return rec["method"] == method && rec["path"] == path && c != nil && c["container_name"] == name
+	})
+}
+
+func ccSubjects(rec map[string]any) []string {
+	c, _ := rec["caller"].(map[string]any)
+	var out []string
+	for _, s := range c["subjects"].([]any) {
+		out = append(out, s.(string))
+	}
+	return out
+}
+
+// TestRootInAContainerIsNotHostRoot: the policy gives uid:0 everything. A
+// host process as root may create a privileged container; root in a
+// container may do only what its container's rows allow, and its audit
+// records name the container and the subjects it was judged by, none of
+// them its uid's.
+func TestRootInAContainerIsNotHostRoot(t *testing.T) {
+	env, g, c, img, ctx := ccSetup(t)
+	spec := testbed.ContainerSpec{Image: img, Name: ccInfra, Labels: map[string]string{azLabel: "cc"}}
+	privileged := `{"Image":"` + img + `","Labels":{"` + azLabel + `":"cc"},"HostConfig":{"Privileged":true}}`
+
+	if a := ccCall(t, ctx, env, g, spec, "GET", "/v1.41/containers/json"); a.Status != 200 {
+		t.Errorf("the infrastructure's container lists containers: %d %s", a.Status, a.Body)
+	}
+	a := ccCall(t, ctx, env, g, spec, "POST", "/v1.41/containers/create", privileged)
+	if a.Status != 403 || !strings.Contains(a.Body, "dockgate: container:"+ccInfra+" may not endpoint container.create") {
+		t.Errorf("root in a container creates a privileged container: %d %s", a.Status, a.Body)
+	}
+	if a := ccCall(t, ctx, env, g, spec, "GET", "/v1.41/info"); a.Status != 403 {
+		t.Errorf("root in a container reads system.info, which only uid:0 may: %d %s", a.Status, a.Body)
+	}
+
+	rec := ccRecord(t, g, "POST", "/v1.41/containers/create", ccInfra)
+	if rec != nil {
+		caller := rec["caller"].(map[string]any)
+		subjects := ccSubjects(rec)
+		if caller["uid"] != float64(0) || len(caller["container"].(string)) != 64 {
+			t.Errorf("the record's caller is not root in a container: %v", azJSON(caller))
+		}
+		if !slices.Contains(subjects, "container:"+ccInfra) || !slices.Contains(subjects, "image:"+azImageRepo) {
+			t.Errorf("subjects on record %q, want the container's name and image", subjects)
+		}
+		for _, s := range subjects {
+			if strings.HasPrefix(s, "uid:") || strings.HasPrefix(s, "user:") || strings.HasPrefix(s, "gid:") || strings.HasPrefix(s, "group:") {
+				t.Errorf("root in a container has the host subject %s", s)
+			}
+		}
+	}
+
+	// The same uid on the host: root, which the policy lets do anything.
+	host, err := client.NewClientWithOpts(client.WithHost(g.Host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	created, err := host.ContainerCreate(ctx, &container.Config{Image: img, Labels: map[string]string{azLabel: "cc"}},
+		&container.HostConfig{Privileged: true, NetworkMode: "none"}, nil, nil, "")
+	if err != nil {
+		t.Fatalf("host root through dockgate may not create a privileged container: %v", err)
+	}
+	azRemoveContainers(t, c, created.ID)
+}
+
+// azImageRepo is the repository of testbed.DefaultImage, normalized.
+const azImageRepo = "docker.io/test/busybox"
+
+// TestContainerSubjectsFollowTheContainer: a label its creator set is a
+// subject; the same label on another container's request gives nothing
+// to a container without it; a rename takes the name's rows away at once;
+// a restarted container is the same container.
+func TestContainerSubjectsFollowTheContainer(t *testing.T) {
+	env, g, c, img, ctx := ccSetup(t)
+
+	monitor := testbed.ContainerSpec{Image: img, Name: "dg-e2e-monitor", Labels: map[string]string{azLabel: "cc", "dg.e2e.role": "monitor"}}
+	if a := ccCall(t, ctx, env, g, monitor, "GET", "/v1.41/version"); a.Status != 200 {
+		t.Errorf("a container labelled dg.e2e.role=monitor reads the version: %d %s", a.Status, a.Body)
+	}
+	plain := testbed.ContainerSpec{Image: img, Name: "dg-e2e-plain", Labels: map[string]string{azLabel: "cc", "dg.e2e.role": "other"}}
+	if a := ccCall(t, ctx, env, g, plain, "GET", "/v1.41/version"); a.Status != 403 {
+		t.Errorf("a container without the label reads the version: %d %s", a.Status, a.Body)
+	}
+
+	// One container, two requests with a rename between them, then a
+	// restart and the same two requests again.
+	bind, err := testbed.SocketBind(g.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	flag := filepath.Join(dir, "go")
+	script := `dgcall GET /v1.41/containers/json; echo; until [ -e /flag/go ]; do sleep 0.1; done; rm /flag/go; dgcall GET /v1.41/containers/json`
+	id, err := testbed.StartContainer(ctx, env.DirectHost(), testbed.ContainerSpec{
+		Image: img, Name: ccInfra, Labels: map[string]string{azLabel: "cc"},
+		Cmd: []string{"sh", "-c", script}, Binds: []string{bind, dir + ":/flag"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer azRemoveContainers(t, c, id)
+	ccRecord(t, g, "GET", "/v1.41/containers/json", ccInfra)
+	if err := c.ContainerRename(ctx, id, "dg-e2e-renamed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := testbed.WaitContainer(ctx, env.DirectHost(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second, _ := strings.Cut(r.Stdout, "\n\n")
+	if !strings.HasPrefix(first, "200\n") || !strings.HasPrefix(second, "403\n") || !strings.Contains(second, "container:dg-e2e-renamed may not") {
+		t.Errorf("before and after a rename, want 200 then 403 for the new name:\n%v", r)
+	}
+
+	// Restarted under its first name: the same container, the same rows.
+	if err := c.ContainerRename(ctx, id, ccInfra); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err = testbed.WaitContainer(ctx, env.DirectHost(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(r.Stdout, "200\n") < 2 {
+		t.Errorf("a restarted container is not judged as itself:\n%v", r)
+	}
+}
+
+// TestContainerOfAnotherDaemonIsNobody: a container of another dockerd on
+// this host, given dockgate's socket, is no container dockgate's dockerd
+// knows: it has * alone, whatever its name, and the refusal says why.
+func TestContainerOfAnotherDaemonIsNobody(t *testing.T) {
+	env, g, _, _, ctx := ccSetup(t)
+	dir, err := os.MkdirTemp("/tmp", "dgcc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	other, err := testbed.StartDockerd(ctx, filepath.Join(dir, "d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := other.Stop(); err != nil {
+			t.Errorf("stop the other dockerd: %v", err)
+		}
+	}()
+	const img = "test/dgcall-other:1"
+	if err := testbed.ClientImage(ctx, other.Host, img); err != nil {
+		t.Fatal(err)
+	}
+	spec := testbed.ContainerSpec{Image: img, Name: ccInfra}
+	a, r, err := testbed.Dgcall(ctx, other.Host, g.Host, spec, "GET", "/v1.41/containers/json")
+	if err != nil {
+		t.Fatalf("%v\n%v", err, r)
+	}
+	if a.Status != 403 || !strings.Contains(a.Body, "not a container of this dockerd") {
+		t.Errorf("another daemon's container named like the infrastructure's lists containers: %d %s", a.Status, a.Body)
+	}
+	_ = env
+}
+
+// TestContainerRemovedMidRequest: a container whose events stream is open
+// through dockgate is removed; the stream ends, its record is written, and
+// nothing of it is left in dockgate (the bed's leak check).
+func TestContainerRemovedMidRequest(t *testing.T) {
+	env, g, c, img, ctx := ccSetup(t)
+	bind, err := testbed.SocketBind(g.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := testbed.StartContainer(ctx, env.DirectHost(), testbed.ContainerSpec{
+		Image: img, Name: ccInfra, Labels: map[string]string{azLabel: "cc"},
+		Cmd: []string{"dgcall", "GET", "/v1.41/events"}, Binds: []string{bind},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer azRemoveContainers(t, c, id)
+	g.azRecord(t, "the events stream's start", func(rec map[string]any) bool { return true })
+	deadline := time.Now().Add(azTimeout)
+	for {
+		recs, err := g.AuditRecords()
+		if err != nil {
+			t.Fatal(err)
+		}
+		started := slices.ContainsFunc(recs, func(rec map[string]any) bool {
+			return rec["path"] == "/v1.41/events" && rec["phase"] == "start"
+		})
+		if started {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the container's events stream never started; records: %v", azJSON(recs))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := c.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	rec := g.azRecord(t, "the end of the removed container's events stream", func(rec map[string]any) bool {
+		c, _ := rec["caller"].(map[string]any)
+		return rec["path"] == "/v1.41/events" && c != nil && c["container_name"] == ccInfra
+	})
+	if rec != nil && rec["decision"] != "allow" {
+		t.Errorf("the stream's record: %v", azJSON(rec))
+	}
+}
