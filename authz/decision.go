@@ -72,7 +72,7 @@ type Request struct {
 	OwnedBody []byte
 	// Rewrites say, one a line, which binds of a Docker daemon's socket
 	// OwnedBody gives dockgate's own socket instead ("bind SRC:DST ->
-	// DGSOCK:DST", "mount SRC -> DGSOCK (target DST)"), for the audit
+	// DGSOCK:DST", "mount SRC:TARGET -> DGSOCK:TARGET"), for the audit
 	// record and explain.
 	Rewrites []string
 	// notes say why the extractor emitted a fact, for the refusal that

@@ -168,7 +168,7 @@ func (x *extraction) delegateMountSource(src, target string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	x.req.Rewrites = append(x.req.Rewrites, "mount "+src+" -> "+to+" (target "+target+")")
+	x.req.Rewrites = append(x.req.Rewrites, "mount "+src+":"+target+" -> "+to+":"+target)
 	return to, nil
 }
 
