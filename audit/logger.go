@@ -150,6 +150,9 @@ func (l *Logger) Write(r *Record) {
 	if r.Forwarded != "" {
 		e = e.Str("forwarded", r.Forwarded)
 	}
+	if len(r.Rewrites) > 0 {
+		e = e.Strs("rewrites", r.Rewrites)
+	}
 	if r.ExitCode != nil {
 		e = e.Int("exit_code", *r.ExitCode)
 	}

@@ -44,6 +44,7 @@ func fullRecord() *Record {
 		DurationMS: 1.234,
 		Hijacked:   true,
 		ObjectID:   "4f1c9a2e8b7d6c5f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f",
+		Rewrites:   []string{"bind /var/run/docker.sock:/var/run/docker.sock:ro -> /run/dockgate/docker.sock:/var/run/docker.sock:ro"},
 	}
 }
 
@@ -100,7 +101,7 @@ func TestWriteDecodesBackToTheSameRecord(t *testing.T) {
 	}
 	slices.Sort(keys)
 	wantKeys := []string{"action", "api_version", "bytes_in", "bytes_out", "caller", "decision", "duration_ms", "facts",
-		"hash", "hijacked", "method", "object_id", "outcome", "path", "phase", "reason", "request_id", "seq", "status", "time", "type", "would_deny"}
+		"hash", "hijacked", "method", "object_id", "outcome", "path", "phase", "reason", "request_id", "rewrites", "seq", "status", "time", "type", "would_deny"}
 	if !slices.Equal(keys, wantKeys) {
 		t.Errorf("keys %q\nwant %q", keys, wantKeys)
 	}

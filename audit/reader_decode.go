@@ -240,6 +240,8 @@ func (d *fastDec) entry(e *Entry) bool {
 			e.ObjectID, ok = d.str()
 		case "forwarded":
 			e.Forwarded, ok = d.str()
+		case "rewrites":
+			return d.strs(&e.Rewrites)
 		case "exit_code":
 			var n int64
 			if n, ok = d.int64(); ok {

@@ -26,7 +26,7 @@ func FuzzDecodeEntry(f *testing.F) {
 	for _, s := range []string{`{}`, `{"type":"audit","status":01}`, `{"type":"audit","status":1.5}`, `{"Type":"audit"}`,
 		`{"caller":null}`, `{"facts":[]}`, `{"type":"audit"} x`, `{"seq":-1}`, `{"caller":{"pid":4294967296}}`,
 		`{"time":"2026-11-26T18:04:05Z","duration_ms":1e3}`, `{"type":"audit","x":1}`, `{"status":+1}`, `{"status":-0}`, `{"duration_ms":0.}`, `{"duration_ms":1e}`, `{"duration_ms":-}`, `{"duration_ms":1.5e+3}`,
-		`{"caller":{"uid":4294967295,"cert":"ci","cert_sans":["cert-dns:runner.example.com","cert-uri:spiffe://example.com/ci"]}}`, `{"caller":{"cert_sans":[]}}`, `{"caller":{"cert_sans":null}}`} {
+		`{"caller":{"uid":4294967295,"cert":"ci","cert_sans":["cert-dns:runner.example.com","cert-uri:spiffe://example.com/ci"]}}`, `{"caller":{"cert_sans":[]}}`, `{"caller":{"cert_sans":null}}`, `{"rewrites":[]}`, `{"rewrites":null}`, `{"rewrites":["a",1]}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {

@@ -87,6 +87,11 @@ type Record struct {
 	// its owner filter merged into the query); Path is what the client
 	// sent.
 	Forwarded string `json:"forwarded,omitempty"`
+	// Rewrites are the binds of a Docker daemon's socket that dockgate
+	// forwarded with its own socket instead, one a line ("bind SRC:DST ->
+	// DGSOCK:DST"): the container got dockgate's socket, not the
+	// daemon's.
+	Rewrites []string `json:"rewrites,omitempty"`
 	// ExitCode is the exit code of an exec session's process, read from
 	// dockerd after the session ended (exec.start only).
 	ExitCode *int `json:"exit_code,omitempty"`

@@ -152,6 +152,12 @@ func (d *PolicyDecider) decide(ctx context.Context, m *Match, req *Request, p *p
 		}
 	}
 	req.Target, req.FilterResponse, req.Prepare, req.PrepareSays, req.Verify, req.RewriteSpool, req.notes, req.missing = "", nil, nil, nil, nil, nil, nil, nil
+	req.Rewrites = nil
+	if req.Creator == nil {
+		// A caller with no recorded creator of its own created what it
+		// creates by the subjects it is judged by.
+		req.Creator = [][]string{req.Subjects}
+	}
 
 	var more []policy.Fact
 	if d.Extract != nil {
@@ -187,7 +193,7 @@ func (d *PolicyDecider) decide(ctx context.Context, m *Match, req *Request, p *p
 	// An allowed request goes to dockerd as the extractor changed it.
 	allowed := func(reason string, wouldDeny bool) Decision {
 		return Decision{Allow: true, WouldDeny: wouldDeny, Reason: reason, Facts: results,
-			Body: req.OwnedBody, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare, PrepareSays: req.PrepareSays, Verify: req.Verify, RewriteSpool: req.RewriteSpool}
+			Body: req.OwnedBody, Rewrites: req.Rewrites, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare, PrepareSays: req.PrepareSays, Verify: req.Verify, RewriteSpool: req.RewriteSpool}
 	}
 	if first < 0 && req.missing != nil && !audit {
 		return Decision{Status: req.missing.Status, Reason: "dockerd has no such object: " + req.missing.Message, Answer: req.missing.Message, Facts: results}

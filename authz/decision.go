@@ -66,10 +66,17 @@ type Request struct {
 	// Now, when set, is the clock the expiry of a tenant's objects is
 	// computed from (tests); time.Now otherwise.
 	Now func() time.Time
-	// OwnedBody is set by the extractor when Owner is set and the body is
-	// forwarded changed: the judged (typed) body re-encoded with the owner
-	// labels added and the containers it names pinned to their full IDs.
+	// OwnedBody is set by the extractor when the body is forwarded
+	// changed: the judged (typed) body re-encoded with what dockgate
+	// records in it (a tenant's owner labels, the creator label), the
+	// containers a tenant's body names pinned to their full IDs, and the
+	// binds of a Docker socket given dockgate's own (Rewrites).
 	OwnedBody []byte
+	// Rewrites say, one a line, which binds of a Docker daemon's socket
+	// OwnedBody gives dockgate's own socket instead ("bind SRC:DST ->
+	// DGSOCK:DST", "mount SRC:TARGET -> DGSOCK:TARGET"), for the audit
+	// record and explain.
+	Rewrites []string
 	// notes say why the extractor emitted a fact, for the refusal that
 	// names it (a replaceable path: who can replace what).
 	notes map[policy.Fact]string
@@ -143,8 +150,12 @@ type Decision struct {
 	// judged (docs/containers.md).
 	Container *ContainerCaller
 	// Body, when not nil, is forwarded instead of the request body that
-	// was read: the judged body with the owner label of a tenant added.
+	// was read: the judged body with what dockgate changed in it
+	// (Request.OwnedBody).
 	Body []byte
+	// Rewrites are the binds of a Docker daemon's socket Body gives
+	// dockgate's own instead (Request.Rewrites).
+	Rewrites []string
 	// Target, when not empty, is forwarded instead of the request target
 	// that was received (Request.Target).
 	Target string

@@ -29,9 +29,19 @@ type endpointFacts func(x *extraction) error
 // first refuses form-encoded bodies (checkFormBody). Its errors are
 // *RouteError: 400 for a request that cannot be judged, 413 for an
 // oversized JSON body, 502 when dockerd cannot be asked about a volume,
-// container or service the facts depend on.
+// container or service the facts depend on. It takes dockgate's own
+// socket to be serve's default, /run/dockgate/docker.sock, and dockerd's
+// the default upstream, /var/run/docker.sock: a bind of a Docker socket is
+// delegated to that (NewExtractor says otherwise).
 func DefaultExtractor() Extractor {
-	return newExtractor(hostFS{root: "/"})
+	return NewExtractor(DockerSockets{Listen: []string{"/run/dockgate/docker.sock"}, Upstream: "/var/run/docker.sock"})
+}
+
+// NewExtractor is DefaultExtractor with the Docker sockets of this
+// dockgate: which host paths are Docker sockets, and where a bind of one
+// is delegated.
+func NewExtractor(sockets DockerSockets) Extractor {
+	return newExtractor(hostFS{root: "/", sockets: sockets})
 }
 
 func newExtractor(host hostFS) Extractor {
@@ -81,6 +91,12 @@ type extraction struct {
 	// basePins are the FROM lines of a classic build whose base is
 	// forwarded as the image ID judged (pinBuildBases).
 	basePins []basePin
+	// delegating says the body is forwarded re-encoded (a container
+	// create), so that a bind of a Docker daemon's socket can be given
+	// dockgate's instead (facts_socket.go).
+	delegating bool
+	// socketBound says a bind of the request names a Docker socket.
+	socketBound bool
 }
 
 // add records a fact once, in the order first seen.

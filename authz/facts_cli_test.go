@@ -52,7 +52,7 @@ const (
 func TestRealCLIBodies(t *testing.T) {
 	dangerous := []string{
 		"image docker.io/library/busybox:latest", "privileged container", "bind /", "bind /etc",
-		"bind /srv/ci-cache", "bind /run/docker.sock", "device /dev/null", "device cgroup-rule:c 1:3 mr", "device request:",
+		"bind /srv/ci-cache", "docker-socket /run/dockgate/docker.sock", "device /dev/null", "device cgroup-rule:c 1:3 mr", "device request:",
 		"cgroup-parent /", "resource oom-kill-disable", "capability ALL", "capability SYS_ADMIN",
 		"namespace network=host", "namespace pid=host", "namespace ipc=host", "namespace uts=host",
 		"namespace userns=host", "namespace cgroupns=host", "security-opt seccomp=unconfined",

@@ -35,6 +35,9 @@ func containerCreateFacts(x *extraction) error {
 	if w.Config == nil {
 		return badBody("container.create: config cannot be empty")
 	}
+	// The create is forwarded re-encoded when dockgate changes it: a bind
+	// of a Docker daemon's socket can be given dockgate's instead.
+	x.delegating = true
 	if err := checkOwnerLabels("container create Labels", w.Config.Labels); err != nil {
 		return err
 	}
@@ -64,9 +67,9 @@ func containerCreateFacts(x *extraction) error {
 	if err := x.createMissingVolumes(hc.VolumeDriver); err != nil {
 		return err
 	}
-	// Last, so that the labels and the pinned container references
-	// (hostConfigFacts) are both in what is forwarded.
-	return x.addOwnerLabel(&w, &w.Config.Labels)
+	// Last, so that the labels, the pinned container references and the
+	// delegated sockets (hostConfigFacts) are all in what is forwarded.
+	return x.recordCreate(&w, hc)
 }
 
 // containerStartFacts: POST /containers/{name}/start. dockerd 20.10 applies
@@ -155,17 +158,24 @@ func (x *extraction) containerMountsAgain() error {
 	if !found {
 		return nil
 	}
-	if err := x.recordedMountsFacts(m); err != nil {
+	if err := x.recordedMountsFacts(m, ""); err != nil {
 		return err
 	}
 	return x.pinPathVar("name", m.ID)
 }
 
-// recordedMountsFacts judges host paths as dockerd recorded them.
-func (x *extraction) recordedMountsFacts(m dockerd.ContainerMounts) error {
+// recordedMountsFacts judges host paths as dockerd recorded them, for a
+// container started again or, when volumesFrom names it, for the binds a
+// container created copies from it: those cannot be rewritten, so a Docker
+// daemon's socket among them is refused.
+func (x *extraction) recordedMountsFacts(m dockerd.ContainerMounts, volumesFrom string) error {
 	for _, b := range m.Binds {
-		if err := x.addHostPath("bind", b); err != nil {
+		owner, err := x.addBind(b)
+		if err != nil {
 			return err
+		}
+		if owner == daemonSocket && volumesFrom != "" {
+			return inheritedDaemonSocket(volumesFrom, b)
 		}
 	}
 	for _, v := range m.Volumes {
@@ -644,20 +654,27 @@ func (x *extraction) addHostPath(kind, p string) error {
 	if err != nil {
 		return err
 	}
+	x.addResolved(kind, r, why)
+	return nil
+}
+
+// addResolved is addHostPath for a path resolveFor resolved to r, the
+// caller able to redirect it when why says so.
+func (x *extraction) addResolved(kind, r, why string) {
 	x.add(kind, r)
 	if why != "" {
 		x.add(policy.ReplaceablePathKind, r)
 		x.req.note(policy.Fact{Kind: policy.ReplaceablePathKind, Value: r}, why)
 	}
-	return nil
 }
 
 // bindsFacts reads HostConfig.Binds as dockerd's Linux mount parser
 // (volume/mounts linuxParser.ParseMountRaw) does: "src:dst[:mode]" where
 // an absolute src is a host path and any other src a named volume; a bare
-// "dst" is an anonymous volume.
+// "dst" is an anonymous volume. A bind of a Docker daemon's socket is
+// given dockgate's socket in binds itself (facts_socket.go).
 func (x *extraction) bindsFacts(binds []string) error {
-	for _, raw := range binds {
+	for i, raw := range binds {
 		src, err := parseBindSource(raw)
 		if err != nil {
 			return err
@@ -665,8 +682,14 @@ func (x *extraction) bindsFacts(binds []string) error {
 		switch {
 		case src == "":
 		case path.IsAbs(src):
-			if err := x.addHostPath("bind", src); err != nil {
+			owner, err := x.addBind(src)
+			if err != nil {
 				return err
+			}
+			if owner == daemonSocket && x.delegating {
+				if binds[i], err = x.delegateBindsEntry(raw, src); err != nil {
+					return err
+				}
 			}
 		default:
 			if err := x.namedVolumeFacts(src, nil); err != nil {
@@ -737,7 +760,9 @@ func validMountMode(mode string) bool {
 	return rw <= 1 && label <= 1 && prop <= 1 && cp <= 1 && cons <= 1
 }
 
-// mountsFacts reads HostConfig.Mounts (and a service's mounts).
+// mountsFacts reads HostConfig.Mounts (and a service's mounts). A bind
+// mount of a Docker daemon's socket is given dockgate's socket in mounts
+// itself (facts_socket.go).
 func (x *extraction) mountsFacts(mounts []mount.Mount) error {
 	for i := range mounts {
 		m := &mounts[i]
@@ -746,8 +771,14 @@ func (x *extraction) mountsFacts(mounts []mount.Mount) error {
 			if !path.IsAbs(m.Source) {
 				return badBody("bind mount source %q is not an absolute path", m.Source)
 			}
-			if err := x.addHostPath("bind", m.Source); err != nil {
+			owner, err := x.addBind(m.Source)
+			if err != nil {
 				return err
+			}
+			if owner == daemonSocket && x.delegating {
+				if m.Source, err = x.delegateMountSource(m.Source, m.Target); err != nil {
+					return err
+				}
 			}
 		case mount.TypeVolume:
 			var drv *mount.Driver
@@ -819,7 +850,7 @@ func (x *extraction) volumesFromFacts(from []string) error {
 			return badBody("VolumesFrom: no such container %q", id)
 		}
 		// Devices are not inherited.
-		if err := x.recordedMountsFacts(dockerd.ContainerMounts{Binds: m.Binds, Volumes: m.Volumes}); err != nil {
+		if err := x.recordedMountsFacts(dockerd.ContainerMounts{Binds: m.Binds, Volumes: m.Volumes}, id); err != nil {
 			return err
 		}
 	}

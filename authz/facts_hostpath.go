@@ -15,9 +15,11 @@ const maxSymlinks = 40
 
 // hostFS resolves host paths the way the kernel will when dockerd (running
 // as root, on this host) mounts them. root is "/" in production; tests
-// point it at a directory standing for the host's root.
+// point it at a directory standing for the host's root. sockets says
+// which host paths are Docker sockets (facts_socket.go).
 type hostFS struct {
-	root string
+	root    string
+	sockets DockerSockets
 }
 
 // resolve returns the host path p as dockerd will mount it (BRIEF §7 item

@@ -118,7 +118,8 @@ func TestOwnerFactsOfObjects(t *testing.T) {
 		{"create joining their network by endpoint", "POST", "/v1.41/containers/create", `{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"n-theirs":{}}}}`, jenkins, []string{"other"}, false, "", ""},
 		{"create with no network mode", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"NetworkMode":""}}`, jenkins, nil, true, "", `"Image":"busybox"`},
 		{"create joining mine and the bridge", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"NetworkMode":"n-mine"},"NetworkingConfig":{"EndpointsConfig":{"bridge":{}}}}`, jenkins, []string{"self"}, true, "", `"NetworkMode":"n-mine"`},
-		{"root is no tenant", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"PidMode":"container:agent"}}`, root, nil, true, "", ""},
+		{"root is no tenant: nothing pinned, the creator recorded", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"PidMode":"container:agent"}}`, root, nil, true, "",
+			`{"Image":"busybox","HostConfig":{"PidMode":"container:agent"},"Labels":{"io.dockgate.creator":"[[\"uid:0\",\"user:root\",\"*\"]]"}}`},
 		{"root on their exec", "POST", "/v1.41/exec/e-theirs/start", `{}`, root, nil, true, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

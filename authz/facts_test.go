@@ -132,7 +132,10 @@ func newFakeInspector() *fakeInspector {
 			"plain":    {driver: "local"},
 		},
 		containers: map[string]fakeContainer{
-			"builder": {binds: []string{"/srv/ci-cache", "/var/run/docker.sock"}, volumes: []string{"bindvol"}},
+			// builder was created through dockgate: its Docker socket is
+			// dockgate's. direct was created against dockerd itself.
+			"builder": {binds: []string{"/srv/ci-cache", "/run/dockgate/docker.sock"}, volumes: []string{"bindvol"}},
+			"direct":  {binds: []string{"/var/run/docker.sock"}},
 		},
 		images: fakeImages(),
 		previous: map[string]*swarm.ServiceSpec{
@@ -150,6 +153,7 @@ func newFakeInspector() *fakeInspector {
 // fakeHost builds a directory standing for the host's root:
 //
 //	/run/docker.sock   the socket (a file here)
+//	/run/dockgate/docker.sock  dockgate's socket, where binds of dockerd's are delegated
 //	/var/run -> ../run as on Debian
 //	/srv/ci-cache/     an allowed cache
 //	/srv/link -> /etc  a symlink out of it
@@ -158,12 +162,12 @@ func newFakeInspector() *fakeInspector {
 func fakeHost(t testing.TB) hostFS {
 	t.Helper()
 	root := t.TempDir()
-	for _, d := range []string{"run", "var", "srv/ci-cache", "etc", "dev/dri"} {
+	for _, d := range []string{"run/dockgate", "var", "srv/ci-cache", "etc", "dev/dri"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, f := range []string{"run/docker.sock", "dev/sda", "dev/dri/card0"} {
+	for _, f := range []string{"run/docker.sock", "run/dockgate/docker.sock", "dev/sda", "dev/dri/card0"} {
 		if err := os.WriteFile(filepath.Join(root, f), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -179,7 +183,7 @@ func fakeHost(t testing.TB) hostFS {
 			t.Fatal(err)
 		}
 	}
-	return hostFS{root: root}
+	return hostFS{root: root, sockets: DockerSockets{Listen: []string{"/run/dockgate/docker.sock"}, Upstream: "/var/run/docker.sock"}}
 }
 
 // factCase is one request and what must (or must not) come out of it.
@@ -270,7 +274,8 @@ func runFactCase(t *testing.T, router *Router, extract Extractor, in Inspector, 
 	case tc.body != "":
 		h.Set("Content-Type", "application/json")
 	}
-	req := &Request{Method: method, URL: u, Header: h, Caller: "user:test", Cred: tc.cred}
+	// The decider sets Creator; the extractor alone is given one.
+	req := &Request{Method: method, URL: u, Header: h, Caller: "user:test", Cred: tc.cred, Creator: [][]string{{"user:test", "*"}}}
 	if m.NeedsBody || isFormBody(req) && tc.body != "" {
 		// As the proxy does: judged bodies and form bodies are read whole.
 		req.Body = []byte(tc.body)
@@ -388,17 +393,17 @@ func TestHostPathsByOtherRoads(t *testing.T) {
 		{name: "HostConfig VolumeDriver", target: createTarget, body: create(`{"VolumeDriver":"rexray","Binds":["new:/d"]}`), want: []string{"volume-driver rexray"}},
 		{name: "volume not found yet is no fact", target: createTarget, body: create(`{"Binds":["newvol:/d"]}`), want: []string{"image docker.io/library/busybox:latest"}, exact: true},
 		{name: "invalid volume name refused", target: createTarget, body: create(`{"Mounts":[{"Type":"volume","Source":"../x","Target":"/d"}]}`), status: 400},
-		{name: "socket under /var/run", target: createTarget, body: create(`{"Binds":["/var/run/docker.sock:/var/run/docker.sock"]}`), want: []string{"bind /run/docker.sock"}},
-		{name: "socket under /run", target: createTarget, body: create(`{"Binds":["/run/docker.sock:/var/run/docker.sock"]}`), want: []string{"bind /run/docker.sock"}},
+		{name: "socket under /var/run", target: createTarget, body: create(`{"Binds":["/var/run/docker.sock:/var/run/docker.sock"]}`), want: []string{"docker-socket /run/docker.sock"}, not: []string{"bind /run/docker.sock"}},
+		{name: "socket under /run", target: createTarget, body: create(`{"Binds":["/run/docker.sock:/var/run/docker.sock"]}`), want: []string{"docker-socket /run/docker.sock"}},
 		{name: "socket via /var/run directory", target: createTarget, body: create(`{"Mounts":[{"Type":"bind","Source":"/var/run","Target":"/r"}]}`), want: []string{"bind /run"}},
-		{name: "socket via dot segments", target: createTarget, body: create(`{"Binds":["/var/./run//docker.sock:/s"]}`), want: []string{"bind /run/docker.sock"}},
+		{name: "socket via dot segments", target: createTarget, body: create(`{"Binds":["/var/./run//docker.sock:/s"]}`), want: []string{"docker-socket /run/docker.sock"}},
 		{name: "symlinked host path resolved", target: createTarget, body: create(`{"Binds":["/srv/link/shadow:/s"]}`), want: []string{"bind /etc/shadow"}},
 		{name: "dot-dot in bind source cleaned", target: createTarget, body: create(`{"Binds":["/srv/ci-cache/../../etc:/e"]}`), want: []string{"bind /etc"}},
 		{name: "dot-dot above root cleaned", target: createTarget, body: create(`{"Binds":["/../../etc:/e"]}`), want: []string{"bind /etc"}},
 		{name: "path that does not exist yet", target: createTarget, body: create(`{"Binds":["/srv/ci-cache/new/dir:/c"]}`), want: []string{"bind /srv/ci-cache/new/dir"}},
 		{name: "dangling symlink followed", target: createTarget, body: create(`{"Binds":["/srv/ci-cache/escape/x:/c"]}`), want: []string{"bind /etc/newdir/x"}, not: []string{"bind /srv/ci-cache/escape/x"}},
 		{name: "symlink loop refused", target: createTarget, body: create(`{"Binds":["/srv/ci-cache/loop/x:/c"]}`), status: 400},
-		{name: "VolumesFrom carries the source's binds", target: createTarget, body: create(`{"VolumesFrom":["builder:ro"]}`), want: []string{"bind /srv/ci-cache", "bind /run/docker.sock", "bind /etc"}},
+		{name: "VolumesFrom carries the source's binds", target: createTarget, body: create(`{"VolumesFrom":["builder:ro"]}`), want: []string{"bind /srv/ci-cache", "docker-socket /run/dockgate/docker.sock", "bind /etc"}},
 		{name: "VolumesFrom unknown container refused", target: createTarget, body: create(`{"VolumesFrom":["nobody"]}`), status: 400},
 		{name: "VolumesFrom bad name refused", target: createTarget, body: create(`{"VolumesFrom":["../x"]}`), status: 400},
 		{name: "checkpoint-dir is a host path", target: "/v1.41/containers/x/start?checkpoint=c&checkpoint-dir=/var/run", want: []string{"bind /run"}},

@@ -24,6 +24,12 @@ const OwnerLabel = "io.dockgate.owner"
 // the time-to-live the policy gives the tenant (a `tenant-ttl` row).
 const ExpiresLabel = "io.dockgate.expires"
 
+// CreatorLabel is the label dockgate records who created a container in
+// (docs/containers.md): the JSON encoding of Request.Creator, the subject
+// sets the creator was judged by, its own first. A container it labels is
+// never judged beyond those.
+const CreatorLabel = "io.dockgate.creator"
+
 // reservedLabelPrefix is the label namespace dockgate keeps its own
 // records in (OwnerLabel, ExpiresLabel, and any it adds later): a client
 // may set none of it.
@@ -132,8 +138,9 @@ func (r *Request) ownerLabels() map[string]string {
 }
 
 // reencode makes the typed value v a body was judged as the body that is
-// forwarded (Request.OwnedBody), after dockgate changed it: the owner
-// labels added, container references pinned to full IDs. What dockerd
+// forwarded (Request.OwnedBody), after dockgate changed it: the owner and
+// creator labels added, container references pinned to full IDs, a Docker
+// socket's bind given dockgate's socket. What dockerd
 // decodes is then exactly what was judged plus those changes. The
 // client's body is kept where dockgate changed nothing (patchJSON); the
 // typed encoding of v is the fallback. A body neither way decodes back to
@@ -148,7 +155,7 @@ func (x *extraction) reencode(v any) error {
 		return &RouteError{Status: http.StatusInternalServerError, Message: "cannot re-encode the body of " + x.m.Action + ": " + err.Error()}
 	}
 	if !decodesTo(b, v) {
-		return badBody("%s: dockgate cannot record the owner without changing the body; send empty lists and objects as null or leave them out", x.m.Action)
+		return badBody("%s: dockgate cannot record the owner or creator, or delegate a Docker socket, without changing the rest of the body; send empty lists and objects as null or leave them out", x.m.Action)
 	}
 	x.req.OwnedBody = b
 	x.req.ownerRecorded = true

@@ -72,11 +72,15 @@ func TestOwnerLabelAdded(t *testing.T) {
 			if err := json.Unmarshal(dec.Body, got); err != nil {
 				t.Fatal(err)
 			}
-			// What is forwarded is what was sent plus the owner label.
+			// What is forwarded is what was sent plus the owner label,
+			// and a container the creator label.
 			if l := tc.labels(want); *l == nil {
 				*l = map[string]string{}
 			}
 			(*tc.labels(want))[OwnerLabel] = "user:jenkins"
+			if tc.typ == reflect.TypeFor[container.CreateRequest]() {
+				(*tc.labels(want))[CreatorLabel] = `[["user:jenkins","uid:1001","*"]]`
+			}
 			if !reflect.DeepEqual(want, got) {
 				t.Fatalf("forwarded %s\n want %s plus the owner label", dec.Body, tc.body)
 			}
@@ -127,10 +131,12 @@ func TestOwnerLabelKeepsTheClientsBody(t *testing.T) {
 	d := NewPolicyDecider(p)
 	d.Extract = newExtractor(fakeHost(t))
 	d.Inspector = newFakeInspector()
+	// The creator label, as json.Marshal writes its value.
+	const creator = `"io.dockgate.creator":"[[\"user:jenkins\",\"uid:1001\",\"*\"]]"`
 	for _, tc := range []struct{ body, want string }{
-		{`{"Image":"busybox","Shell":[]}`, `{"Image":"busybox","Shell":[],"Labels":{"io.dockgate.owner":"user:jenkins"}}`},
-		{`{"Image":"busybox", "Entrypoint":[],"labels":{"a":"b"}}`, `{"Image":"busybox","Entrypoint":[],"labels":{"a":"b","io.dockgate.owner":"user:jenkins"}}`},
-		{`{"Image":"busybox","Labels":null,"HostConfig":{"Binds":[],"DNS":[]}}`, `{"Image":"busybox","Labels":{"io.dockgate.owner":"user:jenkins"},"HostConfig":{"Binds":[],"DNS":[]}}`},
+		{`{"Image":"busybox","Shell":[]}`, `{"Image":"busybox","Shell":[],"Labels":{` + creator + `,"io.dockgate.owner":"user:jenkins"}}`},
+		{`{"Image":"busybox", "Entrypoint":[],"labels":{"a":"b"}}`, `{"Image":"busybox","Entrypoint":[],"labels":{"a":"b",` + creator + `,"io.dockgate.owner":"user:jenkins"}}`},
+		{`{"Image":"busybox","Labels":null,"HostConfig":{"Binds":[],"DNS":[]}}`, `{"Image":"busybox","Labels":{` + creator + `,"io.dockgate.owner":"user:jenkins"},"HostConfig":{"Binds":[],"DNS":[]}}`},
 	} {
 		req := testRequest(http.MethodPost, "/v1.41/containers/create", "user:jenkins", "uid:1001", "*")
 		req.Header.Set("Content-Type", "application/json")

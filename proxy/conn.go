@@ -435,9 +435,11 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 	}
 	head.filter, head.verify = d.FilterResponse, d.Verify
 	if d.Body != nil && body != nil {
-		// The judged body with the owner label of a tenant added; it
-		// goes out with its own Content-Length.
+		// The judged body with what dockgate records in it (owner and
+		// creator labels, a Docker socket's bind delegated); it goes out
+		// with its own Content-Length.
 		body = d.Body
+		rec.Rewrites = d.Rewrites
 	}
 	return cn.forward(ctx, head, m, body, rec)
 }

@@ -22,12 +22,17 @@ const OwnerKind = "owner"
 // redirect after the decision; its value is the path as resolved now.
 const ReplaceablePathKind = "replaceable-path"
 
+// DockerSocketKind is the fact kind of a bind of a Docker socket; its
+// value is the host path as resolved now. Allowing it gives the container
+// dockgate's own socket, never dockerd's (docs/containers.md).
+const DockerSocketKind = "docker-socket"
+
 // factKinds are the fact kinds a policy may name: BRIEF §3's table, plus
 // owner (tenancy: the owner label of the object a request touches),
 // replaceable-path (a host path the caller could redirect after the
 // decision) and network-option (a network's driver options).
 var factKinds = []string{
-	"endpoint", "image", "local-image", "image-target", "privileged", "bind", ReplaceablePathKind, "volume-driver",
+	"endpoint", "image", "local-image", "image-target", "privileged", "bind", ReplaceablePathKind, DockerSocketKind, "volume-driver",
 	"volume-option", "device", "capability", "namespace", "security-opt",
 	"sysctl", "runtime", "cgroup-parent", "log-driver", "port", "annotation",
 	"resource", "network-driver", "network-option", "build", OwnerKind,

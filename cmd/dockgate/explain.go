@@ -264,6 +264,9 @@ func printExplainVerdict(stdout io.Writer, method string, dec authz.Decision) in
 		if dec.Body != nil {
 			fmt.Fprintf(stdout, "forwarded body: %s\n", dec.Body)
 		}
+		for _, rw := range dec.Rewrites {
+			fmt.Fprintf(stdout, "delegated: %s (the container gets dockgate's socket, never dockerd's)\n", strings.Replace(rw, " -> ", " becomes ", 1))
+		}
 		if dec.FilterResponse != nil {
 			fmt.Fprintln(stdout, "the answer is filtered to the caller's own objects")
 		}

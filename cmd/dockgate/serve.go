@@ -270,6 +270,10 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		listeners = append(listeners, l)
 	}
 
+	// Before anything is served: which host paths are Docker sockets, and
+	// which socket a container's bind of dockerd's is given instead, are
+	// known once the listeners are.
+	reloader.decider.Extract = authz.NewExtractor(dockerSockets(up, listeners))
 	reloader.watchSIGHUP(ctx)
 	// dockerd's destroy events keep the client's owner cache true once
 	// dockgate serves; while they do not arrive, owner lookups all go to dockerd.
