@@ -15,12 +15,6 @@ import (
 	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
-// CreatorLabel records, on a container dockgate creates for a tenant or
-// hands a Docker socket to, who created it: a JSON array of subject sets,
-// the subjects its creator was judged by first, then the creator's own
-// recorded creators. Clients may never set it (reservedLabelPrefix).
-const CreatorLabel = "io.dockgate.creator"
-
 // ContainerCaller is how a caller in a container is judged
 // (docs/containers.md): as its container's subjects, or, for a container a
 // tenant created, as that tenant; never as the host identity of its uid
@@ -194,6 +188,17 @@ func (d *PolicyDecider) judgeCaller(ctx context.Context, p *policy.Policy, req *
 	}
 	cc := JudgeContainer(p, req.ContainerID, c, found)
 	req.Subjects, req.Caller = cc.Subjects, cc.String()
+	if req.Cred != nil {
+		// What it can change on the host is what its container mounts
+		// writable; anything, for all dockgate knows, when dockerd does
+		// not know the container.
+		cred := *req.Cred
+		cred.Contained, cred.Writable = true, c.Writable
+		if !found {
+			cred.Writable = []string{"/"}
+		}
+		req.Cred = &cred
+	}
 	req.Creator = append([][]string{cc.Subjects}, cc.Creators...)
 	return cc, nil
 }

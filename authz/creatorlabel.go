@@ -25,12 +25,13 @@ func (x *extraction) recordsCreator(hc *container.HostConfig) bool {
 func (x *extraction) recordCreate(w *container.CreateRequest, hc *container.HostConfig) error {
 	changed := len(x.req.Rewrites) > 0
 	if x.recordsCreator(hc) {
-		if len(x.req.Creator) == 0 {
+		creators := x.req.Creators()
+		if len(creators) == 0 || len(creators[0]) == 0 {
 			// Fail closed: a container that cannot be held to its
 			// creator is not created.
 			return &RouteError{Status: http.StatusInternalServerError, Message: "cannot record the creator of what " + x.m.Action + " creates"}
 		}
-		b, err := json.Marshal(x.req.Creator)
+		b, err := json.Marshal(creators)
 		if err != nil {
 			return &RouteError{Status: http.StatusInternalServerError, Message: "cannot record the creator of what " + x.m.Action + " creates: " + err.Error()}
 		}

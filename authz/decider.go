@@ -153,11 +153,6 @@ func (d *PolicyDecider) decide(ctx context.Context, m *Match, req *Request, p *p
 	}
 	req.Target, req.FilterResponse, req.Prepare, req.PrepareSays, req.Verify, req.RewriteSpool, req.notes, req.missing = "", nil, nil, nil, nil, nil, nil, nil
 	req.Rewrites = nil
-	if req.Creator == nil {
-		// A caller with no recorded creator of its own created what it
-		// creates by the subjects it is judged by.
-		req.Creator = [][]string{req.Subjects}
-	}
 
 	var more []policy.Fact
 	if d.Extract != nil {

@@ -228,7 +228,7 @@ func execCreateFacts(x *extraction) error {
 	if e.Privileged {
 		x.add("privileged", "exec")
 	}
-	return nil
+	return socketHolderFacts(x)
 }
 
 // checkpointCreateFacts: POST /containers/{name}/checkpoints writes the

@@ -179,3 +179,46 @@ func (x *extraction) delegateMountSource(src, target string) (string, error) {
 func inheritedDaemonSocket(from, src string) error {
 	return &RouteError{Status: http.StatusForbidden, Message: "VolumesFrom " + from + " would hand over " + src + ", a Docker daemon's own socket (the container " + from + " was given it outside dockgate): dockgate delegates only its own socket, and cannot rewrite what VolumesFrom copies; bind the Docker socket in the create itself"}
 }
+
+// socketHolderFacts: a request that runs a process in an existing
+// container or changes what runs there (exec, attach, a copy into it, a
+// rename that gives it another container's rows) hands the caller the
+// Docker socket that container holds: a process in it is judged as that
+// container, and can use the socket. So the socket binds it recorded are
+// judged for this caller as if it bound them itself: docker-socket for
+// dockgate's, bind for a daemon's own (given outside dockgate), whose
+// allowing is root on the host. Other binds are not judged again here.
+// The request is forwarded pinned to the container judged.
+func socketHolderFacts(x *extraction) error {
+	name := x.m.Vars["name"]
+	if name == "" || !validObjectName(name) {
+		// No container has such a name: dockerd answers 404.
+		return nil
+	}
+	in, err := x.inspector()
+	if err != nil {
+		return err
+	}
+	m, found, err := in.ContainerMounts(x.ctx, name)
+	if err != nil {
+		return upstreamError("container "+name, err)
+	}
+	if !found {
+		return nil
+	}
+	held := false
+	for _, b := range m.Binds {
+		r, err := x.host.resolve(b)
+		if err != nil || x.host.socketOwner(r) == notASocket {
+			continue
+		}
+		held = true
+		if _, err := x.addBind(b); err != nil {
+			return err
+		}
+	}
+	if !held {
+		return nil
+	}
+	return x.pinPathVar("name", m.ID)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 
 	"path"
 	"slices"
@@ -28,12 +29,12 @@ import (
 type Cred struct {
 	UID  uint32
 	GIDs []uint32
-	// Contained says the caller runs in a container. Its uid 0 is not
-	// host root's power over every path, but dockgate does not know which
-	// host paths the container has mounted: it is judged as a uid 0 that
-	// can change what uid 0 owns, never as one that may do anything
-	// anyway.
+	// Contained says the caller runs in a container: it can change host
+	// paths only through what its container mounts writable, Writable
+	// (host paths, as dockerd recorded them), whatever its uid; "/" when
+	// dockgate cannot know (a container dockerd does not know).
 	Contained bool
+	Writable  []string
 }
 
 // fuseSuperMagic is statfs's f_type of a FUSE filesystem, whose owners
@@ -44,7 +45,16 @@ const fuseSuperMagic = 0x65735546
 // the way ("" when it cannot). uid 0 can change anything on the host
 // anyway, so nothing is replaceable for it that it could not already do.
 func (h hostFS) resolveFor(p string, cred *Cred) (resolved, why string, err error) {
-	if cred != nil && cred.UID == 0 && !cred.Contained {
+	if cred != nil && cred.Contained {
+		resolved, err = h.walk(p, func(dir, name string) error {
+			if why == "" {
+				why = writableFromContainer(cred.Writable, dir)
+			}
+			return nil
+		})
+		return resolved, why, err
+	}
+	if cred != nil && cred.UID == 0 {
 		r, err := h.resolve(p)
 		return r, "", err
 	}
@@ -57,6 +67,19 @@ func (h hostFS) resolveFor(p string, cred *Cred) (resolved, why string, err erro
 		return err
 	})
 	return resolved, why, err
+}
+
+// writableFromContainer says why a caller in a container could change the
+// entries of the host directory dir: one of its container's writable
+// mounts (mounts) holds it. "" when none does.
+func writableFromContainer(mounts []string, dir string) string {
+	for _, m := range mounts {
+		m = path.Clean(m)
+		if dir == m || m == "/" || strings.HasPrefix(dir, m+"/") {
+			return fmt.Sprintf("%s is writable from the caller's container, which mounts %s", dir, m)
+		}
+	}
+	return ""
 }
 
 // replaceable says why cred can rename, remove or create the entry name

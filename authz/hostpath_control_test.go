@@ -116,7 +116,10 @@ func TestReplaceableHostPaths(t *testing.T) {
 		{name: "world-writable parent, caller with no host account", cred: nil, path: "/srv/open/d", replaceable: true},
 		{name: "caller's tree, caller with no host account", cred: nil, path: "/srv/home/d"},
 		{name: "root may swap anything it could anyway", cred: &Cred{UID: 0}, path: "/srv/open/d"},
-		{name: "root in a container is not host root: it may have root's directories mounted", cred: &Cred{UID: 0, Contained: true}, path: "/srv/ci-cache/job", replaceable: true},
+		{name: "root in a container is not host root: it changes only what its container mounts", cred: &Cred{UID: 0, Contained: true, Writable: []string{"/srv/home"}}, path: "/srv/ci-cache/job"},
+		{name: "a container's writable mount is its to change, whatever its uid", cred: &Cred{UID: 4242, Contained: true, Writable: []string{"/srv/ci-cache/"}}, path: "/srv/ci-cache/job", replaceable: true},
+		{name: "a container's mount holds no path beside it", cred: &Cred{UID: 0, Contained: true, Writable: []string{"/srv/ci"}}, path: "/srv/ci-cache/job"},
+		{name: "a container dockgate knows nothing of may change anything", cred: &Cred{UID: 0, Contained: true, Writable: []string{"/"}}, path: "/srv/ci-cache/job", replaceable: true},
 		{name: "ACL grants the caller write", cred: ci, path: "/srv/acl/d", acl: true, replaceable: true},
 		{name: "ACL grants another user write", cred: other, path: "/srv/acl/d", acl: true},
 	} {

@@ -217,7 +217,7 @@ func containerRoutes() []Route {
 		getRoute("/containers/{name:.*}/top", "container.top", targets(containerTarget)),
 		getRoute("/containers/{name:.*}/logs", "container.logs", streams, targets(containerTarget)),
 		getRoute("/containers/{name:.*}/stats", "container.stats", streams, targets(containerTarget)),
-		getRoute("/containers/{name:.*}/attach/ws", "container.attach.ws", streams, targets(containerTarget)),
+		getRoute("/containers/{name:.*}/attach/ws", "container.attach.ws", streams, reads(socketHolderFacts), targets(containerTarget)),
 		getRoute("/exec/{id:.*}/json", "exec.inspect", targets(execInspectTarget)),
 		getRoute("/containers/{name:.*}/archive", "container.archive.get", targets(containerTarget)),
 		// POST
@@ -232,19 +232,19 @@ func containerRoutes() []Route {
 		postRoute("/containers/{name:.*}/stop", "container.stop", targets(containerTarget)),
 		postRoute("/containers/{name:.*}/wait", "container.wait", streams, targets(containerTarget)),
 		postRoute("/containers/{name:.*}/resize", "container.resize", targets(containerTarget)),
-		postRoute("/containers/{name:.*}/attach", "container.attach", streams, hijacks, exitOf(ObjectContainer), targets(containerTarget)),
+		postRoute("/containers/{name:.*}/attach", "container.attach", streams, hijacks, exitOf(ObjectContainer), reads(socketHolderFacts), targets(containerTarget)),
 		// Removed after dockerd 20.10, where it still serves /v1.23 and
 		// older: it reads a file out of a container like archive.get.
 		postRoute("/containers/{name:.*}/copy", "container.archive.copy", readsBody, targets(containerTarget)),
 		postRoute("/containers/{name:.*}/exec", "container.exec", readsBody, reads(execCreateFacts), targets(containerTarget), answersNewID),
 		postRoute("/exec/{name:.*}/start", "exec.start", streams, hijacks, exitOf(ObjectExec), targets(execTarget)),
 		postRoute("/exec/{name:.*}/resize", "exec.resize", targets(execTarget)),
-		postRoute("/containers/{name:.*}/rename", "container.rename", targets(containerTarget)),
+		postRoute("/containers/{name:.*}/rename", "container.rename", reads(socketHolderFacts), targets(containerTarget)),
 		postRoute("/containers/{name:.*}/update", "container.update", readsBody, reads(containerUpdateFacts), targets(containerTarget)),
 		postRoute("/containers/prune", "container.prune", scopedBy(scopeByOwnerFilter)),
 		postRoute("/commit", "image.commit", readsBody, reads(imageCommitFacts), targets(commitTarget), labelsImage, answersNewID),
 		// PUT
-		putRoute("/containers/{name:.*}/archive", "container.archive.put", targets(containerTarget)),
+		putRoute("/containers/{name:.*}/archive", "container.archive.put", reads(socketHolderFacts), targets(containerTarget)),
 		// DELETE
 		deleteRoute("/containers/{name:.*}", "container.delete", targets(containerTarget)),
 	}

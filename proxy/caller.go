@@ -113,7 +113,13 @@ func (c *Caller) Cred() *authz.Cred {
 	if c == nil || c.Cert != "" {
 		return nil
 	}
-	return &authz.Cred{UID: c.UID, GIDs: c.GIDs, Contained: c.Container != ""}
+	cred := &authz.Cred{UID: c.UID, GIDs: c.GIDs}
+	if c.Container != "" {
+		// Until the decider reads its container's mounts, it may
+		// change anything.
+		cred.Contained, cred.Writable = true, []string{"/"}
+	}
+	return cred
 }
 
 // judgedContainer is the audit caller of one request of a caller in a

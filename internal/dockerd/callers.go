@@ -26,6 +26,10 @@ type CallerContainer struct {
 	// ImageKnown says dockerd still has that image to ask.
 	ImageLabels map[string]string
 	ImageKnown  bool
+	// Writable are the host paths the container mounts writable (binds
+	// and volumes, as dockerd recorded them): the only host paths a
+	// process in it can change.
+	Writable []string
 }
 
 // CallerContainer returns what dockerd says of the container with the full
@@ -53,6 +57,11 @@ func (d *Client) CallerContainer(ctx context.Context, id string) (CallerContaine
 		}
 		c = CallerContainer{ID: in.ID, Name: strings.TrimPrefix(in.Name, "/")}
 		imageID = in.Image
+		for _, m := range in.Mounts {
+			if m.RW && m.Source != "" {
+				c.Writable = append(c.Writable, m.Source)
+			}
+		}
 		if in.Config != nil {
 			c.Image, c.Labels = in.Config.Image, in.Config.Labels
 		}
