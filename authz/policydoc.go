@@ -62,7 +62,12 @@ Every fact of a request is of one of these kinds; what each value is and
 which requests emit it is in
 [policy-language.md](policy-language.md#fact-kinds). A row of any other kind
 is an error for ` + "`dockgate check`" + `, except the tenancy rows ` + "`" + policy.TenantKind + "`" + ` and
-` + "`" + policy.TenantTTLKind + "`" + ` ([tenancy.md](tenancy.md)).
+` + "`" + policy.TenantTTLKind + "`" + ` ([tenancy.md](tenancy.md)) and the ` + "`" + policy.HostIdentityKind + "`" + ` rows, which give a
+caller in a container one host identity subject
+([containers.md](containers.md#giving-a-container-a-host-identity)).
+` + "`docker-socket`" + ` is the bind of a Docker socket, which dockgate rewrites to its
+own socket where it is allowed
+([containers.md](containers.md#docker-sockets-are-delegated)).
 
 `)
 	kinds := policy.FactKinds()

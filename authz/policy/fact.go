@@ -35,7 +35,7 @@ var factKinds = []string{
 	"endpoint", "image", "local-image", "image-target", "privileged", "bind", ReplaceablePathKind, DockerSocketKind, "volume-driver",
 	"volume-option", "device", "capability", "namespace", "security-opt",
 	"sysctl", "runtime", "cgroup-parent", "log-driver", "port", "annotation",
-	"resource", "network-driver", "network-option", "build", OwnerKind,
+	"resource", "network-driver", "network-option", "build", OwnerKind, "docker-socket",
 }
 
 // FactKinds returns the fact kinds a policy may name.
