@@ -214,6 +214,8 @@ func TestCIPolicy(t *testing.T) {
 		{"own build runs as a local image", jenkins, "local-image", "ci.local/app:42", true, "p, role:ci, local-image, ci.local/**, allow"},
 		{"a local image under an approved name refused", jenkins, "local-image", "registry.example.com/approved/app:1", false, noRule},
 		{"cache directory itself allowed", jenkins, "bind", "/srv/ci-cache", true, "p, role:ci, bind, /srv/ci-cache/**, allow"},
+		{"a Docker socket is delegated to a job's container", jenkins, "docker-socket", "/run/docker.sock", true, "p, role:ci, docker-socket, **, allow"},
+		{"dockerd's socket as a bind is root on the host", jenkins, "bind", "/run/docker.sock", false, "no rule allows it"},
 		{"cache subdirectory allowed", jenkins, "bind", "/srv/ci-cache/job/42", true, ""},
 		{"cache sibling refused", jenkins, "bind", "/srv/ci-cache-evil", false, noRule},
 		{"cache entry the job could swap refused", jenkins, "replaceable-path", "/srv/ci-cache/jenkins/d", false, noRule},

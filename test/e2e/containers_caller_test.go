@@ -106,7 +106,7 @@ func TestRootInAContainerIsNotHostRoot(t *testing.T) {
 		if caller["uid"] != float64(0) || len(caller["container"].(string)) != 64 {
 			t.Errorf("the record's caller is not root in a container: %v", azJSON(caller))
 		}
-		if !slices.Contains(subjects, "container:"+ccInfra) || !slices.Contains(subjects, "image:"+azImageRepo) {
+		if !slices.Contains(subjects, "container:"+ccInfra) || !slices.Contains(subjects, "image:docker.io/"+harnessClientImage[:strings.LastIndex(harnessClientImage, ":")]) {
 			t.Errorf("subjects on record %q, want the container's name and image", subjects)
 		}
 		for _, s := range subjects {
@@ -129,9 +129,6 @@ func TestRootInAContainerIsNotHostRoot(t *testing.T) {
 	}
 	azRemoveContainers(t, c, created.ID)
 }
-
-// azImageRepo is the repository of testbed.DefaultImage, normalized.
-const azImageRepo = "docker.io/test/busybox"
 
 // TestContainerSubjectsFollowTheContainer: a label its creator set is a
 // subject; the same label on another container's request gives nothing
@@ -279,5 +276,97 @@ func TestContainerRemovedMidRequest(t *testing.T) {
 	})
 	if rec != nil && rec["decision"] != "allow" {
 		t.Errorf("the stream's record: %v", azJSON(rec))
+	}
+}
+
+// ccImageRows approve the client image for the CI role.
+var ccImageRows = []string{
+	"p, role:ci, image, docker.io/" + harnessClientImage + ", allow",
+	"p, role:ci, local-image, docker.io/" + harnessClientImage + ", allow",
+}
+
+// ccSplit splits what a container printed between `echo ===` lines.
+func ccSplit(out string) []string {
+	var parts []string
+	for _, p := range strings.Split(out, "\n===\n") {
+		parts = append(parts, strings.TrimSuffix(p, "\n==="))
+	}
+	return parts
+}
+
+// TestTenantContainerActsForItsTenant: a CI job (a tenant) creates a
+// container named and labelled like the infrastructure's, with dockgate's
+// socket. From inside it can do only what the job can: it sees and reaches
+// the job's containers only, may not create a privileged one, and what it
+// creates is the job's. Its name and labels give it nothing.
+func TestTenantContainerActsForItsTenant(t *testing.T) {
+	env, g, c, img, ctx := ccSetup(t, ccImageRows...)
+	u := azNewUser(t, g.Host)
+
+	// The infrastructure's own container, which the job may not reach.
+	adminID, err := testbed.StartContainer(ctx, env.DirectHost(), testbed.ContainerSpec{
+		Image: img, Name: "dg-e2e-admin", Labels: map[string]string{azLabel: "cc"}, Cmd: []string{"sleep", "300"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer azRemoveContainers(t, c, adminID)
+
+	privileged := `{"Image":"` + img + `","HostConfig":{"Privileged":true}}`
+	plain := `{"Image":"` + img + `","Cmd":["true"]}`
+	script := `dgcall GET /v1.41/containers/json?all=1; echo; echo ===; ` +
+		`dgcall GET /v1.41/containers/dg-e2e-admin/json; echo; echo ===; ` +
+		`dgcall POST /v1.41/containers/create '` + privileged + `'; echo; echo ===; ` +
+		`dgcall POST /v1.41/containers/create '` + plain + `'`
+	r := u.run("", nil, "run", "--name", ccInfra, "--label", "dg.e2e.role=monitor", "--label", azLabel+"=cc",
+		"--network", "none", "-v", "/var/run/docker.sock:/var/run/docker.sock", img, "sh", "-c", script)
+	defer azRemoveNew(t, c, map[string]string{adminID: ""})
+	if r.code != 0 {
+		t.Fatalf("the job runs its container: %v", r)
+	}
+	parts := ccSplit(r.stdout)
+	if len(parts) != 4 {
+		t.Fatalf("want 4 answers, got:\n%s", r.stdout)
+	}
+	list, admin, priv, created := parts[0], parts[1], parts[2], parts[3]
+	if !strings.HasPrefix(list, "200\n") || strings.Contains(list, adminID) || !strings.Contains(list, "/"+ccInfra) {
+		t.Errorf("the job's container lists other than the job's containers, or not its own:\n%s", list)
+	}
+	if !strings.HasPrefix(admin, "403\n") || !strings.Contains(admin, "(for user:nobody) may not owner none") {
+		t.Errorf("the job's container reaches the infrastructure's container:\n%s", admin)
+	}
+	if !strings.HasPrefix(priv, "403\n") || !strings.Contains(priv, "container:"+ccInfra+" (for user:nobody) may not privileged container") {
+		t.Errorf("the job's container creates a privileged container:\n%s", priv)
+	}
+	if !strings.HasPrefix(created, "201\n") {
+		t.Fatalf("the job's container may not create what the job may:\n%s", created)
+	}
+	id := created[strings.Index(created, `"Id":"`)+6:]
+	id = id[:64]
+	in, err := c.ContainerInspect(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Config.Labels["io.dockgate.owner"] != "user:nobody" {
+		t.Errorf("what the job's container creates is not the job's: labels %v", in.Config.Labels)
+	}
+
+	// The container itself: the job's, with dockgate's socket in it, and
+	// its creator on record.
+	self, err := c.ContainerInspect(ctx, ccInfra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if self.Config.Labels["io.dockgate.owner"] != "user:nobody" || !strings.Contains(self.Config.Labels["io.dockgate.creator"], `"user:nobody"`) {
+		t.Errorf("the job's container's labels: %v", self.Config.Labels)
+	}
+	if len(self.HostConfig.Binds) != 1 || !strings.HasPrefix(self.HostConfig.Binds[0], g.Socket+":") {
+		t.Errorf("the job's container was given %v, want dockgate's socket %s", self.HostConfig.Binds, g.Socket)
+	}
+	rec := ccRecord(t, g, "POST", "/v1.41/containers/create", ccInfra)
+	if rec != nil {
+		caller := rec["caller"].(map[string]any)
+		if caller["acts_for"] != "user:nobody" || !slices.Contains(ccSubjects(rec), "user:nobody") || slices.Contains(ccSubjects(rec), "label:dg.e2e.role=monitor") {
+			t.Errorf("the record of the job's container's create: %v", azJSON(caller))
+		}
 	}
 }
