@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,8 @@ import (
 
 func TestDockerSocketDelegated(t *testing.T) {
 	env := testbed.Shared(t)
-	g := azStartGate(t, env, azPolicy(t, false))
+	// The CI policy lets jobs delegate sockets; this job may not.
+	g := azStartGate(t, env, azPolicy(t, false, "p, uid:"+strconv.Itoa(azUID)+", docker-socket, **, deny"))
 	c := azDirect(t, env)
 	name := "e2e-socket-delegated"
 	t.Cleanup(func() { azRemoveContainers(t, c, name) })
@@ -84,7 +86,8 @@ func TestDockerSocketDelegated(t *testing.T) {
 		}
 	}
 
-	// A CI job may not bind a Docker socket: refused by its own fact.
+	// A CI job that may not delegate a Docker socket: refused by its own
+	// fact.
 	u := azNewUser(t, g.Host)
 	since := time.Now()
 	r := u.run("", nil, "create", "-v", "/var/run/docker.sock:/var/run/docker.sock", testbed.DefaultImage, "true")
