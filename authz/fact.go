@@ -34,6 +34,9 @@ type Inspector interface {
 	// volume's name) and the labels its owner is read from (an exec's are
 	// its container's); found is false when no such object exists.
 	ObjectOwner(ctx context.Context, kind, nameOrID string) (id string, labels map[string]string, found bool, err error)
+	// Daemon returns what dockerd says of itself (its cgroup version and
+	// its version), on which what it does with a setting depends.
+	Daemon(ctx context.Context) (dockerd.Daemon, error)
 }
 
 // VolumeCreator creates the named volume a tenant's container create binds

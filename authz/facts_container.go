@@ -278,7 +278,11 @@ func (x *extraction) hostConfigFacts(hc *container.HostConfig) error {
 	if err := x.securityOptFacts(hc.SecurityOpt); err != nil {
 		return err
 	}
-	if weakensSystemPaths(hc.MaskedPaths, defaultMaskedPaths) || weakensSystemPaths(hc.ReadonlyPaths, defaultReadonlyPaths) {
+	masked, err := x.defaultMaskedPaths(hc.MaskedPaths)
+	if err != nil {
+		return err
+	}
+	if weakensSystemPaths(hc.MaskedPaths, masked) || weakensSystemPaths(hc.ReadonlyPaths, defaultReadonlyPaths) {
 		x.add("security-opt", "systempaths=unconfined")
 	}
 	for _, k := range sortedKeys(hc.Sysctls) {
@@ -428,7 +432,16 @@ func (x *extraction) namespaceFacts(hc *container.HostConfig) error {
 	// on cgroup v1 hosts too: that default is the daemon's, not the
 	// request's, and is no fact.
 	if hc.CgroupnsMode.IsHost() || (hc.CgroupnsMode.IsEmpty() && x.apiBefore("1.41")) {
-		x.add("namespace", "cgroupns=host")
+		v1, err := x.cgroupV1()
+		if err != nil {
+			return err
+		}
+		// On a cgroup v1 host the host's cgroup namespace is what dockerd
+		// gives every container: asking for it (as an updater sending a
+		// container's own inspect back does) changes nothing.
+		if !v1 {
+			x.add("namespace", "cgroupns=host")
+		}
 	}
 	if !hc.Cgroup.Valid() {
 		return badBody("invalid Cgroup %q", hc.Cgroup)
@@ -510,16 +523,24 @@ func (x *extraction) securityOptFacts(opts []string) error {
 	return nil
 }
 
-// The default masked and read-only paths (oci/defaults.go, dockerd 28; a
-// superset of 20.10's). A HostConfig that sets its own list replaces them;
-// a list that leaves any of them out weakens confinement like the CLI's
-// --security-opt systempaths=unconfined (which sends empty lists).
+// The default masked and read-only paths (oci/defaults.go, dockerd 28). A
+// HostConfig that sets its own list replaces them; a list that leaves any
+// of them out weakens confinement like the CLI's --security-opt
+// systempaths=unconfined (which sends empty lists). dockerd before 25
+// masked two fewer (oldMaskedPaths): its own defaults sent back to it
+// weaken nothing.
 var (
 	defaultMaskedPaths = []string{
 		"/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore",
 		"/proc/keys", "/proc/latency_stats", "/proc/timer_list",
 		"/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
 		"/sys/firmware", "/sys/devices/virtual/powercap",
+	}
+	oldMaskedPaths = []string{
+		"/proc/asound", "/proc/acpi", "/proc/kcore",
+		"/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+		"/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+		"/sys/firmware",
 	}
 	defaultReadonlyPaths = []string{
 		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
@@ -855,4 +876,40 @@ func (x *extraction) volumesFromFacts(from []string) error {
 		}
 	}
 	return nil
+}
+
+// cgroupV1 says whether dockerd runs on a cgroup v1 host.
+func (x *extraction) cgroupV1() (bool, error) {
+	d, err := x.daemon()
+	return d.CgroupVersion == "1", err
+}
+
+// defaultMaskedPaths are the masked paths dockerd gives a container that
+// sets none: dockerd's own, by its version. Only a list that leaves out
+// one of the newest defaults asks dockerd which it is.
+func (x *extraction) defaultMaskedPaths(list []string) ([]string, error) {
+	if !weakensSystemPaths(list, defaultMaskedPaths) {
+		return defaultMaskedPaths, nil
+	}
+	d, err := x.daemon()
+	if err != nil {
+		return nil, err
+	}
+	if major, _, _ := strings.Cut(d.Version, "."); len(major) == 2 && major < "25" {
+		return oldMaskedPaths, nil
+	}
+	return defaultMaskedPaths, nil
+}
+
+// daemon is what dockerd says of itself.
+func (x *extraction) daemon() (dockerd.Daemon, error) {
+	in, err := x.inspector()
+	if err != nil {
+		return dockerd.Daemon{}, err
+	}
+	d, err := in.Daemon(x.ctx)
+	if err != nil {
+		return dockerd.Daemon{}, upstreamError("dockerd's version", err)
+	}
+	return d, nil
 }

@@ -34,7 +34,10 @@ type fakeInspector struct {
 	// created are the volumes CreateVolume made; existing volumes it
 	// answers with their own labels.
 	created map[string]map[string]string
-	err     error
+	// daemon is what dockerd says of itself; zero: a current dockerd on
+	// a cgroup v2 host.
+	daemon dockerd.Daemon
+	err    error
 }
 
 func (f *fakeInspector) CreateVolume(_ context.Context, name, driver string, labels map[string]string) (map[string]string, error) {
@@ -54,6 +57,15 @@ func (f *fakeInspector) CreateVolume(_ context.Context, name, driver string, lab
 type fakeImage struct {
 	id                    string
 	repoDigests, repoTags []string
+}
+
+// Daemon: a cgroup v2 host (cgroupns=host is a change there) unless the
+// test says otherwise.
+func (f *fakeInspector) Daemon(context.Context) (dockerd.Daemon, error) {
+	if f.daemon.Version == "" {
+		return dockerd.Daemon{CgroupVersion: "2", Version: "29.8.0"}, nil
+	}
+	return f.daemon, nil
 }
 
 func (f *fakeInspector) ImageProvenance(_ context.Context, ref string) (string, []string, []string, bool, error) {
@@ -721,5 +733,41 @@ func BenchmarkContainerCreateFacts(b *testing.B) {
 		if _, err := extract(context.Background(), m, req, in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestDaemonDefaultsAreNoChange: a setting that asks for what dockerd
+// gives every container anyway (an updater sends a container's own
+// inspect back) is no fact; the same setting before a dockerd that gives
+// less is.
+func TestDaemonDefaultsAreNoChange(t *testing.T) {
+	masked2010 := `["/proc/asound","/proc/acpi","/proc/kcore","/proc/keys","/proc/latency_stats","/proc/timer_list","/proc/timer_stats","/proc/sched_debug","/proc/scsi","/sys/firmware"]`
+	v1old := dockerd.Daemon{CgroupVersion: "1", Version: "20.10.24+dfsg1"}
+	v2new := dockerd.Daemon{CgroupVersion: "2", Version: "29.8.0"}
+	for _, tc := range []struct {
+		name   string
+		daemon dockerd.Daemon
+		body   string
+		fact   string
+		want   bool
+	}{
+		{"cgroupns=host on a cgroup v1 host is every container's", v1old, `{"CgroupnsMode":"host"}`, "namespace cgroupns=host", false},
+		{"cgroupns=host on a cgroup v2 host", v2new, `{"CgroupnsMode":"host"}`, "namespace cgroupns=host", true},
+		{"dockerd 20.10's own masked paths before dockerd 20.10", v1old, `{"MaskedPaths":` + masked2010 + `}`, "security-opt systempaths=unconfined", false},
+		{"dockerd 20.10's masked paths before dockerd 29, which masks more", v2new, `{"MaskedPaths":` + masked2010 + `}`, "security-opt systempaths=unconfined", true},
+		{"fewer than dockerd 20.10's own before it", v1old, `{"MaskedPaths":["/proc/kcore"]}`, "security-opt systempaths=unconfined", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := newFakeInspector()
+			in.daemon = tc.daemon
+			got, err := runFactCase(t, NewRouter(), newExtractor(fakeHost(t)), in, factCase{target: createTarget, body: create(tc.body)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			has := slices.ContainsFunc(got, func(f policy.Fact) bool { return f.Kind+" "+f.Value == tc.fact })
+			if has != tc.want {
+				t.Errorf("fact %s: %v, want %v (facts %v)", tc.fact, has, tc.want, got)
+			}
+		})
 	}
 }

@@ -49,7 +49,6 @@ func refusalCases() []refusalCase {
 		{kind: "bind", name: "a host directory", target: "/v1.41/containers/create", body: create(`"Binds":["/srv/data:/data"]`), fix: `add "p, role:ci, bind, /srv/data/**, allow"`},
 		{kind: "bind", name: "the host's root", target: "/v1.41/containers/create", body: create(`"Binds":["/:/host"]`), fix: "is root on the host"},
 		{kind: policy.ReplaceablePathKind, name: "a cache directory every user may write", target: "/v1.41/containers/create", body: create(`"Binds":["/srv/ci-cache/shared/job:/cache"]`), fix: "make every directory on the way root-owned"},
-		{kind: policy.DockerSocketKind, name: "dockerd's socket", target: "/v1.41/containers/create", body: create(`"Binds":["/var/run/docker.sock:/var/run/docker.sock"]`), fix: "only ever delegated: the container would get dockgate's own socket /run/dockgate/docker.sock"},
 		{kind: "volume-driver", name: "a volume of a plugin driver", target: "/v1.41/volumes/create", body: `{"Name":"data","Driver":"rexray"}`, fix: `add "p, role:ci, volume-driver, rexray, allow"`},
 		{kind: "volume-option", name: "an NFS volume", target: "/v1.41/volumes/create", body: `{"Name":"share","Driver":"local","DriverOpts":{"type":"nfs","o":"addr=10.0.0.1","device":":/export"}}`, fix: `add "p, role:ci, volume-option, type=nfs, allow"`},
 		{kind: "device", name: "a host disk", target: "/v1.41/containers/create", body: create(`"Devices":[{"PathOnHost":"/dev/sda","PathInContainer":"/dev/sda","CgroupPermissions":"rwm"}]`), fix: "is root on the host"},

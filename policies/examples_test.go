@@ -185,6 +185,10 @@ func (fakeDockerd) ContainerMounts(_ context.Context, name string) (dockerd.Cont
 	return dockerd.ContainerMounts{ID: o.id}, ok, nil
 }
 
+func (fakeDockerd) Daemon(context.Context) (dockerd.Daemon, error) {
+	return dockerd.Daemon{CgroupVersion: "2", Version: "29.8.0"}, nil
+}
+
 func (fakeDockerd) ImageProvenance(context.Context, string) (string, []string, []string, bool, error) {
 	return "", nil, nil, false, nil
 }

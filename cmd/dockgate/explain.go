@@ -343,6 +343,13 @@ func (o offlineInspector) ObjectOwner(_ context.Context, kind, name string) (str
 	return "", nil, false, o.offline(kind + " " + name)
 }
 
+// Daemon: explain does not know the dockerd it would stand before, so it
+// takes a cgroup v2 host and a current dockerd, on which the most is a
+// change.
+func (offlineInspector) Daemon(context.Context) (dockerd.Daemon, error) {
+	return dockerd.Daemon{CgroupVersion: "2", Version: "29"}, nil
+}
+
 func (offlineInspector) ImageProvenance(context.Context, string) (string, []string, []string, bool, error) {
 	return "", nil, nil, false, nil
 }

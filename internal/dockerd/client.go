@@ -57,6 +57,7 @@ type Client struct {
 	// when zero).
 	Timeout time.Duration
 	cache   *ownerCache
+	daemon  daemonCache
 }
 
 // New returns a client of the dockerd at upstream
