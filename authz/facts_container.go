@@ -139,24 +139,9 @@ func containerRestartFacts(x *extraction) error {
 // judged. A container that does not exist has nothing to judge: dockerd
 // answers 404.
 func (x *extraction) containerMountsAgain() error {
-	name := x.m.Vars["name"]
-	if name == "" {
-		return nil
-	}
-	if !validObjectName(name) {
-		// No container has such a name: dockerd answers 404.
-		return nil
-	}
-	in, err := x.inspector()
-	if err != nil {
+	m, found, err := x.namedContainerMounts()
+	if err != nil || !found {
 		return err
-	}
-	m, found, err := in.ContainerMounts(x.ctx, name)
-	if err != nil {
-		return upstreamError("container "+name, err)
-	}
-	if !found {
-		return nil
 	}
 	if err := x.recordedMountsFacts(m, ""); err != nil {
 		return err
@@ -189,6 +174,25 @@ func (x *extraction) recordedMountsFacts(m dockerd.ContainerMounts, volumesFrom 
 		}
 	}
 	return nil
+}
+
+// namedContainerMounts returns what the container the request's {name}
+// names took from the host, as dockerd recorded it; found is false when
+// there is no such container (dockerd answers the request 404).
+func (x *extraction) namedContainerMounts() (dockerd.ContainerMounts, bool, error) {
+	name := x.m.Vars["name"]
+	if name == "" || !validObjectName(name) {
+		return dockerd.ContainerMounts{}, false, nil
+	}
+	in, err := x.inspector()
+	if err != nil {
+		return dockerd.ContainerMounts{}, false, err
+	}
+	m, found, err := in.ContainerMounts(x.ctx, name)
+	if err != nil {
+		return dockerd.ContainerMounts{}, false, upstreamError("container "+name, err)
+	}
+	return m, found, nil
 }
 
 // containerUpdateFacts: POST /containers/{name}/update (container.UpdateConfig).

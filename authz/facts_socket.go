@@ -190,21 +190,9 @@ func inheritedDaemonSocket(from, src string) error {
 // allowing is root on the host. Other binds are not judged again here.
 // The request is forwarded pinned to the container judged.
 func socketHolderFacts(x *extraction) error {
-	name := x.m.Vars["name"]
-	if name == "" || !validObjectName(name) {
-		// No container has such a name: dockerd answers 404.
-		return nil
-	}
-	in, err := x.inspector()
-	if err != nil {
+	m, found, err := x.namedContainerMounts()
+	if err != nil || !found {
 		return err
-	}
-	m, found, err := in.ContainerMounts(x.ctx, name)
-	if err != nil {
-		return upstreamError("container "+name, err)
-	}
-	if !found {
-		return nil
 	}
 	held := false
 	for _, b := range m.Binds {

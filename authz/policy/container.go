@@ -62,11 +62,25 @@ func isContainerSubject(s string) bool {
 // grant them: the values of the host-identity rows of its subjects and
 // roles that allow, less those a row of theirs denies.
 func (p *Policy) HostIdentities(subjects []string) (granted []string, rows []*Rule) {
+	for _, r := range p.settingRows(HostIdentityKind, subjects) {
+		if !slices.Contains(granted, r.Pattern) {
+			granted = append(granted, r.Pattern)
+			rows = append(rows, r)
+		}
+	}
+	return granted, rows
+}
+
+// settingRows are the allowing rows of a kind that is a setting, not a
+// fact (tenant, host-identity), of a caller with these subjects or its
+// roles, in policy order, less those whose value a deny row of theirs
+// names.
+func (p *Policy) settingRows(kind string, subjects []string) []*Rule {
 	applies := p.subjectApplies(subjects)
 	denied := map[string]bool{}
 	var allowed []*Rule
 	for _, r := range p.Rules {
-		if r.Kind != HostIdentityKind || !applies(r.Subject) {
+		if r.Kind != kind || !applies(r.Subject) {
 			continue
 		}
 		if r.deny {
@@ -75,12 +89,5 @@ func (p *Policy) HostIdentities(subjects []string) (granted []string, rows []*Ru
 			allowed = append(allowed, r)
 		}
 	}
-	for _, r := range allowed {
-		if denied[r.Pattern] || slices.Contains(granted, r.Pattern) {
-			continue
-		}
-		granted = append(granted, r.Pattern)
-		rows = append(rows, r)
-	}
-	return granted, rows
+	return slices.DeleteFunc(allowed, func(r *Rule) bool { return denied[r.Pattern] })
 }

@@ -70,24 +70,8 @@ func (p *Policy) subjectApplies(subjects []string) func(string) bool {
 // rows and says what is missing: what it creates could not be recorded as
 // its own.
 func (p *Policy) Owner(subjects []string) (string, error) {
-	applies := p.subjectApplies(subjects)
-	var allowed []*Rule
-	denied := map[string]bool{}
-	for _, r := range p.Rules {
-		if r.Kind != TenantKind || !applies(r.Subject) {
-			continue
-		}
-		if r.deny {
-			denied[r.Pattern] = true
-		} else {
-			allowed = append(allowed, r)
-		}
-	}
 	var rows []*Rule
-	for _, r := range allowed {
-		if denied[r.Pattern] {
-			continue
-		}
+	for _, r := range p.settingRows(TenantKind, subjects) {
 		rows = append(rows, r)
 		for _, s := range subjects {
 			if strings.HasPrefix(s, r.Pattern+":") {

@@ -6,7 +6,6 @@ package e2e
 // its Ryuk. The tests of dockgate judging containers build on these.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/dockgate/dockgate/internal/syncbuf"
 	"github.com/dockgate/dockgate/test/clientflows"
 	"github.com/dockgate/dockgate/test/testbed"
 )
@@ -254,22 +254,7 @@ func harnessField(out, name string) string {
 }
 
 // harnessLog follows a container's log to its end.
-type harnessLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *harnessLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *harnessLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type harnessLog struct{ syncbuf.Buffer }
 
 func (l *harnessLog) follow(ctx context.Context, c *client.Client, id string) {
 	rc, err := c.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
