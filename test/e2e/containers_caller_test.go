@@ -370,3 +370,58 @@ func TestTenantContainerActsForItsTenant(t *testing.T) {
 		}
 	}
 }
+
+// TestContainerOfARemappedDaemon: before a dockerd that maps containers'
+// uids into a range of its own (--userns-remap), root in a container is
+// uid 100000 or so on the host. That uid is no subject either: the
+// container is found by its cgroup and judged by its name.
+func TestContainerOfARemappedDaemon(t *testing.T) {
+	env := testbed.Shared(t)
+	testbed.RequireBinary(t, "useradd") // dockerd adds its dockremap user
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("/tmp", "dgcc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	// The remapped root must reach its data root below it.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	remapped, err := testbed.StartEngineOnBridge(ctx, filepath.Join(dir, "d"), testbed.EngineDebian, "none", "--userns-remap=default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stopped after the test's dockgate (cleanups run last first).
+	t.Cleanup(func() {
+		if err := remapped.Stop(); err != nil {
+			t.Errorf("stop the remapped dockerd: %v", err)
+		}
+	})
+	const img = "test/dgcall-remapped:1"
+	if err := testbed.ClientImage(ctx, remapped.Host, img); err != nil {
+		t.Fatal(err)
+	}
+	g := azStartGateOn(t, env, remapped.Host, ccPolicy(t))
+	spec := testbed.ContainerSpec{Image: img, Name: ccInfra}
+	list, r, err := testbed.Dgcall(ctx, remapped.Host, g.Host, spec, "GET", "/v1.41/containers/json")
+	if err != nil || list.Status != 200 {
+		t.Fatalf("the infrastructure's container of a remapped dockerd lists containers: %+v %v\n%v", list, err, r)
+	}
+	a, r, err := testbed.Dgcall(ctx, remapped.Host, g.Host, spec, "POST", "/v1.41/containers/create", `{"Image":"`+img+`"}`)
+	if err != nil || a.Status != 403 || !strings.Contains(a.Body, "dockgate: container:"+ccInfra+" may not") {
+		t.Errorf("root of a remapped container creates a container: %+v %v\n%v", a, err, r)
+	}
+	if rec := ccRecord(t, g, "POST", "/v1.41/containers/create", ccInfra); rec != nil {
+		caller := rec["caller"].(map[string]any)
+		if uid, _ := caller["uid"].(float64); uid < 1000 {
+			t.Errorf("root in a remapped container is uid %v on the host, want its remapped uid", caller["uid"])
+		}
+		for _, s := range ccSubjects(rec) {
+			if strings.HasPrefix(s, "uid:") || strings.HasPrefix(s, "user:") {
+				t.Errorf("root of a remapped container has the host subject %s", s)
+			}
+		}
+	}
+}

@@ -53,8 +53,9 @@ func StartEngine(ctx context.Context, dir, engine string) (*Dockerd, error) {
 
 // StartEngineOnBridge is StartEngine with dockerd's default bridge network
 // on the Linux bridge named bridge ("none": no default bridge, as every
-// bed has), which must exist with an IPv4 address (AddBridge).
-func StartEngineOnBridge(ctx context.Context, dir, engine, bridge string) (*Dockerd, error) {
+// bed has), which must exist with an IPv4 address (AddBridge), and dockerd
+// given args besides the bed's own (--userns-remap=default, say).
+func StartEngineOnBridge(ctx context.Context, dir, engine, bridge string, args ...string) (*Dockerd, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -105,7 +106,7 @@ func StartEngineOnBridge(ctx context.Context, dir, engine, bridge string) (*Dock
 		"--bridge", bridge,
 		"--iptables=false", // leave the host's firewall alone: other daemons may share it
 		"--shutdown-timeout", "2",
-	}, extra...)...)
+	}, append(extra, args...)...)...)
 	if err != nil {
 		err = fmt.Errorf("start dockerd: %w", err)
 		if d.containerd != nil {
