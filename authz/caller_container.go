@@ -60,8 +60,15 @@ func JudgeContainer(p *policy.Policy, id string, c dockerd.CallerContainer, foun
 		cc.Subjects = []string{"*"}
 		return cc
 	}
-	creators, recorded := parseCreators(c.Labels[CreatorLabel])
-	if owner := c.Labels[OwnerLabel]; owner != "" {
+	owner, creator, ok := recordedLabels(c)
+	if !ok {
+		// dockgate's records cannot be told from its image's labels:
+		// nothing about this container can be trusted.
+		cc.Subjects = []string{"*"}
+		return cc
+	}
+	creators, recorded := parseCreators(creator)
+	if owner != "" {
 		// A tenant's container acts for the tenant: whatever name, image
 		// or labels the tenant gave it, they give it nothing.
 		cc.Tenant = owner
@@ -83,6 +90,31 @@ func JudgeContainer(p *policy.Policy, id string, c dockerd.CallerContainer, foun
 		cc.Creators = creators
 	}
 	return cc
+}
+
+// recordedLabels returns the owner and creator labels dockgate recorded
+// on a container. A container takes its image's labels, and an image's
+// author may have put io.dockgate.* labels in it: a label whose value is
+// its image's is the image's, not dockgate's record. ok is false when a
+// container has such labels and its image is gone, so that which they are
+// cannot be told.
+func recordedLabels(c dockerd.CallerContainer) (owner, creator string, ok bool) {
+	own := func(k string) (string, bool) {
+		v := c.Labels[k]
+		if v == "" {
+			return "", true
+		}
+		if !c.ImageKnown {
+			return "", false
+		}
+		if iv, fromImage := c.ImageLabels[k]; fromImage && iv == v {
+			return "", true
+		}
+		return v, true
+	}
+	owner, ok1 := own(OwnerLabel)
+	creator, ok2 := own(CreatorLabel)
+	return owner, creator, ok1 && ok2
 }
 
 // containerSubjects are the subjects of a container no tenant created,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	dockerimage "github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
 	"github.com/dockgate/dockgate/test/testbed"
@@ -423,5 +424,34 @@ func TestContainerOfARemappedDaemon(t *testing.T) {
 				t.Errorf("root of a remapped container has the host subject %s", s)
 			}
 		}
+	}
+}
+
+// TestAnImageCannotForgeDockgatesRecords: an image whose author put
+// dockgate's own labels in it (an owner and a creator of uid:0), run with
+// dockgate's socket, is no tenant's container acting for root: its labels
+// are its image's, and it is judged by its name alone.
+func TestAnImageCannotForgeDockgatesRecords(t *testing.T) {
+	env, g, c, img, ctx := ccSetup(t)
+	base, err := c.ContainerCreate(ctx, &container.Config{Image: img, Cmd: []string{"true"}}, nil, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const forged = "test/forged-records:1"
+	_, err = c.ContainerCommit(ctx, base.ID, container.CommitOptions{Reference: forged, Changes: []string{
+		`LABEL io.dockgate.owner="uid:0" io.dockgate.creator="[[\"uid:0\",\"*\"]]"`}})
+	azRemoveContainers(t, c, base.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := c.ImageRemove(context.Background(), forged, dockerimage.RemoveOptions{Force: true}); err != nil {
+			t.Errorf("remove %s: %v", forged, err)
+		}
+	})
+	spec := testbed.ContainerSpec{Image: forged, Name: "dg-e2e-forged"}
+	a := ccCall(t, ctx, env, g, spec, "POST", "/v1.41/containers/create", `{"Image":"`+img+`","HostConfig":{"Privileged":true}}`)
+	if a.Status != 403 || !strings.Contains(a.Body, "dockgate: container:dg-e2e-forged may not") {
+		t.Errorf("a container of an image labelled as root's acts as root: %d %s", a.Status, a.Body)
 	}
 }
