@@ -25,6 +25,9 @@ type ownerFake struct {
 	// "volumes/NAME"; execs map an exec ID to its container.
 	labels map[string]map[string]string
 	execs  map[string]string
+	// imageLabels are the labels of the one image every container runs
+	// (nil: {"from": "image"}).
+	imageLabels map[string]string
 	// events are the JSON messages sent to the subscriber; drop ends the
 	// current subscription; subscribed says one began.
 	events     chan string
@@ -127,7 +130,11 @@ func (f *ownerFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		case "images":
 			if ref == "sha256:"+idNet {
-				reply(200, map[string]any{"Id": ref, "Config": map[string]any{"Labels": map[string]string{"from": "image"}}})
+				labels := f.imageLabels
+				if labels == nil {
+					labels = map[string]string{"from": "image"}
+				}
+				reply(200, map[string]any{"Id": ref, "Config": map[string]any{"Labels": labels}})
 				return
 			}
 		case "exec":
@@ -391,5 +398,27 @@ func TestOwnerCacheEntries(t *testing.T) {
 	}
 	if n := len(small.objects) + len(small.execs); n != 4 {
 		t.Fatalf("%d entries in a cache of 4", n)
+	}
+}
+
+// TestImageLabelsAreNoOwner: a container takes its image's labels, and an
+// image's author may have put dockgate's owner label in it: a container
+// whose owner label is its image's has no owner; one whose owner label
+// dockgate set over the image's has dockgate's.
+func TestImageLabelsAreNoOwner(t *testing.T) {
+	f := newOwnerFake()
+	f.imageLabels = map[string]string{ownerLabel: "user:alice", "from": "image"}
+	in, err := New(dockerdtest.Serve(t, f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	_, labels, found, err := in.ObjectOwner(context.Background(), ObjectContainer, idA)
+	if err != nil || !found || labels[ownerLabel] != "" {
+		t.Errorf("a container whose owner label is its image's: labels %v found=%v err=%v, want no owner", labels, found, err)
+	}
+	_, labels, found, err = in.ObjectOwner(context.Background(), ObjectContainer, idB)
+	if err != nil || !found || labels[ownerLabel] != "user:bob" {
+		t.Errorf("dockgate's owner label over the image's: labels %v found=%v err=%v, want user:bob", labels, found, err)
 	}
 }

@@ -3,6 +3,7 @@ package dockerd
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/distribution/reference"
@@ -94,7 +95,8 @@ func (d *Client) objectOwner(ctx context.Context, gen uint64, kind, nameOrID str
 			if c.Config != nil {
 				labels = c.Config.Labels
 			}
-			return nil
+			labels, err = d.withoutImageRecords(ctx, c.Image, labels)
+			return err
 		})
 	case ObjectExec:
 		// An exec has no labels: it is its container's.
@@ -152,4 +154,41 @@ func (d *Client) objectOwner(ctx context.Context, gen uint64, kind, nameOrID str
 	// labels never changes, wherever the name goes next.
 	d.cache.putObject(gen, kind, id, labels)
 	return id, labels, nil
+}
+
+// recordPrefix starts the labels in which dockgate records an object's
+// owner and creator.
+const recordPrefix = "io.dockgate."
+
+// withoutImageRecords drops from a container's labels the io.dockgate.*
+// labels it only took from its image (imageID): an image's author may put
+// any there, and they are no record of dockgate's. When the image is gone
+// and they cannot be told apart, every such label is dropped: the
+// container is then no tenant's.
+func (d *Client) withoutImageRecords(ctx context.Context, imageID string, labels map[string]string) (map[string]string, error) {
+	has := false
+	for k := range labels {
+		has = has || strings.HasPrefix(k, recordPrefix)
+	}
+	if !has {
+		return labels, nil
+	}
+	var fromImage map[string]string
+	im, err := d.sdk.ImageInspect(ctx, imageID)
+	switch {
+	case err == nil && im.Config != nil:
+		fromImage = im.Config.Labels
+	case err != nil && !cerrdefs.IsNotFound(err):
+		return nil, err
+	}
+	out := make(map[string]string, len(labels))
+	for k, v := range labels {
+		if strings.HasPrefix(k, recordPrefix) {
+			if iv, ok := fromImage[k]; err != nil || ok && iv == v {
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out, nil
 }

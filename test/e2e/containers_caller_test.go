@@ -454,4 +454,30 @@ func TestAnImageCannotForgeDockgatesRecords(t *testing.T) {
 	if a.Status != 403 || !strings.Contains(a.Body, "dockgate: container:dg-e2e-forged may not") {
 		t.Errorf("a container of an image labelled as root's acts as root: %d %s", a.Status, a.Body)
 	}
+
+	// Nor is an administrator's container of an image labelled as a CI
+	// job's that job's to touch.
+	base, err = c.ContainerCreate(ctx, &container.Config{Image: img, Cmd: []string{"true"}}, nil, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const forgedJob = "test/forged-job:1"
+	_, err = c.ContainerCommit(ctx, base.ID, container.CommitOptions{Reference: forgedJob, Changes: []string{`LABEL io.dockgate.owner="` + azCaller + `"`}})
+	azRemoveContainers(t, c, base.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := c.ImageRemove(context.Background(), forgedJob, dockerimage.RemoveOptions{Force: true}); err != nil {
+			t.Errorf("remove %s: %v", forgedJob, err)
+		}
+	})
+	adminID, err := testbed.StartContainer(ctx, env.DirectHost(), testbed.ContainerSpec{Image: forgedJob, Name: "dg-e2e-forged-job", Cmd: []string{"sleep", "300"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer azRemoveContainers(t, c, adminID)
+	if r := azNewUser(t, g.Host).run("", nil, "exec", "dg-e2e-forged-job", "true"); r.code == 0 || !strings.Contains(r.stderr, "may not owner none") {
+		t.Errorf("a CI job execs in an administrator's container whose image carries the job's owner label: %v", r)
+	}
 }
