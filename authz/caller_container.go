@@ -60,23 +60,18 @@ func JudgeContainer(p *policy.Policy, id string, c dockerd.CallerContainer, foun
 		cc.Subjects = []string{"*"}
 		return cc
 	}
-	owner, creator, ok := recordedLabels(c)
-	if !ok {
+	rec, trusted := creatorRecord(c)
+	if !trusted {
 		// dockgate's records cannot be told from its image's labels:
 		// nothing about this container can be trusted.
 		cc.Subjects = []string{"*"}
 		return cc
 	}
-	creators, recorded := parseCreators(creator)
-	if owner != "" {
+	if rec != nil && rec.Owner != "" {
 		// A tenant's container acts for the tenant: whatever name, image
 		// or labels the tenant gave it, they give it nothing.
-		cc.Tenant = owner
-		if recorded && len(creators) > 0 {
-			cc.Subjects, cc.Creators = withStar(creators[0]), creators[1:]
-		} else {
-			cc.Subjects = []string{owner, "*"}
-		}
+		cc.Tenant = rec.Owner
+		cc.Subjects, cc.Creators = withStar(rec.Creators[0]), rec.Creators[1:]
 		return cc
 	}
 	subjects := containerSubjects(c)
@@ -86,35 +81,48 @@ func JudgeContainer(p *policy.Policy, id string, c dockerd.CallerContainer, foun
 		subjects = append(subjects, granted...)
 	}
 	cc.Subjects = append(subjects, "*")
-	if recorded {
-		cc.Creators = creators
+	if rec != nil {
+		cc.Creators = rec.Creators
 	}
 	return cc
 }
 
-// recordedLabels returns the owner and creator labels dockgate recorded
-// on a container. A container takes its image's labels, and an image's
-// author may have put io.dockgate.* labels in it: a label whose value is
-// its image's is the image's, not dockgate's record. ok is false when a
-// container has such labels and its image is gone, so that which they are
-// cannot be told.
-func recordedLabels(c dockerd.CallerContainer) (owner, creator string, ok bool) {
-	own := func(k string) (string, bool) {
-		v := c.Labels[k]
-		if v == "" {
-			return "", true
-		}
-		if !c.ImageKnown {
-			return "", false
-		}
-		if iv, fromImage := c.ImageLabels[k]; fromImage && iv == v {
-			return "", true
-		}
-		return v, true
+// creatorRecord returns the creator record dockgate wrote on a container
+// when it created it, nil when it wrote none. A container takes its
+// image's labels, and an image's author may write io.dockgate.* labels:
+// a record equal to its image's is no record of dockgate's (each record
+// dockgate writes is new: CreatorRecord.ID). trusted is false when
+// dockgate's labels are there but cannot be vouched for: an owner label
+// no record of dockgate's names (a container made outside dockgate, or
+// before dockgate recorded creators), a record that does not parse, or a
+// container whose image is gone, so that the image's labels cannot be
+// told apart.
+func creatorRecord(c dockerd.CallerContainer) (rec *CreatorRecord, trusted bool) {
+	owner, creator := c.Labels[OwnerLabel], c.Labels[CreatorLabel]
+	if owner == "" && creator == "" {
+		return nil, true
 	}
-	owner, ok1 := own(OwnerLabel)
-	creator, ok2 := own(CreatorLabel)
-	return owner, creator, ok1 && ok2
+	if !c.ImageKnown {
+		return nil, false
+	}
+	fromImage := func(k, v string) bool {
+		iv, ok := c.ImageLabels[k]
+		return ok && iv == v
+	}
+	if creator == "" || fromImage(CreatorLabel, creator) {
+		// No record of dockgate's: an owner label is the image's
+		// (trusted as no owner) or unvouched.
+		return nil, owner == "" || fromImage(OwnerLabel, owner)
+	}
+	var r CreatorRecord
+	if err := json.Unmarshal([]byte(creator), &r); err != nil || r.ID == "" || len(r.Creators) == 0 || slices.ContainsFunc(r.Creators, func(s []string) bool { return len(s) == 0 }) {
+		return nil, false
+	}
+	if r.Owner != owner && !(r.Owner == "" && fromImage(OwnerLabel, owner)) {
+		// An owner label the record does not name is not dockgate's.
+		return nil, false
+	}
+	return &r, true
 }
 
 // containerSubjects are the subjects of a container no tenant created,
@@ -159,23 +167,6 @@ func imageRepository(image string) string {
 		return ""
 	}
 	return named.Name()
-}
-
-// parseCreators reads a CreatorLabel; recorded is false when there is none
-// or it does not parse (then nobody is on record).
-func parseCreators(v string) (sets [][]string, recorded bool) {
-	if v == "" {
-		return nil, false
-	}
-	if err := json.Unmarshal([]byte(v), &sets); err != nil {
-		return nil, false
-	}
-	for _, s := range sets {
-		if len(s) == 0 {
-			return nil, false
-		}
-	}
-	return sets, true
 }
 
 // withStar returns s with "*" last, as every caller has it.

@@ -79,27 +79,51 @@ func TestJudgeContainer(t *testing.T) {
 	}, {
 		name: "a tenant's container is its creator, whatever it is called",
 		c: dockerd.CallerContainer{ID: ryukID, Name: "traefik", Image: "backup:1", ImageKnown: true, Labels: map[string]string{
-			"role": "infra", OwnerLabel: "uid:1000", CreatorLabel: `[["uid:1000","user:alice","*"]]`}},
+			"role": "infra", OwnerLabel: "uid:1000", CreatorLabel: `{"id":"a1","owner":"uid:1000","creators":[["uid:1000","user:alice","*"]]}`}},
 		found:    true,
 		subjects: []string{"uid:1000", "user:alice", "*"},
 		creators: [][]string{},
 		tenant:   "uid:1000",
 		caller:   "container:traefik (for uid:1000)",
 	}, {
-		name:     "a tenant's container without a creator on record is its owner",
+		name:     "an owner label no record of dockgate's vouches for gives nothing",
 		c:        dockerd.CallerContainer{ID: ryukID, Name: "r", ImageKnown: true, Labels: map[string]string{OwnerLabel: "uid:1000"}},
 		found:    true,
-		subjects: []string{"uid:1000", "*"},
-		tenant:   "uid:1000",
-		caller:   "container:r (for uid:1000)",
+		subjects: []string{"*"},
+		caller:   "container:r",
 	}, {
 		name: "created through dockgate by a non-tenant: capped by its creator",
 		c: dockerd.CallerContainer{ID: traefikID, Name: "traefik", ImageKnown: true, Labels: map[string]string{
-			CreatorLabel: `[["uid:1001","*"]]`}},
+			CreatorLabel: `{"id":"a2","creators":[["uid:1001","*"]]}`}},
 		found:    true,
 		subjects: []string{"container:traefik", "*"},
 		creators: [][]string{{"uid:1001", "*"}},
 		caller:   "container:traefik",
+	}, {
+		name: "a record its image carries (a commit of a tenant's container, run outside dockgate) is no record: the container is judged as itself",
+		c: dockerd.CallerContainer{ID: ryukID, Name: "r", ImageKnown: true,
+			Labels:      map[string]string{OwnerLabel: "uid:1000", CreatorLabel: `{"id":"a7","owner":"uid:1000","creators":[["uid:1000","*"]]}`},
+			ImageLabels: map[string]string{OwnerLabel: "uid:1000", CreatorLabel: `{"id":"a7","owner":"uid:1000","creators":[["uid:1000","*"]]}`}},
+		found:    true,
+		subjects: []string{"container:r", "*"},
+		caller:   "container:r",
+	}, {
+		name: "a tenant's container of the tenant's own image, whose owner label is the image's too",
+		c: dockerd.CallerContainer{ID: ryukID, Name: "r", ImageKnown: true,
+			Labels:      map[string]string{OwnerLabel: "uid:1000", CreatorLabel: `{"id":"a8","owner":"uid:1000","creators":[["uid:1000","*"]]}`},
+			ImageLabels: map[string]string{OwnerLabel: "uid:1000"}},
+		found:    true,
+		subjects: []string{"uid:1000", "*"},
+		creators: [][]string{},
+		tenant:   "uid:1000",
+		caller:   "container:r (for uid:1000)",
+	}, {
+		name: "a record that names another owner than the label",
+		c: dockerd.CallerContainer{ID: ryukID, Name: "r", ImageKnown: true,
+			Labels: map[string]string{OwnerLabel: "uid:0", CreatorLabel: `{"id":"a9","owner":"uid:1000","creators":[["uid:1000","*"]]}`}},
+		found:    true,
+		subjects: []string{"*"},
+		caller:   "container:r",
 	}, {
 		name: "an image's io.dockgate labels are no record of dockgate's",
 		c: dockerd.CallerContainer{ID: traefikID, Name: "traefik", ImageKnown: true,
@@ -111,7 +135,7 @@ func TestJudgeContainer(t *testing.T) {
 	}, {
 		name: "dockgate's record over an image's label is dockgate's",
 		c: dockerd.CallerContainer{ID: ryukID, Name: "r", ImageKnown: true,
-			Labels:      map[string]string{OwnerLabel: "uid:1000", CreatorLabel: `[["uid:1000","*"]]`},
+			Labels:      map[string]string{OwnerLabel: "uid:1000", CreatorLabel: `{"id":"a3","owner":"uid:1000","creators":[["uid:1000","*"]]}`},
 			ImageLabels: map[string]string{OwnerLabel: "uid:0", CreatorLabel: `[["uid:0","*"]]`}},
 		found:    true,
 		subjects: []string{"uid:1000", "*"},
@@ -121,7 +145,7 @@ func TestJudgeContainer(t *testing.T) {
 	}, {
 		name: "dockgate's labels on a container whose image is gone cannot be trusted",
 		c: dockerd.CallerContainer{ID: traefikID, Name: "traefik",
-			Labels: map[string]string{OwnerLabel: "uid:1000", CreatorLabel: `[["uid:1000","*"]]`}},
+			Labels: map[string]string{OwnerLabel: "uid:1000", CreatorLabel: `{"id":"a4","owner":"uid:1000","creators":[["uid:1000","*"]]}`}},
 		found:    true,
 		subjects: []string{"*"},
 		caller:   "container:traefik",
@@ -173,7 +197,7 @@ func TestContainerCallersAreJudgedAsContainers(t *testing.T) {
 	fc := &fakeContainers{byID: map[string]dockerd.CallerContainer{
 		traefikID: {ID: traefikID, Name: "traefik", ImageKnown: true},
 		ryukID: {ID: ryukID, Name: "traefik", ImageKnown: true, Labels: map[string]string{
-			OwnerLabel: "uid:1000", CreatorLabel: `[["uid:1000","*"]]`}},
+			OwnerLabel: "uid:1000", CreatorLabel: `{"id":"a5","owner":"uid:1000","creators":[["uid:1000","*"]]}`}},
 	}}
 	d := NewPolicyDecider(p)
 	d.Containers = fc
@@ -206,7 +230,7 @@ func TestContainerCallersAreJudgedAsContainers(t *testing.T) {
 
 	// Capped by its creator: uid:1001 may do nothing, so neither may
 	// the container it made, whatever its name.
-	fc.byID[traefikID] = dockerd.CallerContainer{ID: traefikID, Name: "traefik", ImageKnown: true, Labels: map[string]string{CreatorLabel: `[["uid:1001","*"]]`}}
+	fc.byID[traefikID] = dockerd.CallerContainer{ID: traefikID, Name: "traefik", ImageKnown: true, Labels: map[string]string{CreatorLabel: `{"id":"a6","creators":[["uid:1001","*"]]}`}}
 	dec = decide(traefikID, "GET", "/v1.41/containers/json")
 	if dec.Allow || !strings.Contains(dec.Reason, "its creator uid:1001 may not") {
 		t.Errorf("a container does more than its creator: %s", dec.Reason)

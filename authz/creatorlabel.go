@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 
@@ -31,7 +33,11 @@ func (x *extraction) recordCreate(w *container.CreateRequest, hc *container.Host
 			// creator is not created.
 			return &RouteError{Status: http.StatusInternalServerError, Message: "cannot record the creator of what " + x.m.Action + " creates"}
 		}
-		b, err := json.Marshal(creators)
+		id := make([]byte, 8)
+		if _, err := rand.Read(id); err != nil {
+			return &RouteError{Status: http.StatusInternalServerError, Message: "cannot record the creator of what " + x.m.Action + " creates: " + err.Error()}
+		}
+		b, err := json.Marshal(CreatorRecord{ID: hex.EncodeToString(id), Owner: x.req.Owner, Creators: creators})
 		if err != nil {
 			return &RouteError{Status: http.StatusInternalServerError, Message: "cannot record the creator of what " + x.m.Action + " creates: " + err.Error()}
 		}
@@ -49,4 +55,17 @@ func (x *extraction) recordCreate(w *container.CreateRequest, hc *container.Host
 		return nil
 	}
 	return x.reencode(w)
+}
+
+// CreatorRecord is the value of CreatorLabel. ID is random for each
+// create, so that the record on a container is never its image's: an
+// image takes a container's labels when it is committed, and its author
+// may write any label, but a container created through dockgate gets a
+// record no image holds. Owner is the tenant the container was created
+// for ("" for none): the owner label counts only where the record says
+// so. Creators are the subject sets of the creator, its own first.
+type CreatorRecord struct {
+	ID       string     `json:"id"`
+	Owner    string     `json:"owner,omitempty"`
+	Creators [][]string `json:"creators"`
 }

@@ -205,8 +205,8 @@ func TestDockerSocketDelegated(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.change(&want)
-			want.Labels = map[string]string{CreatorLabel: `[["uid:0","user:root","*"]]`}
-			if err := json.Unmarshal(dec.Body, &got); err != nil {
+			want.Labels = map[string]string{CreatorLabel: creatorLabelOf("", []string{"uid:0", "user:root", "*"})}
+			if err := json.Unmarshal([]byte(sameCreatorID(dec.Body)), &got); err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, want) {
@@ -286,8 +286,8 @@ func TestCreatorLabel(t *testing.T) {
 				}
 				return
 			}
-			var creator [][]string
-			if err := json.Unmarshal([]byte(label), &creator); err != nil || !reflect.DeepEqual(creator, [][]string{tc.subjects}) {
+			var creator CreatorRecord
+			if err := json.Unmarshal([]byte(label), &creator); err != nil || !reflect.DeepEqual(creator.Creators, [][]string{tc.subjects}) || len(creator.ID) != 16 {
 				t.Errorf("creator %q (%v), want the subjects judged, %q", label, err, tc.subjects)
 			}
 		})
@@ -304,7 +304,7 @@ func TestCreatorLabel(t *testing.T) {
 		if _, err := newExtractor(socketHost(t))(context.Background(), m, req, socketInspector()); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(req.OwnedBody), `"io.dockgate.creator":"[[\"container:ci\",\"*\"],[\"user:jenkins\",\"*\"]]"`) {
+		if !strings.Contains(sameCreatorID(req.OwnedBody), `"io.dockgate.creator":"{\"id\":\"ID\",\"creators\":[[\"container:ci\",\"*\"],[\"user:jenkins\",\"*\"]]}"`) {
 			t.Fatalf("forwarded %s", req.OwnedBody)
 		}
 	})

@@ -138,13 +138,13 @@ var callers = map[string]dockerd.CallerContainer{
 	agentID:      {ID: agentID, Name: "ci-agent", Image: "registry.example.com/approved/ci-agent:1", ImageKnown: true},
 	ryukID: {ID: ryukID, Name: "testcontainers-ryuk-1", Image: "testcontainers/ryuk:0.11.0", ImageKnown: true, Labels: map[string]string{
 		authz.OwnerLabel:   "container:ci-agent",
-		authz.CreatorLabel: `[["container:ci-agent","image:registry.example.com/approved/ci-agent","*"]]`,
+		authz.CreatorLabel: `{"id":"0123456789abcdef","owner":"container:ci-agent","creators":[["container:ci-agent","image:registry.example.com/approved/ci-agent","*"]]}`,
 	}},
 	// A job user:jenkins started through dockgate as a tenant of the CI
 	// example policy: root in it is jenkins.
 	jenkinsJobID: {ID: jenkinsJobID, Name: "job-42", Image: "registry.example.com/approved/app:1", ImageKnown: true, Labels: map[string]string{
 		authz.OwnerLabel:   "user:jenkins",
-		authz.CreatorLabel: `[["uid:1001","user:jenkins","gid:1001","group:jenkins","*"]]`,
+		authz.CreatorLabel: `{"id":"fedcba9876543210","owner":"user:jenkins","creators":[["uid:1001","user:jenkins","gid:1001","group:jenkins","*"]]}`,
 	}},
 	// Named like nothing in a profile, with labels a creator could set on
 	// any container.

@@ -66,7 +66,7 @@ p, uid:1000, endpoint, system.ping, allow
 			`(?m)^allowed$`}},
 		{"never host root's", nil, []string{"POST", "/v1.41/containers/create", "-"}, 1, []string{
 			`(?m)^refused \(403\): dockgate: container:traefik may not endpoint container\.create: no rule allows it`}},
-		{"a tenant's container is its tenant", map[string]string{"io.dockgate.owner": "uid:1000", "io.dockgate.creator": `[["uid:1000","*"]]`},
+		{"a tenant's container is its tenant", map[string]string{"io.dockgate.owner": "uid:1000", "io.dockgate.creator": `{"id":"0123456789abcdef","owner":"uid:1000","creators":[["uid:1000","*"]]}`},
 			[]string{"GET", "/v1.41/containers/json"}, 1, []string{
 				`(?m)^caller: +container:traefik \(for uid:1000\) \(subjects: uid:1000, \*\)$`,
 				`(?m)^acts for: +uid:1000, the tenant that created it`,

@@ -421,4 +421,18 @@ func TestImageLabelsAreNoOwner(t *testing.T) {
 	if err != nil || !found || labels[ownerLabel] != "user:bob" {
 		t.Errorf("dockgate's owner label over the image's: labels %v found=%v err=%v, want user:bob", labels, found, err)
 	}
+	// The image's own owner, vouched for by a record of dockgate's: a
+	// tenant's container of the tenant's own image.
+	f.set(func(f *ownerFake) {
+		f.labels["containers/"+idA] = map[string]string{ownerLabel: "user:alice", "io.dockgate.creator": `{"id":"0123456789abcdef","owner":"user:alice","creators":[["user:alice"]]}`}
+	})
+	in2, err := New(dockerdtest.Serve(t, f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in2.Close()
+	_, labels, found, err = in2.ObjectOwner(context.Background(), ObjectContainer, idA)
+	if err != nil || !found || labels[ownerLabel] != "user:alice" {
+		t.Errorf("an owner label its image has too, vouched for by dockgate's record: labels %v found=%v err=%v, want user:alice", labels, found, err)
+	}
 }

@@ -2,8 +2,8 @@ package dockerd
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/distribution/reference"
@@ -156,39 +156,56 @@ func (d *Client) objectOwner(ctx context.Context, gen uint64, kind, nameOrID str
 	return id, labels, nil
 }
 
-// recordPrefix starts the labels in which dockgate records an object's
-// owner and creator.
-const recordPrefix = "io.dockgate."
+// The labels in which dockgate records a container's owner and creator
+// (authz.OwnerLabel, authz.CreatorLabel).
+const (
+	ownerRecord   = "io.dockgate.owner"
+	creatorRecord = "io.dockgate.creator"
+)
 
-// withoutImageRecords drops from a container's labels the io.dockgate.*
-// labels it only took from its image (imageID): an image's author may put
-// any there, and they are no record of dockgate's. When the image is gone
-// and they cannot be told apart, every such label is dropped: the
-// container is then no tenant's.
+// withoutImageRecords drops a container's owner label when it is its
+// image's and no creator record of dockgate's vouches for it: a container
+// takes its image's labels, and an image's author may write any, so an
+// administrator's container of an image labelled as a tenant's would
+// otherwise be that tenant's. A creator record vouches when it is not the
+// image's (each one dockgate writes is new) and names that owner. When
+// the image is gone an owner label stands only with such a record.
 func (d *Client) withoutImageRecords(ctx context.Context, imageID string, labels map[string]string) (map[string]string, error) {
-	has := false
-	for k := range labels {
-		has = has || strings.HasPrefix(k, recordPrefix)
-	}
-	if !has {
+	owner := labels[ownerRecord]
+	if owner == "" {
 		return labels, nil
 	}
 	var fromImage map[string]string
+	imageKnown := false
 	im, err := d.sdk.ImageInspect(ctx, imageID)
 	switch {
-	case err == nil && im.Config != nil:
-		fromImage = im.Config.Labels
-	case err != nil && !cerrdefs.IsNotFound(err):
+	case err == nil:
+		imageKnown = true
+		if im.Config != nil {
+			fromImage = im.Config.Labels
+		}
+	case !cerrdefs.IsNotFound(err):
 		return nil, err
+	}
+	if creator := labels[creatorRecord]; creator != "" && (!imageKnown || fromImage[creatorRecord] != creator) {
+		var rec struct {
+			ID    string `json:"id"`
+			Owner string `json:"owner"`
+		}
+		if json.Unmarshal([]byte(creator), &rec) == nil && rec.ID != "" && rec.Owner == owner {
+			return labels, nil
+		}
+	}
+	if imageKnown && fromImage[ownerRecord] != owner {
+		// Not the image's: set when the container was created (by
+		// dockgate before it recorded creators, or by an administrator).
+		return labels, nil
 	}
 	out := make(map[string]string, len(labels))
 	for k, v := range labels {
-		if strings.HasPrefix(k, recordPrefix) {
-			if iv, ok := fromImage[k]; err != nil || ok && iv == v {
-				continue
-			}
+		if k != ownerRecord {
+			out[k] = v
 		}
-		out[k] = v
 	}
 	return out, nil
 }
