@@ -2,9 +2,9 @@ package authz
 
 import (
 	"encoding/json"
-	"regexp"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/dockgate/dockgate/authz/policy"
