@@ -2,7 +2,6 @@ package authz
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -60,13 +59,14 @@ func JudgeContainer(p *policy.Policy, id string, c dockerd.CallerContainer, foun
 		cc.Subjects = []string{"*"}
 		return cc
 	}
-	rec, trusted := creatorRecord(c)
-	if !trusted {
-		// dockgate's records cannot be told from its image's labels:
-		// nothing about this container can be trusted.
+	r := dockerd.ReadRecords(c.Labels, c.ImageLabels, c.ImageKnown)
+	if r.Unknown || r.Unvouched {
+		// dockgate's labels are there but cannot be vouched for: nothing
+		// about this container can be trusted.
 		cc.Subjects = []string{"*"}
 		return cc
 	}
+	rec := r.Creator
 	if rec != nil && rec.Owner != "" {
 		// A tenant's container acts for the tenant: whatever name, image
 		// or labels the tenant gave it, they give it nothing.
@@ -85,44 +85,6 @@ func JudgeContainer(p *policy.Policy, id string, c dockerd.CallerContainer, foun
 		cc.Creators = rec.Creators
 	}
 	return cc
-}
-
-// creatorRecord returns the creator record dockgate wrote on a container
-// when it created it, nil when it wrote none. A container takes its
-// image's labels, and an image's author may write io.dockgate.* labels:
-// a record equal to its image's is no record of dockgate's (each record
-// dockgate writes is new: CreatorRecord.ID). trusted is false when
-// dockgate's labels are there but cannot be vouched for: an owner label
-// no record of dockgate's names (a container made outside dockgate, or
-// before dockgate recorded creators), a record that does not parse, or a
-// container whose image is gone, so that the image's labels cannot be
-// told apart.
-func creatorRecord(c dockerd.CallerContainer) (rec *CreatorRecord, trusted bool) {
-	owner, creator := c.Labels[OwnerLabel], c.Labels[CreatorLabel]
-	if owner == "" && creator == "" {
-		return nil, true
-	}
-	if !c.ImageKnown {
-		return nil, false
-	}
-	fromImage := func(k, v string) bool {
-		iv, ok := c.ImageLabels[k]
-		return ok && iv == v
-	}
-	if creator == "" || fromImage(CreatorLabel, creator) {
-		// No record of dockgate's: an owner label is the image's
-		// (trusted as no owner) or unvouched.
-		return nil, owner == "" || fromImage(OwnerLabel, owner)
-	}
-	var r CreatorRecord
-	if err := json.Unmarshal([]byte(creator), &r); err != nil || r.ID == "" || len(r.Creators) == 0 || slices.ContainsFunc(r.Creators, func(s []string) bool { return len(s) == 0 }) {
-		return nil, false
-	}
-	if r.Owner != owner && !(r.Owner == "" && fromImage(OwnerLabel, owner)) {
-		// An owner label the record does not name is not dockgate's.
-		return nil, false
-	}
-	return &r, true
 }
 
 // containerSubjects are the subjects of a container no tenant created,

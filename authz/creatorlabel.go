@@ -7,6 +7,8 @@ import (
 	"net/http"
 
 	"github.com/docker/docker/api/types/container"
+
+	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
 // recordsCreator says whether a container create gets the creator label
@@ -57,15 +59,6 @@ func (x *extraction) recordCreate(w *container.CreateRequest, hc *container.Host
 	return x.reencode(w)
 }
 
-// CreatorRecord is the value of CreatorLabel. ID is random for each
-// create, so that the record on a container is never its image's: an
-// image takes a container's labels when it is committed, and its author
-// may write any label, but a container created through dockgate gets a
-// record no image holds. Owner is the tenant the container was created
-// for ("" for none): the owner label counts only where the record says
-// so. Creators are the subject sets of the creator, its own first.
-type CreatorRecord struct {
-	ID       string     `json:"id"`
-	Owner    string     `json:"owner,omitempty"`
-	Creators [][]string `json:"creators"`
-}
+// CreatorRecord is the value of CreatorLabel (dockerd.CreatorRecord,
+// where it is read back).
+type CreatorRecord = dockerd.CreatorRecord

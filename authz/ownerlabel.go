@@ -2,6 +2,7 @@ package authz
 
 import (
 	"encoding/json"
+	"github.com/dockgate/dockgate/internal/dockerd"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -17,7 +18,7 @@ import (
 // A client may never set it itself: every body, query or
 // Dockerfile instruction that would set it is refused before the facts are
 // judged, in enforce and in audit mode alike.
-const OwnerLabel = "io.dockgate.owner"
+const OwnerLabel = dockerd.OwnerRecordLabel
 
 // ExpiresLabel is the label dockgate records when a tenant's object may be
 // removed by `dockgate gc --expired` (RFC 3339, UTC): creation time plus
@@ -28,7 +29,7 @@ const ExpiresLabel = "io.dockgate.expires"
 // (docs/containers.md): the JSON encoding of Request.Creator, the subject
 // sets the creator was judged by, its own first. A container it labels is
 // never judged beyond those.
-const CreatorLabel = "io.dockgate.creator"
+const CreatorLabel = dockerd.CreatorRecordLabel
 
 // reservedLabelPrefix is the label namespace dockgate keeps its own
 // records in (OwnerLabel, ExpiresLabel, and any it adds later): a client

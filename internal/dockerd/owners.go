@@ -2,7 +2,6 @@ package dockerd
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -156,23 +155,15 @@ func (d *Client) objectOwner(ctx context.Context, gen uint64, kind, nameOrID str
 	return id, labels, nil
 }
 
-// The labels in which dockgate records a container's owner and creator
-// (authz.OwnerLabel, authz.CreatorLabel).
-const (
-	ownerRecord   = "io.dockgate.owner"
-	creatorRecord = "io.dockgate.creator"
-)
-
-// withoutImageRecords drops a container's owner label when it is its
-// image's and no creator record of dockgate's vouches for it: a container
-// takes its image's labels, and an image's author may write any, so an
-// administrator's container of an image labelled as a tenant's would
-// otherwise be that tenant's. A creator record vouches when it is not the
-// image's (each one dockgate writes is new) and names that owner. When
-// the image is gone an owner label stands only with such a record.
+// withoutImageRecords drops a container's owner label unless it is
+// dockgate's record (ReadRecords): one that is its image's is not, since
+// an image's author may write any label and an administrator's container
+// of an image labelled as a tenant's would otherwise be that tenant's. An
+// owner label no creator record vouches for, set when the container was
+// created (by dockgate before it recorded creators, or by an
+// administrator), stays: tenancy read it so before.
 func (d *Client) withoutImageRecords(ctx context.Context, imageID string, labels map[string]string) (map[string]string, error) {
-	owner := labels[ownerRecord]
-	if owner == "" {
+	if labels[OwnerRecordLabel] == "" {
 		return labels, nil
 	}
 	var fromImage map[string]string
@@ -187,23 +178,12 @@ func (d *Client) withoutImageRecords(ctx context.Context, imageID string, labels
 	case !cerrdefs.IsNotFound(err):
 		return nil, err
 	}
-	if creator := labels[creatorRecord]; creator != "" && (!imageKnown || fromImage[creatorRecord] != creator) {
-		var rec struct {
-			ID    string `json:"id"`
-			Owner string `json:"owner"`
-		}
-		if json.Unmarshal([]byte(creator), &rec) == nil && rec.ID != "" && rec.Owner == owner {
-			return labels, nil
-		}
-	}
-	if imageKnown && fromImage[ownerRecord] != owner {
-		// Not the image's: set when the container was created (by
-		// dockgate before it recorded creators, or by an administrator).
+	if r := ReadRecords(labels, fromImage, imageKnown); r.Owner == labels[OwnerRecordLabel] {
 		return labels, nil
 	}
 	out := make(map[string]string, len(labels))
 	for k, v := range labels {
-		if k != ownerRecord {
+		if k != OwnerRecordLabel {
 			out[k] = v
 		}
 	}
