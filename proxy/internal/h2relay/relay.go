@@ -1,0 +1,536 @@
+// Package h2relay relays one HTTP/2 connection between the peer that opens
+// its streams (a gRPC client) and the peer that answers them, frame by
+// frame and byte for byte, and shows each gRPC call to a Watcher, which may
+// read the call's messages and refuse the call before the frame that
+// completes a message goes on.
+//
+// Nothing is re-encoded: every frame either goes on as the bytes received
+// or is dropped, and the relay only adds frames of its own that leave both
+// peers' HPACK state as it was (header fields "never indexed", RST_STREAM,
+// WINDOW_UPDATE, GOAWAY). That is what lets it stay out of the timing:
+// a frame is forwarded as soon as it is read, except while the Watcher
+// judges the message it completes.
+package h2relay
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Preface is the HTTP/2 client connection preface (RFC 9113 §3.4).
+const Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// Call is one gRPC call: a stream the client opened.
+type Call struct {
+	Stream uint32
+	// Method is the call's :path, "/package.Service/Method".
+	Method string
+	// Metadata are the request's regular header fields (lower-case names).
+	Metadata map[string][]string
+}
+
+// Watch says which messages of a call the Watcher reads.
+type Watch struct {
+	Requests, Responses bool
+}
+
+// Watcher judges the calls of one relayed connection. Its methods are
+// called from the relay's two goroutines (one per direction), so it must
+// be safe for concurrent use; each call blocks the direction it was
+// called from, and only that one.
+type Watcher interface {
+	// Start is told of every call the client opens. An error refuses the
+	// call: its client gets PERMISSION_DENIED with the error's text.
+	Start(c *Call) (Watch, error)
+	// Message is shown each whole message of a watched direction (the
+	// gRPC length prefix removed) before the frame that completes it is
+	// forwarded. An error refuses the call and the frame is not
+	// forwarded; keep false stops the reading of that direction.
+	Message(c *Call, response bool, msg []byte) (keep bool, err error)
+	// End is told when a started call is over, either way.
+	End(c *Call)
+}
+
+// Options bound what the relay holds.
+type Options struct {
+	// MaxMessage is the largest gRPC message of a watched direction
+	// (default 32 MiB): a larger one refuses its call.
+	MaxMessage int
+	// MaxHeaderList is the largest decoded header list (default 1 MiB): a
+	// larger one refuses its call.
+	MaxHeaderList uint32
+	// Grace is how long the client's direction may still flow after the
+	// server's ended (default 2 s).
+	Grace time.Duration
+}
+
+// Result is what a relayed connection carried.
+type Result struct {
+	// FromClient and FromServer are the bytes each peer sent that were
+	// forwarded.
+	FromClient, FromServer int64
+	// Refused is the number of calls refused.
+	Refused int
+	// Err is why the relay ended the connection itself (a frame it could
+	// not read with certainty), nil when a peer ended it.
+	Err error
+}
+
+// maxRefused bounds the streams a connection may have refused before the
+// relay ends it: each is remembered for as long as the connection lasts.
+const maxRefused = 10000
+
+// Relay serves the connection until both peers are done with it or ctx
+// ends. client sent (or will send) the preface; the readers are the
+// buffered readers of each connection, which may hold bytes already read.
+// It closes both connections before it returns.
+func Relay(ctx context.Context, client net.Conn, clientR *bufio.Reader, server net.Conn, serverR *bufio.Reader, w Watcher, o Options) Result {
+	if o.MaxMessage <= 0 {
+		o.MaxMessage = 32 << 20
+	}
+	if o.MaxHeaderList == 0 {
+		o.MaxHeaderList = 1 << 20
+	}
+	if o.Grace <= 0 {
+		o.Grace = 2 * time.Second
+	}
+	r := &relay{w: w, o: o, calls: map[uint32]*call{}, refused: map[uint32]bool{}}
+	r.cl = newPeer("client", client, clientR, o)
+	r.sv = newPeer("server", server, serverR, o)
+
+	stop := context.AfterFunc(ctx, func() { r.fail(nil) })
+	defer stop()
+
+	clientDone := make(chan error, 1)
+	go func() { clientDone <- r.pump(r.cl, r.sv) }()
+	serverErr := r.pump(r.sv, r.cl)
+	var clientErr error
+	select {
+	case clientErr = <-clientDone:
+	case <-time.After(o.Grace):
+		r.closeBoth()
+		clientErr = <-clientDone
+	}
+	r.closeBoth()
+	r.endAll()
+
+	res := Result{FromClient: r.cl.forwarded, FromServer: r.sv.forwarded, Refused: r.nRefused}
+	r.mu.Lock()
+	res.Err = r.err
+	r.mu.Unlock()
+	if res.Err == nil {
+		for _, err := range []error{clientErr, serverErr} {
+			var pe *protocolError
+			if errors.As(err, &pe) {
+				res.Err = err
+				break
+			}
+		}
+	}
+	return res
+}
+
+// protocolError is a frame the relay could not read with certainty.
+type protocolError struct{ msg string }
+
+func (e *protocolError) Error() string { return e.msg }
+
+func protoErr(format string, args ...any) error {
+	return &protocolError{msg: fmt.Sprintf(format, args...)}
+}
+
+type relay struct {
+	cl, sv *peer
+	w      Watcher
+	o      Options
+
+	mu       sync.Mutex
+	calls    map[uint32]*call
+	refused  map[uint32]bool
+	nRefused int
+	lastOpen uint32
+	err      error
+	failed   bool
+}
+
+// call is a started call's state. Each direction's fields are only touched
+// by that direction's goroutine; refused is read by both under relay.mu.
+type call struct {
+	Call
+	watch    [2]bool   // requests, responses
+	partial  [2][]byte // a message being read, per direction
+	ended    [2]bool
+	headers  bool // the server sent response headers
+	finished bool // End was called
+}
+
+const (
+	requests  = 0
+	responses = 1
+)
+
+// pump relays what from sends to to, frame by frame, until from ends.
+func (r *relay) pump(from, to *peer) error {
+	dir := requests
+	if from == r.sv {
+		dir = responses
+	}
+	if dir == requests {
+		if err := from.readPreface(); err != nil {
+			var pe *protocolError
+			if errors.As(err, &pe) {
+				r.fail(err)
+			}
+			to.closeWrite()
+			return err
+		}
+		if err := to.write(from.take()); err != nil {
+			return err
+		}
+	}
+	for {
+		f, err := from.fr.ReadFrame()
+		if err != nil {
+			if isEnd(err) {
+				to.closeWrite()
+				return nil
+			}
+			err = protoErr("%s sent a frame dockgate cannot read: %v", from.name, err)
+			r.fail(err)
+			return err
+		}
+		raw := from.take()
+		forward, err := r.frame(dir, from, to, f, raw)
+		if err != nil {
+			r.fail(err)
+			return err
+		}
+		if forward {
+			if err := to.write(raw); err != nil {
+				return err
+			}
+			from.forwarded += int64(len(raw))
+		}
+	}
+}
+
+func isEnd(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe)
+}
+
+// frame handles one frame read from from: it reports whether the frame is
+// forwarded as read. An error ends the connection.
+func (r *relay) frame(dir int, from, to *peer, f http2.Frame, raw []byte) (bool, error) {
+	switch f := f.(type) {
+	case *http2.MetaHeadersFrame:
+		return r.headers(dir, from, to, f, raw)
+	case *http2.DataFrame:
+		return r.data(dir, from, to, f)
+	case *http2.RSTStreamFrame:
+		r.mu.Lock()
+		c := r.calls[f.StreamID]
+		refused := r.refused[f.StreamID]
+		r.mu.Unlock()
+		if c != nil {
+			c.ended = [2]bool{true, true}
+			r.end(c)
+		}
+		// Both peers had dockgate's frames ending it already.
+		return !refused, nil
+	case *http2.PushPromiseFrame:
+		return false, protoErr("%s sent PUSH_PROMISE, which gRPC never does", from.name)
+	}
+	return true, nil
+}
+
+// headers handles a header block: a new call, response headers or
+// trailers. A header block is always forwarded, refused call or not: the
+// peer's HPACK table must see every block the sender encoded.
+func (r *relay) headers(dir int, from, to *peer, f *http2.MetaHeadersFrame, raw []byte) (bool, error) {
+	id := f.StreamID
+	r.mu.Lock()
+	c := r.calls[id]
+	refused := r.refused[id]
+	r.mu.Unlock()
+	if dir == responses {
+		if c == nil && !refused {
+			return false, protoErr("%s sent headers on stream %d, which no call opened", from.name, id)
+		}
+		if c != nil {
+			c.headers = true
+			if f.StreamEnded() {
+				c.ended[responses] = true
+				r.endIfDone(c)
+			}
+		}
+		return true, nil
+	}
+	if c != nil || refused {
+		if refused {
+			// A gRPC client never sends trailers; after dockgate's
+			// RST_STREAM the server could only take them as a
+			// connection error, and they cannot be dropped.
+			return false, protoErr("%s sent headers on stream %d after dockgate refused it", from.name, id)
+		}
+		if f.StreamEnded() {
+			c.ended[requests] = true
+			r.endIfDone(c)
+		}
+		return true, nil
+	}
+	r.mu.Lock()
+	if id%2 == 0 || id <= r.lastOpen {
+		r.mu.Unlock()
+		return false, protoErr("%s opened stream %d out of order", from.name, id)
+	}
+	r.lastOpen = id
+	c = &call{Call: Call{Stream: id, Method: f.PseudoValue("path"), Metadata: map[string][]string{}}}
+	r.calls[id] = c
+	r.mu.Unlock()
+	for _, hf := range f.RegularFields() {
+		c.Metadata[hf.Name] = append(c.Metadata[hf.Name], hf.Value)
+	}
+	var err error
+	var watch Watch
+	if f.Truncated {
+		err = fmt.Errorf("the headers of %s are larger than %d bytes", c.Method, r.o.MaxHeaderList)
+	} else {
+		watch, err = r.w.Start(&c.Call)
+	}
+	c.watch = [2]bool{watch.Requests, watch.Responses}
+	if err != nil {
+		// The server gets the headers (its HPACK table must), then at
+		// once the RST_STREAM, and never a message of the call.
+		if werr := to.write(raw); werr != nil {
+			return false, werr
+		}
+		from.forwarded += int64(len(raw))
+		return false, r.refuse(c, err)
+	}
+	if f.StreamEnded() {
+		c.ended[requests] = true
+	}
+	return true, nil
+}
+
+// data handles a DATA frame: it reads the messages of a watched
+// direction, and drops what either peer still sends on a refused call
+// (the gRPC client's transport would ignore it; dropped, it never reaches
+// the server at all), giving the sender its flow-control window back.
+func (r *relay) data(dir int, from, to *peer, f *http2.DataFrame) (bool, error) {
+	id := f.StreamID
+	r.mu.Lock()
+	c := r.calls[id]
+	refused := r.refused[id]
+	r.mu.Unlock()
+	if refused {
+		return false, r.credit(from, f)
+	}
+	if c == nil {
+		// A stream already over: the peer ignores the frame, and counts
+		// it against the connection's flow control as sent.
+		return true, nil
+	}
+	if c.watch[dir] {
+		c.partial[dir] = append(c.partial[dir], f.Data()...)
+		for c.watch[dir] {
+			msg, rest, ok, err := nextMessage(c.partial[dir], r.o.MaxMessage)
+			if err != nil {
+				return false, r.refuseDropping(c, from, f, err)
+			}
+			if !ok {
+				break
+			}
+			keep, err := r.w.Message(&c.Call, dir == responses, msg)
+			if err != nil {
+				return false, r.refuseDropping(c, from, f, err)
+			}
+			c.partial[dir] = rest
+			if !keep {
+				c.watch[dir] = false
+				c.partial[dir] = nil
+			}
+		}
+		if len(c.partial[dir]) == 0 {
+			c.partial[dir] = nil // let a large message's buffer go
+		}
+	}
+	if f.StreamEnded() {
+		c.ended[dir] = true
+		r.endIfDone(c)
+	}
+	return true, nil
+}
+
+// nextMessage splits the first whole gRPC message off buf.
+func nextMessage(buf []byte, max int) (msg, rest []byte, ok bool, err error) {
+	if len(buf) < 5 {
+		return nil, buf, false, nil
+	}
+	if buf[0] != 0 {
+		return nil, nil, false, errors.New("dockgate cannot read a compressed gRPC message")
+	}
+	n := int(uint32(buf[1])<<24 | uint32(buf[2])<<16 | uint32(buf[3])<<8 | uint32(buf[4]))
+	if n > max || n < 0 {
+		return nil, nil, false, fmt.Errorf("a gRPC message of %d bytes is larger than dockgate reads (%d)", n, max)
+	}
+	if len(buf) < 5+n {
+		return nil, buf, false, nil
+	}
+	return buf[5 : 5+n], buf[5+n:], true, nil
+}
+
+// refuseDropping refuses c on a frame of its own that is dropped.
+func (r *relay) refuseDropping(c *call, from *peer, f *http2.DataFrame, err error) error {
+	if ferr := r.refuse(c, err); ferr != nil {
+		return ferr
+	}
+	return r.credit(from, f)
+}
+
+// refuse ends call c with why: its client gets trailers saying
+// PERMISSION_DENIED, its server a RST_STREAM(CANCEL), and what the client
+// still sends on it is dropped.
+func (r *relay) refuse(c *call, why error) error {
+	r.mu.Lock()
+	if r.refused[c.Stream] {
+		r.mu.Unlock()
+		return nil
+	}
+	if r.nRefused >= maxRefused {
+		r.mu.Unlock()
+		return protoErr("the client had more than %d calls refused on one connection", maxRefused)
+	}
+	r.refused[c.Stream] = true
+	r.nRefused++
+	r.mu.Unlock()
+	if err := r.cl.inject(func(fr *http2.Framer) error { return writeRefusal(fr, c.Stream, c.headers, why.Error()) }); err != nil {
+		return err
+	}
+	if err := r.sv.inject(func(fr *http2.Framer) error { return fr.WriteRSTStream(c.Stream, http2.ErrCodeCancel) }); err != nil {
+		return err
+	}
+	c.ended = [2]bool{true, true}
+	c.watch = [2]bool{}
+	c.partial = [2][]byte{}
+	r.end(c)
+	return nil
+}
+
+// credit gives the sender of a dropped DATA frame back the connection
+// flow-control window it spent: the receiver never counts that frame.
+func (r *relay) credit(from *peer, f *http2.DataFrame) error {
+	n := f.Header().Length
+	if n == 0 {
+		return nil
+	}
+	return from.inject(func(fr *http2.Framer) error { return fr.WriteWindowUpdate(0, n) })
+}
+
+// writeRefusal writes the trailers that end stream id with
+// PERMISSION_DENIED and msg. Every field is "never indexed": the client's
+// HPACK table stays exactly as the server's encoder left it.
+func writeRefusal(fr *http2.Framer, id uint32, afterHeaders bool, msg string) error {
+	var hb []byte
+	buf := &byteWriter{b: &hb}
+	enc := hpack.NewEncoder(buf)
+	field := func(name, value string) {
+		_ = enc.WriteField(hpack.HeaderField{Name: name, Value: value, Sensitive: true})
+	}
+	if !afterHeaders {
+		field(":status", "200")
+		field("content-type", "application/grpc")
+	}
+	field("grpc-status", "7") // PERMISSION_DENIED
+	field("grpc-message", percentEncode(msg))
+	return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb, EndStream: true, EndHeaders: true})
+}
+
+type byteWriter struct{ b *[]byte }
+
+func (w *byteWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); return len(p), nil }
+
+// percentEncode encodes a grpc-message value: bytes outside printable
+// ASCII, and '%', as %XX.
+func percentEncode(s string) string {
+	const hex = "0123456789ABCDEF"
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '%' {
+			out = append(out, '%', hex[c>>4], hex[c&15])
+			continue
+		}
+		out = append(out, c)
+	}
+	return string(out)
+}
+
+func (r *relay) endIfDone(c *call) {
+	if c.ended[requests] && c.ended[responses] {
+		r.end(c)
+	}
+}
+
+// end tells the Watcher c is over, once, and forgets it.
+func (r *relay) end(c *call) {
+	r.mu.Lock()
+	if c.finished {
+		r.mu.Unlock()
+		return
+	}
+	c.finished = true
+	delete(r.calls, c.Stream)
+	r.mu.Unlock()
+	r.w.End(&c.Call)
+}
+
+func (r *relay) endAll() {
+	r.mu.Lock()
+	var open []*call
+	for _, c := range r.calls {
+		open = append(open, c)
+	}
+	r.mu.Unlock()
+	for _, c := range open {
+		r.end(c)
+	}
+}
+
+// fail ends the connection: with err (a frame the relay could not read),
+// both peers get GOAWAY(PROTOCOL_ERROR) saying why; with nil (ctx ended)
+// both are just closed.
+func (r *relay) fail(err error) {
+	r.mu.Lock()
+	if r.failed {
+		r.mu.Unlock()
+		return
+	}
+	r.failed = true
+	if err != nil {
+		r.err = err
+	}
+	last := r.lastOpen
+	r.mu.Unlock()
+	if err != nil {
+		debug := []byte("dockgate: " + err.Error())
+		for _, p := range []*peer{r.cl, r.sv} {
+			_ = p.injectWithin(time.Second, func(fr *http2.Framer) error { return fr.WriteGoAway(last, http2.ErrCodeProtocol, debug) })
+		}
+	}
+	r.closeBoth()
+}
+
+func (r *relay) closeBoth() {
+	r.cl.conn.Close()
+	r.sv.conn.Close()
+}
