@@ -238,7 +238,9 @@ func TestUnreadableFramesEndTheConnection(t *testing.T) {
 			c1, c2 := socketPair(t)
 			s1, s2 := socketPair(t)
 			done := make(chan Result, 1)
-			go func() { done <- Relay(t.Context(), c2, bufio.NewReader(c2), s2, bufio.NewReader(s2), &testWatcher{}, Options{}) }()
+			go func() {
+				done <- Relay(t.Context(), c2, bufio.NewReader(c2), s2, bufio.NewReader(s2), &testWatcher{}, Options{})
+			}()
 			go func() { // the server side just reads
 				buf := make([]byte, 4096)
 				for {
