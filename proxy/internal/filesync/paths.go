@@ -69,33 +69,34 @@ func (r *Reader) place(names []alias, target string) ([]File, error) {
 		// The dir itself is no file; dockerd finds nothing to read there.
 		return nil, nil
 	}
-	parts := strings.Split(target, "/")
-	for i := 1; i < len(parts); i++ {
-		dir := strings.Join(parts[:i], "/")
-		e, ok := r.byPath[dir]
+	// Walk down to target; a symbolic link on the way sends the names on
+	// with the rest of their path.
+	e := r.root
+	for rest := target; rest != ""; {
+		var name string
+		name, rest, _ = strings.Cut(rest, "/")
+		next, ok := e.children[name]
 		if !ok {
-			continue
+			r.want[target] = append(r.want[target], names...)
+			return nil, nil
+		}
+		e = next
+		if rest == "" {
+			break
 		}
 		switch e.kind {
 		case directory:
-			continue
 		case symlink:
-			next, err := follow(names, dir)
+			next, err := follow(names, e.path)
 			if err != nil {
 				return nil, err
 			}
-			rest := strings.Join(parts[i:], "/")
-			return r.place(next, path.Join(linkTarget(dir, e.link), rest))
+			return r.place(next, path.Join(linkTarget(e.path, e.link), rest))
 		default:
 			// A file where a directory should be: the path cannot exist,
-			// and a later entry below it is refused by the receiver.
+			// and the receiver refuses an entry stated below it.
 			return nil, nil
 		}
-	}
-	e, ok := r.byPath[target]
-	if !ok {
-		r.want[target] = append(r.want[target], names...)
-		return nil, nil
 	}
 	switch e.kind {
 	case symlink:

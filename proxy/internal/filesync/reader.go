@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"sort"
+	"strings"
 
 	"github.com/tonistiigi/fsutil/types"
 	"google.golang.org/protobuf/proto"
@@ -37,10 +39,12 @@ type Reader struct {
 
 	// want holds the wanted names whose path is not stated yet, by the path
 	// they wait for (a link stated on their way changes the path).
-	want   map[string][]alias
-	byPath map[string]*entry
-	byID   []*entry // the ID of an entry is its index in the listing
-	kept   int64
+	want map[string][]alias
+	// root is the synced dir; the entries stated hang below it, so that
+	// finding a path costs its length, whatever a link made it.
+	root *entry
+	byID []*entry // the ID of an entry is its index in the listing
+	kept int64
 
 	listed      bool // the empty STAT that ends the listing was seen
 	receiverFIN bool
@@ -113,6 +117,7 @@ type entry struct {
 	complete  bool
 	passed    int64 // content bytes that passed, kept or not
 	content   []byte
+	children  map[string]*entry // of a directory, by name
 }
 
 // NewReader returns a Reader for the wanted paths, as the receiver named
@@ -122,7 +127,7 @@ func NewReader(want []string, opts ...Option) *Reader {
 		limit:      DefaultLimit,
 		maxEntries: DefaultMaxEntries,
 		want:       make(map[string][]alias),
-		byPath:     make(map[string]*entry),
+		root:       &entry{kind: directory, children: make(map[string]*entry)},
 	}
 	for _, o := range opts {
 		o(r)
@@ -268,7 +273,17 @@ func (r *Reader) stat(st *types.Stat) ([]File, error) {
 	if err := checkStatedPath(p); err != nil {
 		return nil, err
 	}
-	if _, dup := r.byPath[p]; dup {
+	// fsutil lists a directory before what it holds, and its receiver
+	// refuses an entry whose directory it has not seen (validator.go).
+	parent := r.root
+	if dir := path.Dir(p); dir != "." {
+		parent = r.lookup(dir)
+		if parent == nil || parent.kind != directory {
+			return nil, fmt.Errorf("the client stated %q before its directory", p)
+		}
+	}
+	base := path.Base(p)
+	if _, dup := parent.children[base]; dup {
 		return nil, fmt.Errorf("the client stated %q twice", p)
 	}
 	if len(r.byID) >= r.maxEntries {
@@ -278,6 +293,7 @@ func (r *Reader) stat(st *types.Stat) ([]File, error) {
 	switch mode := os.FileMode(st.Mode); {
 	case mode.IsDir():
 		e.kind = directory
+		e.children = make(map[string]*entry)
 	case mode&os.ModeSymlink != 0:
 		e.kind = symlink
 	case mode&os.ModeType != 0:
@@ -286,15 +302,15 @@ func (r *Reader) stat(st *types.Stat) ([]File, error) {
 		e.kind = hardlink
 		// fsutil's receiver links to a file stated before, by its exact path
 		// (fsutil hardlinks.go); anything else it refuses, and so do we.
-		t, ok := r.byPath[st.Linkname]
-		if !ok || t.kind != regular {
+		t := r.lookup(st.Linkname)
+		if t == nil || t.kind != regular {
 			return nil, fmt.Errorf("the client stated %q as a hard link to %q, which is not a regular file stated before", p, st.Linkname)
 		}
 	default:
 		e.kind = regular
 	}
 	r.byID = append(r.byID, e)
-	r.byPath[p] = e
+	parent.children[base] = e
 
 	// The names waiting for this path, or for a path below it: the entry
 	// may be their file, or a link or non-directory on their way.
@@ -316,6 +332,22 @@ func (r *Reader) stat(st *types.Stat) ([]File, error) {
 		files = append(files, f...)
 	}
 	return files, nil
+}
+
+// lookup finds the entry stated at p, through directories only.
+func (r *Reader) lookup(p string) *entry {
+	e := r.root
+	for rest := p; rest != ""; {
+		var name string
+		name, rest, _ = strings.Cut(rest, "/")
+		if e.kind != directory {
+			return nil
+		}
+		if e = e.children[name]; e == nil {
+			return nil
+		}
+	}
+	return e
 }
 
 func (r *Reader) data(id uint32, chunk []byte) ([]File, error) {

@@ -21,7 +21,7 @@ type node struct {
 	dir     bool
 }
 
-func makeTree(t *testing.T, tree map[string]node) string {
+func makeTree(t testing.TB, tree map[string]node) string {
 	t.Helper()
 	root := t.TempDir()
 	paths := make([]string, 0, len(tree))

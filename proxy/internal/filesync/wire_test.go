@@ -95,7 +95,7 @@ type syncOpt struct {
 
 // transfer runs fsutil.Send of src against fsutil.Receive into dest and
 // returns every message both sent.
-func transfer(t *testing.T, src, dest string, opt syncOpt) []message {
+func transfer(t testing.TB, src, dest string, opt syncOpt) []message {
 	t.Helper()
 	// The timeout only detects a hang of the transfer itself.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
