@@ -161,6 +161,12 @@ func TestReaderCraftedFlows(t *testing.T) {
 			steps: []step{file(t, "A"), {fromSender: true, msg: packet(t, &types.Packet{Type: types.Packet_PACKET_ERR, Data: []byte("walk failed")}), senderErr: "walk failed"}, file(t, "B")},
 			err:   "after the end of the transfer",
 		},
+		{
+			name:  "listing larger than allowed",
+			opts:  []Option{WithMaxListing(20)},
+			steps: []step{file(t, "A"), statOf(t, "B", modeSymlink, strings.Repeat("x/", 10))},
+			err:   "listing is larger than 20 bytes",
+		},
 		{name: "more entries than allowed", opts: []Option{WithMaxEntries(2)}, steps: []step{file(t, "A"), file(t, "B"), file(t, "C")}, err: "more than 2 entries"},
 
 		// What the Reader follows.

@@ -17,11 +17,15 @@ import (
 // spare; BuildKit's own limit on a Dockerfile is lower.
 const DefaultLimit = 16 << 20
 
-// DefaultMaxEntries is how many entries a listing may state unless told
-// otherwise. The Reader remembers every stated path, because a symbolic or
-// hard link stated later may name any of them; the dir BuildKit syncs for a
-// Dockerfile holds the handful of files its include patterns name.
-const DefaultMaxEntries = 100000
+// DefaultMaxEntries and DefaultMaxListing are how many entries a listing
+// may state, and how many bytes their paths and link targets may take,
+// unless told otherwise. The Reader remembers every stated entry, because a
+// symbolic or hard link stated later may name any of them; the dir BuildKit
+// syncs for a Dockerfile holds the handful of files its followpaths name.
+const (
+	DefaultMaxEntries = 10000
+	DefaultMaxListing = 4 << 20
+)
 
 // metadataPath is the one path fsutil's receiver leaves out of its ID count
 // when it receives metadata only (fsutil receive.go): a sender that states
@@ -36,17 +40,19 @@ const metadataPath = ".fsutil-metadata"
 type Reader struct {
 	limit      int64
 	maxEntries int
+	maxListing int64
 
 	// want holds the wanted names whose path is not stated yet, by the path
 	// they wait for (a link stated on their way changes the path).
 	want map[string][]alias
 	// root is the synced dir; the entries stated hang below it, so that
 	// finding a path costs its length, whatever a link made it.
-	root *entry
-	byID []*entry // the ID of an entry is its index in the listing
-	kept int64
+	root   *entry
+	byID   []*entry // the ID of an entry is its index in the listing
+	kept   int64 // bytes of wanted files' content kept
+	listed int64 // bytes of the paths and link targets stated
 
-	listed      bool // the empty STAT that ends the listing was seen
+	ended       bool // the empty STAT that ends the listing was seen
 	receiverFIN bool
 	done        bool // the sender's FIN or ERR was seen
 	err         error
@@ -62,6 +68,10 @@ func WithLimit(bytes int64) Option { return func(r *Reader) { r.limit = bytes } 
 // WithMaxEntries sets how many entries the listing may state before the
 // Reader fails.
 func WithMaxEntries(n int) Option { return func(r *Reader) { r.maxEntries = n } }
+
+// WithMaxListing sets how many bytes the stated paths and link targets may
+// take before the Reader fails.
+func WithMaxListing(bytes int64) Option { return func(r *Reader) { r.maxListing = bytes } }
 
 // Event is what one message of the sender means to the proxy.
 type Event struct {
@@ -126,6 +136,7 @@ func NewReader(want []string, opts ...Option) *Reader {
 	r := &Reader{
 		limit:      DefaultLimit,
 		maxEntries: DefaultMaxEntries,
+		maxListing: DefaultMaxListing,
 		want:       make(map[string][]alias),
 		root:       &entry{kind: directory, children: make(map[string]*entry)},
 	}
@@ -226,11 +237,11 @@ func (r *Reader) fromSender(msg []byte) (Event, error) {
 	}
 	switch p.Type {
 	case types.Packet_PACKET_STAT:
-		if r.listed {
+		if r.ended {
 			return Event{}, errors.New("the client stated a file after the end of its listing")
 		}
 		if p.Stat == nil {
-			r.listed = true
+			r.ended = true
 			return Event{}, nil
 		}
 		files, err := r.stat(p.Stat)
@@ -239,7 +250,7 @@ func (r *Reader) fromSender(msg []byte) (Event, error) {
 		files, err := r.data(p.ID, p.Data)
 		return Event{Complete: files}, err
 	case types.Packet_PACKET_FIN:
-		if !r.listed {
+		if !r.ended {
 			return Event{}, errors.New("the client ended the transfer before its listing")
 		}
 		if !r.receiverFIN {
@@ -288,6 +299,10 @@ func (r *Reader) stat(st *types.Stat) ([]File, error) {
 	}
 	if len(r.byID) >= r.maxEntries {
 		return nil, fmt.Errorf("the client stated more than %d entries", r.maxEntries)
+	}
+	r.listed += int64(len(p) + len(st.Linkname))
+	if r.listed > r.maxListing {
+		return nil, fmt.Errorf("the client's listing is larger than %d bytes (at %q)", r.maxListing, p)
 	}
 	e := &entry{id: uint32(len(r.byID)), path: p, link: st.Linkname}
 	switch mode := os.FileMode(st.Mode); {
