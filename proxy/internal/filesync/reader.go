@@ -49,8 +49,8 @@ type Reader struct {
 	// finding a path costs its length, whatever a link made it.
 	root   *entry
 	byID   []*entry // the ID of an entry is its index in the listing
-	kept   int64 // bytes of wanted files' content kept
-	listed int64 // bytes of the paths and link targets stated
+	kept   int64    // bytes of wanted files' content kept
+	listed int64    // bytes of the paths and link targets stated
 
 	ended       bool // the empty STAT that ends the listing was seen
 	receiverFIN bool
