@@ -62,7 +62,7 @@ func FuzzReader(f *testing.F) {
 	const limit = 1 << 10
 	f.Fuzz(func(t *testing.T, b []byte) {
 		wanted := map[string]bool{"Dockerfile": true, "Dockerfile.dockerignore": true}
-		r := NewReader([]string{"Dockerfile", "Dockerfile.dockerignore"}, WithLimit(limit), WithMaxEntries(64))
+		r := NewReader([]string{"Dockerfile", "Dockerfile.dockerignore"}, WithLimit(limit), WithMaxEntries(64), WithFreshStats(0x1234))
 		var failed error
 		for _, m := range decodeMessages(b) {
 			var ev Event
@@ -89,6 +89,9 @@ func FuzzReader(f *testing.F) {
 				if len(c.Content) > limit {
 					t.Fatalf("%q has %d bytes, past the limit", c.Name, len(c.Content))
 				}
+			}
+			if ev.Replace != nil && len(ev.Replace) != len(m.bytes) {
+				t.Fatalf("a replacement of %d bytes for a message of %d", len(ev.Replace), len(m.bytes))
 			}
 			for _, name := range ev.Missing {
 				if !wanted[name] {

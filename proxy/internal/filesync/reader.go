@@ -41,6 +41,7 @@ type Reader struct {
 	limit      int64
 	maxEntries int
 	maxListing int64
+	fresh      int64 // with WithFreshStats, what the modification times are XORed with
 
 	// want holds the wanted names whose path is not stated yet, by the path
 	// they wait for (a link stated on their way changes the path).
@@ -86,6 +87,11 @@ type Event struct {
 	// it (it had the file already) or it is not a regular file. Wanted
 	// names never stated are not listed: dockerd has no such file either.
 	Missing []string
+	// Replace, with WithFreshStats, is the STAT of a wanted file with a new
+	// modification time, as many bytes long as the message: forwarded
+	// instead of it, it makes dockerd ask for the file's content even where
+	// it has a file of the same size and time. Nil when there is none.
+	Replace []byte
 	// SenderError is set when the sender gave up with an ERR packet; dockerd
 	// then fails the transfer, so the message may be forwarded, and the
 	// Reader accepts nothing after it.
@@ -245,7 +251,10 @@ func (r *Reader) fromSender(msg []byte) (Event, error) {
 			return Event{}, nil
 		}
 		files, err := r.stat(p.Stat)
-		return Event{Complete: files}, err
+		if err != nil {
+			return Event{}, err
+		}
+		return Event{Complete: files, Replace: r.freshStat(p, len(msg))}, nil
 	case types.Packet_PACKET_DATA:
 		files, err := r.data(p.ID, p.Data)
 		return Event{Complete: files}, err

@@ -26,12 +26,27 @@ type message struct {
 type wire struct {
 	mu  sync.Mutex
 	log []message
+	// relay, when set, sees each message as the proxy would, before the
+	// other side can read it, and says what to forward instead.
+	relay    func(m message) ([]byte, error)
+	relayErr error
 }
 
-func (w *wire) record(fromSender bool, b []byte) {
+// pass records a message and returns what goes on to the other side.
+func (w *wire) pass(fromSender bool, b []byte) []byte {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.log = append(w.log, message{fromSender: fromSender, bytes: b})
+	m := message{fromSender: fromSender, bytes: b}
+	w.log = append(w.log, m)
+	if w.relay == nil || w.relayErr != nil {
+		return b
+	}
+	out, err := w.relay(m)
+	if err != nil {
+		w.relayErr = err
+		return b
+	}
+	return out
 }
 
 func (w *wire) messages() []message {
@@ -60,7 +75,7 @@ func (e *end) SendMsg(m interface{}) error {
 	if err != nil {
 		return fmt.Errorf("marshal packet: %w", err)
 	}
-	e.w.record(e.fromSender, b)
+	b = e.w.pass(e.fromSender, b)
 	select {
 	case e.out <- b:
 		return nil
@@ -91,6 +106,7 @@ type syncOpt struct {
 	include []string // the sender's include patterns
 	follow  []string // followpaths
 	differ  fsutil.DiffType
+	relay   func(m message) ([]byte, error)
 }
 
 // transfer runs fsutil.Send of src against fsutil.Receive into dest and
@@ -110,7 +126,7 @@ func transfer(t testing.TB, src, dest string, opt syncOpt) []message {
 		t.Fatalf("filter fs: %v", err)
 	}
 
-	w := &wire{}
+	w := &wire{relay: opt.relay}
 	toReceiver := make(chan []byte, 64)
 	toSender := make(chan []byte, 64)
 	sender := &end{ctx: ctx, w: w, fromSender: true, in: toSender, out: toReceiver}
@@ -128,6 +144,9 @@ func transfer(t testing.TB, src, dest string, opt syncOpt) []message {
 	}
 	if err := <-sent; err != nil {
 		t.Fatalf("send: %v", err)
+	}
+	if w.relayErr != nil {
+		t.Fatalf("relay: %v", w.relayErr)
 	}
 	return w.messages()
 }
