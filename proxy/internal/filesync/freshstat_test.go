@@ -13,8 +13,8 @@ import (
 )
 
 // TestFreshStatsMakeDockerdAskAgain relays a second transfer of an unchanged
-// Dockerfile into the dir dockerd kept, comparing metadata as BuildKit
-// before v0.10 does, through a Reader that replaces the wanted file's STAT:
+// Dockerfile into the dir dockerd kept, comparing metadata as the Dockerfile
+// frontend of Engine 20.10's BuildKit has it do, through a Reader that replaces the wanted file's STAT:
 // dockerd asks for the file again, and what it has is what was judged.
 func TestFreshStatsMakeDockerdAskAgain(t *testing.T) {
 	tests := []struct {
