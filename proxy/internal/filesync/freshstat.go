@@ -15,9 +15,9 @@ const freshMask = 1<<20 - 1
 // wanted regular file, with its modification time changed by nonce (use a
 // new random one for each transfer). dockerd's receiver asks only for the
 // files whose size and time differ from those it kept of an earlier
-// transfer with the same shared key, and an older Dockerfile frontend (the
-// one of BuildKit 0.8 in Engine 20.10) sets no other differ for the
-// Dockerfile, as today's sets DiffNone: without a fresh stat, rebuilding an
+// transfer with the same shared key; the Dockerfile frontend of BuildKit 0.8
+// (Engine 20.10) keeps that default for the Dockerfile, where today's asks
+// for every file (DiffNone). Without a fresh stat, rebuilding an
 // unchanged Dockerfile leaves it Missing, and the proxy cannot judge it.
 func WithFreshStats(nonce uint64) Option {
 	return func(r *Reader) {
