@@ -59,7 +59,7 @@ type Reader struct {
 	err         error
 }
 
-// Option changes a Reader's limits.
+// Option changes a Reader's limits or has it offer fresh stats.
 type Option func(*Reader)
 
 // WithLimit sets how many bytes of wanted files' content the Reader keeps
@@ -92,9 +92,10 @@ type Event struct {
 	// instead of it, it makes dockerd ask for the file's content even where
 	// it has a file of the same size and time. Nil when there is none.
 	Replace []byte
-	// SenderError is set when the sender gave up with an ERR packet; dockerd
-	// then fails the transfer, so the message may be forwarded, and the
-	// Reader accepts nothing after it.
+	// SenderError is set when the sender gave up with an ERR packet. dockerd
+	// fails the transfer on it (some older fsutil receivers ignore
+	// it), and the Reader accepts nothing after it, so the message may be
+	// forwarded: nothing unjudged follows it.
 	SenderError string
 }
 
