@@ -54,8 +54,11 @@ type Watcher interface {
 	// Message is shown each whole message of a watched direction (the
 	// gRPC length prefix removed) before the frame that completes it is
 	// forwarded. An error refuses the call and the frame is not
-	// forwarded; keep false stops the reading of that direction.
-	Message(c *Call, response bool, msg []byte) (keep bool, err error)
+	// forwarded; keep false stops the reading of that direction. A
+	// replacement, when not nil, is forwarded instead of msg: it must be
+	// as long, so that no frame changes length, and msg must lie whole in
+	// the frame that completes it (else the call is refused).
+	Message(c *Call, response bool, msg []byte) (keep bool, replace []byte, err error)
 	// End is told when a started call is over, either way.
 	End(c *Call)
 }
@@ -234,7 +237,7 @@ func (r *relay) frame(dir int, from, to *peer, f http2.Frame, raw []byte) (bool,
 	case *http2.MetaHeadersFrame:
 		return r.headers(dir, from, to, f, raw)
 	case *http2.DataFrame:
-		return r.data(dir, from, to, f)
+		return r.data(dir, from, to, f, raw)
 	case *http2.RSTStreamFrame:
 		r.mu.Lock()
 		c := r.calls[f.StreamID]
@@ -326,7 +329,7 @@ func (r *relay) headers(dir int, from, to *peer, f *http2.MetaHeadersFrame, raw 
 // direction, and drops what either peer still sends on a refused call
 // (the gRPC client's transport would ignore it; dropped, it never reaches
 // the server at all), giving the sender its flow-control window back.
-func (r *relay) data(dir int, from, to *peer, f *http2.DataFrame) (bool, error) {
+func (r *relay) data(dir int, from, to *peer, f *http2.DataFrame, raw []byte) (bool, error) {
 	id := f.StreamID
 	r.mu.Lock()
 	c := r.calls[id]
@@ -341,27 +344,8 @@ func (r *relay) data(dir int, from, to *peer, f *http2.DataFrame) (bool, error) 
 		return true, nil
 	}
 	if c.watch[dir] {
-		c.partial[dir] = append(c.partial[dir], f.Data()...)
-		for c.watch[dir] {
-			msg, rest, ok, err := nextMessage(c.partial[dir], r.o.MaxMessage)
-			if err != nil {
-				return false, r.refuseDropping(c, from, f, err)
-			}
-			if !ok {
-				break
-			}
-			keep, err := r.w.Message(&c.Call, dir == responses, msg)
-			if err != nil {
-				return false, r.refuseDropping(c, from, f, err)
-			}
-			c.partial[dir] = rest
-			if !keep {
-				c.watch[dir] = false
-				c.partial[dir] = nil
-			}
-		}
-		if len(c.partial[dir]) == 0 {
-			c.partial[dir] = nil // let a large message's buffer go
+		if err := r.read(c, dir, f, raw); err != nil {
+			return false, r.refuseDropping(c, from, f, err)
 		}
 	}
 	if f.StreamEnded() {
@@ -369,6 +353,49 @@ func (r *relay) data(dir int, from, to *peer, f *http2.DataFrame) (bool, error) 
 		r.endIfDone(c)
 	}
 	return true, nil
+}
+
+// read shows the Watcher each message a DATA frame of a watched direction
+// completes, and writes a replacement it gives over the message in raw,
+// the frame as it will be forwarded.
+func (r *relay) read(c *call, dir int, f *http2.DataFrame, raw []byte) error {
+	carried := len(c.partial[dir]) // bytes of the partial message from earlier frames
+	buf := append(c.partial[dir], f.Data()...)
+	off := 0
+	for c.watch[dir] {
+		msg, _, ok, err := nextMessage(buf[off:], r.o.MaxMessage)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		keep, replace, err := r.w.Message(&c.Call, dir == responses, msg)
+		if err != nil {
+			return err
+		}
+		if replace != nil {
+			at := off + 5 - carried // where msg starts in this frame's data
+			if len(replace) != len(msg) || at < 0 {
+				return fmt.Errorf("dockgate cannot rewrite that message (%d bytes for %d, %d of them in an earlier frame)", len(replace), len(msg), -min(at, 0))
+			}
+			start := 9 // the frame header, then the pad length if padded
+			if f.Header().Flags.Has(http2.FlagDataPadded) {
+				start++
+			}
+			copy(raw[start+at:], replace)
+		}
+		off += 5 + len(msg)
+		if !keep {
+			c.watch[dir] = false
+		}
+	}
+	if !c.watch[dir] || off == len(buf) {
+		c.partial[dir] = nil // let a large message's buffer go
+	} else {
+		c.partial[dir] = append([]byte(nil), buf[off:]...)
+	}
+	return nil
 }
 
 // nextMessage splits the first whole gRPC message off buf.

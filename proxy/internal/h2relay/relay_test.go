@@ -41,18 +41,23 @@ func (w *testWatcher) Start(c *Call) (Watch, error) {
 	return Watch{Requests: true}, nil
 }
 
-func (w *testWatcher) Message(c *Call, response bool, msg []byte) (bool, error) {
+func (w *testWatcher) Message(c *Call, response bool, msg []byte) (bool, []byte, error) {
 	var req healthpb.HealthCheckRequest
 	if err := proto.Unmarshal(msg, &req); err != nil {
-		return false, err
+		return false, nil, err
 	}
 	w.mu.Lock()
 	w.services = append(w.services, req.Service[:min(len(req.Service), 16)])
 	w.mu.Unlock()
 	if strings.HasPrefix(req.Service, "refuse") {
-		return false, errors.New("dockgate: service refused: 100% sure")
+		return false, nil, errors.New("dockgate: service refused: 100% sure")
 	}
-	return false, nil
+	if strings.HasPrefix(req.Service, "rename") {
+		// Same length: the server sees "xxname-…".
+		out, _ := proto.Marshal(&healthpb.HealthCheckRequest{Service: "xx" + req.Service[2:]})
+		return false, out, nil
+	}
+	return false, nil, nil
 }
 
 func (w *testWatcher) End(*Call) {
@@ -80,6 +85,7 @@ func newBed(t *testing.T, w Watcher) *bed {
 	srv := grpc.NewServer()
 	hs := health.NewServer()
 	hs.SetServingStatus("ok", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus("xxname-1", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
 	go srv.Serve(sl)
 	t.Cleanup(srv.Stop)
@@ -284,4 +290,18 @@ func socketPair(t *testing.T) (net.Conn, net.Conn) {
 	}
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return a, b
+}
+
+// A replacement goes out in place of the message: the server answers for
+// the service the watcher wrote, which alone it knows. A message that
+// started in an earlier frame cannot be rewritten, and its call is refused.
+func TestReplacedMessageIsWhatTheServerGets(t *testing.T) {
+	b := newBed(t, &testWatcher{})
+	if err := b.check(t, "rename-1"); err != nil {
+		t.Fatalf("the rewritten call: %v", err)
+	}
+	wantRefused(t, b.check(t, "rename-"+strings.Repeat("y", 40<<10)), "cannot rewrite that message")
+	if err := b.check(t, "ok"); err != nil {
+		t.Fatalf("an allowed call after a refused one: %v", err)
+	}
 }

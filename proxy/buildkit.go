@@ -1,0 +1,166 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dockgate/dockgate/audit"
+	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/proxy/internal/h2relay"
+)
+
+// BuildKit's two channels, read as they pass (docs/buildkit.md).
+//
+// POST /grpc upgrades to h2c and carries BuildKit's control API: the
+// client calls, dockerd answers. Every call is judged like a request on a
+// route of its own (authz.MatchBuildKitCall), with its request message as
+// the body, before that message reaches dockerd.
+//
+// POST /session upgrades to h2c the other way round: dockerd calls, the
+// client serves its files, secrets and credentials. The Dockerfile of a
+// build travels here, in the filesync stream of the directory the build
+// names; it is judged with the build it belongs to (sessionWatcher)
+// before the frame that completes it reaches dockerd.
+
+// The actions of BuildKit's two upgrades (authz/routes.go).
+const (
+	sessionStartAction = "session.start"
+	grpcStartAction    = "grpc.start"
+)
+
+// isBuildKitChannel says whether a switch to another protocol is one of
+// BuildKit's two channels, which are relayed and read (relayH2), never
+// spliced unread.
+func isBuildKitChannel(m *authz.Match, resp *http.Response) bool {
+	return resp.StatusCode == http.StatusSwitchingProtocols && m != nil && (m.Action == sessionStartAction || m.Action == grpcStartAction)
+}
+
+// relayH2 serves a /grpc or /session connection dockerd switched to h2c.
+func (cn *clientConn) relayH2(ctx context.Context, head *requestHead, m *authz.Match, resp *http.Response, up *upstreamConn, rec *audit.Record) bool {
+	rec.Hijacked = true
+	if !strings.EqualFold(strings.TrimSpace(resp.Header.Get("Upgrade")), "h2c") {
+		rec.Decision, rec.Reason, rec.Status = audit.DecisionError, "dockerd switched "+m.Action+" to a protocol other than h2c, which dockgate cannot read", http.StatusBadGateway
+		cn.finish(rec, rec.Time)
+		writeError(cn.bw, head.Method, http.StatusBadGateway, rec.Reason, true)
+		return false
+	}
+	writeResponseHead(cn.bw, resp, framingClose, true, false)
+	if err := cn.bw.Flush(); err != nil {
+		rec.Reason = "client went away before the session started"
+		cn.finish(rec, rec.Time)
+		return false
+	}
+	startRec := *rec
+	startRec.Phase = audit.PhaseStart
+	cn.s.cfg.Audit.Write(&startRec)
+	cn.s.hijackStarted()
+	defer cn.s.hijackEnded()
+
+	var res h2relay.Result
+	if m.Action == sessionStartAction {
+		w := &sessionWatcher{cn: cn, ctx: ctx, id: head.Header.Get("X-Docker-Expose-Session-Uuid")}
+		// dockerd opens the calls of a session: it is the HTTP/2 client.
+		res = h2relay.Relay(ctx, up.nc, up.br, cn.nc, cn.br, w, h2relay.Options{})
+		rec.BytesIn += res.FromServer
+		rec.BytesOut += res.FromClient
+	} else {
+		w := &grpcWatcher{cn: cn, ctx: ctx, solves: map[uint32]func(){}}
+		res = h2relay.Relay(ctx, cn.nc, cn.br, up.nc, up.br, w, h2relay.Options{})
+		rec.BytesIn += res.FromClient
+		rec.BytesOut += res.FromServer
+	}
+	cn.setUpstream(nil) // the relay closed it
+	if res.Err != nil {
+		rec.Reason = "dockgate ended the connection: " + res.Err.Error()
+	}
+	cn.finish(rec, rec.Time)
+	return false
+}
+
+// judgeCall judges one gRPC call (or a session's Dockerfile) on route m
+// for the caller of cn, and writes its audit record. body is what is
+// judged: the call's request message, or the Dockerfile.
+func (cn *clientConn) judgeCall(ctx context.Context, m *authz.Match, method string, md map[string][]string, body []byte, solve *authz.BuildKitSolve) (authz.Decision, error) {
+	start := time.Now()
+	h := http.Header{}
+	for k, vs := range md {
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+	req := &authz.Request{
+		Method: http.MethodPost, URL: &url.URL{Path: method}, Header: h,
+		Caller: cn.name, Subjects: cn.subjects, Cred: cn.cred, ContainerID: cn.caller.Container,
+		Body: body, Solve: solve,
+	}
+	d := authz.Judge(ctx, cn.s.cfg.Decider, m, req)
+	rec := &audit.Record{Time: start, RequestID: cn.s.nextRequestID(), Caller: cn.caller,
+		Method: http.MethodPost, Path: method, Action: m.Action, BytesIn: int64(len(body))}
+	rec.Facts, rec.WouldDeny = auditFacts(d.Facts), d.WouldDeny
+	if d.Container != nil {
+		rec.Caller = judgedContainer(cn.caller, d.Container)
+	}
+	var err error
+	if d.Allow {
+		rec.Decision, rec.Reason, rec.Status = audit.DecisionAllow, d.Reason, http.StatusOK
+	} else {
+		rec.Decision, rec.Reason, rec.Status = audit.DecisionDeny, d.Reason, d.Status
+		if d.Status != http.StatusForbidden {
+			rec.Decision = audit.DecisionError
+		}
+		err = errors.New("dockgate: " + d.Reason)
+	}
+	rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	cn.s.cfg.Audit.Write(rec)
+	cn.s.observeFinished(rec)
+	return d, err
+}
+
+// grpcWatcher judges the calls a client makes on /grpc.
+type grpcWatcher struct {
+	cn  *clientConn
+	ctx context.Context
+	// solves unregisters, by stream, the allowed Solves still running.
+	mu     sync.Mutex
+	solves map[uint32]func()
+}
+
+func (w *grpcWatcher) Start(c *h2relay.Call) (h2relay.Watch, error) {
+	m := authz.MatchBuildKitCall(c.Method)
+	if m.NeedsBody {
+		return h2relay.Watch{Requests: true}, nil
+	}
+	_, err := w.cn.judgeCall(w.ctx, m, c.Method, c.Metadata, nil, nil)
+	return h2relay.Watch{}, err
+}
+
+// Message judges the first message of a call that reads its body.
+func (w *grpcWatcher) Message(c *h2relay.Call, response bool, msg []byte) (bool, error) {
+	m := authz.MatchBuildKitCall(c.Method)
+	d, err := w.cn.judgeCall(w.ctx, m, c.Method, c.Metadata, msg, nil)
+	if err != nil {
+		return false, err
+	}
+	if d.Solve != nil {
+		unregister := w.cn.s.buildSessions.register(d.Solve, w.cn)
+		w.mu.Lock()
+		w.solves[c.Stream] = unregister
+		w.mu.Unlock()
+	}
+	return false, nil
+}
+
+func (w *grpcWatcher) End(c *h2relay.Call) {
+	w.mu.Lock()
+	unregister := w.solves[c.Stream]
+	delete(w.solves, c.Stream)
+	w.mu.Unlock()
+	if unregister != nil {
+		unregister()
+	}
+}
