@@ -177,8 +177,11 @@ func (k *BuildKit) SolveLLB(ctx context.Context, st llb.State, s LLBSolve) (Buil
 	if err != nil {
 		return BuildResult{}, fmt.Errorf("marshal LLB: %w", err)
 	}
-	opt := bkclient.SolveOpt{AllowedEntitlements: s.Entitlements, Exports: exports(s.Tag, s.Push)}
-	return k.solve(ctx, def, opt, s.Tag, s.Push)
+	return k.solve(ctx, def, bkSolveOpt(s), s.Tag, s.Push)
+}
+
+func bkSolveOpt(s LLBSolve) bkclient.SolveOpt {
+	return bkclient.SolveOpt{AllowedEntitlements: s.Entitlements, Exports: exports(s.Tag, s.Push)}
 }
 
 // RunOnImage is the LLB of `RUN cmd` on ref (found in dockerd's store

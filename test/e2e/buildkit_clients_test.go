@@ -338,3 +338,88 @@ func TestBuildKitClassicCLI(t *testing.T) {
 		t.Errorf("the image built prints %q, want %q", got, want)
 	}
 }
+
+// TestBuildKitGoClientAsAProcess: the Go client run as a process of its
+// own (the test binary, asked by its environment), as a test runs it as
+// another user: it builds, and a failing build's outcome carries
+// BuildKit's own message.
+func TestBuildKitGoClientAsAProcess(t *testing.T) {
+	env := testbed.Shared(t)
+	c := azDirect(t, env)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := clientflows.HostRunner(env.DirectHost(), t.TempDir())
+	job := func(t *testing.T, j clientflows.BuildKitJob) (clientflows.BuildKitOutcome, clientflows.Result) {
+		t.Helper()
+		jobEnv, err := j.Env()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), bkTimeout)
+		defer cancel()
+		r := run(ctx, jobEnv, self)
+		o, err := clientflows.ParseBuildKitOutcome(r.Stdout)
+		if err != nil {
+			t.Fatalf("%v\n%v", err, r)
+		}
+		return o, r
+	}
+
+	t.Run("a Dockerfile build", func(t *testing.T) {
+		tag := bkTagged(t, c, "ci.local/e2e-bk-proc:1")
+		dir := bkDir(t, map[string]string{"Dockerfile": bkMultiStage, "hello.txt": "from a process of its own\n"})
+		o, r := job(t, clientflows.BuildKitJob{Socket: env.Dockerd.Socket, Dockerfile: &clientflows.DockerfileBuild{
+			ContextDir: dir, Tag: tag, Target: "final", BuildArgs: map[string]string{"GREETING": "hey"}}})
+		if r.Code != 0 || o.Err != "" {
+			t.Fatalf("%v\n%s", r, o.Log)
+		}
+		if got := bkRun(t, env, tag, "cat", "/built"); got != "hey from base\nfrom a process of its own" {
+			t.Errorf("the image prints %q", got)
+		}
+	})
+
+	t.Run("an LLB solve", func(t *testing.T) {
+		tag := bkTagged(t, c, "ci.local/e2e-bk-proc-llb:1")
+		j, err := clientflows.NewLLBJob(t.Context(), env.Dockerd.Socket, clientflows.RunOnImage(image, `sh -c "echo llb in a process > /built"`), clientflows.LLBSolve{Tag: tag})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, r := job(t, j)
+		if r.Code != 0 || o.Err != "" {
+			t.Fatalf("%v\n%s", r, o.Log)
+		}
+		if got := bkRun(t, env, tag, "cat", "/built"); got != "llb in a process" {
+			t.Errorf("the image prints %q", got)
+		}
+	})
+
+	t.Run("a failing RUN step's message reaches the outcome", func(t *testing.T) {
+		dir := bkDir(t, map[string]string{"Dockerfile": "FROM " + image + "\nRUN exit 7\n"})
+		o, r := job(t, clientflows.BuildKitJob{Socket: env.Dockerd.Socket, Dockerfile: &clientflows.DockerfileBuild{ContextDir: dir}})
+		if r.Code != 1 || !strings.Contains(o.Err, "exit code: 7") {
+			t.Errorf("want exit 1 and BuildKit's message naming exit code 7; got %q\n%v", o.Err, r)
+		}
+	})
+}
+
+// TestBuildKitClassicCLIThatDoesNotEnd: a build still running when its
+// time is up is reported as such (Code -1) and its client killed: what
+// tells a hanging client from a refused one.
+func TestBuildKitClassicCLIThatDoesNotEnd(t *testing.T) {
+	env := testbed.Shared(t)
+	if _, err := os.Stat(clientflows.OldCLI); err != nil {
+		t.Skipf("no %s: %v", clientflows.OldCLI, err)
+	}
+	dir := bkDir(t, map[string]string{"Dockerfile": "FROM " + image + "\nRUN sleep 120\n"})
+	run := clientflows.HostRunner(env.DirectHost(), t.TempDir())
+	start := time.Now()
+	r := clientflows.ClassicBuildKitBuild(t.Context(), run, clientflows.OldCLI, 5*time.Second, "--network", "none", dir)
+	if r.Code != -1 {
+		t.Errorf("a build of two minutes given 5s: want Code -1, got %v", r)
+	}
+	if elapsed := time.Since(start); elapsed > 100*time.Second {
+		t.Errorf("the client was not stopped at its time: it took %v", elapsed)
+	}
+}
