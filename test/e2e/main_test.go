@@ -24,6 +24,8 @@ import (
 func TestMain(m *testing.M) {
 	// A copy of this binary run as a client user (TestClientTestcontainersGo).
 	clientflows.RunTestcontainersIfAsked()
+	// A copy run as a BuildKit client of its own (TestBuildKitGoClientAsAProcess).
+	clientflows.RunBuildKitIfAsked()
 	os.Exit(testbed.Main(m, testbed.Options{LeakCheck: true}))
 }
 

@@ -37,6 +37,14 @@ type Dockerd struct {
 	containerd *process // the current Engine's containerd; nil for Debian's (dockerd starts its own)
 }
 
+// daemonConfig is every bed's daemon.json. BuildKit inside dockerd grants
+// a build the security.insecure entitlement (a privileged RUN step) only
+// when the daemon allows it; the bed allows it, so that a test can show a
+// privileged build working directly and refused through dockgate.
+// network.host is allowed by default on both engines.
+const daemonConfig = `{"builder": {"entitlements": {"security-insecure": true}}}
+`
+
 // StartDockerd starts Debian's dockerd in dir (created if needed; keep it
 // short: a Unix socket path has at most 108 bytes) and waits until /_ping
 // answers.
@@ -75,7 +83,7 @@ func StartEngineOnBridge(ctx context.Context, dir, engine, bridge string, args .
 		return nil, fmt.Errorf("dockerd dir %s is too long for its sockets (%d bytes): use os.MkdirTemp(\"/tmp\", \"dg\")", dir, n)
 	}
 	config := filepath.Join(dir, "daemon.json")
-	if err := os.WriteFile(config, []byte("{}\n"), 0o644); err != nil {
+	if err := os.WriteFile(config, []byte(daemonConfig), 0o644); err != nil {
 		return nil, err
 	}
 	env, dockerd := baseEnv(), "dockerd"
