@@ -140,11 +140,11 @@ func (w *grpcWatcher) Start(c *h2relay.Call) (h2relay.Watch, error) {
 }
 
 // Message judges the first message of a call that reads its body.
-func (w *grpcWatcher) Message(c *h2relay.Call, response bool, msg []byte) (bool, error) {
+func (w *grpcWatcher) Message(c *h2relay.Call, response bool, msg []byte) (bool, []byte, error) {
 	m := authz.MatchBuildKitCall(c.Method)
 	d, err := w.cn.judgeCall(w.ctx, m, c.Method, c.Metadata, msg, nil)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	if d.Solve != nil {
 		unregister := w.cn.s.buildSessions.register(d.Solve, w.cn)
@@ -152,7 +152,7 @@ func (w *grpcWatcher) Message(c *h2relay.Call, response bool, msg []byte) (bool,
 		w.solves[c.Stream] = unregister
 		w.mu.Unlock()
 	}
-	return false, nil
+	return false, nil, nil
 }
 
 func (w *grpcWatcher) End(c *h2relay.Call) {

@@ -2,8 +2,12 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -27,9 +31,14 @@ type pendingBuild struct {
 	cn    *clientConn
 }
 
-// register records an allowed build until the returned func is called.
+// register records an allowed build, under the session its Dockerfile
+// is read from, until the returned func is called.
 func (b *buildSessions) register(solve *authz.BuildKitSolve, cn *clientConn) func() {
-	if solve.SessionID == "" {
+	id := solve.DockerfileSession
+	if id == "" {
+		id = solve.Session
+	}
+	if id == "" {
 		return func() {}
 	}
 	p := &pendingBuild{solve: solve, cn: cn}
@@ -37,12 +46,12 @@ func (b *buildSessions) register(solve *authz.BuildKitSolve, cn *clientConn) fun
 	if b.builds == nil {
 		b.builds = map[string][]*pendingBuild{}
 	}
-	b.builds[solve.SessionID] = append(b.builds[solve.SessionID], p)
+	b.builds[id] = append(b.builds[id], p)
 	b.mu.Unlock()
 	return func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		list := b.builds[solve.SessionID]
+		list := b.builds[id]
 		for i, q := range list {
 			if q == p {
 				list = append(list[:i:i], list[i+1:]...)
@@ -50,9 +59,9 @@ func (b *buildSessions) register(solve *authz.BuildKitSolve, cn *clientConn) fun
 			}
 		}
 		if len(list) == 0 {
-			delete(b.builds, solve.SessionID)
+			delete(b.builds, id)
 		} else {
-			b.builds[solve.SessionID] = list
+			b.builds[id] = list
 		}
 	}
 }
@@ -91,10 +100,10 @@ func (w *sessionWatcher) Start(c *h2relay.Call) (h2relay.Watch, error) {
 	if c.Method != diffCopyMethod && c.Method != tarStreamMethod {
 		return h2relay.Watch{}, nil
 	}
-	dir := first(c.Metadata["dir-name"])
+	dir := first(sessionOpt(c.Metadata, "dir-name"))
 	var builds []*pendingBuild
 	for _, b := range w.cn.s.buildSessions.of(w.id) {
-		if b.solve.DockerfileLocal == dir {
+		if b.solve.DockerfileDir == dir {
 			builds = append(builds, b)
 		}
 	}
@@ -111,7 +120,7 @@ func (w *sessionWatcher) Start(c *h2relay.Call) (h2relay.Watch, error) {
 	if c.Method == tarStreamMethod {
 		return h2relay.Watch{}, errors.New("dockgate: the Dockerfile of a build is read only from a filesync DiffCopy, not a TarStream")
 	}
-	want := c.Metadata["followpaths"]
+	want := sessionOpt(c.Metadata, "followpaths")
 	if len(want) == 0 {
 		return h2relay.Watch{}, errors.New("dockgate: dockerd asked for the Dockerfile's directory without naming the files it follows")
 	}
@@ -119,50 +128,53 @@ func (w *sessionWatcher) Start(c *h2relay.Call) (h2relay.Watch, error) {
 	if w.reads == nil {
 		w.reads = map[uint32]*dockerfileRead{}
 	}
-	w.reads[c.Stream] = &dockerfileRead{builds: builds, r: filesync.NewReader(want)}
+	w.reads[c.Stream] = &dockerfileRead{builds: builds, r: filesync.NewReader(want, filesync.WithFreshStats(randomNonce()))}
 	w.mu.Unlock()
 	return h2relay.Watch{Requests: true, Responses: true}, nil
 }
 
 // Message reads the filesync packets of a Dockerfile's directory: dockerd's
 // requests (h2relay's requests) and the client's answers (responses).
-func (w *sessionWatcher) Message(c *h2relay.Call, response bool, msg []byte) (bool, error) {
+func (w *sessionWatcher) Message(c *h2relay.Call, response bool, msg []byte) (bool, []byte, error) {
 	w.mu.Lock()
 	rd := w.reads[c.Stream]
 	w.mu.Unlock()
 	if rd == nil {
-		return false, nil
+		return false, nil, nil
 	}
 	if !response {
 		if err := rd.r.FromReceiver(msg); err != nil {
-			return false, fmt.Errorf("dockgate: reading dockerd's side of the Dockerfile's transfer: %w", err)
+			return false, nil, fmt.Errorf("dockgate: reading dockerd's side of the Dockerfile's transfer: %w", err)
 		}
-		return true, nil
+		return true, nil, nil
 	}
 	ev, err := rd.r.FromSender(msg)
 	if err != nil {
-		return false, fmt.Errorf("dockgate: reading the Dockerfile's transfer: %w", err)
+		return false, nil, fmt.Errorf("dockgate: reading the Dockerfile's transfer: %w", err)
 	}
-	switch ev := ev.(type) {
-	case filesync.FileComplete:
-		if isDockerignore(ev.Path) {
-			return true, nil
+	for _, f := range ev.Complete {
+		if isDockerignore(f.Name) {
+			continue
 		}
 		for _, b := range rd.builds {
-			m := authz.MatchBuildKitDockerfile()
-			if _, err := b.cn.judgeCall(w.ctx, m, c.Method, c.Metadata, ev.Content, b.solve); err != nil {
-				return false, err
+			if _, err := b.cn.judgeCall(w.ctx, authz.MatchBuildKitDockerfile(), c.Method, c.Metadata, f.Content, b.solve); err != nil {
+				return false, nil, err
 			}
 		}
-	case filesync.Finished:
+	}
+	if ev.Finished {
 		for _, p := range ev.Missing {
 			if !isDockerignore(p) {
-				return false, fmt.Errorf("dockgate: dockerd did not ask for the content of %s (it had a copy), so dockgate cannot judge the Dockerfile it would build", p)
+				return false, nil, fmt.Errorf("dockgate: dockerd did not ask for the content of %s (it kept a copy from an earlier build), so dockgate cannot judge the Dockerfile it would build", p)
 			}
 		}
-		return false, nil
+		return false, nil, nil
 	}
-	return true, nil
+	// A STAT of a wanted file goes on with a modification time of its
+	// own (filesync.WithFreshStats): dockerd then asks for the content
+	// even where it kept a file of the same size and time, which
+	// BuildKit 0.8 (Engine 20.10) would use unread.
+	return true, ev.Replace, nil
 }
 
 func (w *sessionWatcher) End(c *h2relay.Call) {
@@ -180,4 +192,26 @@ func first(v []string) string {
 		return ""
 	}
 	return v[0]
+}
+
+// sessionOpt is the metadata value key of a filesync call as the client's
+// side of the session reads it (BuildKit's filesync decodeOpts):
+// query-unescaped when key+"-encoded" says so, errors giving "".
+func sessionOpt(md map[string][]string, key string) []string {
+	vs := md[key]
+	if enc, _ := strconv.ParseBool(first(md[key+"-encoded"])); !enc {
+		return vs
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i], _ = url.QueryUnescape(v)
+	}
+	return out
+}
+
+// randomNonce makes each transfer's fresh modification times its own.
+func randomNonce() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
 }

@@ -428,6 +428,11 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		head.spool, head.spoolSize = f, n
 	}
 	rec.Decision, rec.Reason = audit.DecisionAllow, d.Reason
+	if d.Solve != nil {
+		// A BuildKit build (/build?version=2): its Dockerfile comes over
+		// its session while dockerd builds, and is judged with it.
+		defer cn.s.buildSessions.register(d.Solve, cn)()
+	}
 	if d.Target != "" && d.Target != head.Target {
 		// The decision pinned what the request names (a full ID, the
 		// caller's owner filter): that is what dockerd gets.

@@ -78,6 +78,9 @@ func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.M
 				return false
 			}
 		}
+		if isBuildKitChannel(m, resp) {
+			return cn.relayH2(ctx, head, m, resp, up, rec)
+		}
 		return cn.hijack(ctx, head, m, resp, up, rec)
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {

@@ -91,6 +91,10 @@ type Server struct {
 	draining  bool // Shutdown began: no new connections, idle ones close
 	wg        sync.WaitGroup
 
+	// buildSessions are the BuildKit builds running, by session
+	// (buildkit_session.go).
+	buildSessions buildSessions
+
 	// kill ends when Shutdown's grace runs out; every Serve then stops
 	// as if its own context had ended.
 	kill    context.Context
