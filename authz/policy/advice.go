@@ -234,6 +234,9 @@ func hostRoot(f Fact) string {
 	v := f.Value
 	switch f.Kind {
 	case "privileged":
+		if v == "build" {
+			return rootBecause("a build step without BuildKit's sandbox has every capability and every host device")
+		}
 		return rootBecause("a privileged container or exec has every capability and every host device")
 	case "namespace":
 		ns, how, _ := strings.Cut(v, "=")
