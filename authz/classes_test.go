@@ -61,7 +61,7 @@ func TestCIExampleRefusesRequestClasses(t *testing.T) {
 		{"rmi of the job's own image", "DELETE", "/v1.41/images/app-mine", ""},
 		{"BuildKit session with only endpoint rows", "POST", "/session", "user:jenkins may not build buildkit: no rule allows it"},
 		{"BuildKit grpc with only endpoint rows", "POST", "/v1.41/grpc", "may not build buildkit"},
-		{"BuildKit build", "POST", "/v1.41/build?version=2&t=ci.local/app", "may not build buildkit"},
+		{"BuildKit build of a context another request uploads", "POST", "/v1.41/build?version=2&remote=upload-request&t=ci.local/app", "may not build buildkit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := testRequest(tc.method, tc.target, jenkins...)

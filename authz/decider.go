@@ -188,7 +188,7 @@ func (d *PolicyDecider) decide(ctx context.Context, m *Match, req *Request, p *p
 	// An allowed request goes to dockerd as the extractor changed it.
 	allowed := func(reason string, wouldDeny bool) Decision {
 		return Decision{Allow: true, WouldDeny: wouldDeny, Reason: reason, Facts: results,
-			Body: req.OwnedBody, Rewrites: req.Rewrites, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare, PrepareSays: req.PrepareSays, Verify: req.Verify, RewriteSpool: req.RewriteSpool}
+			Body: req.OwnedBody, Rewrites: req.Rewrites, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare, PrepareSays: req.PrepareSays, Verify: req.Verify, RewriteSpool: req.RewriteSpool, Solve: req.Solve}
 	}
 	if first < 0 && req.missing != nil && !audit {
 		return Decision{Status: req.missing.Status, Reason: "dockerd has no such object: " + req.missing.Message, Answer: req.missing.Message, Facts: results}

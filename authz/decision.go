@@ -119,6 +119,12 @@ type Request struct {
 	// whose Dockerfile names the base images judged by ID. The proxy runs
 	// it once the request is allowed; an error refuses the request.
 	RewriteSpool func(dst io.Writer) error
+	// Solve is the BuildKit solve a request describes, set by the
+	// extractor of a Solve (MatchBuildKitCall) or of POST
+	// /build?version=2; on the Dockerfile's pseudo-route
+	// (MatchBuildKitDockerfile) the proxy sets it to the solve the
+	// Dockerfile belongs to, and the extractor reads it.
+	Solve *BuildKitSolve
 }
 
 // note records why a fact was emitted.
@@ -173,6 +179,10 @@ type Decision struct {
 	// RewriteSpool, when not nil, writes the spooled body to forward
 	// (Request.RewriteSpool).
 	RewriteSpool func(dst io.Writer) error
+	// Solve, when not nil, is the BuildKit solve the allowed request
+	// describes (Request.Solve): the proxy registers it so that its
+	// Dockerfile is judged when the session carries it.
+	Solve *BuildKitSolve
 }
 
 // Decider is the decision point the proxy calls for every request.

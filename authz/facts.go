@@ -97,6 +97,10 @@ type extraction struct {
 	delegating bool
 	// socketBound says a bind of the request names a Docker socket.
 	socketBound bool
+	// namedContexts are the names a BuildKit solve's named contexts
+	// replace while its Dockerfile is judged (BuildKitSolve.NamedContexts):
+	// bases judged with the solve.
+	namedContexts []string
 }
 
 // add records a fact once, in the order first seen.

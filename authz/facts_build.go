@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,10 +20,9 @@ import (
 // the FROM bases after ARG substitution (stage names resolved, scratch
 // skipped), COPY --from images, and the `# syntax=` frontend.
 //
-// BuildKit builds (version=2) are a `build buildkit` fact: their
-// Dockerfile, context and base images travel over the /session and /grpc
-// streams, which dockgate does not read, so a policy that allows them
-// trusts the caller with every image.
+// BuildKit builds (version=2) are a solve described by the query
+// (buildkit_query.go): their Dockerfile is in the spooled context, or
+// comes over the session and is judged there (MatchBuildKitDockerfile).
 
 // buildKitFact is the build fact of everything that reaches BuildKit.
 const buildKitFact = "buildkit"
@@ -41,8 +41,7 @@ func buildkitChannelFacts(x *extraction) error {
 // dockerfileFacts reads the facts of the Dockerfile of a classic build.
 func (x *extraction) dockerfileFacts(q map[string][]string) error {
 	if first(q["version"]) == "2" {
-		x.add("build", buildKitFact)
-		return nil
+		return x.buildKitQueryFacts(q)
 	}
 	if r := first(q["remote"]); r != "" && r != "client-session" {
 		// A remote context (git or URL): the Dockerfile is fetched by
@@ -201,6 +200,11 @@ func (x *extraction) dockerfileImageFacts(df []byte, buildArgs map[string]*strin
 func (x *extraction) addBuildBase(image string, stages []string, byIndex bool) error {
 	if image == "scratch" {
 		return nil
+	}
+	if len(x.namedContexts) > 0 {
+		if key := namedContextKey(image); key != "" && slices.Contains(x.namedContexts, key) {
+			return nil
+		}
 	}
 	for i, s := range stages {
 		if s != "" && strings.EqualFold(s, image) || byIndex && image == strconv.Itoa(i) {

@@ -57,8 +57,8 @@ func TestBuildDockerfileFacts(t *testing.T) {
 			want: []string{"image docker.io/evil/lower:latest"}},
 		{name: "gzip context", target: "/v1.41/build", body: gzipped(t, ctx("FROM evil/gz\n")),
 			want: []string{"image docker.io/evil/gz:latest"}},
-		{name: "BuildKit: a fact, body not read", target: "/v1.41/build?version=2", body: ctx("FROM evil/bk\n"),
-			want: []string{"build buildkit"}},
+		{name: "BuildKit with the context as the body: its Dockerfile judged", target: "/v1.41/build?version=2", body: ctx("FROM evil/bk\n"),
+			want: []string{"image docker.io/evil/bk:latest"}},
 		{name: "remote context: not read", target: "/v1.41/build?remote=https://example.com/x.git", body: nil,
 			want: []string{"build remote-context"}},
 		{name: "no body: no Dockerfile fact", target: "/v1.41/build", body: nil, want: nil},
@@ -101,6 +101,5 @@ func TestBuildKitChannelFacts(t *testing.T) {
 		{name: "session without a version prefix", target: "/session", want: []string{"build buildkit"}, exact: true},
 		{name: "grpc upgrade", target: "/grpc", header: http.Header{"Upgrade": {"h2c"}, "Connection": {"Upgrade"}}, want: []string{"build buildkit"}, exact: true},
 		{name: "grpc with a version prefix", target: "/v1.44/grpc", want: []string{"build buildkit"}, exact: true},
-		{name: "BuildKit build", target: "/v1.41/build?version=2&session=abc&remote=client-session", want: []string{"build buildkit"}, exact: true},
 	})
 }

@@ -253,8 +253,10 @@ func buildFacts(x *extraction) error {
 		x.add("build", "network="+mode)
 	}
 	// remote=client-session is BuildKit's "the context comes over the
-	// session" (builder/remotecontext ClientSessionRemote), not a fetch.
-	if r := q.Get("remote"); r != "" && r != "client-session" {
+	// session" (builder/remotecontext ClientSessionRemote), and with
+	// BuildKit remote=upload-request "another request uploads it"
+	// (builder-next): neither is a fetch.
+	if r := q.Get("remote"); r != "" && r != "client-session" && !(r == "upload-request" && q.Get("version") == "2") {
 		x.add("build", "remote-context")
 	}
 	if err := checkOwnerLabelsJSON("build labels", q.Get("labels")); err != nil {

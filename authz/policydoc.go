@@ -56,6 +56,28 @@ value of the request's ` + "`endpoint`" + ` fact, so a policy row such as
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", rt.Action, rt.Method, p, yesOrBlank(rt.Stream), bodyColumn(rt))
 	}
 	b.WriteString(`
+# BuildKit calls
+
+Once dockerd has upgraded ` + "`POST /grpc`" + ` (` + "`grpc.start`" + `), every gRPC call the client
+makes on it is judged like a request, with the action below as its
+` + "`endpoint`" + ` fact; a call not listed is ` + "`" + ActionUnknown + "`" + ` and refused whatever the policy
+says. The Dockerfile of a solve, read out of the session's file sync, is
+judged as ` + "`build.run`" + ` too, with the solve's build args
+([policy-language.md](policy-language.md#buildkit-builds)). What dockgate
+cannot judge also carries the fact ` + "`build buildkit`" + `: every ` + "`build.frontend`" + ` call (a
+client-side frontend's) and ` + "`session.start`" + ` (a session tunnelled in ` + "`/grpc`" + `).
+
+| action | gRPC method | body |
+|---|---|---|
+`)
+	for _, rt := range append(buildKitCallRoutes(), buildKitDockerfileRoute()) {
+		body := yesOrBlank(rt.NeedsBody)
+		if rt.Path == BuildKitDockerfilePath {
+			body = "the Dockerfile"
+		}
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s |\n", rt.Action, rt.Path, body)
+	}
+	b.WriteString(`
 # Fact kinds
 
 Every fact of a request is of one of these kinds; what each value is and

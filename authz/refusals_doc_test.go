@@ -68,7 +68,7 @@ func refusalCases() []refusalCase {
 		{kind: "resource", name: "a container that restarts forever", target: "/v1.41/containers/create", body: create(`"RestartPolicy":{"Name":"always"}`), fix: `add "p, role:ci, resource, restart=always, allow"`},
 		{kind: "network-driver", name: "a macvlan network", target: "/v1.41/networks/create", body: `{"Name":"lan","Driver":"macvlan"}`, fix: `add "p, role:ci, network-driver, macvlan, allow"`},
 		{kind: "network-option", name: "a routed bridge", target: "/v1.41/networks/create", body: `{"Name":"routed","Options":{"com.docker.network.bridge.gateway_mode_ipv4":"routed"}}`, fix: `add "p, role:ci, network-option, com.docker.network.bridge.gateway_mode_ipv4=routed, allow"`},
-		{kind: "build", name: "a BuildKit build", target: "/v1.41/build?version=2", fix: "build with DOCKER_BUILDKIT=0"},
+		{kind: "build", name: "a BuildKit build dockgate cannot judge", target: "/v1.41/build?version=2&remote=upload-request", fix: "send the context with the build"},
 		{kind: policy.OwnerKind, name: "a container created outside dockgate", target: "/v1.41/containers/agent/stop", fix: "use one that user:jenkins created through dockgate"},
 		{kind: policy.OwnerKind, name: "another tenant's container", method: "GET", target: "/v1.41/containers/theirs/logs?stdout=1", fix: "have its owner, or a caller who is no tenant (such as root), do this"},
 		{kind: policy.OwnerKind, name: "removing a shared base image", method: "DELETE", target: "/v1.41/images/busybox:latest", fix: "no row is suggested"},

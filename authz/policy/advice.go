@@ -234,6 +234,9 @@ func hostRoot(f Fact) string {
 	v := f.Value
 	switch f.Kind {
 	case "privileged":
+		if v == "build" {
+			return rootBecause("a build step without BuildKit's sandbox has every capability and every host device")
+		}
 		return rootBecause("a privileged container or exec has every capability and every host device")
 	case "namespace":
 		ns, how, _ := strings.Cut(v, "=")
@@ -274,7 +277,7 @@ func hostRoot(f Fact) string {
 		case "network=host":
 			return rootBecause("a build step in the host's network namespace reaches every service on the host's loopback")
 		case "buildkit":
-			return "lets builds run what no other row judges (dockgate cannot read a BuildKit build's steps and images, which travel in a gRPC stream)"
+			return "lets BuildKit builds do what dockgate cannot judge (the streams of its control API, a client-side frontend's calls, a context another request uploads, caches in other stores, OCI layout sources, source policies, fields newer than dockgate knows), and with them any image"
 		}
 	}
 	return ""
@@ -282,7 +285,7 @@ func hostRoot(f Fact) string {
 
 // instead says what to do rather than allow a fact that hostRoot names.
 var instead = map[Fact]string{
-	{Kind: "build", Value: "buildkit"}: "build with DOCKER_BUILDKIT=0, which dockgate judges step by step",
+	{Kind: "build", Value: "buildkit"}: "send the context with the build and use the Dockerfile frontend, whose images and steps dockgate judges like a legacy build's (or build with DOCKER_BUILDKIT=0)",
 }
 
 // hostRootPath says why a bind of p is root on the host, "" when it is not.
