@@ -253,11 +253,17 @@ func TestUnaskedSwitchIsRefused(t *testing.T) {
 }
 
 // BuildKit's /session and /grpc are h2c upgrades: allowed, they pass
-// through as a 101 and raw bytes.
+// through as a 101 and then HTTP/2 frames, byte for byte, whichever side
+// speaks first (dockerd on /session, the client on /grpc).
 func TestH2CUpgradesPassThroughWhenAllowed(t *testing.T) {
-	for _, tc := range []struct{ path, action string }{
-		{"/session", "session.start"},
-		{"/v1.41/grpc", "grpc.start"},
+	const preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	const settings = "\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64" // MAX_CONCURRENT_STREAMS 100
+	for _, tc := range []struct {
+		path, action string
+		dockerdFirst bool
+	}{
+		{"/session", "session.start", true},
+		{"/v1.41/grpc", "grpc.start", false},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			dir := shortDir(t)
@@ -269,7 +275,12 @@ func TestH2CUpgradesPassThroughWhenAllowed(t *testing.T) {
 				}
 				heads <- head
 				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
-				io.Copy(c, br)
+				if tc.dockerdFirst {
+					io.WriteString(c, preface+settings)
+				} else if _, err := io.ReadFull(br, make([]byte, len(preface))); err != nil {
+					return
+				}
+				io.Copy(c, br) // frames back as they come
 			})
 			p := startProxy(t, dir, up.upstream())
 			c := p.dial()
@@ -284,14 +295,19 @@ func TestH2CUpgradesPassThroughWhenAllowed(t *testing.T) {
 					t.Errorf("forwarded head %q lacks %q", head, h)
 				}
 			}
-			preface := "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-			c.send(preface)
+			wantBack := settings
+			if tc.dockerdFirst {
+				wantBack = preface + settings + settings
+				c.send(settings)
+			} else {
+				c.send(preface + settings)
+			}
 			c.c.CloseWrite()
 			out, err := io.ReadAll(c.br)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want(t, "echoed h2 bytes", string(out), preface)
+			want(t, "h2 bytes back", string(out), wantBack)
 			recs := p.finalRecords()
 			want(t, "action", recs[len(recs)-1].Action, tc.action)
 			want(t, "hijacked", recs[len(recs)-1].Hijacked, true)

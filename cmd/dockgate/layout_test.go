@@ -20,9 +20,11 @@ func TestPackageLayers(t *testing.T) {
 		"policies":                  nil,
 		"authz/policy":              {"policies"},
 		"authz":                     {"authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd"},
-		"proxy":                     {"audit", "authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd"},
+		"proxy/internal/h2relay":    nil,
+		"proxy/internal/filesync":   nil,
+		"proxy":                     {"proxy/internal/h2relay", "proxy/internal/filesync", "audit", "authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd"},
 		"tenancy":                   {"authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd"},
-		"metrics":                   {"audit", "proxy", "authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd"},
+		"metrics":                   {"proxy/internal/h2relay", "proxy/internal/filesync", "audit", "proxy", "authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd"},
 	}
 	for pkg, ok := range allowed {
 		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", mod+pkg).Output()
