@@ -27,12 +27,10 @@ import (
 // buildKitFact is the build fact of everything that reaches BuildKit.
 const buildKitFact = "buildkit"
 
-// buildkitChannelFacts: POST /session and POST /grpc. They are BuildKit's
-// control API itself (Solve with any frontend, entitlements such as
-// network.host and security.insecure, exporters), not a side channel of a
-// judged build: a caller may open them only where it may run a BuildKit
-// build, so they carry the same fact as /build?version=2 and an
-// `endpoint, *` row alone does not open them.
+// buildkitChannelFacts: what dockgate cannot judge on BuildKit's channels
+// (a session tunnelled inside /grpc, a client-side frontend's calls): the
+// `build buildkit` fact, which only a row for callers trusted with any
+// image allows.
 func buildkitChannelFacts(x *extraction) error {
 	x.add("build", buildKitFact)
 	return nil

@@ -317,10 +317,12 @@ func buildRoutes() []Route {
 }
 
 // sessionRoutes: BuildKit's session is a hijacked HTTP/2 connection that
-// stays open for the whole build.
+// stays open for the whole build. Opening one grants nothing: dockerd
+// calls the client on it, and the proxy reads the Dockerfile of each build
+// that uses it as it passes (proxy/buildkit_session.go).
 func sessionRoutes() []Route {
 	return []Route{
-		postRoute("/session", "session.start", streams, reads(buildkitChannelFacts)),
+		postRoute("/session", "session.start", streams),
 	}
 }
 
@@ -419,8 +421,10 @@ func debugRoutes() []Route {
 }
 
 // grpcRoutes: BuildKit's control API over h2c, a long-lived connection.
+// Opening it grants nothing: every call on it is judged on its own route
+// (buildKitCallRoutes) before its request reaches dockerd.
 func grpcRoutes() []Route {
 	return []Route{
-		postRoute("/grpc", "grpc.start", streams, reads(buildkitChannelFacts), upgradesToGRPC),
+		postRoute("/grpc", "grpc.start", streams, upgradesToGRPC),
 	}
 }

@@ -263,11 +263,15 @@ func (r *relay) headers(dir int, from, to *peer, f *http2.MetaHeadersFrame, raw 
 	r.mu.Lock()
 	c := r.calls[id]
 	refused := r.refused[id]
+	opened := id%2 == 1 && id <= r.lastOpen
 	r.mu.Unlock()
 	if dir == responses {
-		if c == nil && !refused {
+		if !opened {
 			return false, protoErr("%s sent headers on stream %d, which no call opened", from.name, id)
 		}
+		// On a call already over (reset by the client, say) the headers
+		// were on their way: the client ignores them, but its HPACK
+		// table must see them.
 		if c != nil {
 			c.headers = true
 			if f.StreamEnded() {

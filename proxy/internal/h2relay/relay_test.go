@@ -305,3 +305,20 @@ func TestReplacedMessageIsWhatTheServerGets(t *testing.T) {
 		t.Fatalf("an allowed call after a refused one: %v", err)
 	}
 }
+
+// Calls the client cancels while the server answers: the server's headers
+// and data for a stream already reset are still on their way, and pass.
+func TestFramesOfACancelledCallStillPass(t *testing.T) {
+	b := newBed(t, &testWatcher{})
+	for i := 0; i < 50; i++ {
+		ctx, cancel := context.WithCancel(t.Context())
+		s, err := b.client.Watch(ctx, &healthpb.HealthCheckRequest{Service: "ok"})
+		if err == nil {
+			go func() { _, _ = s.Recv() }()
+		}
+		cancel()
+	}
+	if err := b.check(t, "ok"); err != nil {
+		t.Fatalf("a call after 50 cancelled ones: %v", err)
+	}
+}

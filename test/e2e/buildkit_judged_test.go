@@ -1,0 +1,179 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/client/llb"
+
+	"github.com/dockgate/dockgate/test/clientflows"
+	"github.com/dockgate/dockgate/test/testbed"
+)
+
+// BuildKit builds through dockgate under the CI example policy: judged
+// like legacy builds, call by call and Dockerfile by Dockerfile.
+
+// bkUnapproved is an image no row of the CI policy approves.
+const bkUnapproved = "docker.io/library/alpine:3.20"
+
+// TestBuildKitJudgedGoClient: the BuildKit Go client, connected as
+// buildx's docker driver connects, as a CI job (root made a member of
+// role:ci, so that the client runs in the test process). What the CI
+// policy allows builds, runs, and is on record with every fact judged;
+// every other way of naming a base image, and every setting that reaches
+// the host, is refused with dockgate's message, and nothing is built.
+func TestBuildKitJudgedGoClient(t *testing.T) {
+	env := testbed.Shared(t)
+	c := azDirect(t, env)
+	g := azStartGate(t, env, azPolicy(t, true))
+	ctx, cancel := context.WithTimeout(t.Context(), 20*bkTimeout)
+	defer cancel()
+	bk := bkDial(t, ctx, g.Socket)
+
+	build := func(t *testing.T, b clientflows.DockerfileBuild) (clientflows.BuildResult, error) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(ctx, bkTimeout)
+		defer cancel()
+		return bk.BuildDockerfile(ctx, b)
+	}
+
+	t.Run("an approved multi-stage build with a build arg and a target", func(t *testing.T) {
+		tag := bkTagged(t, c, "ci.local/e2e-bkj-multi:1")
+		dir := bkDir(t, map[string]string{"Dockerfile": bkMultiStage, "hello.txt": "judged and built\n"})
+		res, err := build(t, clientflows.DockerfileBuild{ContextDir: dir, Tag: tag, Target: "final", BuildArgs: map[string]string{"GREETING": "hi"}})
+		if err != nil {
+			t.Fatalf("build: %v\n%s", err, res.Log)
+		}
+		if got, want := bkRun(t, env, tag, "cat", "/built"), "hi from base\njudged and built"; got != want {
+			t.Errorf("the image built prints %q, want %q", got, want)
+		}
+		g.azRecord(t, "the allowed Solve", func(rec map[string]any) bool {
+			return rec["path"] == "/moby.buildkit.v1.Control/Solve" && rec["decision"] == "allow" &&
+				bkHasFact(rec, "image-target", "ci.local/e2e-bkj-multi:1")
+		})
+		g.azRecord(t, "the Dockerfile judged", func(rec map[string]any) bool {
+			return rec["path"] == "/moby.filesync.v1.FileSync/DiffCopy" && rec["decision"] == "allow" &&
+				(bkHasFact(rec, "image", azImageFact) || bkHasFact(rec, "local-image", azImageFact))
+		})
+	})
+
+	refusals := []struct {
+		name       string
+		dockerfile string
+		b          clientflows.DockerfileBuild
+		want       string
+	}{
+		{name: "FROM an unapproved image", dockerfile: "FROM " + bkUnapproved + "\nRUN true\n", want: bkUnapproved},
+		{name: "FROM an unapproved image through an ARG default", dockerfile: "ARG BASE=" + bkUnapproved + "\nFROM $BASE\nRUN true\n", want: bkUnapproved},
+		{name: "FROM an approved ARG default overridden by a build arg", dockerfile: "ARG BASE=" + image + "\nFROM $BASE\nRUN true\n",
+			b: clientflows.DockerfileBuild{BuildArgs: map[string]string{"BASE": bkUnapproved}}, want: bkUnapproved},
+		{name: "COPY --from an unapproved image", dockerfile: "FROM " + image + "\nCOPY --from=" + bkUnapproved + " /etc/os-release /x\n", want: bkUnapproved},
+		{name: "RUN --mount=from an unapproved image", dockerfile: "FROM " + image + "\nRUN --mount=type=bind,from=" + bkUnapproved + ",target=/m true\n", want: bkUnapproved},
+		{name: "a syntax line naming an unapproved frontend", dockerfile: "# syntax=docker.io/evil/frontend:1\nFROM " + image + "\n", want: "docker.io/evil/frontend:1"},
+		{name: "RUN on the host's network", dockerfile: "FROM " + image + "\nRUN true\n", b: clientflows.DockerfileBuild{Network: "host"}, want: "network=host"},
+		{name: "an image named in the approved namespace", dockerfile: "FROM " + image + "\n",
+			b: clientflows.DockerfileBuild{Tag: "registry.example.com/approved/smuggled:1"}, want: "image-target registry.example.com/approved/smuggled:1"},
+		{name: "a context override to an unapproved image", dockerfile: "FROM " + image + "\n",
+			b: clientflows.DockerfileBuild{FrontendAttrs: map[string]string{"context:" + image: "docker-image://" + bkUnapproved}}, want: bkUnapproved},
+	}
+	for _, tc := range refusals {
+		t.Run("refused: "+tc.name, func(t *testing.T) {
+			b := tc.b
+			b.ContextDir = bkDir(t, map[string]string{"Dockerfile": tc.dockerfile})
+			if b.Tag == "" {
+				b.Tag = "ci.local/e2e-bkj-refused:1"
+			}
+			bkTagged(t, c, b.Tag)
+			res, err := build(t, b)
+			bkWantRefused(t, err, res, tc.want)
+			if _, err := c.ImageInspect(t.Context(), b.Tag); err == nil {
+				t.Errorf("BYPASS: %s was built", b.Tag)
+			}
+		})
+	}
+
+	t.Run("refused: an LLB source outside the approved set", func(t *testing.T) {
+		tag := bkTagged(t, c, "ci.local/e2e-bkj-llb:1")
+		res, err := bk.SolveLLB(ctx, clientflows.RunOnImage(bkUnapproved, "true"), clientflows.LLBSolve{Tag: tag})
+		bkWantRefused(t, err, res, bkUnapproved)
+	})
+	t.Run("refused: an LLB step with security.insecure", func(t *testing.T) {
+		tag := bkTagged(t, c, "ci.local/e2e-bkj-insecure:1")
+		res, err := bk.SolveLLB(ctx, clientflows.RunOnImage(image, "true", llb.Security(llb.SecurityModeInsecure)),
+			clientflows.LLBSolve{Tag: tag, Entitlements: []string{"security.insecure"}})
+		bkWantRefused(t, err, res, "privileged build")
+	})
+	t.Run("an approved LLB solve builds", func(t *testing.T) {
+		tag := bkTagged(t, c, "ci.local/e2e-bkj-llb-ok:1")
+		res, err := bk.SolveLLB(ctx, clientflows.RunOnImage(image, `sh -c "echo judged llb > /built"`), clientflows.LLBSolve{Tag: tag})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, res.Log)
+		}
+		if got := bkRun(t, env, tag, "cat", "/built"); got != "judged llb" {
+			t.Errorf("the image prints %q", got)
+		}
+	})
+}
+
+// TestBuildKitJudgedClassicCLI: Debian's 20.10 CLI with DOCKER_BUILDKIT=1
+// (/session, then /build?version=2) as a CI job: an approved build passes,
+// a second build of the same Dockerfile too (dockerd asks for it again),
+// and a refused Dockerfile ends the client every time, with dockgate's
+// message.
+func TestBuildKitJudgedClassicCLI(t *testing.T) {
+	env := testbed.Shared(t)
+	c := azDirect(t, env)
+	g := azStartGate(t, env, azPolicy(t, false))
+	u := azNewUser(t, "unix://"+g.Socket)
+	u.cli = testbed.RequireBinary(t, clientflows.OldCLI)
+	build := func(dir, tag string, args ...string) azResult {
+		return u.run("", []string{"DOCKER_BUILDKIT=1"}, append([]string{"build", "--progress", "plain", "--network", "none", "-t", tag}, append(args, dir)...)...)
+	}
+
+	tag := bkTagged(t, c, "ci.local/e2e-bkj-cli:1")
+	u.writeFile("ok/Dockerfile", bkMultiStage)
+	u.writeFile("ok/hello.txt", "through the session\n")
+	for i := 0; i < 2; i++ {
+		if r := build(u.home+"/ok", tag, "--target", "final", "--build-arg", "GREETING=hey"); r.code != 0 {
+			t.Fatalf("build %d: %v", i+1, r)
+		}
+	}
+	if got, want := bkRun(t, env, tag, "cat", "/built"), "hey from base\nthrough the session"; got != want {
+		t.Errorf("the image built prints %q, want %q", got, want)
+	}
+
+	u.writeFile("bad/Dockerfile", "ARG BASE="+image+"\nFROM $BASE\nRUN true\n")
+	refused := bkTagged(t, c, "ci.local/e2e-bkj-cli-refused:1")
+	for i := 0; i < 10; i++ {
+		r := build(u.home+"/bad", refused, "--build-arg", "BASE="+bkUnapproved)
+		if r.code == 0 || r.code == -1 || !strings.Contains(r.stderr, "dockgate: ") || !strings.Contains(r.stderr, bkUnapproved) {
+			t.Fatalf("refused build %d: want the client to exit with dockgate's message naming %s; got %v", i+1, bkUnapproved, r)
+		}
+	}
+	if _, err := c.ImageInspect(t.Context(), refused); err == nil {
+		t.Errorf("BYPASS: %s was built", refused)
+	}
+}
+
+func bkWantRefused(t *testing.T, err error, res clientflows.BuildResult, want string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("BYPASS: the build passed; want dockgate's refusal naming %q\n%s", want, res.Log)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "dockgate: ") || !strings.Contains(msg, want) {
+		t.Fatalf("want dockgate's refusal naming %q; got %v\n%s", want, err, res.Log)
+	}
+}
+
+func bkHasFact(rec map[string]any, kind, value string) bool {
+	facts, _ := rec["facts"].([]any)
+	for _, f := range facts {
+		m, _ := f.(map[string]any)
+		if m["kind"] == kind && fmt.Sprint(m["value"]) == value {
+			return true
+		}
+	}
+	return false
+}
