@@ -344,7 +344,7 @@ func TestCIAgentProfile(t *testing.T) {
 		{"its own container, which an administrator created", agentID, "POST", "/v1.41/containers/ci-agent/rename?name=x", "", false, "may not owner none"},
 		{"exec in the reverse proxy", agentID, "POST", "/v1.41/containers/traefik/exec", `{"Cmd":["sh"]}`, false, "may not owner none"},
 		{"install a plugin", agentID, "POST", "/v1.41/plugins/pull?remote=evil/plugin", "[]", false, "may not endpoint plugin.install"},
-		{"BuildKit", agentID, "POST", "/v1.41/session", "", false, "may not build buildkit"},
+		{"BuildKit with a context no request judged", agentID, "POST", "/v1.41/build?version=2&remote=upload-request&t=ci.local/x", "", false, "may not build buildkit"},
 		{"Ryuk is no more than the agent: privileged", ryukID, "POST", "/v1.41/containers/create", createBody(`{"Privileged":true}`), false, "may not privileged container"},
 		{"Ryuk is no more than the agent: an administrator's container", ryukID, "DELETE", "/v1.41/containers/app", "", false, "may not owner none"},
 	})
