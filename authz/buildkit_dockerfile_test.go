@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"slices"
 	"testing"
+
+	"github.com/containerd/platforms"
 )
 
 func TestBuildKitDockerfileFacts(t *testing.T) {
@@ -13,6 +15,11 @@ func TestBuildKitDockerfileFacts(t *testing.T) {
 		BuildArgs: map[string]string{"BASE": "evil/arg"}}
 	named := *solve
 	named.NamedContexts = []string{"alpine", "reg.example.com/tools:1"}
+	twoPlatforms := *solve
+	twoPlatforms.Platforms = []string{"linux/amd64", "linux/arm64"}
+	archArg := *solve
+	archArg.BuildArgs = map[string]string{"TARGETARCH": "evil"}
+	hostArch := platforms.DefaultSpec().Architecture
 	for _, tc := range []struct {
 		name   string
 		df     string
@@ -40,6 +47,15 @@ func TestBuildKitDockerfileFacts(t *testing.T) {
 		{name: "RUN --device", df: "FROM busybox\nRUN --device=vendor.com/gpu=0 true\n", want: []string{"image docker.io/library/busybox:latest", "device cdi:vendor.com/gpu=0"}},
 		{name: "named context replaces FROM: judged with the solve", df: "FROM alpine\nFROM docker.io/library/alpine:latest\nCOPY --from=reg.example.com/tools:1 /x /x\n", solve: &named, want: []string{}},
 		{name: "named context does not replace another tag", df: "FROM alpine:3\n", solve: &named, want: []string{"image docker.io/library/alpine:3"}},
+		{name: "unapproved FROM via a platform arg BuildKit sets", df: "FROM ${TARGETARCH:+evil/x}\n", want: []string{"image docker.io/evil/x:latest"}},
+		{name: "unapproved FROM via a platform arg a build-arg overrides", df: "FROM reg.example.com/${TARGETARCH}/base\n", solve: &archArg, want: []string{"image reg.example.com/evil/base:latest"}},
+		{name: "a meta ARG without a default keeps the platform arg", df: "ARG TARGETARCH\nFROM evil/${TARGETARCH:-none}\n", want: []string{"image docker.io/evil/" + hostArch + ":latest"}},
+		{name: "a meta ARG default expanded with a platform arg", df: "ARG IMG=evil/${BUILDOS}\nFROM $IMG\n", want: []string{"image docker.io/evil/linux:latest"}},
+		{name: "FROM judged for every platform built", df: "FROM evil/base-${TARGETARCH}\n", solve: &twoPlatforms,
+			want: []string{"image docker.io/evil/base-amd64:latest", "image docker.io/evil/base-arm64:latest"}},
+		{name: "a stage chosen by a platform arg", df: "FROM busybox AS base-amd64\nFROM busybox AS base-arm64\nFROM base-${TARGETARCH}\n", solve: &twoPlatforms,
+			want: []string{"image docker.io/library/busybox:latest"}},
+		{name: "meta ARG redeclared without a default keeps its value", df: "ARG B=evil/keep\nARG B\nFROM $B\n", solve: &named, want: []string{"image docker.io/evil/keep:latest"}},
 		{name: "owner label forged by LABEL refused", df: "FROM busybox\nLABEL io.dockgate.owner=user:root\n", status: 403},
 		{name: "Dockerfile that does not parse refused", df: "FROM\n", status: 400},
 		{name: "RUN --mount=from a variable refused (BuildKit does not expand it)", df: "FROM busybox\nARG T=evil/x\nRUN --mount=from=$T,target=/t true\n", status: 400},
