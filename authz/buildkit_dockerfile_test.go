@@ -176,3 +176,58 @@ func TestBuildKitQuerySolve(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildKitNeedsTheRowsOfALegacyBuild: a Dockerfile judged for a
+// BuildKit solve is decided as the same Dockerfile in a classic build:
+// allowed by the same rows, refused for the same fact.
+func TestBuildKitNeedsTheRowsOfALegacyBuild(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"ci.csv": `
+g, user:jenkins, role:ci
+p, role:ci, endpoint, *, allow
+p, role:ci, image, reg.example.com/approved/**, allow
+p, role:ci, image, docker.io/docker/dockerfile:*, allow
+p, role:ci, local-image, ci.local/**, allow
+`})
+	d := NewPolicyDecider(p)
+	d.Extract = newExtractor(fakeHost(t))
+	d.Inspector = newFakeInspector()
+	args := map[string]string{"BASE": "evil/x"}
+	for _, tc := range []struct {
+		name, df string
+		allow    bool
+	}{
+		{name: "approved pulled base", df: "FROM reg.example.com/approved/app:1\nRUN true\n", allow: true},
+		{name: "multi-stage within approved images", df: "# syntax=docker/dockerfile:1\nFROM reg.example.com/approved/app:1 AS b\nRUN true\nFROM reg.example.com/approved/app@" + dA + "\nCOPY --from=b /a /a\n", allow: true},
+		{name: "unapproved FROM", df: "FROM evil/x\n"},
+		{name: "unapproved FROM via a build-arg", df: "ARG BASE=reg.example.com/approved/app:1\nFROM $BASE\n"},
+		{name: "a local image under an approved name", df: "FROM reg.example.com/approved/app:2\n"},
+		{name: "COPY --from an unapproved image", df: "FROM reg.example.com/approved/app:1\nCOPY --from=evil/tools /x /x\n"},
+		{name: "unapproved syntax frontend", df: "# syntax=evil/dockerfile\nFROM reg.example.com/approved/app:1\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			subjects := []string{"user:jenkins", "*"}
+			// The classic build of the same Dockerfile and build args.
+			tarball := makeTar(t, tarEntry{name: "Dockerfile", body: tc.df})
+			u := parseTarget(t, "/v1.41/build?pull=1&buildargs="+url.QueryEscape(`{"BASE":"evil/x"}`))
+			m, err := NewRouter().Route(http.MethodPost, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			legacyReq := &Request{Method: http.MethodPost, URL: u, Header: http.Header{"Content-Type": {"application/x-tar"}}, Caller: "user:jenkins", Subjects: subjects,
+				BodyFile: spoolFile(t, tarball), BodySize: int64(len(tarball))}
+			legacy := Judge(t.Context(), d, m, legacyReq)
+
+			bm := MatchBuildKitDockerfile()
+			req := bkRequest(bm, []byte(tc.df), nil, &BuildKitSolve{Frontend: "dockerfile.v0", BuildArgs: args, DockerfileDir: "dockerfile", DockerfileName: "Dockerfile", ReadsDockerfile: true})
+			req.Caller, req.Subjects, req.Creator = "user:jenkins", subjects, nil
+			bk := Judge(t.Context(), d, bm, req)
+
+			if legacy.Allow != tc.allow || bk.Allow != tc.allow {
+				t.Fatalf("classic build allowed %v (%s), BuildKit %v (%s), want %v", legacy.Allow, legacy.Reason, bk.Allow, bk.Reason, tc.allow)
+			}
+			if legacy.Reason != bk.Reason {
+				t.Fatalf("refused for another reason:\nclassic  %s\nBuildKit %s", legacy.Reason, bk.Reason)
+			}
+		})
+	}
+}
