@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"slices"
 	"testing"
+
+	"github.com/containerd/platforms"
 )
 
 func TestBuildKitDockerfileFacts(t *testing.T) {
@@ -13,6 +15,11 @@ func TestBuildKitDockerfileFacts(t *testing.T) {
 		BuildArgs: map[string]string{"BASE": "evil/arg"}}
 	named := *solve
 	named.NamedContexts = []string{"alpine", "reg.example.com/tools:1"}
+	twoPlatforms := *solve
+	twoPlatforms.Platforms = []string{"linux/amd64", "linux/arm64"}
+	archArg := *solve
+	archArg.BuildArgs = map[string]string{"TARGETARCH": "evil"}
+	hostArch := platforms.DefaultSpec().Architecture
 	for _, tc := range []struct {
 		name   string
 		df     string
@@ -40,6 +47,15 @@ func TestBuildKitDockerfileFacts(t *testing.T) {
 		{name: "RUN --device", df: "FROM busybox\nRUN --device=vendor.com/gpu=0 true\n", want: []string{"image docker.io/library/busybox:latest", "device cdi:vendor.com/gpu=0"}},
 		{name: "named context replaces FROM: judged with the solve", df: "FROM alpine\nFROM docker.io/library/alpine:latest\nCOPY --from=reg.example.com/tools:1 /x /x\n", solve: &named, want: []string{}},
 		{name: "named context does not replace another tag", df: "FROM alpine:3\n", solve: &named, want: []string{"image docker.io/library/alpine:3"}},
+		{name: "unapproved FROM via a platform arg BuildKit sets", df: "FROM ${TARGETARCH:+evil/x}\n", want: []string{"image docker.io/evil/x:latest"}},
+		{name: "unapproved FROM via a platform arg a build-arg overrides", df: "FROM reg.example.com/${TARGETARCH}/base\n", solve: &archArg, want: []string{"image reg.example.com/evil/base:latest"}},
+		{name: "a meta ARG without a default keeps the platform arg", df: "ARG TARGETARCH\nFROM evil/${TARGETARCH:-none}\n", want: []string{"image docker.io/evil/" + hostArch + ":latest"}},
+		{name: "a meta ARG default expanded with a platform arg", df: "ARG IMG=evil/${BUILDOS}\nFROM $IMG\n", want: []string{"image docker.io/evil/linux:latest"}},
+		{name: "FROM judged for every platform built", df: "FROM evil/base-${TARGETARCH}\n", solve: &twoPlatforms,
+			want: []string{"image docker.io/evil/base-amd64:latest", "image docker.io/evil/base-arm64:latest"}},
+		{name: "a stage chosen by a platform arg", df: "FROM busybox AS base-amd64\nFROM busybox AS base-arm64\nFROM base-${TARGETARCH}\n", solve: &twoPlatforms,
+			want: []string{"image docker.io/library/busybox:latest"}},
+		{name: "meta ARG redeclared without a default keeps its value", df: "ARG B=evil/keep\nARG B\nFROM $B\n", solve: &named, want: []string{"image docker.io/evil/keep:latest"}},
 		{name: "owner label forged by LABEL refused", df: "FROM busybox\nLABEL io.dockgate.owner=user:root\n", status: 403},
 		{name: "Dockerfile that does not parse refused", df: "FROM\n", status: 400},
 		{name: "RUN --mount=from a variable refused (BuildKit does not expand it)", df: "FROM busybox\nARG T=evil/x\nRUN --mount=from=$T,target=/t true\n", status: 400},
@@ -156,6 +172,61 @@ func TestBuildKitQuerySolve(t *testing.T) {
 			}
 			if tc.solve != nil {
 				tc.solve(t, req.Solve)
+			}
+		})
+	}
+}
+
+// TestBuildKitNeedsTheRowsOfALegacyBuild: a Dockerfile judged for a
+// BuildKit solve is decided as the same Dockerfile in a classic build:
+// allowed by the same rows, refused for the same fact.
+func TestBuildKitNeedsTheRowsOfALegacyBuild(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"ci.csv": `
+g, user:jenkins, role:ci
+p, role:ci, endpoint, *, allow
+p, role:ci, image, reg.example.com/approved/**, allow
+p, role:ci, image, docker.io/docker/dockerfile:*, allow
+p, role:ci, local-image, ci.local/**, allow
+`})
+	d := NewPolicyDecider(p)
+	d.Extract = newExtractor(fakeHost(t))
+	d.Inspector = newFakeInspector()
+	args := map[string]string{"BASE": "evil/x"}
+	for _, tc := range []struct {
+		name, df string
+		allow    bool
+	}{
+		{name: "approved pulled base", df: "FROM reg.example.com/approved/app:1\nRUN true\n", allow: true},
+		{name: "multi-stage within approved images", df: "# syntax=docker/dockerfile:1\nFROM reg.example.com/approved/app:1 AS b\nRUN true\nFROM reg.example.com/approved/app@" + dA + "\nCOPY --from=b /a /a\n", allow: true},
+		{name: "unapproved FROM", df: "FROM evil/x\n"},
+		{name: "unapproved FROM via a build-arg", df: "ARG BASE=reg.example.com/approved/app:1\nFROM $BASE\n"},
+		{name: "a local image under an approved name", df: "FROM reg.example.com/approved/app:2\n"},
+		{name: "COPY --from an unapproved image", df: "FROM reg.example.com/approved/app:1\nCOPY --from=evil/tools /x /x\n"},
+		{name: "unapproved syntax frontend", df: "# syntax=evil/dockerfile\nFROM reg.example.com/approved/app:1\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			subjects := []string{"user:jenkins", "*"}
+			// The classic build of the same Dockerfile and build args.
+			tarball := makeTar(t, tarEntry{name: "Dockerfile", body: tc.df})
+			u := parseTarget(t, "/v1.41/build?pull=1&buildargs="+url.QueryEscape(`{"BASE":"evil/x"}`))
+			m, err := NewRouter().Route(http.MethodPost, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			legacyReq := &Request{Method: http.MethodPost, URL: u, Header: http.Header{"Content-Type": {"application/x-tar"}}, Caller: "user:jenkins", Subjects: subjects,
+				BodyFile: spoolFile(t, tarball), BodySize: int64(len(tarball))}
+			legacy := Judge(t.Context(), d, m, legacyReq)
+
+			bm := MatchBuildKitDockerfile()
+			req := bkRequest(bm, []byte(tc.df), nil, &BuildKitSolve{Frontend: "dockerfile.v0", BuildArgs: args, DockerfileDir: "dockerfile", DockerfileName: "Dockerfile", ReadsDockerfile: true})
+			req.Caller, req.Subjects, req.Creator = "user:jenkins", subjects, nil
+			bk := Judge(t.Context(), d, bm, req)
+
+			if legacy.Allow != tc.allow || bk.Allow != tc.allow {
+				t.Fatalf("classic build allowed %v (%s), BuildKit %v (%s), want %v", legacy.Allow, legacy.Reason, bk.Allow, bk.Reason, tc.allow)
+			}
+			if legacy.Reason != bk.Reason {
+				t.Fatalf("refused for another reason:\nclassic  %s\nBuildKit %s", legacy.Reason, bk.Reason)
 			}
 		})
 	}

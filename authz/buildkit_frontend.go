@@ -50,6 +50,13 @@ func (x *extraction) frontendFacts(frontend string, attrs map[string]string, inp
 			return err
 		}
 	}
+	if v := attrs["override-copy-image"]; v != "" {
+		// BuildKit before 0.11 (dockerd 20.10's) runs this image for
+		// COPY when file ops are disabled by a build arg.
+		if err := x.addImageInUse(v); err != nil {
+			return err
+		}
+	}
 	attests, err := attestations.Parse(attrs)
 	if err != nil {
 		return badBody("BuildKit attestations: %v", err)

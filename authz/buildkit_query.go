@@ -37,6 +37,9 @@ func (x *extraction) buildKitQueryFacts(q map[string][]string) error {
 			}
 		}
 	}
+	if p := first(q["platform"]); p != "" {
+		attrs["platform"] = p
+	}
 	switch mode := first(q["networkmode"]); mode {
 	case "host", "none":
 		attrs["force-network-mode"] = mode

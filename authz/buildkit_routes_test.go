@@ -121,3 +121,21 @@ p, user:root, *, **, allow
 		})
 	}
 }
+
+// TestBuildKitCallTableIsOneRowPerCall: a method has one row, and every
+// row names an action of the form policies use.
+func TestBuildKitCallTableIsOneRowPerCall(t *testing.T) {
+	seen := map[string]bool{}
+	for _, r := range append(buildKitCallRoutes(), buildKitDockerfileRoute()) {
+		if seen[r.Path] {
+			t.Errorf("%s has two rows", r.Path)
+		}
+		seen[r.Path] = true
+		if res, verb, ok := strings.Cut(r.Action, "."); !ok || res == "" || verb == "" || strings.ToLower(r.Action) != r.Action {
+			t.Errorf("%s: action %q is not <resource>.<verb>", r.Path, r.Action)
+		}
+		if r.Method != http.MethodPost || !strings.HasPrefix(r.Path, "/") || strings.Count(r.Path, "/") != 2 {
+			t.Errorf("%s %s is not a gRPC full method", r.Method, r.Path)
+		}
+	}
+}

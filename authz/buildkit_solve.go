@@ -58,6 +58,9 @@ type BuildKitSolve struct {
 	// given inline as a frontend input. The proxy must judge what it reads
 	// before dockerd gets it.
 	ReadsDockerfile bool
+	// Platforms are the platforms built for (the platform attribute,
+	// comma-separated); none: this host's. Each is a FROM expansion.
+	Platforms []string
 	// NamedContexts are the names the build's context:<name> attributes
 	// replace for every platform (`FROM <name>` builds from the context,
 	// judged with the solve), as BuildKit looks them up: the familiar
@@ -211,6 +214,9 @@ func newBuildKitSolve(frontend string, attrs map[string]string) *BuildKitSolve {
 	}
 	if v, ok := attrs["dockerfilekey"]; ok {
 		s.DockerfileDir = v
+	}
+	if v := attrs["platform"]; v != "" {
+		s.Platforms = strings.Split(v, ",")
 	}
 	for k, v := range attrs {
 		if name, ok := strings.CutPrefix(k, "build-arg:"); ok {

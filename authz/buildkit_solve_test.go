@@ -65,6 +65,8 @@ func TestBuildKitSolveFacts(t *testing.T) {
 			want: []string{"image docker.io/evil/frontend:2"}},
 		{name: "gateway frontend without an image refused", req: &controlapi.SolveRequest{Frontend: "gateway.v0"}, status: 400},
 		{name: "unknown frontend refused", req: &controlapi.SolveRequest{Frontend: "evil.v0"}, status: 400},
+		{name: "COPY helper image of an old BuildKit", req: dockerfileSolve(map[string]string{"build-arg:BUILDKIT_DISABLE_FILEOP": "1", "override-copy-image": "evil/copy:1"}),
+			want: []string{"image docker.io/evil/copy:1"}},
 		{name: "SBOM scanner image", req: dockerfileSolve(map[string]string{"attest:sbom": ""}),
 			want: []string{"image docker.io/docker/buildkit-syft-scanner:stable-1"}},
 		{name: "SBOM scanner image chosen by the client", req: dockerfileSolve(map[string]string{"attest:sbom": "generator=evil/scanner:1"}),

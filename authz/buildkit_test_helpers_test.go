@@ -6,11 +6,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/dockgate/dockgate/authz/policy"
 )
 
 // bkRequest is a gRPC call as the proxy hands it to Judge: POST, the full
@@ -29,6 +32,9 @@ func bkFacts(t *testing.T, m *Match, body []byte, md http.Header, solve *BuildKi
 	have := []string{}
 	for _, f := range facts {
 		have = append(have, f.Kind+" "+f.Value)
+		if !slices.Contains(policy.FactKinds(), f.Kind) {
+			t.Errorf("fact %s %s has a kind policies cannot name", f.Kind, f.Value)
+		}
 	}
 	return have, req, err
 }
