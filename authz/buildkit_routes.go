@@ -34,8 +34,13 @@ const BuildKitDockerfilePath = "/moby.filesync.v1.FileSync/DiffCopy"
 //     not (the cache records no owner).
 //   - session.start: a session tunnelled inside /grpc, as POST /session.
 //   - build.frontend: a client-side frontend's calls into BuildKit
-//     (buildx's gateway build): what they do is not judged, so each also
-//     carries the `build buildkit` fact.
+//     (buildx's gateway build) that only read what judged solves made or
+//     what a registry says of an image (its config), or hand BuildKit the
+//     result of a judged solve (Return): every solve they can name was
+//     judged on its own (LLBBridge/Solve). The ones that run a container
+//     of their own outside any solve (NewContainer, ExecProcess,
+//     ReleaseContainer: buildx's debugging shell) are not judged, so they
+//     also carry the `build buildkit` fact.
 func buildKitCallRoutes() []Route {
 	return []Route{
 		grpcCall(buildKitControl+"Solve", "build.run", readsBody, reads(buildKitSolveFacts)),
@@ -49,19 +54,19 @@ func buildKitCallRoutes() []Route {
 		grpcCall(buildKitControl+"Session", "session.start", reads(buildkitChannelFacts)),
 		grpcCall(grpcHealth+"Check", "grpc.start"),
 		grpcCall(buildKitBridge+"Solve", "build.run", readsBody, reads(buildKitGatewaySolveFacts)),
-		grpcCall(buildKitBridge+"ResolveImageConfig", "build.frontend", reads(buildkitChannelFacts)),
-		grpcCall(buildKitBridge+"ResolveSourceMeta", "build.frontend", reads(buildkitChannelFacts)),
-		grpcCall(buildKitBridge+"ReadFile", "build.frontend", reads(buildkitChannelFacts)),
-		grpcCall(buildKitBridge+"ReadDir", "build.frontend", reads(buildkitChannelFacts)),
-		grpcCall(buildKitBridge+"StatFile", "build.frontend", reads(buildkitChannelFacts)),
-		grpcCall(buildKitBridge+"Evaluate", "build.frontend", reads(buildkitChannelFacts)),
-		grpcCall(buildKitBridge+"Ping", "build.frontend", reads(buildkitChannelFacts)),
-		grpcCall(buildKitBridge+"Return", "build.frontend", reads(buildkitChannelFacts)),
-		grpcCall(buildKitBridge+"Inputs", "build.frontend", reads(buildkitChannelFacts)),
+		grpcCall(buildKitBridge+"ResolveImageConfig", "build.frontend"),
+		grpcCall(buildKitBridge+"ResolveSourceMeta", "build.frontend"),
+		grpcCall(buildKitBridge+"ReadFile", "build.frontend"),
+		grpcCall(buildKitBridge+"ReadDir", "build.frontend"),
+		grpcCall(buildKitBridge+"StatFile", "build.frontend"),
+		grpcCall(buildKitBridge+"Evaluate", "build.frontend"),
+		grpcCall(buildKitBridge+"Ping", "build.frontend"),
+		grpcCall(buildKitBridge+"Return", "build.frontend"),
+		grpcCall(buildKitBridge+"Inputs", "build.frontend"),
 		grpcCall(buildKitBridge+"NewContainer", "build.frontend", reads(buildkitChannelFacts)),
 		grpcCall(buildKitBridge+"ReleaseContainer", "build.frontend", reads(buildkitChannelFacts)),
 		grpcCall(buildKitBridge+"ExecProcess", "build.frontend", reads(buildkitChannelFacts)),
-		grpcCall(buildKitBridge+"Warn", "build.frontend", reads(buildkitChannelFacts)),
+		grpcCall(buildKitBridge+"Warn", "build.frontend"),
 	}
 }
 

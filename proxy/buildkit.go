@@ -69,7 +69,7 @@ func (cn *clientConn) relayH2(ctx context.Context, head *requestHead, m *authz.M
 		rec.BytesIn += res.FromServer
 		rec.BytesOut += res.FromClient
 	} else {
-		w := &grpcWatcher{cn: cn, ctx: ctx, solves: map[uint32]func(){}}
+		w := &grpcWatcher{cn: cn, ctx: ctx, solves: map[uint32]func(){}, refs: map[string]*authz.BuildKitSolve{}}
 		res = h2relay.Relay(ctx, cn.nc, cn.br, up.nc, up.br, w, h2relay.Options{})
 		rec.BytesIn += res.FromClient
 		rec.BytesOut += res.FromServer
@@ -125,10 +125,15 @@ func (cn *clientConn) judgeCall(ctx context.Context, m *authz.Match, method stri
 type grpcWatcher struct {
 	cn  *clientConn
 	ctx context.Context
-	// solves unregisters, by stream, the allowed Solves still running.
+	// solves unregisters, by stream, the allowed Solves still running;
+	// refs are the running Control/Solves by ref.
 	mu     sync.Mutex
 	solves map[uint32]func()
+	refs   map[string]*authz.BuildKitSolve
 }
+
+// controlSolveMethod is the call that starts a build on /grpc.
+const controlSolveMethod = "/moby.buildkit.v1.Control/Solve"
 
 func (w *grpcWatcher) Start(c *h2relay.Call) (h2relay.Watch, error) {
 	m := authz.MatchBuildKitCall(c.Method)
@@ -147,9 +152,31 @@ func (w *grpcWatcher) Message(c *h2relay.Call, response bool, msg []byte) (bool,
 		return false, nil, err
 	}
 	if d.Solve != nil {
-		unregister := w.cn.s.buildSessions.register(d.Solve, w.cn)
+		solve := *d.Solve
 		w.mu.Lock()
-		w.solves[c.Stream] = unregister
+		if solve.Session == "" {
+			// A client-side frontend's solve (LLBBridge/Solve) reads
+			// the session of the build it runs in, the Control/Solve
+			// with its ref.
+			if parent := w.refs[solve.Ref]; parent != nil {
+				solve.Session = parent.Session
+				if solve.DockerfileSession == "" {
+					solve.DockerfileSession = parent.Session
+				}
+			}
+		}
+		w.mu.Unlock()
+		unregister := w.cn.s.buildSessions.register(&solve, w.cn)
+		w.mu.Lock()
+		w.solves[c.Stream] = func() {
+			unregister()
+			if w.refs[solve.Ref] == &solve {
+				delete(w.refs, solve.Ref)
+			}
+		}
+		if c.Method == controlSolveMethod && solve.Ref != "" {
+			w.refs[solve.Ref] = &solve
+		}
 		w.mu.Unlock()
 	}
 	return false, nil, nil
@@ -159,8 +186,8 @@ func (w *grpcWatcher) End(c *h2relay.Call) {
 	w.mu.Lock()
 	unregister := w.solves[c.Stream]
 	delete(w.solves, c.Stream)
-	w.mu.Unlock()
 	if unregister != nil {
 		unregister()
 	}
+	w.mu.Unlock()
 }

@@ -103,7 +103,7 @@ func (w *sessionWatcher) Start(c *h2relay.Call) (h2relay.Watch, error) {
 	dir := first(sessionOpt(c.Metadata, "dir-name"))
 	var builds []*pendingBuild
 	for _, b := range w.cn.s.buildSessions.of(w.id) {
-		if b.solve.DockerfileDir == dir {
+		if b.solve.ReadsDockerfile && b.solve.DockerfileDir == dir {
 			builds = append(builds, b)
 		}
 	}

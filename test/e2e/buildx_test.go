@@ -23,11 +23,13 @@ func bxPlugin(t *testing.T) string {
 
 // TestBuildxThroughDockgate: `docker buildx build` with the docker driver
 // (BuildKit inside dockerd, reached through the /session and /grpc
-// upgrades). A CI job may not build with BuildKit under the CI example
-// policy, and must be told so by buildx itself, not by a fallback to the
-// docker-container driver failing on something else; nothing is built.
-// Root, whom the policy allows everything, builds through dockgate as it
-// does directly.
+// upgrades; buildx runs the Dockerfile frontend through BuildKit's gateway
+// API). A CI job builds what the CI example policy allows, judged call by
+// call and Dockerfile by Dockerfile, and a build FROM an unapproved image
+// is refused with dockgate's message, printed by buildx itself (not by a
+// fallback to the docker-container driver failing on something else);
+// nothing is built. Root, whom the policy allows everything, builds
+// through dockgate as it does directly.
 func TestBuildxThroughDockgate(t *testing.T) {
 	env := testbed.Shared(t)
 	plugin := bxPlugin(t)
@@ -40,31 +42,42 @@ func TestBuildxThroughDockgate(t *testing.T) {
 	if err := os.Symlink(plugin, filepath.Join(u.home, ".docker/cli-plugins/docker-buildx")); err != nil {
 		t.Fatal(err)
 	}
-	ctxDir := filepath.Dir(u.writeFile("ctx/Dockerfile", dockerfile))
+	okDir := filepath.Dir(u.writeFile("ok/Dockerfile", dockerfile))
 	const jobTag = "ci.local/e2e-bx-job:1"
 	t.Cleanup(func() { azRemoveImage(t, c, jobTag) })
-	r := u.run("", nil, "buildx", "build", "-t", jobTag, ctxDir)
-	want := "PermissionDenied: dockgate: " + azCaller + " may not build buildkit: no rule allows it"
-	if r.code == 0 || !strings.Contains(r.stderr, want) {
-		t.Errorf("a CI job's buildx build: want it refused with %q; got %v", want, r)
+	if r := u.run("", nil, "buildx", "build", "--progress", "plain", "--network", "none", "-t", jobTag, okDir); r.code != 0 {
+		t.Fatalf("a CI job's buildx build of an approved image: %v", r)
+	}
+	ctx, cancel := azCtx()
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, newCLI(t), "--host", env.DirectHost(), "run", "--rm", "--network", "none", jobTag, "cat", "/built").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "built" {
+		t.Errorf("the image the job built: %v %q", err, out)
+	}
+	// By the buildx plugin, a child of the CLI: its client-side frontend's
+	// solve, with the Dockerfile it read.
+	g.azRecord(t, "the job's judged Dockerfile", func(rec map[string]any) bool {
+		return rec["path"] == "/moby.filesync.v1.FileSync/DiffCopy" && rec["decision"] == "allow" && strings.HasSuffix(fmt.Sprint(rec["caller"].(map[string]any)["exe"]), "buildx")
+	})
+
+	badDir := filepath.Dir(u.writeFile("bad/Dockerfile", "ARG BASE="+image+"\nFROM $BASE\nRUN true\n"))
+	const badTag = "ci.local/e2e-bx-job-refused:1"
+	t.Cleanup(func() { azRemoveImage(t, c, badTag) })
+	r := u.run("", nil, "buildx", "build", "--progress", "plain", "--network", "none", "--build-arg", "BASE=docker.io/library/alpine:3.20", "-t", badTag, badDir)
+	want := "dockgate: " + azCaller + " may not image docker.io/library/alpine:3.20"
+	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, want) {
+		t.Errorf("a CI job's buildx build FROM an unapproved image: want it refused with %q; got %v", want, r)
 	}
 	if strings.Contains(r.stdout+r.stderr, "docker-container driver") {
 		t.Errorf("buildx fell back to the docker-container driver: %v", r)
 	}
-	if _, err := c.ImageInspect(t.Context(), jobTag); err == nil {
-		t.Errorf("BYPASS: %s was built", jobTag)
+	if _, err := c.ImageInspect(t.Context(), badTag); err == nil {
+		t.Errorf("BYPASS: %s was built", badTag)
 	}
-	// By the buildx plugin, a child of the CLI.
-	g.azRecord(t, "the refused /grpc of the job's build", func(rec map[string]any) bool {
-		return rec["action"] == "grpc.start" && rec["decision"] == "deny" && rec["status"] == float64(403) && strings.HasSuffix(fmt.Sprint(rec["caller"].(map[string]any)["exe"]), "buildx")
-	})
 
 	// Root: allowed everything, through the same dockgate.
 	const rootTag = "ci.local/e2e-bx-root:1"
 	t.Cleanup(func() { azRemoveImage(t, c, rootTag) })
 	bxBuildAsRoot(t, "unix://"+g.Socket, plugin, dockerfile, rootTag)
-	ctx, cancel := azCtx()
-	defer cancel()
 	run, err := exec.CommandContext(ctx, newCLI(t), "--host", env.DirectHost(), "run", "--rm", rootTag, "cat", "/built").CombinedOutput()
 	if err != nil || strings.TrimSpace(string(run)) != "built" {
 		t.Errorf("the image root built: %v %q", err, run)
