@@ -43,7 +43,10 @@ const BuildKitDockerfilePath = "/moby.filesync.v1.FileSync/DiffCopy"
 //     also carry the `build buildkit` fact.
 func buildKitCallRoutes() []Route {
 	return []Route{
-		grpcCall(buildKitControl+"Solve", "build.run", readsBody, reads(buildKitSolveFacts)),
+		// A tenant's Solve would export an image without its owner
+		// label (it lives in the protobuf, which is forwarded as read):
+		// labelsImage with nothing to record it refuses it.
+		grpcCall(buildKitControl+"Solve", "build.run", readsBody, reads(buildKitSolveFacts), labelsImage),
 		grpcCall(buildKitControl+"Status", "grpc.start"),
 		grpcCall(buildKitControl+"ListWorkers", "grpc.start"),
 		grpcCall(buildKitControl+"Info", "grpc.start"),

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -77,6 +78,11 @@ const (
 // buildKitSolveFacts: moby.buildkit.v1.Control/Solve.
 func buildKitSolveFacts(x *extraction) error {
 	x.req.Solve = nil
+	if x.req.Owner != "" {
+		// The owner label of what the build exports would have to go
+		// into the Solve, which is forwarded as read.
+		return &RouteError{Status: http.StatusForbidden, Message: x.req.Caller + " may not build through BuildKit's control API as a tenant: the image it exports could not carry its owner label; build with `docker build` (POST /build), which records it"}
+	}
 	var req controlapi.SolveRequest
 	if err := x.decodeBuildKit("Control/Solve", &req); err != nil {
 		return err

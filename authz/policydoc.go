@@ -64,8 +64,12 @@ makes on it is judged like a request, with the action below as its
 says. The Dockerfile of a solve, read out of the session's file sync, is
 judged as ` + "`build.run`" + ` too, with the solve's build args
 ([policy-language.md](policy-language.md#buildkit-builds)). What dockgate
-cannot judge also carries the fact ` + "`build buildkit`" + `: every ` + "`build.frontend`" + ` call (a
-client-side frontend's) and ` + "`session.start`" + ` (a session tunnelled in ` + "`/grpc`" + `).
+cannot judge also carries the fact ` + "`build buildkit`" + `: a client-side frontend's
+` + "`build.frontend`" + ` calls that run a container outside any solve (` + "`NewContainer`" + `,
+` + "`ExecProcess`" + `, ` + "`ReleaseContainer`" + `; its other calls only read or return what judged
+solves made) and ` + "`session.start`" + ` (a session tunnelled in ` + "`/grpc`" + `). A tenant's
+` + "`Control/Solve`" + ` is refused: the image it exports could not carry the owner label
+(a tenant builds with ` + "`POST /build`" + `, which records it).
 
 | action | gRPC method | body |
 |---|---|---|

@@ -59,6 +59,23 @@ func TestBuildKitJudgedGoClient(t *testing.T) {
 		})
 	})
 
+	t.Run("cache mounts and secrets, as a CI job uses them", func(t *testing.T) {
+		tag := bkTagged(t, c, "ci.local/e2e-bkj-cache:1")
+		df := "FROM " + image + "\nRUN --mount=type=cache,target=/cache sh -c 'echo run >> /cache/runs; wc -l < /cache/runs > /runs'\n" +
+			"RUN --mount=type=secret,id=token cp /run/secrets/token /seen\n"
+		for i := 0; i < 2; i++ {
+			dir := bkDir(t, map[string]string{"Dockerfile": df, "nonce": fmt.Sprint(i)})
+			b := clientflows.DockerfileBuild{ContextDir: dir, Tag: tag, Secrets: map[string][]byte{"token": []byte("judged-secret")},
+				FrontendAttrs: map[string]string{"no-cache": ""}}
+			if res, err := build(t, b); err != nil {
+				t.Fatalf("build %d: %v\n%s", i+1, err, res.Log)
+			}
+		}
+		if got, want := bkRun(t, env, tag, "cat", "/runs", "/seen"), "2\njudged-secret"; got != want {
+			t.Errorf("the image prints %q, want %q (the cache mount kept between builds, the secret reached RUN)", got, want)
+		}
+	})
+
 	refusals := []struct {
 		name       string
 		dockerfile string
@@ -94,6 +111,16 @@ func TestBuildKitJudgedGoClient(t *testing.T) {
 		})
 	}
 
+	t.Run("refused: the same refusal, many times, ends the build every time", func(t *testing.T) {
+		dir := bkDir(t, map[string]string{"Dockerfile": "FROM " + bkUnapproved + "\n"})
+		for i := 0; i < 10; i++ {
+			res, err := build(t, clientflows.DockerfileBuild{ContextDir: dir, Tag: "ci.local/e2e-bkj-refused:1"})
+			bkWantRefused(t, err, res, bkUnapproved)
+			res, err = build(t, clientflows.DockerfileBuild{ContextDir: dir, Tag: "ci.local/e2e-bkj-refused:1", Network: "host"})
+			bkWantRefused(t, err, res, "network=host")
+		}
+	})
+
 	t.Run("refused: an LLB source outside the approved set", func(t *testing.T) {
 		tag := bkTagged(t, c, "ci.local/e2e-bkj-llb:1")
 		res, err := bk.SolveLLB(ctx, clientflows.RunOnImage(bkUnapproved, "true"), clientflows.LLBSolve{Tag: tag})
@@ -115,6 +142,30 @@ func TestBuildKitJudgedGoClient(t *testing.T) {
 			t.Errorf("the image prints %q", got)
 		}
 	})
+}
+
+// TestBuildKitJudgedPushNeedsPush: a build that pushes what it exports
+// (push=true, which Engine 29's exporter does by itself) is judged as a
+// push: a CI job that may not push is refused, and nothing is pushed.
+func TestBuildKitJudgedPushNeedsPush(t *testing.T) {
+	env := testbed.Shared(t)
+	if env.Registry == nil {
+		t.Skip("no registry in this bed")
+	}
+	c := azDirect(t, env)
+	repo := "e2e-bkj-push/app"
+	name := env.Registry.Addr + "/" + repo + ":1"
+	g := azStartGate(t, env, azPolicy(t, true, "p, role:ci, image-target, "+env.Registry.Addr+"/e2e-bkj-push/**, allow", "p, role:ci, endpoint, image.push, deny"))
+	ctx, cancel := context.WithTimeout(t.Context(), 2*bkTimeout)
+	defer cancel()
+	bk := bkDial(t, ctx, g.Socket)
+	bkTagged(t, c, name)
+	dir := bkDir(t, map[string]string{"Dockerfile": "FROM " + image + "\nRUN echo pushed > /built\n"})
+	res, err := bk.BuildDockerfile(ctx, clientflows.DockerfileBuild{ContextDir: dir, Tag: name, Push: true})
+	bkWantRefused(t, err, res, "endpoint image.push")
+	if tags := bkRegistryTags(t, env, repo); len(tags) != 0 {
+		t.Errorf("BYPASS: the registry has %s:%v", repo, tags)
+	}
 }
 
 // TestBuildKitJudgedClassicCLI: Debian's 20.10 CLI with DOCKER_BUILDKIT=1
@@ -152,9 +203,20 @@ func TestBuildKitJudgedClassicCLI(t *testing.T) {
 			t.Fatalf("refused build %d: want the client to exit with dockgate's message naming %s; got %v", i+1, bkUnapproved, r)
 		}
 	}
+	// A /build refused outright (its query asks for the host's network),
+	// with the session already open: the client must exit every time.
+	for i := 0; i < 10; i++ {
+		r := u.run("", []string{"DOCKER_BUILDKIT=1"}, "build", "--progress", "plain", "--network", "host", "-t", refused, u.home+"/ok")
+		if r.code == 0 || r.code == -1 || !strings.Contains(r.stderr, "dockgate: "+azCaller+" may not build network=host") {
+			t.Fatalf("refused /build %d: want the client to exit with dockgate's message; got %v", i+1, r)
+		}
+	}
 	if _, err := c.ImageInspect(t.Context(), refused); err == nil {
 		t.Errorf("BYPASS: %s was built", refused)
 	}
+	g.azRecord(t, "a judged Dockerfile of the CLI's build", func(rec map[string]any) bool {
+		return rec["path"] == "/moby.filesync.v1.FileSync/DiffCopy" && rec["decision"] == "deny" && bkHasFact(rec, "image", bkUnapproved)
+	})
 }
 
 func bkWantRefused(t *testing.T, err error, res clientflows.BuildResult, want string) {

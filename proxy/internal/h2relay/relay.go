@@ -14,7 +14,9 @@ package h2relay
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -55,9 +57,10 @@ type Watcher interface {
 	// gRPC length prefix removed) before the frame that completes it is
 	// forwarded. An error refuses the call and the frame is not
 	// forwarded; keep false stops the reading of that direction. A
-	// replacement, when not nil, is forwarded instead of msg: it must be
-	// as long, so that no frame changes length, and msg must lie whole in
-	// the frame that completes it (else the call is refused).
+	// replacement, when not nil, is forwarded instead of msg; msg must lie
+	// whole in the frame that completes it, and a longer replacement is
+	// only for a message that ends its call's request (else the call is
+	// refused).
 	Message(c *Call, response bool, msg []byte) (keep bool, replace []byte, err error)
 	// End is told when a started call is over, either way.
 	End(c *Call)
@@ -163,10 +166,14 @@ type relay struct {
 	lastOpen uint32
 	err      error
 	failed   bool
+	// debt, per direction, is the bytes forwarded that its sender did not
+	// spend of its connection window (messages replaced by longer ones).
+	debt [2]int64
 }
 
-// call is a started call's state. Each direction's fields are only touched
-// by that direction's goroutine; refused is read by both under relay.mu.
+// call is a started call's state. partial[dir] is only touched by that
+// direction's goroutine; the rest, once the call is in relay.calls, only
+// under relay.mu.
 type call struct {
 	Call
 	watch    [2]bool   // requests, responses
@@ -212,13 +219,13 @@ func (r *relay) pump(from, to *peer) error {
 			return err
 		}
 		raw := from.take()
-		forward, err := r.frame(dir, from, to, f, raw)
+		out, err := r.frame(dir, from, to, f, raw)
 		if err != nil {
 			r.fail(err)
 			return err
 		}
-		if forward {
-			if err := to.write(raw); err != nil {
+		if out != nil {
+			if err := to.write(out); err != nil {
 				return err
 			}
 			from.forwarded += int64(len(raw))
@@ -230,29 +237,67 @@ func isEnd(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe)
 }
 
-// frame handles one frame read from from: it reports whether the frame is
-// forwarded as read. An error ends the connection.
-func (r *relay) frame(dir int, from, to *peer, f http2.Frame, raw []byte) (bool, error) {
+// frame handles one frame read from from: it returns what is forwarded in
+// its place (raw itself, as read, or nothing). An error ends the
+// connection.
+func (r *relay) frame(dir int, from, to *peer, f http2.Frame, raw []byte) ([]byte, error) {
 	switch f := f.(type) {
 	case *http2.MetaHeadersFrame:
-		return r.headers(dir, from, to, f, raw)
+		fwd, err := r.headers(dir, from, to, f, raw)
+		return keepIf(fwd, raw), err
 	case *http2.DataFrame:
 		return r.data(dir, from, to, f, raw)
+	case *http2.WindowUpdateFrame:
+		return r.windowUpdate(dir, f, raw), nil
 	case *http2.RSTStreamFrame:
 		r.mu.Lock()
 		c := r.calls[f.StreamID]
 		refused := r.refused[f.StreamID]
-		r.mu.Unlock()
 		if c != nil {
 			c.ended = [2]bool{true, true}
+		}
+		r.mu.Unlock()
+		if c != nil {
 			r.end(c)
 		}
 		// Both peers had dockgate's frames ending it already.
-		return !refused, nil
+		return keepIf(!refused, raw), nil
 	case *http2.PushPromiseFrame:
-		return false, protoErr("%s sent PUSH_PROMISE, which gRPC never does", from.name)
+		return nil, protoErr("%s sent PUSH_PROMISE, which gRPC never does", from.name)
 	}
-	return true, nil
+	return raw, nil
+}
+
+func keepIf(keep bool, raw []byte) []byte {
+	if keep {
+		return raw
+	}
+	return nil
+}
+
+// windowUpdate pays the debt of the opposite direction, which sent bytes
+// its sender never spent (a message replaced by a longer one), out of the
+// connection window its receiver gives back: the sender must not get
+// those bytes as credit.
+func (r *relay) windowUpdate(dir int, f *http2.WindowUpdateFrame, raw []byte) []byte {
+	if f.StreamID != 0 {
+		return raw
+	}
+	r.mu.Lock()
+	debt := &r.debt[1-dir]
+	pay := min(int64(f.Increment), *debt)
+	*debt -= pay
+	r.mu.Unlock()
+	if pay == 0 {
+		return raw
+	}
+	left := f.Increment - uint32(pay)
+	if left == 0 {
+		return nil
+	}
+	out := append([]byte(nil), raw...)
+	binary.BigEndian.PutUint32(out[9:13], left)
+	return out
 }
 
 // headers handles a header block: a new call, response headers or
@@ -273,11 +318,13 @@ func (r *relay) headers(dir int, from, to *peer, f *http2.MetaHeadersFrame, raw 
 		// were on their way: the client ignores them, but its HPACK
 		// table must see them.
 		if c != nil {
+			r.mu.Lock()
 			c.headers = true
 			if f.StreamEnded() {
 				c.ended[responses] = true
-				r.endIfDone(c)
 			}
+			r.mu.Unlock()
+			r.endIfDone(c)
 		}
 		return true, nil
 	}
@@ -289,7 +336,9 @@ func (r *relay) headers(dir int, from, to *peer, f *http2.MetaHeadersFrame, raw 
 			return false, protoErr("%s sent headers on stream %d after dockgate refused it", from.name, id)
 		}
 		if f.StreamEnded() {
+			r.mu.Lock()
 			c.ended[requests] = true
+			r.mu.Unlock()
 			r.endIfDone(c)
 		}
 		return true, nil
@@ -300,9 +349,10 @@ func (r *relay) headers(dir int, from, to *peer, f *http2.MetaHeadersFrame, raw 
 		return false, protoErr("%s opened stream %d out of order", from.name, id)
 	}
 	r.lastOpen = id
-	c = &call{Call: Call{Stream: id, Method: f.PseudoValue("path"), Metadata: map[string][]string{}}}
-	r.calls[id] = c
 	r.mu.Unlock()
+	// The call is whole before the other direction can see it: no frame
+	// of it comes back before its headers went on.
+	c = &call{Call: Call{Stream: id, Method: f.PseudoValue("path"), Metadata: map[string][]string{}}}
 	for _, hf := range f.RegularFields() {
 		c.Metadata[hf.Name] = append(c.Metadata[hf.Name], hf.Value)
 	}
@@ -314,6 +364,10 @@ func (r *relay) headers(dir int, from, to *peer, f *http2.MetaHeadersFrame, raw 
 		watch, err = r.w.Start(&c.Call)
 	}
 	c.watch = [2]bool{watch.Requests, watch.Responses}
+	c.ended[requests] = f.StreamEnded()
+	r.mu.Lock()
+	r.calls[id] = c
+	r.mu.Unlock()
 	if err != nil {
 		// The server gets the headers (its HPACK table must), then at
 		// once the RST_STREAM, and never a message of the call.
@@ -323,9 +377,6 @@ func (r *relay) headers(dir int, from, to *peer, f *http2.MetaHeadersFrame, raw 
 		from.forwarded += int64(len(raw))
 		return false, r.refuse(c, err)
 	}
-	if f.StreamEnded() {
-		c.ended[requests] = true
-	}
 	return true, nil
 }
 
@@ -333,73 +384,152 @@ func (r *relay) headers(dir int, from, to *peer, f *http2.MetaHeadersFrame, raw 
 // direction, and drops what either peer still sends on a refused call
 // (the gRPC client's transport would ignore it; dropped, it never reaches
 // the server at all), giving the sender its flow-control window back.
-func (r *relay) data(dir int, from, to *peer, f *http2.DataFrame, raw []byte) (bool, error) {
+func (r *relay) data(dir int, from, to *peer, f *http2.DataFrame, raw []byte) ([]byte, error) {
 	id := f.StreamID
 	r.mu.Lock()
 	c := r.calls[id]
 	refused := r.refused[id]
+	watching := c != nil && c.watch[dir]
 	r.mu.Unlock()
 	if refused {
-		return false, r.credit(from, f)
+		return nil, r.credit(from, f)
 	}
 	if c == nil {
 		// A stream already over: the peer ignores the frame, and counts
 		// it against the connection's flow control as sent.
-		return true, nil
+		return raw, nil
 	}
-	if c.watch[dir] {
-		if err := r.read(c, dir, f, raw); err != nil {
-			return false, r.refuseDropping(c, from, f, err)
+	out := raw
+	if watching {
+		var err error
+		if out, err = r.read(c, dir, f, raw); err != nil {
+			return nil, r.refuseDropping(c, from, f, err)
 		}
 	}
 	if f.StreamEnded() {
+		r.mu.Lock()
 		c.ended[dir] = true
+		r.mu.Unlock()
 		r.endIfDone(c)
 	}
-	return true, nil
+	return out, nil
 }
 
 // read shows the Watcher each message a DATA frame of a watched direction
-// completes, and writes a replacement it gives over the message in raw,
-// the frame as it will be forwarded.
-func (r *relay) read(c *call, dir int, f *http2.DataFrame, raw []byte) error {
+// completes, and returns the frame as it is forwarded: raw, with any
+// replacement the Watcher gave written over its message, or, where a
+// replacement is longer, the frame's data rebuilt into as many DATA frames
+// as it takes.
+func (r *relay) read(c *call, dir int, f *http2.DataFrame, raw []byte) ([]byte, error) {
 	carried := len(c.partial[dir]) // bytes of the partial message from earlier frames
 	buf := append(c.partial[dir], f.Data()...)
 	off := 0
-	for c.watch[dir] {
+	watching := true
+	var edits []edit
+	for watching {
 		msg, _, ok, err := nextMessage(buf[off:], r.o.MaxMessage)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !ok {
 			break
 		}
 		keep, replace, err := r.w.Message(&c.Call, dir == responses, msg)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if replace != nil {
-			at := off + 5 - carried // where msg starts in this frame's data
-			if len(replace) != len(msg) || at < 0 {
-				return fmt.Errorf("dockgate cannot rewrite that message (%d bytes for %d, %d of them in an earlier frame)", len(replace), len(msg), -min(at, 0))
+			at := off - carried // where msg's prefix starts in this frame's data
+			if at < 0 {
+				return nil, fmt.Errorf("dockgate cannot rewrite a message that began in an earlier frame (%d of its bytes)", -at)
 			}
-			start := 9 // the frame header, then the pad length if padded
-			if f.Header().Flags.Has(http2.FlagDataPadded) {
-				start++
-			}
-			copy(raw[start+at:], replace)
+			edits = append(edits, edit{at: at, old: 5 + len(msg), msg: replace})
 		}
 		off += 5 + len(msg)
 		if !keep {
+			watching = false
+			r.mu.Lock()
 			c.watch[dir] = false
+			r.mu.Unlock()
 		}
 	}
-	if !c.watch[dir] || off == len(buf) {
+	if !watching || off == len(buf) {
 		c.partial[dir] = nil // let a large message's buffer go
 	} else {
 		c.partial[dir] = append([]byte(nil), buf[off:]...)
 	}
-	return nil
+	if len(edits) == 0 {
+		return raw, nil
+	}
+	return r.rewrite(dir, f, raw, edits)
+}
+
+// edit is a message of a DATA frame to forward as msg: old bytes (prefix
+// included) at at in the frame's data.
+type edit struct {
+	at, old int
+	msg     []byte
+}
+
+// maxGrownMessage bounds a message replaced by a longer one: its stream's
+// window on the receiver is at least the protocol's initial 65535 bytes,
+// so the bytes the sender never spent cannot overrun it.
+const maxGrownMessage = 65535
+
+// rewrite applies edits to the DATA frame raw. Same-length replacements
+// are written in place. A longer one is forwarded in rebuilt frames of at
+// most 16384 bytes of data (the smallest maximum a peer may set), only on
+// the frame that ends the sender's side of the call (no later data of the
+// stream could overrun its window), and the bytes added are a debt of the
+// connection window (windowUpdate).
+func (r *relay) rewrite(dir int, f *http2.DataFrame, raw []byte, edits []edit) ([]byte, error) {
+	start := 9 // the frame header, then the pad length if padded
+	if f.Header().Flags.Has(http2.FlagDataPadded) {
+		start++
+	}
+	grown := 0
+	for _, e := range edits {
+		grown += 5 + len(e.msg) - e.old
+	}
+	if grown == 0 {
+		for _, e := range edits {
+			if len(e.msg)+5 != e.old {
+				return nil, fmt.Errorf("dockgate cannot rewrite a message to a shorter one")
+			}
+			copy(raw[start+e.at+5:], e.msg)
+		}
+		return raw, nil
+	}
+	if grown < 0 || f.Header().Flags.Has(http2.FlagDataPadded) || !f.StreamEnded() {
+		return nil, fmt.Errorf("dockgate cannot rewrite this message: only a message that ends its call's request may grow, in a frame without padding")
+	}
+	data := f.Data()
+	var out []byte
+	prev := 0
+	for _, e := range edits {
+		if 5+len(e.msg) > maxGrownMessage {
+			return nil, fmt.Errorf("dockgate cannot rewrite a message to %d bytes (at most %d)", 5+len(e.msg), maxGrownMessage)
+		}
+		out = append(out, data[prev:e.at]...)
+		out = append(out, 0, 0, 0, 0, 0)
+		binary.BigEndian.PutUint32(out[len(out)-4:], uint32(len(e.msg)))
+		out = append(out, e.msg...)
+		prev = e.at + e.old
+	}
+	out = append(out, data[prev:]...)
+	var b bytes.Buffer
+	fr := http2.NewFramer(&b, nil)
+	for len(out) > 0 {
+		n := min(len(out), 16384)
+		if err := fr.WriteData(f.StreamID, n == len(out), out[:n]); err != nil {
+			return nil, err
+		}
+		out = out[n:]
+	}
+	r.mu.Lock()
+	r.debt[dir] += int64(grown)
+	r.mu.Unlock()
+	return b.Bytes(), nil
 }
 
 // nextMessage splits the first whole gRPC message off buf.
@@ -443,16 +573,16 @@ func (r *relay) refuse(c *call, why error) error {
 	}
 	r.refused[c.Stream] = true
 	r.nRefused++
+	headers := c.headers
+	c.ended = [2]bool{true, true}
+	c.watch = [2]bool{}
 	r.mu.Unlock()
-	if err := r.cl.inject(func(fr *http2.Framer) error { return writeRefusal(fr, c.Stream, c.headers, why.Error()) }); err != nil {
+	if err := r.cl.inject(func(fr *http2.Framer) error { return writeRefusal(fr, c.Stream, headers, why.Error()) }); err != nil {
 		return err
 	}
 	if err := r.sv.inject(func(fr *http2.Framer) error { return fr.WriteRSTStream(c.Stream, http2.ErrCodeCancel) }); err != nil {
 		return err
 	}
-	c.ended = [2]bool{true, true}
-	c.watch = [2]bool{}
-	c.partial = [2][]byte{}
 	r.end(c)
 	return nil
 }
@@ -507,7 +637,10 @@ func percentEncode(s string) string {
 }
 
 func (r *relay) endIfDone(c *call) {
-	if c.ended[requests] && c.ended[responses] {
+	r.mu.Lock()
+	done := c.ended[requests] && c.ended[responses]
+	r.mu.Unlock()
+	if done {
 		r.end(c)
 	}
 }

@@ -52,6 +52,10 @@ func (w *testWatcher) Message(c *Call, response bool, msg []byte) (bool, []byte,
 	if strings.HasPrefix(req.Service, "refuse") {
 		return false, nil, errors.New("dockgate: service refused: 100% sure")
 	}
+	if strings.HasPrefix(req.Service, "grow") {
+		out, _ := proto.Marshal(&healthpb.HealthCheckRequest{Service: "grown" + strings.Repeat("-", len(req.Service)*3)})
+		return false, out, nil
+	}
 	if strings.HasPrefix(req.Service, "rename") {
 		// Same length: the server sees "xxname-…".
 		out, _ := proto.Marshal(&healthpb.HealthCheckRequest{Service: "xx" + req.Service[2:]})
@@ -86,6 +90,7 @@ func newBed(t *testing.T, w Watcher) *bed {
 	hs := health.NewServer()
 	hs.SetServingStatus("ok", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus("xxname-1", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus("grown"+strings.Repeat("-", 3*44), healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
 	go srv.Serve(sl)
 	t.Cleanup(srv.Stop)
@@ -300,7 +305,7 @@ func TestReplacedMessageIsWhatTheServerGets(t *testing.T) {
 	if err := b.check(t, "rename-1"); err != nil {
 		t.Fatalf("the rewritten call: %v", err)
 	}
-	wantRefused(t, b.check(t, "rename-"+strings.Repeat("y", 40<<10)), "cannot rewrite that message")
+	wantRefused(t, b.check(t, "rename-"+strings.Repeat("y", 40<<10)), "cannot rewrite a message that began in an earlier frame")
 	if err := b.check(t, "ok"); err != nil {
 		t.Fatalf("an allowed call after a refused one: %v", err)
 	}
@@ -320,5 +325,29 @@ func TestFramesOfACancelledCallStillPass(t *testing.T) {
 	}
 	if err := b.check(t, "ok"); err != nil {
 		t.Fatalf("a call after 50 cancelled ones: %v", err)
+	}
+}
+
+// A longer replacement: the server gets it whole (in as many frames as it
+// takes), and the bytes it adds are paid back out of the window updates
+// the server sends, so that the client never gets them as credit: many
+// grown calls, then messages that fill any window, still pass.
+func TestGrownMessageIsWhatTheServerGets(t *testing.T) {
+	w := &testWatcher{}
+	b := newBed(t, w)
+	for i := 0; i < 300; i++ {
+		// Only the grown name is a service the server knows.
+		if err := b.check(t, "grow"+strings.Repeat("+", 40)); err != nil {
+			t.Fatalf("grown call %d: %v", i, err)
+		}
+	}
+	big := strings.Repeat("x", 1<<20)
+	for i := 0; i < 24; i++ {
+		if _, err := b.client.Check(ctx(t), &healthpb.HealthCheckRequest{Service: big}); status.Code(err) != codes.NotFound {
+			t.Fatalf("a 1 MiB call after the grown ones: %v", err)
+		}
+	}
+	if err := b.check(t, "ok"); err != nil {
+		t.Fatal(err)
 	}
 }
