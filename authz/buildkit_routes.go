@@ -43,9 +43,8 @@ const BuildKitDockerfilePath = "/moby.filesync.v1.FileSync/DiffCopy"
 //     also carry the `build buildkit` fact.
 func buildKitCallRoutes() []Route {
 	return []Route{
-		// A tenant's Solve would export an image without its owner
-		// label (it lives in the protobuf, which is forwarded as read):
-		// labelsImage with nothing to record it refuses it.
+		// A tenant's Solve is forwarded with its owner labels
+		// (buildkit_owner.go).
 		grpcCall(buildKitControl+"Solve", "build.run", readsBody, reads(buildKitSolveFacts), labelsImage),
 		grpcCall(buildKitControl+"Status", "grpc.start"),
 		grpcCall(buildKitControl+"ListWorkers", "grpc.start"),
@@ -56,7 +55,7 @@ func buildKitCallRoutes() []Route {
 		grpcCall(buildKitControl+"UpdateBuildHistory", "build.prune", scopedBy(refuseBuildPrune)),
 		grpcCall(buildKitControl+"Session", "session.start", reads(buildkitChannelFacts)),
 		grpcCall(grpcHealth+"Check", "grpc.start"),
-		grpcCall(buildKitBridge+"Solve", "build.run", readsBody, reads(buildKitGatewaySolveFacts)),
+		grpcCall(buildKitBridge+"Solve", "build.run", readsBody, reads(buildKitGatewaySolveFacts), labelsImage),
 		grpcCall(buildKitBridge+"ResolveImageConfig", "build.frontend"),
 		grpcCall(buildKitBridge+"ResolveSourceMeta", "build.frontend"),
 		grpcCall(buildKitBridge+"ReadFile", "build.frontend"),
@@ -64,7 +63,9 @@ func buildKitCallRoutes() []Route {
 		grpcCall(buildKitBridge+"StatFile", "build.frontend"),
 		grpcCall(buildKitBridge+"Evaluate", "build.frontend"),
 		grpcCall(buildKitBridge+"Ping", "build.frontend"),
-		grpcCall(buildKitBridge+"Return", "build.frontend"),
+		// The image config a client-side frontend returns is checked for
+		// the owner labels dockgate alone sets.
+		grpcCall(buildKitBridge+"Return", "build.frontend", readsBody, reads(buildKitReturnFacts), labelsImage),
 		grpcCall(buildKitBridge+"Inputs", "build.frontend"),
 		grpcCall(buildKitBridge+"NewContainer", "build.frontend", reads(buildkitChannelFacts)),
 		grpcCall(buildKitBridge+"ReleaseContainer", "build.frontend", reads(buildkitChannelFacts)),

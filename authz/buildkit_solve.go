@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"net/http"
 	"strconv"
 	"strings"
 
@@ -78,11 +77,6 @@ const (
 // buildKitSolveFacts: moby.buildkit.v1.Control/Solve.
 func buildKitSolveFacts(x *extraction) error {
 	x.req.Solve = nil
-	if x.req.Owner != "" {
-		// The owner label of what the build exports would have to go
-		// into the Solve, which is forwarded as read.
-		return &RouteError{Status: http.StatusForbidden, Message: x.req.Caller + " may not build through BuildKit's control API as a tenant: the image it exports could not carry its owner label; build with `docker build` (POST /build), which records it"}
-	}
 	var req controlapi.SolveRequest
 	if err := x.decodeBuildKit("Control/Solve", &req); err != nil {
 		return err
@@ -145,6 +139,11 @@ func buildKitSolveFacts(x *extraction) error {
 		// A source policy rewrites the sources judged here into others.
 		x.add("build", buildKitFact)
 	}
+	if x.req.Owner != "" {
+		if err := x.labelSolve(&req, exporters); err != nil {
+			return err
+		}
+	}
 	x.req.Solve = solve
 	return nil
 }
@@ -175,6 +174,11 @@ func buildKitGatewaySolveFacts(x *extraction) error {
 	for _, p := range req.SourcePolicies {
 		if len(p.GetRules()) > 0 {
 			x.add("build", buildKitFact)
+		}
+	}
+	if x.req.Owner != "" {
+		if err := x.labelGatewaySolve(&req); err != nil {
+			return err
 		}
 	}
 	x.req.Solve = solve

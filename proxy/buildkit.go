@@ -151,6 +151,12 @@ func (w *grpcWatcher) Message(c *h2relay.Call, response bool, msg []byte) (bool,
 	if err != nil {
 		return false, nil, err
 	}
+	var replace []byte
+	if d.Body != nil {
+		// The judged message with what dockgate records in it (a
+		// tenant's owner labels).
+		replace = d.Body
+	}
 	if d.Solve != nil {
 		solve := *d.Solve
 		w.mu.Lock()
@@ -179,7 +185,7 @@ func (w *grpcWatcher) Message(c *h2relay.Call, response bool, msg []byte) (bool,
 		}
 		w.mu.Unlock()
 	}
-	return false, nil, nil
+	return false, replace, nil
 }
 
 func (w *grpcWatcher) End(c *h2relay.Call) {

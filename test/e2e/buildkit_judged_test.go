@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/buildkit/client/llb"
 
@@ -49,6 +50,12 @@ func TestBuildKitJudgedGoClient(t *testing.T) {
 		if got, want := bkRun(t, env, tag, "cat", "/built"), "hi from base\njudged and built"; got != want {
 			t.Errorf("the image built prints %q, want %q", got, want)
 		}
+		// A CI job is a tenant: its image is its own, as a classic build's.
+		if ii, err := c.ImageInspect(t.Context(), tag); err != nil || ii.Config == nil || ii.Config.Labels["io.dockgate.owner"] == "" {
+			t.Errorf("the tenant's image carries no owner label: %v", err)
+		} else {
+			t.Logf("owner label: %s", ii.Config.Labels["io.dockgate.owner"])
+		}
 		g.azRecord(t, "the allowed Solve", func(rec map[string]any) bool {
 			return rec["path"] == "/moby.buildkit.v1.Control/Solve" && rec["decision"] == "allow" &&
 				bkHasFact(rec, "image-target", "ci.local/e2e-bkj-multi:1")
@@ -61,12 +68,13 @@ func TestBuildKitJudgedGoClient(t *testing.T) {
 
 	t.Run("cache mounts and secrets, as a CI job uses them", func(t *testing.T) {
 		tag := bkTagged(t, c, "ci.local/e2e-bkj-cache:1")
-		df := "FROM " + image + "\nRUN --mount=type=cache,target=/cache sh -c 'echo run >> /cache/runs; wc -l < /cache/runs > /runs'\n" +
+		id := fmt.Sprintf("e2e-bkj-cache-%d", time.Now().UnixNano())
+		df := "FROM " + image + "\nARG RUN_ID\nRUN --mount=type=cache,target=/cache,id=" + id + " sh -c 'echo $RUN_ID >> /cache/runs; wc -l < /cache/runs > /runs'\n" +
 			"RUN --mount=type=secret,id=token cp /run/secrets/token /seen\n"
+		dir := bkDir(t, map[string]string{"Dockerfile": df})
 		for i := 0; i < 2; i++ {
-			dir := bkDir(t, map[string]string{"Dockerfile": df, "nonce": fmt.Sprint(i)})
 			b := clientflows.DockerfileBuild{ContextDir: dir, Tag: tag, Secrets: map[string][]byte{"token": []byte("judged-secret")},
-				FrontendAttrs: map[string]string{"no-cache": ""}}
+				BuildArgs: map[string]string{"RUN_ID": fmt.Sprint(i)}}
 			if res, err := build(t, b); err != nil {
 				t.Fatalf("build %d: %v\n%s", i+1, err, res.Log)
 			}
@@ -132,15 +140,13 @@ func TestBuildKitJudgedGoClient(t *testing.T) {
 			clientflows.LLBSolve{Tag: tag, Entitlements: []string{"security.insecure"}})
 		bkWantRefused(t, err, res, "privileged build")
 	})
-	t.Run("an approved LLB solve builds", func(t *testing.T) {
+	t.Run("refused: an approved LLB solve into dockerd's store, which would carry no owner", func(t *testing.T) {
+		// A CI job is a tenant: what it puts into dockerd's store must carry
+		// its owner label, which BuildKit gives a raw LLB build's image no
+		// way to hold.
 		tag := bkTagged(t, c, "ci.local/e2e-bkj-llb-ok:1")
 		res, err := bk.SolveLLB(ctx, clientflows.RunOnImage(image, `sh -c "echo judged llb > /built"`), clientflows.LLBSolve{Tag: tag})
-		if err != nil {
-			t.Fatalf("%v\n%s", err, res.Log)
-		}
-		if got := bkRun(t, env, tag, "cat", "/built"); got != "judged llb" {
-			t.Errorf("the image prints %q", got)
-		}
+		bkWantRefused(t, err, res, "may not build buildkit")
 	})
 }
 

@@ -53,6 +53,11 @@ func TestBuildxThroughDockgate(t *testing.T) {
 	if out, err := exec.CommandContext(ctx, newCLI(t), "--host", env.DirectHost(), "run", "--rm", "--network", "none", jobTag, "cat", "/built").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "built" {
 		t.Errorf("the image the job built: %v %q", err, out)
 	}
+	// A CI job is a tenant: its image is its own (the owner label went
+	// into its client-side frontend's solve).
+	if ii, err := c.ImageInspect(t.Context(), jobTag); err != nil || ii.Config == nil || ii.Config.Labels["io.dockgate.owner"] == "" {
+		t.Errorf("the job's image carries no owner label: %v", err)
+	}
 	// By the buildx plugin, a child of the CLI: its client-side frontend's
 	// solve, with the Dockerfile it read.
 	g.azRecord(t, "the job's judged Dockerfile", func(rec map[string]any) bool {
