@@ -277,7 +277,7 @@ func hostRoot(f Fact) string {
 		case "network=host":
 			return rootBecause("a build step in the host's network namespace reaches every service on the host's loopback")
 		case "buildkit":
-			return "lets BuildKit builds do what dockgate cannot judge (the streams of its control API, a client-side frontend's calls, a context another request uploads, caches in other stores, OCI layout sources, source policies, fields newer than dockgate knows), and with them any image"
+			return "lets BuildKit builds do what dockgate cannot judge (a session tunnelled in its control API, a client-side frontend's own containers, a context another request uploads, caches in other stores, OCI layout sources, source policies, a tenant's raw LLB image, fields newer than dockgate knows), and with them any image"
 		}
 	}
 	return ""
