@@ -1,12 +1,10 @@
 package authz
 
 import (
-	"bytes"
 	"net/http"
 
 	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -42,16 +40,8 @@ func buildKitDockerfileFacts(x *extraction) error {
 // with BuildKit's global args (the platform args, the meta ARGs with the
 // solve's build args); COPY --from and RUN --mount=from as written.
 func (x *extraction) solveDockerfileFacts(df []byte, s *BuildKitSolve) error {
-	if syntax, _, _, ok := parser.DetectSyntax(df); ok && syntax != "" {
-		if err := x.addImageInUse(syntax); err != nil {
-			return err
-		}
-	}
-	res, err := parser.Parse(bytes.NewReader(df))
+	res, err := x.parseDockerfile(df)
 	if err != nil {
-		return badBody("build: cannot parse the Dockerfile: %v", err)
-	}
-	if err := checkOwnerDockerfile("build Dockerfile", res); err != nil {
 		return err
 	}
 	stages, metaArgs, err := instructions.Parse(res.AST, nil)

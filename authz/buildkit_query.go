@@ -51,12 +51,9 @@ func (x *extraction) buildKitQueryFacts(q map[string][]string) error {
 		return err
 	}
 	if raw := first(q["outputs"]); raw != "" {
-		var outs []struct {
-			Type  string
-			Attrs map[string]string
-		}
-		if err := json.Unmarshal([]byte(raw), &outs); err != nil {
-			return badBody("invalid outputs: %v", err)
+		outs, err := buildOutputs(raw)
+		if err != nil {
+			return err
 		}
 		for _, o := range outs {
 			if err := x.exporterFacts(o.Type, o.Attrs); err != nil {

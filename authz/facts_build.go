@@ -115,18 +115,29 @@ func (x *extraction) contextDockerfile(path string, isDefault bool) ([]byte, str
 	return nil, "", badBody("build: no Dockerfile %q in the context", path)
 }
 
-// dockerfileImageFacts parses df and adds the image facts of its bases.
-func (x *extraction) dockerfileImageFacts(df []byte, buildArgs map[string]*string) error {
+// parseDockerfile parses a Dockerfile to judge, with the fact of its
+// `# syntax=` frontend; one that sets an owner label is refused. Both
+// builders' Dockerfiles start here.
+func (x *extraction) parseDockerfile(df []byte) (*parser.Result, error) {
 	if syntax, _, _, ok := parser.DetectSyntax(df); ok && syntax != "" {
 		if err := x.addImageInUse(syntax); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	res, err := parser.Parse(bytes.NewReader(df))
 	if err != nil {
-		return badBody("build: cannot parse the Dockerfile: %v", err)
+		return nil, badBody("build: cannot parse the Dockerfile: %v", err)
 	}
 	if err := checkOwnerDockerfile("build Dockerfile", res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// dockerfileImageFacts parses df and adds the image facts of its bases.
+func (x *extraction) dockerfileImageFacts(df []byte, buildArgs map[string]*string) error {
+	res, err := x.parseDockerfile(df)
+	if err != nil {
 		return err
 	}
 	lex := shell.NewLex(res.EscapeToken)

@@ -289,12 +289,9 @@ func buildFacts(x *extraction) error {
 		}
 	}
 	if raw := q.Get("outputs"); raw != "" {
-		var outs []struct {
-			Type  string
-			Attrs map[string]string
-		}
-		if err := json.Unmarshal([]byte(raw), &outs); err != nil {
-			return badBody("invalid outputs: %v", err)
+		outs, err := buildOutputs(raw)
+		if err != nil {
+			return err
 		}
 		for _, o := range outs {
 			x.add("build", "output="+o.Type)
@@ -310,6 +307,21 @@ func buildFacts(x *extraction) error {
 		}
 	}
 	return x.dockerfileFacts(q)
+}
+
+// buildOutput is one entry of a build's outputs parameter (API 1.40 on).
+type buildOutput struct {
+	Type  string
+	Attrs map[string]string
+}
+
+// buildOutputs decodes a build's outputs parameter.
+func buildOutputs(raw string) ([]buildOutput, error) {
+	var outs []buildOutput
+	if err := json.Unmarshal([]byte(raw), &outs); err != nil {
+		return nil, badBody("invalid outputs: %v", err)
+	}
+	return outs, nil
 }
 
 // addImageRun adds the facts of an image that a container (or a service's
