@@ -69,8 +69,8 @@ func (cn *clientConn) relayH2(ctx context.Context, head *requestHead, m *authz.M
 		rec.BytesIn += res.FromServer
 		rec.BytesOut += res.FromClient
 	} else {
-		w := &grpcWatcher{cn: cn, ctx: ctx, solves: map[uint32]func(){}, refs: map[string]*authz.BuildKitSolve{}}
-		res = h2relay.Relay(ctx, cn.nc, cn.br, up.nc, up.br, w, h2relay.Options{})
+		w := &grpcWatcher{cn: cn, ctx: ctx, solves: map[uint32]func(){}, refs: map[string]*authz.BuildKitSolve{}, refStreams: map[string]uint32{}, relay: new(h2relay.Handle)}
+		res = h2relay.Relay(ctx, cn.nc, cn.br, up.nc, up.br, w, h2relay.Options{Handle: w.relay})
 		rec.BytesIn += res.FromClient
 		rec.BytesOut += res.FromServer
 	}
@@ -130,6 +130,10 @@ type grpcWatcher struct {
 	mu     sync.Mutex
 	solves map[uint32]func()
 	refs   map[string]*authz.BuildKitSolve
+	// refStreams are the streams of the running Control/Solves by ref.
+	refStreams map[string]uint32
+	// relay refuses a running Solve whose Dockerfile was refused.
+	relay *h2relay.Handle
 }
 
 // controlSolveMethod is the call that starts a build on /grpc.
@@ -172,16 +176,28 @@ func (w *grpcWatcher) Message(c *h2relay.Call, response bool, msg []byte) (bool,
 			}
 		}
 		w.mu.Unlock()
-		unregister := w.cn.s.buildSessions.register(&solve, w.cn)
+		// A refused Dockerfile ends the call that asked for it, and
+		// with it the build: Control/Solve, or for a client-side
+		// frontend both its solve and the Control/Solve of its build.
+		stream, parent := c.Stream, w.parentStream(solve.Ref, c.Method)
+		refuse := func(err error) {
+			w.relay.Refuse(stream, err)
+			if parent != 0 {
+				w.relay.Refuse(parent, err)
+			}
+		}
+		unregister := w.cn.s.buildSessions.register(&solve, w.cn, refuse)
 		w.mu.Lock()
 		w.solves[c.Stream] = func() {
 			unregister()
 			if w.refs[solve.Ref] == &solve {
 				delete(w.refs, solve.Ref)
+				delete(w.refStreams, solve.Ref)
 			}
 		}
 		if c.Method == controlSolveMethod && solve.Ref != "" {
 			w.refs[solve.Ref] = &solve
+			w.refStreams[solve.Ref] = c.Stream
 		}
 		w.mu.Unlock()
 	}
@@ -196,4 +212,16 @@ func (w *grpcWatcher) End(c *h2relay.Call) {
 		unregister()
 	}
 	w.mu.Unlock()
+}
+
+// parentStream is the stream of the Control/Solve a client-side
+// frontend's solve (LLBBridge/Solve with that build's ref) runs in; 0 for
+// a Control/Solve itself.
+func (w *grpcWatcher) parentStream(ref, method string) uint32 {
+	if method == controlSolveMethod {
+		return 0
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.refStreams[ref]
 }

@@ -29,11 +29,15 @@ type buildSessions struct {
 type pendingBuild struct {
 	solve *authz.BuildKitSolve
 	cn    *clientConn
+	// refuse, when not nil, ends the build's own call (a Solve on
+	// /grpc) with a refusal, so that its client gets dockgate's message
+	// whatever dockerd makes of the refused Dockerfile.
+	refuse func(error)
 }
 
 // register records an allowed build, under the session its Dockerfile
 // is read from, until the returned func is called.
-func (b *buildSessions) register(solve *authz.BuildKitSolve, cn *clientConn) func() {
+func (b *buildSessions) register(solve *authz.BuildKitSolve, cn *clientConn, refuse func(error)) func() {
 	id := solve.DockerfileSession
 	if id == "" {
 		id = solve.Session
@@ -41,7 +45,7 @@ func (b *buildSessions) register(solve *authz.BuildKitSolve, cn *clientConn) fun
 	if id == "" {
 		return func() {}
 	}
-	p := &pendingBuild{solve: solve, cn: cn}
+	p := &pendingBuild{solve: solve, cn: cn, refuse: refuse}
 	b.mu.Lock()
 	if b.builds == nil {
 		b.builds = map[string][]*pendingBuild{}
@@ -158,6 +162,9 @@ func (w *sessionWatcher) Message(c *h2relay.Call, response bool, msg []byte) (bo
 		}
 		for _, b := range rd.builds {
 			if _, err := b.cn.judgeCall(w.ctx, authz.MatchBuildKitDockerfile(), c.Method, c.Metadata, f.Content, b.solve); err != nil {
+				if b.refuse != nil {
+					b.refuse(err)
+				}
 				return false, nil, err
 			}
 		}

@@ -431,7 +431,7 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 	if d.Solve != nil {
 		// A BuildKit build (/build?version=2): its Dockerfile comes over
 		// its session while dockerd builds, and is judged with it.
-		defer cn.s.buildSessions.register(d.Solve, cn)()
+		defer cn.s.buildSessions.register(d.Solve, cn, nil)()
 	}
 	if d.Target != "" && d.Target != head.Target {
 		// The decision pinned what the request names (a full ID, the

@@ -77,6 +77,46 @@ type Options struct {
 	// Grace is how long the client's direction may still flow after the
 	// server's ended (default 2 s).
 	Grace time.Duration
+	// Handle, when not nil, is attached to the relay for as long as it
+	// runs: it refuses calls from outside the Watcher.
+	Handle *Handle
+}
+
+// Handle lets its owner refuse a call of a running relay.
+type Handle struct {
+	mu sync.Mutex
+	r  *relay
+}
+
+// Refuse ends the call on stream id as a Watcher's error would: its client
+// gets PERMISSION_DENIED and why. It reports whether the call was still
+// running.
+func (h *Handle) Refuse(id uint32, why error) bool {
+	h.mu.Lock()
+	r := h.r
+	h.mu.Unlock()
+	if r == nil {
+		return false
+	}
+	r.mu.Lock()
+	c := r.calls[id]
+	r.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	if err := r.refuse(c, why); err != nil {
+		r.fail(err)
+	}
+	return true
+}
+
+func (h *Handle) attach(r *relay) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	h.r = r
+	h.mu.Unlock()
 }
 
 // Result is what a relayed connection carried.
@@ -115,6 +155,8 @@ func Relay(ctx context.Context, client net.Conn, clientR *bufio.Reader, server n
 
 	stop := context.AfterFunc(ctx, func() { r.fail(nil) })
 	defer stop()
+	o.Handle.attach(r)
+	defer o.Handle.attach(nil)
 
 	clientDone := make(chan error, 1)
 	go func() { clientDone <- r.pump(r.cl, r.sv) }()
