@@ -351,3 +351,70 @@ func TestGrownMessageIsWhatTheServerGets(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// handleWatcher refuses nothing itself; its owner refuses a running
+// server-streaming call through the relay's Handle.
+type handleWatcher struct {
+	testWatcher
+	started chan uint32
+}
+
+func (w *handleWatcher) Start(c *Call) (Watch, error) {
+	if c.Method == "/grpc.health.v1.Health/Watch" {
+		w.started <- c.Stream
+	}
+	return Watch{}, nil
+}
+
+// A call refused from outside the Watcher (a Dockerfile refused on
+// another connection ends the Solve that asked for it) ends with
+// PERMISSION_DENIED, and the connection goes on.
+func TestHandleRefusesARunningCall(t *testing.T) {
+	dir := t.TempDir()
+	srvPath := filepath.Join(dir, "server.sock")
+	sl, err := net.Listen("unix", srvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	hs := health.NewServer()
+	hs.SetServingStatus("ok", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(srv, hs)
+	go srv.Serve(sl)
+	defer srv.Stop()
+	c1, c2 := socketPair(t)
+	s, err := net.Dial("unix", srvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &handleWatcher{started: make(chan uint32, 1)}
+	h := new(Handle)
+	done := make(chan Result, 1)
+	go func() { done <- Relay(t.Context(), c2, bufio.NewReader(c2), s, bufio.NewReader(s), w, Options{Handle: h}) }()
+	conn, err := grpc.NewClient("passthrough:///x", grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) { return c1, nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := healthpb.NewHealthClient(conn)
+	stream, err := client.Watch(ctx(t), &healthpb.HealthCheckRequest{Service: "ok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	id := <-w.started
+	if !h.Refuse(id, errors.New("dockgate: its Dockerfile was refused")) {
+		t.Fatal("the call was not running")
+	}
+	_, err = stream.Recv()
+	wantRefused(t, err, "its Dockerfile was refused")
+	if _, err := client.Check(ctx(t), &healthpb.HealthCheckRequest{Service: "ok"}); err != nil {
+		t.Fatalf("a call after the refused one: %v", err)
+	}
+	if h.Refuse(id, errors.New("again")) {
+		t.Error("a call already refused was refused again")
+	}
+}
