@@ -390,7 +390,9 @@ func TestHandleRefusesARunningCall(t *testing.T) {
 	w := &handleWatcher{started: make(chan uint32, 1)}
 	h := new(Handle)
 	done := make(chan Result, 1)
-	go func() { done <- Relay(t.Context(), c2, bufio.NewReader(c2), s, bufio.NewReader(s), w, Options{Handle: h}) }()
+	go func() {
+		done <- Relay(t.Context(), c2, bufio.NewReader(c2), s, bufio.NewReader(s), w, Options{Handle: h})
+	}()
 	conn, err := grpc.NewClient("passthrough:///x", grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) { return c1, nil }))
 	if err != nil {
