@@ -8,8 +8,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -28,14 +26,7 @@ func buildRequest(t *testing.T, target string, body []byte, header http.Header) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Create(filepath.Join(t.TempDir(), "body"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	if _, err := f.Write(body); err != nil {
-		t.Fatal(err)
-	}
+	f := spoolFile(t, body)
 	return m, &Request{Method: http.MethodPost, URL: u, Header: header, Caller: "user:test", BodyFile: f, BodySize: int64(len(body))}
 }
 

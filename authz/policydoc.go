@@ -68,8 +68,8 @@ cannot judge also carries the fact ` + "`build buildkit`" + `: a client-side fro
 ` + "`build.frontend`" + ` calls that run a container outside any solve (` + "`NewContainer`" + `,
 ` + "`ExecProcess`" + `, ` + "`ReleaseContainer`" + `; its other calls only read or return what judged
 solves made) and ` + "`session.start`" + ` (a session tunnelled in ` + "`/grpc`" + `). A tenant's
-` + "`Control/Solve`" + ` is refused: the image it exports could not carry the owner label
-(a tenant builds with ` + "`POST /build`" + `, which records it).
+solve is forwarded with its owner labels as ` + "`label:`" + ` attributes, and
+` + "`LLBBridge/Return`" + ` may carry no ` + "`io.dockgate.*`" + ` label dockgate did not set.
 
 | action | gRPC method | body |
 |---|---|---|

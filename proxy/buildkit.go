@@ -49,16 +49,9 @@ func (cn *clientConn) relayH2(ctx context.Context, head *requestHead, m *authz.M
 		writeError(cn.bw, head.Method, http.StatusBadGateway, rec.Reason, true)
 		return false
 	}
-	writeResponseHead(cn.bw, resp, framingClose, true, false)
-	if err := cn.bw.Flush(); err != nil {
-		rec.Reason = "client went away before the session started"
-		cn.finish(rec, rec.Time)
+	if !cn.startSession(resp, true, rec) {
 		return false
 	}
-	startRec := *rec
-	startRec.Phase = audit.PhaseStart
-	cn.s.cfg.Audit.Write(&startRec)
-	cn.s.hijackStarted()
 	defer cn.s.hijackEnded()
 
 	var res h2relay.Result
@@ -69,7 +62,7 @@ func (cn *clientConn) relayH2(ctx context.Context, head *requestHead, m *authz.M
 		rec.BytesIn += res.FromServer
 		rec.BytesOut += res.FromClient
 	} else {
-		w := &grpcWatcher{cn: cn, ctx: ctx, solves: map[uint32]func(){}, refs: map[string]*authz.BuildKitSolve{}, refStreams: map[string]uint32{}, relay: new(h2relay.Handle)}
+		w := &grpcWatcher{cn: cn, ctx: ctx, solves: map[uint32]func(){}, builds: map[string]runningBuild{}, relay: new(h2relay.Handle)}
 		res = h2relay.Relay(ctx, cn.nc, cn.br, up.nc, up.br, w, h2relay.Options{Handle: w.relay})
 		rec.BytesIn += res.FromClient
 		rec.BytesOut += res.FromServer
@@ -126,14 +119,18 @@ type grpcWatcher struct {
 	cn  *clientConn
 	ctx context.Context
 	// solves unregisters, by stream, the allowed Solves still running;
-	// refs are the running Control/Solves by ref.
+	// builds are the running Control/Solves by ref.
 	mu     sync.Mutex
 	solves map[uint32]func()
-	refs   map[string]*authz.BuildKitSolve
-	// refStreams are the streams of the running Control/Solves by ref.
-	refStreams map[string]uint32
+	builds map[string]runningBuild
 	// relay refuses a running Solve whose Dockerfile was refused.
 	relay *h2relay.Handle
+}
+
+// runningBuild is a running Control/Solve: what it asked and its stream.
+type runningBuild struct {
+	solve  *authz.BuildKitSolve
+	stream uint32
 }
 
 // controlSolveMethod is the call that starts a build on /grpc.
@@ -155,52 +152,12 @@ func (w *grpcWatcher) Message(c *h2relay.Call, response bool, msg []byte) (bool,
 	if err != nil {
 		return false, nil, err
 	}
-	var replace []byte
-	if d.Body != nil {
-		// The judged message with what dockgate records in it (a
-		// tenant's owner labels).
-		replace = d.Body
-	}
 	if d.Solve != nil {
-		solve := *d.Solve
-		w.mu.Lock()
-		if solve.Session == "" {
-			// A client-side frontend's solve (LLBBridge/Solve) reads
-			// the session of the build it runs in, the Control/Solve
-			// with its ref.
-			if parent := w.refs[solve.Ref]; parent != nil {
-				solve.Session = parent.Session
-				if solve.DockerfileSession == "" {
-					solve.DockerfileSession = parent.Session
-				}
-			}
-		}
-		w.mu.Unlock()
-		// A refused Dockerfile ends the call that asked for it, and
-		// with it the build: Control/Solve, or for a client-side
-		// frontend both its solve and the Control/Solve of its build.
-		stream, parent := c.Stream, w.parentStream(solve.Ref, c.Method)
-		refuse := func(err error) {
-			w.relay.Refuse(stream, err)
-			if parent != 0 {
-				w.relay.Refuse(parent, err)
-			}
-		}
-		unregister := w.cn.s.buildSessions.register(&solve, w.cn, refuse)
-		w.mu.Lock()
-		w.solves[c.Stream] = func() {
-			unregister()
-			if w.refs[solve.Ref] == &solve {
-				delete(w.refs, solve.Ref)
-				delete(w.refStreams, solve.Ref)
-			}
-		}
-		if c.Method == controlSolveMethod && solve.Ref != "" {
-			w.refs[solve.Ref] = &solve
-			w.refStreams[solve.Ref] = c.Stream
-		}
-		w.mu.Unlock()
+		w.register(c, *d.Solve)
 	}
+	// The judged message with what dockgate records in it (a tenant's
+	// owner labels), when not nil.
+	replace := d.Body
 	return false, replace, nil
 }
 
@@ -214,14 +171,42 @@ func (w *grpcWatcher) End(c *h2relay.Call) {
 	w.mu.Unlock()
 }
 
-// parentStream is the stream of the Control/Solve a client-side
-// frontend's solve (LLBBridge/Solve with that build's ref) runs in; 0 for
-// a Control/Solve itself.
-func (w *grpcWatcher) parentStream(ref, method string) uint32 {
-	if method == controlSolveMethod {
-		return 0
+// register records an allowed solve for the Dockerfile its session will
+// carry. A client-side frontend's solve (LLBBridge/Solve) reads the session
+// of the build it runs in, the Control/Solve with its ref. A refused
+// Dockerfile ends the call that asked for it, and with it the build: the
+// Control/Solve, or for a client-side frontend both its solve and the
+// Control/Solve of its build.
+func (w *grpcWatcher) register(c *h2relay.Call, solve authz.BuildKitSolve) {
+	w.mu.Lock()
+	parent, inBuild := w.builds[solve.Ref]
+	w.mu.Unlock()
+	if c.Method == controlSolveMethod {
+		inBuild = false
 	}
+	if inBuild && solve.Session == "" {
+		solve.Session = parent.solve.Session
+		if solve.DockerfileSession == "" {
+			solve.DockerfileSession = parent.solve.Session
+		}
+	}
+	refuse := func(err error) {
+		w.relay.Refuse(c.Stream, err)
+		if inBuild {
+			w.relay.Refuse(parent.stream, err)
+		}
+	}
+	unregister := w.cn.s.buildSessions.register(&solve, w.cn, refuse)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.refStreams[ref]
+	isBuild := c.Method == controlSolveMethod && solve.Ref != ""
+	if isBuild {
+		w.builds[solve.Ref] = runningBuild{solve: &solve, stream: c.Stream}
+	}
+	w.solves[c.Stream] = func() {
+		unregister()
+		if isBuild && w.builds[solve.Ref].stream == c.Stream {
+			delete(w.builds, solve.Ref)
+		}
+	}
 }

@@ -122,10 +122,13 @@ func isClosedErr(err error) bool {
 	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
 }
 
-// hijack hands the connection over to raw copying after dockerd agreed to it.
-func (cn *clientConn) hijack(ctx context.Context, head *requestHead, m *authz.Match, resp *http.Response, up *upstreamConn, rec *audit.Record) bool {
+// startSession gives the client dockerd's answer that switches the
+// connection to a session, and records that the session started. It
+// reports false, with the record finished, when the client is gone; else
+// the caller calls hijackEnded when the session is over.
+func (cn *clientConn) startSession(resp *http.Response, upgrade bool, rec *audit.Record) bool {
 	rec.Hijacked = true
-	writeResponseHead(cn.bw, resp, framingClose, resp.StatusCode == http.StatusSwitchingProtocols, false)
+	writeResponseHead(cn.bw, resp, framingClose, upgrade, false)
 	if err := cn.bw.Flush(); err != nil {
 		rec.Reason = "client went away before the session started"
 		cn.finish(rec, rec.Time)
@@ -135,6 +138,14 @@ func (cn *clientConn) hijack(ctx context.Context, head *requestHead, m *authz.Ma
 	startRec.Phase = audit.PhaseStart
 	cn.s.cfg.Audit.Write(&startRec)
 	cn.s.hijackStarted()
+	return true
+}
+
+// hijack hands the connection over to raw copying after dockerd agreed to it.
+func (cn *clientConn) hijack(ctx context.Context, head *requestHead, m *authz.Match, resp *http.Response, up *upstreamConn, rec *audit.Record) bool {
+	if !cn.startSession(resp, resp.StatusCode == http.StatusSwitchingProtocols, rec) {
+		return false
+	}
 	in, out := splice(cn.nc, cn.br, up.nc, up.br)
 	cn.s.hijackEnded()
 	rec.BytesIn += in
