@@ -118,15 +118,15 @@ func (w *sessionWatcher) Start(c *h2relay.Call) (h2relay.Watch, error) {
 		if b.cn.name != w.cn.name {
 			// A build may read only its own caller's files: another
 			// caller's session would give it their secrets too.
-			return h2relay.Watch{}, fmt.Errorf("dockgate: the build of %s may not read the session of %s", b.cn.name, w.cn.name)
+			return h2relay.Watch{}, refuseBuilds(builds, fmt.Errorf("dockgate: the build of %s may not read the session of %s", b.cn.name, w.cn.name))
 		}
 	}
 	if c.Method == tarStreamMethod {
-		return h2relay.Watch{}, errors.New("dockgate: the Dockerfile of a build is read only from a filesync DiffCopy, not a TarStream")
+		return h2relay.Watch{}, refuseBuilds(builds, errors.New("dockgate: the Dockerfile of a build is read only from a filesync DiffCopy, not a TarStream"))
 	}
 	want := sessionOpt(c.Metadata, "followpaths")
 	if len(want) == 0 {
-		return h2relay.Watch{}, errors.New("dockgate: dockerd asked for the Dockerfile's directory without naming the files it follows")
+		return h2relay.Watch{}, refuseBuilds(builds, errors.New("dockgate: dockerd asked for the Dockerfile's directory without naming the files it follows"))
 	}
 	w.mu.Lock()
 	if w.reads == nil {
@@ -148,13 +148,13 @@ func (w *sessionWatcher) Message(c *h2relay.Call, response bool, msg []byte) (bo
 	}
 	if !response {
 		if err := rd.r.FromReceiver(msg); err != nil {
-			return false, nil, fmt.Errorf("dockgate: reading dockerd's side of the Dockerfile's transfer: %w", err)
+			return false, nil, refuseBuilds(rd.builds, fmt.Errorf("dockgate: reading dockerd's side of the Dockerfile's transfer: %w", err))
 		}
 		return true, nil, nil
 	}
 	ev, err := rd.r.FromSender(msg)
 	if err != nil {
-		return false, nil, fmt.Errorf("dockgate: reading the Dockerfile's transfer: %w", err)
+		return false, nil, refuseBuilds(rd.builds, fmt.Errorf("dockgate: reading the Dockerfile's transfer: %w", err))
 	}
 	for _, f := range ev.Complete {
 		if isDockerignore(f.Name) {
@@ -162,17 +162,14 @@ func (w *sessionWatcher) Message(c *h2relay.Call, response bool, msg []byte) (bo
 		}
 		for _, b := range rd.builds {
 			if _, err := b.cn.judgeCall(w.ctx, authz.MatchBuildKitDockerfile(), c.Method, c.Metadata, f.Content, b.solve); err != nil {
-				if b.refuse != nil {
-					b.refuse(err)
-				}
-				return false, nil, err
+				return false, nil, refuseBuilds(rd.builds, err)
 			}
 		}
 	}
 	if ev.Finished {
 		for _, p := range ev.Missing {
 			if !isDockerignore(p) {
-				return false, nil, fmt.Errorf("dockgate: dockerd did not ask for the content of %s (it kept a copy from an earlier build), so dockgate cannot judge the Dockerfile it would build", p)
+				return false, nil, refuseBuilds(rd.builds, fmt.Errorf("dockgate: dockerd did not ask for the content of %s (it kept a copy from an earlier build), so dockgate cannot judge the Dockerfile it would build", p))
 			}
 		}
 		return false, nil, nil
@@ -188,6 +185,18 @@ func (w *sessionWatcher) End(c *h2relay.Call) {
 	w.mu.Lock()
 	delete(w.reads, c.Stream)
 	w.mu.Unlock()
+}
+
+// refuseBuilds ends each of builds with err, the refusal of the transfer of
+// its Dockerfile, so that its client gets dockgate's message whatever
+// dockerd makes of the refused transfer; it returns err.
+func refuseBuilds(builds []*pendingBuild, err error) error {
+	for _, b := range builds {
+		if b.refuse != nil {
+			b.refuse(err)
+		}
+	}
+	return err
 }
 
 func isDockerignore(p string) bool {

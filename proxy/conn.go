@@ -430,8 +430,10 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 	rec.Decision, rec.Reason = audit.DecisionAllow, d.Reason
 	if d.Solve != nil {
 		// A BuildKit build (/build?version=2): its Dockerfile comes over
-		// its session while dockerd builds, and is judged with it.
-		defer cn.s.buildSessions.register(d.Solve, cn, nil)()
+		// its session while dockerd builds, and is judged with it; a
+		// refusal there ends the build's progress stream.
+		head.build = new(buildRefusal)
+		defer cn.s.buildSessions.register(d.Solve, cn, head.build.refuse)()
 	}
 	if d.Target != "" && d.Target != head.Target {
 		// The decision pinned what the request names (a full ID, the

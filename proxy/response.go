@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -80,6 +81,16 @@ func (cn *clientConn) copyResponse(head *requestHead, m *authz.Match, resp *http
 	if m.NewID == authz.NewIDInBody && resp.StatusCode < 300 && resp.ContentLength >= 0 && resp.ContentLength <= maxObjectBody {
 		capture = new(bytes.Buffer)
 	}
+	guard := head.build
+	if resp.StatusCode != http.StatusOK || framing != framingChunked && framing != framingClose {
+		guard = nil
+	}
+	if guard != nil {
+		guard.attach(cn.up.nc)
+	}
+	if head.build != nil {
+		defer head.build.finish()
+	}
 	bodySize := resp.ContentLength
 	if framing != framingLength {
 		bodySize = -1
@@ -96,7 +107,9 @@ func (cn *clientConn) copyResponse(head *requestHead, m *authz.Match, resp *http
 			if built != nil {
 				built.Write(buf[:n])
 			}
-			if framing == framingChunked {
+			if guard != nil {
+				clientErr = writeBody(cn.bw, framing, guard.pass(buf[:n]))
+			} else if framing == framingChunked {
 				// buf is chunkData(cn.buf): a bodySize of -1 asked for it.
 				_, clientErr = cn.bw.Write(chunkFrame(cn.buf, n))
 			} else {
@@ -121,6 +134,22 @@ func (cn *clientConn) copyResponse(head *requestHead, m *authz.Match, resp *http
 		if err != nil {
 			copyErr = err
 			break
+		}
+	}
+	if guard != nil && clientErr == nil {
+		if refused := guard.refused(); refused != nil {
+			rec.Reason = "the build's Dockerfile was refused on its session: " + refused.Error()
+			if copyErr != nil {
+				// dockerd did not end the refused build in time (or
+				// broke off): dockgate ends it, and its connection.
+				copyErr, closeConn = nil, true
+				defer cn.up.nc.Close()
+			}
+		}
+		if copyErr == nil {
+			if clientErr = writeBody(cn.bw, framing, guard.finish()); clientErr == nil {
+				clientErr = cn.bw.Flush()
+			}
 		}
 	}
 	clientGone := stopWatch()
@@ -172,6 +201,16 @@ func (cn *clientConn) copyResponse(head *requestHead, m *authz.Match, resp *http
 		return false, false
 	}
 	return !closeConn, framing != framingClose
+}
+
+// writeBody writes p, a piece of a response body, in the response's framing.
+func writeBody(w *bufio.Writer, framing bodyFraming, p []byte) error {
+	if framing == framingChunked {
+		_, err := chunkedWriter{w: w}.Write(p)
+		return err
+	}
+	_, err := w.Write(p)
+	return err
 }
 
 // bodyGrace is how long a finished response waits for the request body's

@@ -96,6 +96,9 @@ type requestHead struct {
 	// verify checks dockerd's answer before the client gets any of it
 	// (authz.Decision.Verify); nil for almost every request.
 	verify func(ctx context.Context, status int, body []byte) error
+	// build, for a BuildKit /build, ends its progress stream with
+	// dockgate's refusal when its Dockerfile is refused on its session.
+	build *buildRefusal
 }
 
 func (h *requestHead) chunked() bool { return h.ContentLength < 0 }
