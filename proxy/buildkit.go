@@ -68,8 +68,11 @@ func (cn *clientConn) relayH2(ctx context.Context, head *requestHead, m *authz.M
 		rec.BytesOut += res.FromServer
 	}
 	cn.setUpstream(nil) // the relay closed it
-	if res.Err != nil {
+	switch {
+	case res.Err != nil:
 		rec.Reason = "dockgate ended the connection: " + res.Err.Error()
+	case errors.Is(context.Cause(ctx), errRefusedBuildSession):
+		rec.Reason = "dockgate ended the session: " + errRefusedBuildSession.Error()
 	}
 	cn.finish(rec, rec.Time)
 	return false

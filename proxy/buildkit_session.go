@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/dockgate/dockgate/authz"
 	"github.com/dockgate/dockgate/proxy/internal/filesync"
@@ -22,6 +23,12 @@ import (
 type buildSessions struct {
 	mu     sync.Mutex
 	builds map[string][]*pendingBuild
+	// open are the /session connections being relayed, and refused the
+	// sessions of refused builds (session_end.go), by session ID.
+	open    map[string][]*openSession
+	refused map[string]refusedSession
+	// endGrace is refusedSessionGrace, shorter in tests.
+	endGrace time.Duration
 }
 
 // pendingBuild is one allowed build: what it asks (solve) and the

@@ -389,6 +389,9 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		rec.Caller = judgedContainer(cn.caller, d.Container)
 	}
 	if !d.Allow {
+		if id := refusedBuildSession(head, m.Action); id != "" {
+			defer cn.s.buildSessions.refuseBuild(id, cn.name, time.Now())
+		}
 		if body != nil || head.spool != nil {
 			// The body was read whole to be judged: nothing is left to
 			// drain, and draining it again would eat the next request.
@@ -434,6 +437,14 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		// refusal there ends the build's progress stream.
 		head.build = new(buildRefusal)
 		defer cn.s.buildSessions.register(d.Solve, cn, head.build.refuse)()
+	}
+	if m.Action == sessionStartAction {
+		// A session ends with the build it was opened for, when that is
+		// refused (session_end.go).
+		sctx, end := context.WithCancelCause(ctx)
+		defer end(nil)
+		defer cn.s.buildSessions.opened(head.Header.Get("X-Docker-Expose-Session-Uuid"), cn.name, end, time.Now())()
+		ctx = sctx
 	}
 	if d.Target != "" && d.Target != head.Target {
 		// The decision pinned what the request names (a full ID, the
