@@ -54,6 +54,9 @@ type Verifier struct {
 	flight    singleflight.Group
 	stats     counters
 	now       func() time.Time
+	// beforeFlight, when set by a test, runs before a lookup joins or
+	// starts the single flight of its key.
+	beforeFlight func()
 }
 
 // New makes a Verifier; it reads the docker config and the CA files now.
@@ -102,6 +105,9 @@ func (v *Verifier) Verify(ctx context.Context, repo, digest string, keys *KeySet
 		v.stats.hits.Add(1)
 		r.Keys = slices.Clone(r.Keys)
 		return r
+	}
+	if v.beforeFlight != nil {
+		v.beforeFlight()
 	}
 	ch := v.flight.DoChan(key, func() (any, error) {
 		// The lookup outlives the caller that started it, whose waiters
