@@ -39,7 +39,7 @@ var (
 
 // testSigners makes the keys once per test binary: RSA generation is slow
 // under -race, and keys are not state any test changes.
-func testSigners(t *testing.T) *signers {
+func testSigners(t testing.TB) *signers {
 	t.Helper()
 	signersOnce.Do(func() {
 		dir, err := osMkdirTemp()
@@ -92,7 +92,7 @@ type testRegistry struct {
 	hook atomic.Pointer[func(http.ResponseWriter, *http.Request) bool]
 }
 
-func newTestRegistry(t *testing.T, referrers bool) *testRegistry {
+func newTestRegistry(t testing.TB, referrers bool) *testRegistry {
 	t.Helper()
 	r := &testRegistry{}
 	h := registry.New(registry.WithReferrersSupport(referrers), registry.Logger(log.New(io.Discard, "", 0)))
@@ -113,7 +113,7 @@ func (r *testRegistry) intercept(f func(http.ResponseWriter, *http.Request) bool
 }
 
 // push puts a random image at host/repo:latest and returns its digest.
-func (r *testRegistry) push(t *testing.T, repo string) string {
+func (r *testRegistry) push(t testing.TB, repo string) string {
 	t.Helper()
 	img, err := random.Image(256, 1)
 	if err != nil {
@@ -135,7 +135,7 @@ func (r *testRegistry) push(t *testing.T, repo string) string {
 
 func (r *testRegistry) ref(repo, digest string) string { return r.host + "/" + repo + "@" + digest }
 
-func mustLoadKeys(t *testing.T, dir string) *KeySet {
+func mustLoadKeys(t testing.TB, dir string) *KeySet {
 	t.Helper()
 	ks, err := LoadKeys(dir)
 	if err != nil {
@@ -144,7 +144,7 @@ func mustLoadKeys(t *testing.T, dir string) *KeySet {
 	return ks
 }
 
-func mustVerifier(t *testing.T, opts Options) *Verifier {
+func mustVerifier(t testing.TB, opts Options) *Verifier {
 	t.Helper()
 	v, err := New(opts)
 	if err != nil {
@@ -153,7 +153,7 @@ func mustVerifier(t *testing.T, opts Options) *Verifier {
 	return v
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

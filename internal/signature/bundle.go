@@ -61,7 +61,7 @@ func (j *judgement) bundles() {
 		if !j.take() {
 			return
 		}
-		j.bundle(d)
+		j.guard("signature bundle "+d.Digest.String(), func() { j.bundle(d) })
 	}
 }
 

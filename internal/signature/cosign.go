@@ -27,7 +27,7 @@ func (j *judgement) cosignSignatures() {
 		if !j.take() {
 			return
 		}
-		j.cosignLayer(l)
+		j.guard("signature "+l.Digest.String(), func() { j.cosignLayer(l) })
 	}
 }
 

@@ -108,6 +108,18 @@ func (j *judgement) take() bool {
 	return true
 }
 
+// guard judges one signature with check, and a panic in it (in a library
+// reading what a registry served) as a signature that does not count:
+// neither a crash of dockgate nor a verdict.
+func (j *judgement) guard(what string, check func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			j.reject(FailMalformed, "%s: verifying it failed: %v", what, r)
+		}
+	}()
+	check()
+}
+
 // blob reads one signature blob of at most maxSignatureBlob bytes and
 // checks it is the content its digest names.
 func (j *judgement) blob(d v1.Descriptor) ([]byte, bool) {

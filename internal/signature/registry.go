@@ -10,7 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
+	"path"
 	"time"
 
 	"github.com/docker/cli/cli/config"
@@ -46,11 +46,14 @@ func (t limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	// /v2/<name>/manifests/<reference>, …/referrers/<digest>,
+	// …/blobs/<digest>: the segment before the last says what is fetched,
+	// whatever the repository is called.
 	limit := int64(maxOtherResponse)
-	switch p := req.URL.Path; {
-	case strings.Contains(p, "/manifests/"), strings.Contains(p, "/referrers/"):
+	switch path.Base(path.Dir(req.URL.Path)) {
+	case "manifests", "referrers":
 		limit = maxManifest
-	case strings.Contains(p, "/blobs/"):
+	case "blobs":
 		limit = maxSignatureBlob
 	}
 	if resp.ContentLength > limit {
