@@ -87,6 +87,13 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// CloseIdleConnections lets Verifier.Close reach the transport below.
+func (t limitTransport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 func (b *limitedBody) Close() error { return b.rc.Close() }
 
 // newTransport is ggcr's default transport with the configured CAs added to

@@ -92,6 +92,15 @@ func New(opts Options) (*Verifier, error) {
 	}, nil
 }
 
+// Close closes the idle registry connections. A Verifier replaced on a
+// policy reload is closed so that its connections do not linger; lookups
+// still running finish within Options.Timeout.
+func (v *Verifier) Close() {
+	if c, ok := v.transport.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // Stats returns the counters so far.
 func (v *Verifier) Stats() Stats { return v.stats.snapshot() }
 
