@@ -60,7 +60,7 @@ func AttachBundle(ctx context.Context, ref string, key crypto.Signer, opts ...Op
 		if err != nil {
 			return err
 		}
-		st, err := statement(d.Context(), signed, o.predicate)
+		st, err := statement(signed, o.predicate)
 		if err != nil {
 			return err
 		}
@@ -89,11 +89,13 @@ func AttachBundle(ctx context.Context, ref string, key crypto.Signer, opts ...Op
 	}, o)
 }
 
-// statement is the in-toto statement cosign 3 signs for an image.
-func statement(repo name.Repository, digest v1.Hash, predicate string) ([]byte, error) {
+// statement is the in-toto statement cosign 3 signs for an image: its
+// subject is the digest alone (no name, so the bundle binds no repository),
+// with the annotations of `cosign sign -a`, none here.
+func statement(digest v1.Hash, predicate string) ([]byte, error) {
 	return json.Marshal(map[string]any{
 		"_type":         "https://in-toto.io/Statement/v1",
-		"subject":       []any{map[string]any{"name": repo.Name(), "digest": map[string]string{digest.Algorithm: digest.Hex}}},
+		"subject":       []any{map[string]any{"digest": map[string]string{digest.Algorithm: digest.Hex}}},
 		"predicateType": predicate,
 		"predicate":     map[string]any{},
 	})
