@@ -31,6 +31,22 @@ func TestResolve(t *testing.T) {
 					if r.Method != http.MethodHead {
 						return false
 					}
+					w.Header().Set("Content-Type", "application/vnd.docker.distribution.manifest.v2+json")
+					w.Header().Set("Content-Length", "100")
+					w.WriteHeader(http.StatusOK)
+					return true
+				})
+				return reg.host + "/team/app:latest", d
+			},
+		},
+		{
+			name: "a registry that refuses HEAD is asked with GET",
+			setup: func(t *testing.T, reg *testRegistry) (string, string) {
+				d := reg.push(t, "team/app")
+				reg.intercept(func(w http.ResponseWriter, r *http.Request) bool {
+					if r.Method != http.MethodHead {
+						return false
+					}
 					w.WriteHeader(http.StatusMethodNotAllowed)
 					return true
 				})
