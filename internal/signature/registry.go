@@ -188,7 +188,7 @@ type RegistryError struct {
 func (e *RegistryError) Error() string {
 	switch e.Failure {
 	case FailAuth:
-		return fmt.Sprintf("registry %s refused dockgate's credentials: %v", e.Registry, e.Err)
+		return fmt.Sprintf("registry %s denied dockgate access: %v", e.Registry, e.Err)
 	case FailTimeout:
 		return fmt.Sprintf("registry %s did not answer in time: %v", e.Registry, e.Err)
 	case FailNotFound:

@@ -349,7 +349,7 @@ func TestVerify(t *testing.T) {
 				e.reg.intercept(requireBasicAuth("dockgate", "s3cret"))
 				return e.reg.host + "/team/app", d
 			},
-			wantStatus: Unverified, wantFailure: FailAuth, wantCause: "refused dockgate's credentials",
+			wantStatus: Unverified, wantFailure: FailAuth, wantCause: "denied dockgate access",
 		},
 		{
 			name: "registry wants credentials and the docker config has them",
