@@ -2,7 +2,6 @@ package signature
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -215,4 +214,3 @@ func (v *Verifier) remoteOptions(ctx context.Context) []remote.Option {
 	}
 }
 
-var errInvalidInput = errors.New("invalid input")
