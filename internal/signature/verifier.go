@@ -213,4 +213,3 @@ func (v *Verifier) remoteOptions(ctx context.Context) []remote.Option {
 		remote.WithRetryBackoff(remote.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Steps: 2}),
 	}
 }
-
