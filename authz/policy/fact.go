@@ -27,6 +27,16 @@ const ReplaceablePathKind = "replaceable-path"
 // dockgate's own socket, never dockerd's (docs/containers.md).
 const DockerSocketKind = "docker-socket"
 
+// SignatureKind is the fact kind of who signed an image (BRIEF §3): its
+// values are key:<name> for each key of the policy that verifies a
+// signature of the image's digest, or SignatureUnsigned, or
+// SignatureUnverified when the registry could not be asked.
+const (
+	SignatureKind       = "signature"
+	SignatureUnsigned   = "unsigned"
+	SignatureUnverified = "unverified"
+)
+
 // factKinds are the fact kinds a policy may name: BRIEF §3's table, plus
 // owner (tenancy: the owner label of the object a request touches),
 // replaceable-path (a host path the caller could redirect after the
@@ -35,7 +45,7 @@ var factKinds = []string{
 	"endpoint", "image", "local-image", "image-target", "privileged", "bind", ReplaceablePathKind, DockerSocketKind, "volume-driver",
 	"volume-option", "device", "capability", "namespace", "security-opt",
 	"sysctl", "runtime", "cgroup-parent", "log-driver", "port", "annotation",
-	"resource", "network-driver", "network-option", "build", OwnerKind, "docker-socket",
+	"resource", "network-driver", "network-option", "build", OwnerKind, "docker-socket", SignatureKind,
 }
 
 // FactKinds returns the fact kinds a policy may name.

@@ -17,6 +17,7 @@ import (
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
 
+	"github.com/dockgate/dockgate/internal/signature"
 	"github.com/dockgate/dockgate/policies"
 )
 
@@ -115,6 +116,13 @@ type Policy struct {
 	// CustomModel is set when the directory's model.conf differs from the
 	// default model: decisions are then made by casbin row by row.
 	CustomModel bool
+	// Keys are the public keys of keys/<name>.pub, which the signature
+	// fact's key:<name> values name (docs/supply-chain.md).
+	Keys *signature.KeySet
+	// VerifiesSignatures says that a row names the signature kind: only
+	// then are images' signatures looked up, and every image reference
+	// that resolves to a registry digest gets signature facts.
+	VerifiesSignatures bool
 
 	enforcer  *casbin.Enforcer
 	ruleByKey map[string]int
@@ -174,6 +182,7 @@ func (s *Snapshot) Load() (*Policy, error) {
 		h.Write(data)
 	}
 	modelText, custom := policies.Model, false
+	var keyFiles []signature.KeyFile
 	for i, f := range s.Files {
 		p.Files = append(p.Files, f.Name)
 		hashFile(f.Name, s.data[i])
@@ -181,8 +190,22 @@ func (s *Snapshot) Load() (*Policy, error) {
 			modelText, custom = string(s.data[i]), true
 			continue
 		}
+		if key, ok := strings.CutPrefix(f.Name, keysDir+"/"); ok {
+			keyFiles = append(keyFiles, signature.KeyFile{Name: key, Data: s.data[i]})
+			continue
+		}
 		l.parseCSV(f.Name, s.data[i])
 	}
+	keys, err := signature.ParseKeys(keyFiles)
+	var ke *signature.KeyError
+	switch {
+	case errors.As(err, &ke):
+		l.errs = append(l.errs, &Error{Path: l.pathOf(path.Join(keysDir, ke.File)), Line: ke.Line, Msg: ke.Msg})
+	case err != nil:
+		l.errs = append(l.errs, &Error{Path: l.pathOf(keysDir), Msg: err.Error()})
+	}
+	p.Keys = keys
+	l.checkSignatureRows(keys)
 	if !custom {
 		// The default model is part of what is enforced: hash it too, so
 		// that two builds with different default models differ.
@@ -190,6 +213,11 @@ func (s *Snapshot) Load() (*Policy, error) {
 	}
 	p.Hash = "sha256:" + hex.EncodeToString(h.Sum(nil))
 	p.Rules, p.Links = l.rules, l.links
+	for _, r := range p.Rules {
+		if r.Kind == SignatureKind {
+			p.VerifiesSignatures = true
+		}
+	}
 	l.checkRoles()
 	if len(l.errs) > 0 {
 		return nil, l.errs
@@ -229,6 +257,28 @@ func (s *Snapshot) Load() (*Policy, error) {
 		p.index = ix
 	}
 	return p, nil
+}
+
+// checkSignatureRows refuses signature rows that can never match: a value
+// other than key:<name>, unsigned and unverified, and a key:<name> with no
+// keys/<name>.pub, which is a typo or a key not installed.
+func (l *loader) checkSignatureRows(keys *signature.KeySet) {
+	have := map[string]bool{}
+	for _, n := range keys.Names() {
+		have[n] = true
+	}
+	for _, r := range l.rules {
+		if r.Kind != SignatureKind || !r.value.IsLiteral() {
+			continue
+		}
+		switch name, isKey := strings.CutPrefix(r.Pattern, "key:"); {
+		case r.Pattern == SignatureUnsigned || r.Pattern == SignatureUnverified:
+		case !isKey:
+			l.errorf(r.File, r.Line, "signature value %q: want key:<name>, %s or %s", r.Pattern, SignatureUnsigned, SignatureUnverified)
+		case !have[name]:
+			l.errorf(r.File, r.Line, "signature key:%s: there is no %s/%s.pub (keys: %s)", name, keysDir, name, strings.Join(append([]string{"none"}, keys.Names()...)[min(1, len(keys.Names())):], ", "))
+		}
+	}
 }
 
 // loader is casbin's file adapter, rewritten to keep the file and

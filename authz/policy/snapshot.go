@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/dockgate/dockgate/internal/signature"
 )
 
 // File is one file of a policy as it was read: its name in the
@@ -29,7 +31,7 @@ type Snapshot struct {
 	// Source is the directory read.
 	Source string
 	// Files are model.conf first when present, then the *.csv files in
-	// lexical order.
+	// lexical order, then the key files (keys/<name>.pub).
 	Files []File
 	data  [][]byte
 }
@@ -138,6 +140,8 @@ func readSnapshotFS(fsys fs.FS, source string) (*Snapshot, error) {
 	if hasModel {
 		names = append([]string{modelFile}, names...)
 	}
+	keyNames, keyErrs := readKeyNames(fsys, pathOf)
+	names, errs = append(names, keyNames...), append(errs, keyErrs...)
 	s := &Snapshot{Source: source}
 	for _, name := range names {
 		data, err := fs.ReadFile(fsys, name)
@@ -153,6 +157,40 @@ func readSnapshotFS(fsys fs.FS, source string) (*Snapshot, error) {
 		return nil, errs
 	}
 	return s, nil
+}
+
+// keysDir is the directory of a policy's public keys (docs/supply-chain.md):
+// its files are part of the policy, named keys/<name>.pub in a snapshot.
+const keysDir = "keys"
+
+// readKeyNames lists the key files of the policy at the root of fsys, in
+// lexical order; no keys directory is no keys.
+func readKeyNames(fsys fs.FS, pathOf func(string) string) ([]string, Errors) {
+	entries, err := fs.ReadDir(fsys, keysDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, Errors{{Path: pathOf(keysDir), Msg: err.Error()}}
+	}
+	var names []string
+	var errs Errors
+	for _, e := range entries {
+		if !signature.IsKeyFile(e.Name()) {
+			continue
+		}
+		name := path.Join(keysDir, e.Name())
+		st, err := fs.Stat(fsys, name)
+		if err != nil {
+			errs = append(errs, &Error{Path: pathOf(name), Msg: err.Error()})
+			continue
+		}
+		if st.Mode().IsRegular() {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names, errs
 }
 
 // isPolicyFileName says whether a directory entry is part of a policy:

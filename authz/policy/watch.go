@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/dockgate/dockgate/internal/signature"
 )
 
 // Triggers of a policy load, as the audit trail names them.
@@ -175,6 +177,13 @@ func dirState(dir string) string {
 	for _, e := range entries {
 		if isPolicyFileName(e.Name()) {
 			names = append(names, e.Name())
+		}
+	}
+	if keys, err := os.ReadDir(filepath.Join(dir, keysDir)); err == nil {
+		for _, e := range keys {
+			if signature.IsKeyFile(e.Name()) {
+				names = append(names, keysDir+"/"+e.Name())
+			}
 		}
 	}
 	sort.Strings(names)

@@ -61,23 +61,72 @@ func LoadKeys(dir string) (*KeySet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
-	var keys []*publicKey
+	var files []KeyFile
 	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), ".pub")
-		if !ok || e.IsDir() {
+		if !IsKeyFile(e.Name()) || e.IsDir() {
 			continue
 		}
-		file := filepath.Join(dir, e.Name())
-		if !keyName.MatchString(name) {
-			return nil, fmt.Errorf("%s: key name %q must match [a-z0-9][a-z0-9._-]*", file, name)
-		}
-		raw, err := os.ReadFile(file)
+		raw, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			return nil, fmt.Errorf("keys: %w", err)
 		}
-		k, err := parsePublicKey(name, raw)
+		files = append(files, KeyFile{Name: e.Name(), Data: raw})
+	}
+	ks, err := ParseKeys(files)
+	var ke *KeyError
+	if errors.As(err, &ke) {
+		ke.File = filepath.Join(dir, ke.File)
+	}
+	return ks, err
+}
+
+// KeyFile is one key file as read: its name (NAME.pub) and its bytes.
+type KeyFile struct {
+	Name string
+	Data []byte
+}
+
+// IsKeyFile says whether a file of a keys directory is a key: *.pub, not
+// hidden (an editor's .release.pub.swp is not a key).
+func IsKeyFile(file string) bool {
+	return strings.HasSuffix(file, ".pub") && !strings.HasPrefix(file, ".")
+}
+
+// KeyError is a key file that cannot be used: its name, and the line of
+// the PEM text at fault (0 when it is the whole file).
+type KeyError struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *KeyError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return e.File + ": " + e.Msg
+}
+
+// ParseKeys reads key files already read (a policy snapshot's), as
+// LoadKeys reads a directory's. The first error is a *KeyError.
+func ParseKeys(files []KeyFile) (*KeySet, error) {
+	var keys []*publicKey
+	seen := map[string]bool{}
+	for _, f := range files {
+		name, ok := strings.CutSuffix(f.Name, ".pub")
+		if !ok {
+			return nil, &KeyError{File: f.Name, Msg: "a key file's name ends in .pub"}
+		}
+		if !keyName.MatchString(name) {
+			return nil, &KeyError{File: f.Name, Msg: fmt.Sprintf("key name %q must match [a-z0-9][a-z0-9._-]*", name)}
+		}
+		if seen[name] {
+			return nil, &KeyError{File: f.Name, Msg: "a second key named " + name}
+		}
+		seen[name] = true
+		k, line, err := parsePublicKey(name, f.Data)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
+			return nil, &KeyError{File: f.Name, Line: line, Msg: err.Error()}
 		}
 		keys = append(keys, k)
 	}
@@ -118,41 +167,41 @@ func (s *KeySet) Fingerprint() string {
 // parsePublicKey reads exactly one PEM "PUBLIC KEY" block, as cosign's
 // generate-key-pair writes it; anything else in the file is an error, so
 // that a second key pasted below the first is not silently ignored.
-func parsePublicKey(name string, raw []byte) (*publicKey, error) {
+func parsePublicKey(name string, raw []byte) (*publicKey, int, error) {
 	block, rest := pem.Decode(raw)
 	if block == nil {
-		return nil, errors.New("no PEM block (want -----BEGIN PUBLIC KEY-----)")
+		return nil, 0, errors.New("no PEM block (want -----BEGIN PUBLIC KEY-----)")
 	}
 	startLine := lineOf(raw, bytes.Index(raw, []byte("-----BEGIN")))
 	if block.Type != "PUBLIC KEY" {
-		return nil, fmt.Errorf("line %d: PEM block is %q, want \"PUBLIC KEY\"", startLine, block.Type)
+		return nil, startLine, fmt.Errorf("PEM block is %q, want \"PUBLIC KEY\"", block.Type)
 	}
 	if trimmed := bytes.TrimSpace(rest); len(trimmed) > 0 {
 		at := len(raw) - len(rest) + bytes.Index(rest, trimmed[:1])
-		return nil, fmt.Errorf("line %d: unexpected data after the public key", lineOf(raw, at))
+		return nil, lineOf(raw, at), errors.New("unexpected data after the public key")
 	}
 	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("line %d: %w", startLine, err)
+		return nil, startLine, err
 	}
 	hashes, err := keyHashes(pub)
 	if err != nil {
-		return nil, fmt.Errorf("line %d: %w", startLine, err)
+		return nil, startLine, err
 	}
 	k := &publicKey{name: name, der: block.Bytes}
 	for _, h := range hashes {
 		v, err := sigsig.LoadVerifier(pub, h)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", startLine, err)
+			return nil, startLine, err
 		}
 		bv, err := bundleVerifier(v)
 		if err != nil {
-			return nil, err
+			return nil, startLine, err
 		}
 		k.verifiers = append(k.verifiers, v)
 		k.bundles = append(k.bundles, bv)
 	}
-	return k, nil
+	return k, 0, nil
 }
 
 // keyHashes says which hashes a key's signatures are checked with, and

@@ -44,13 +44,13 @@ func TestLoadKeys(t *testing.T) {
 		{name: "a file that is not PEM",
 			files: map[string]string{"bad.pub": "ssh-ed25519 AAAA..."}, wantErr: "bad.pub: no PEM block"},
 		{name: "a private key where the public key belongs",
-			files: map[string]string{"oops.pub": pemOf(t, "EC PRIVATE KEY", privDER)}, wantErr: `oops.pub: line 1: PEM block is "EC PRIVATE KEY"`},
+			files: map[string]string{"oops.pub": pemOf(t, "EC PRIVATE KEY", privDER)}, wantErr: `oops.pub:1: PEM block is "EC PRIVATE KEY"`},
 		{name: "a second key pasted below the first is an error, not ignored",
-			files: map[string]string{"two.pub": string(releasePEM) + "\n" + string(releasePEM)}, wantErr: "two.pub: line 6: unexpected data after the public key"},
+			files: map[string]string{"two.pub": string(releasePEM) + "\n" + string(releasePEM)}, wantErr: "two.pub:6: unexpected data after the public key"},
 		{name: "a curve cosign does not sign with",
-			files: map[string]string{"p521.pub": "# comment line\n" + pemOf(t, "PUBLIC KEY", p521DER)}, wantErr: "p521.pub: line 2: ECDSA curve P-521 is not accepted"},
+			files: map[string]string{"p521.pub": "# comment line\n" + pemOf(t, "PUBLIC KEY", p521DER)}, wantErr: "p521.pub:2: ECDSA curve P-521 is not accepted"},
 		{name: "garbage inside the PEM block",
-			files: map[string]string{"junk.pub": pemOf(t, "PUBLIC KEY", []byte("junk"))}, wantErr: "junk.pub: line 1:"},
+			files: map[string]string{"junk.pub": pemOf(t, "PUBLIC KEY", []byte("junk"))}, wantErr: "junk.pub:1:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
