@@ -33,6 +33,10 @@ type PolicyDecider struct {
 	// Containers says who a caller in a container is (docs/containers.md);
 	// nil refuses every such caller.
 	Containers CallerContainers
+	// Signatures looks up and verifies images' signatures in their
+	// registries, for a policy that verifies them; nil makes every
+	// signature fact unverified.
+	Signatures Signatures
 
 	inForce atomic.Pointer[inForce]
 }
@@ -152,7 +156,10 @@ func (d *PolicyDecider) decide(ctx context.Context, m *Match, req *Request, p *p
 		}
 	}
 	req.Target, req.FilterResponse, req.Prepare, req.PrepareSays, req.Verify, req.RewriteSpool, req.notes, req.missing = "", nil, nil, nil, nil, nil, nil, nil
-	req.Rewrites = nil
+	req.Rewrites, req.Tag, req.sig = nil, nil, nil
+	if p.VerifiesSignatures {
+		req.sig = &sigCheck{v: d.Signatures, keys: p.Keys}
+	}
 
 	var more []policy.Fact
 	if d.Extract != nil {
@@ -188,7 +195,7 @@ func (d *PolicyDecider) decide(ctx context.Context, m *Match, req *Request, p *p
 	// An allowed request goes to dockerd as the extractor changed it.
 	allowed := func(reason string, wouldDeny bool) Decision {
 		return Decision{Allow: true, WouldDeny: wouldDeny, Reason: reason, Facts: results,
-			Body: req.OwnedBody, Rewrites: req.Rewrites, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare, PrepareSays: req.PrepareSays, Verify: req.Verify, RewriteSpool: req.RewriteSpool, Solve: req.Solve}
+			Body: req.OwnedBody, Rewrites: req.Rewrites, Target: req.Target, FilterResponse: req.FilterResponse, Prepare: req.Prepare, PrepareSays: req.PrepareSays, Verify: req.Verify, RewriteSpool: req.RewriteSpool, Solve: req.Solve, Tag: req.Tag}
 	}
 	if first < 0 && req.missing != nil && !audit {
 		return Decision{Status: req.missing.Status, Reason: "dockerd has no such object: " + req.missing.Message, Answer: req.missing.Message, Facts: results}

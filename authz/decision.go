@@ -125,6 +125,21 @@ type Request struct {
 	// (MatchBuildKitDockerfile) the proxy sets it to the solve the
 	// Dockerfile belongs to, and the extractor reads it.
 	Solve *BuildKitSolve
+	// Tag, set by the extractor of a pull by tag that signatures are
+	// verified for, is the tag the client asked for: the pull is
+	// forwarded as a pull of the digest verified (Target), and the proxy
+	// gives the image that tag once dockerd has it.
+	Tag *ImageTag
+
+	// sig, when the policy verifies signatures, is how: set by the
+	// decider before the facts are read.
+	sig *sigCheck
+}
+
+// ImageTag is a tag dockgate gives an image it had dockerd pull by digest:
+// Image (repository@digest) is tagged Repo:Tag.
+type ImageTag struct {
+	Image, Repo, Tag string
 }
 
 // note records why a fact was emitted.
@@ -183,6 +198,10 @@ type Decision struct {
 	// describes (Request.Solve): the proxy registers it so that its
 	// Dockerfile is judged when the session carries it.
 	Solve *BuildKitSolve
+	// Tag, when not nil, is the tag the proxy gives the image of a pull
+	// pinned to the digest verified, once the pull succeeded
+	// (Request.Tag).
+	Tag *ImageTag
 }
 
 // Decider is the decision point the proxy calls for every request.

@@ -90,11 +90,17 @@ func (x *extraction) addImageName(repo, tag string) error {
 // the bare repository name: a policy that allows only some tags does not
 // allow it.
 func (x *extraction) addImageTransfer(image, tag string) error {
+	_, err := x.addImageTransferRef(image, tag)
+	return err
+}
+
+// addImageTransferRef is addImageTransfer, returning the reference.
+func (x *extraction) addImageTransferRef(image, tag string) (reference.Named, error) {
 	// daemon/images PullImage: "pull -a" may send a trailing ':'.
 	image = strings.TrimSuffix(image, ":")
 	named, err := reference.ParseNormalizedNamed(image)
 	if err != nil {
-		return badBody("invalid image reference %q: %v", image, err)
+		return nil, badBody("invalid image reference %q: %v", image, err)
 	}
 	if tag != "" {
 		if dgst, derr := digest.Parse(tag); derr == nil {
@@ -103,11 +109,11 @@ func (x *extraction) addImageTransfer(image, tag string) error {
 			named, err = reference.WithTag(named, tag)
 		}
 		if err != nil {
-			return badBody("invalid tag %q: %v", tag, err)
+			return nil, badBody("invalid tag %q: %v", tag, err)
 		}
 	}
 	x.add("image", named.String())
-	return nil
+	return named, nil
 }
 
 // imagePullFacts: POST /images/create?fromImage=&tag= (pull).
@@ -125,7 +131,12 @@ func imagePullFacts(x *extraction) error {
 	if err != nil {
 		return err
 	}
-	return x.addImageTransfer(image, tag)
+	named, err := x.addImageTransferRef(image, tag)
+	if err != nil {
+		return err
+	}
+	x.addPullSignatures(named)
+	return nil
 }
 
 // imageImportFacts: POST /images/create?fromSrc=&repo=&tag= (import). The
@@ -365,6 +376,7 @@ func (x *extraction) addImageRun(s string) error {
 	}
 	x.noteImage(s, id, found)
 	if !found {
+		x.addAbsentImageSignature(s)
 		return x.addImageInUse(s)
 	}
 	var proofs []reference.Canonical
@@ -393,23 +405,27 @@ func (x *extraction) addImageRun(s string) error {
 			value := reference.TagNameOnly(named).String()
 			if len(matching) == 0 {
 				x.add("local-image", value)
+				x.addLocalImageSignature(value)
 				return nil
 			}
 			x.add("image", value)
 			for _, p := range matching {
 				x.add("image", p.String())
 			}
+			x.addSignatures(matching)
 			return nil
 		}
 	}
 	// Resolved by ID or ID prefix.
 	if len(proofs) == 0 {
 		x.add("local-image", id)
+		x.addLocalImageSignature(id)
 		return nil
 	}
 	for _, p := range proofs {
 		x.add("image", p.String())
 	}
+	x.addSignatures(proofs)
 	return nil
 }
 

@@ -94,6 +94,8 @@ caller in a container one host identity subject
 ` + "`docker-socket`" + ` is the bind of a Docker socket, which dockgate rewrites to its
 own socket where it is allowed
 ([containers.md](containers.md#docker-sockets-are-delegated)).
+` + "`" + policy.SignatureKind + "`" + ` is who signed an image, looked up only for a policy
+with a row of that kind ([supply-chain.md](supply-chain.md)).
 
 `)
 	kinds := policy.FactKinds()
