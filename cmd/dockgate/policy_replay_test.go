@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockgate/dockgate/audit"
+)
+
+func TestPolicyReplayExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	trail := filepath.Join(dir, "audit.log")
+	l, err := audit.Open(trail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := &audit.Caller{UID: 1000, GID: 1000, User: "alice", Groups: []string{"alice"}}
+	l.Write(&audit.Record{Time: time.Now(), RequestID: "1", Caller: alice, Method: "POST", Path: "/v1.41/containers/create", Action: "container.create",
+		Facts: []audit.FactResult{
+			{Kind: "endpoint", Value: "container.create", Decision: "allow", Rule: "p.csv:1: p, user:alice, endpoint, container.*, allow"},
+			{Kind: "image", Value: "docker.io/library/busybox:latest", Decision: "allow", Rule: "p.csv:2: p, user:alice, image, **, allow"},
+		}, Decision: audit.DecisionAllow, Status: 201})
+	l.Close()
+	garbled := filepath.Join(dir, "garbled.log")
+	b, _ := os.ReadFile(trail)
+	os.WriteFile(garbled, append([]byte("not a record\n"), b...), 0o600)
+
+	policy := func(rows string) string {
+		d := t.TempDir()
+		os.WriteFile(filepath.Join(d, "p.csv"), []byte(rows), 0o644)
+		return d
+	}
+	same := policy("p, user:alice, endpoint, container.*, allow\np, user:alice, image, **, allow\n")
+	stricter := policy("p, user:alice, endpoint, container.*, allow\np, user:alice, image, registry.example.com/**, allow\n")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  string
+	}{
+		{"a candidate that keeps what succeeded", []string{"--policy", same, trail}, 0, "ok: the candidate refuses no request that succeeded"},
+		{"a candidate that refuses what succeeded", []string{"--policy", stricter, trail}, 1, "refused: image docker.io/library/busybox:latest: no rule allows it"},
+		{"json output", []string{"--format", "json", "--policy", stricter, trail}, 1, `"newly_refused_succeeded": 1`},
+		{"a line that is not a record stops the replay", []string{"--policy", same, garbled}, 2, ""},
+		{"--skip-bad lists it and reads on", []string{"--skip-bad", "--policy", stricter, garbled}, 1, "garbled.log:1: not an audit record"},
+		{"no candidate", []string{trail}, 2, ""},
+		{"an unreadable trail", []string{"--policy", same, filepath.Join(dir, "missing.log")}, 2, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(append([]string{"policy", "replay", "--config", ""}, tt.args...), &stdout, &stderr)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tt.out) {
+				t.Errorf("output lacks %q:\n%s", tt.out, stdout.String())
+			}
+		})
+	}
+}
