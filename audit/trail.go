@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"runtime"
+	"sync"
 	"time"
 )
 
@@ -37,19 +40,23 @@ var ErrNotRecord = errors.New("not an audit record")
 // transparently), for the tools that reread a whole trail to judge it
 // again or to learn from it (policy replay, suggest). It gives fn the
 // record that ends each request (a "phase":"start" record only repeats
-// its request), valid only during the call; policy records and segment
-// headers are passed over. Unlike Query, which skips what it cannot read
-// (verify reports it), every line that is not part of the trail goes to
-// opt.Bad: a tool that judges a trail must not take a line it could not
-// read for a request that never happened.
+// its request), in the order of the trail and valid only during the
+// call; policy records and segment headers are passed over. Unlike Query,
+// which skips what it cannot read (verify reports it), every line that
+// is not part of the trail goes to opt.Bad: a tool that judges a trail
+// must not take a line it could not read for a request that never
+// happened.
+//
+// Decoding is most of the cost of reading a trail, so lines are decoded
+// in batches on every CPU while fn, called from the caller's goroutine,
+// sees them one by one in order.
 func ReadTrail(paths []string, opt TrailOptions, fn func(e *Entry) error) error {
-	var e Entry
 	for _, p := range paths {
 		r, err := OpenLog(p)
 		if err != nil {
 			return err
 		}
-		err = readTrail(p, r, &opt, &e, fn)
+		err = readTrail(p, r, &opt, fn)
 		r.Close()
 		if err != nil {
 			return err
@@ -58,52 +65,166 @@ func ReadTrail(paths []string, opt TrailOptions, fn func(e *Entry) error) error 
 	return nil
 }
 
-func readTrail(name string, r interface{ Read([]byte) (int, error) }, opt *TrailOptions, e *Entry, fn func(e *Entry) error) error {
-	lr := newLineReader(r)
-	bad := func(why string) error {
-		b := BadLine{File: name, Line: lr.line, Err: why}
-		if opt.Bad == nil {
-			return b
-		}
-		return opt.Bad(b)
-	}
-	for {
-		line, ok := lr.next()
-		if !ok {
-			break
-		}
-		switch lineType(line) {
-		case "audit":
-		case SegmentType, PolicyType:
-			continue
-		default:
-			if len(bytes.TrimSpace(line)) == 0 {
-				continue
-			}
-			if err := bad(ErrNotRecord.Error()); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := decodeEntry(line, e); err != nil {
-			if err := bad("a record that does not decode: " + err.Error()); err != nil {
-				return err
-			}
-			continue
-		}
-		if e.Type != "audit" || e.Phase == PhaseStart {
-			continue
-		}
-		if (!opt.Since.IsZero() && e.Time.Before(opt.Since)) || (!opt.Until.IsZero() && !e.Time.Before(opt.Until)) {
-			continue
-		}
-		e.File, e.Line = name, lr.line
-		if err := fn(e); err != nil {
-			return err
+// trailBatch is a run of lines of one file, decoded by a worker.
+type trailBatch struct {
+	buf   []byte
+	ends  []int // line i is buf[ends[i-1]:ends[i]]
+	first int   // the line number of line 0
+	// what each line is once decoded: an entry (its index in entries),
+	// a line to pass over, or a bad line (why).
+	kinds   []lineKind
+	entries []Entry
+	whys    []string
+	done    chan struct{}
+}
+
+type lineKind uint8
+
+const (
+	lineSkip lineKind = iota
+	lineEntry
+	lineBad
+)
+
+const trailBatchLines = 512
+
+func (b *trailBatch) decode(opt *TrailOptions) {
+	defer close(b.done)
+	b.kinds, b.entries, b.whys = b.kinds[:0], b.entries[:0], b.whys[:0]
+	start := 0
+	var e Entry
+	for _, end := range b.ends {
+		line := b.buf[start:end]
+		start = end
+		kind, why := classify(line, opt, &e)
+		b.kinds = append(b.kinds, kind)
+		switch kind {
+		case lineEntry:
+			b.entries = append(b.entries, e)
+		case lineBad:
+			b.whys = append(b.whys, why)
 		}
 	}
-	if err := lr.err(); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+}
+
+// classify reads one line of a trail into e.
+func classify(line []byte, opt *TrailOptions, e *Entry) (lineKind, string) {
+	switch lineType(line) {
+	case "audit":
+	case SegmentType, PolicyType:
+		return lineSkip, ""
+	default:
+		if len(bytes.TrimSpace(line)) == 0 {
+			return lineSkip, ""
+		}
+		return lineBad, ErrNotRecord.Error()
+	}
+	if err := decodeEntry(line, e); err != nil {
+		return lineBad, "a record that does not decode: " + err.Error()
+	}
+	if e.Type != "audit" || e.Phase == PhaseStart {
+		return lineSkip, ""
+	}
+	if (!opt.Since.IsZero() && e.Time.Before(opt.Since)) || (!opt.Until.IsZero() && !e.Time.Before(opt.Until)) {
+		return lineSkip, ""
+	}
+	return lineEntry, ""
+}
+
+func readTrail(name string, r io.Reader, opt *TrailOptions, fn func(e *Entry) error) error {
+	workers := max(1, runtime.GOMAXPROCS(0))
+	work := make(chan *trailBatch, workers)
+	order := make(chan *trailBatch, 2*workers)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				b.decode(opt)
+			}
+		}()
+	}
+	// The reader splits the file into batches, handing each to a worker
+	// and, in order, to the consumer below.
+	var readErr error
+	go func() {
+		defer close(order)
+		defer close(work)
+		lr := newLineReader(r)
+		b := &trailBatch{first: 1, done: make(chan struct{})}
+		send := func() bool {
+			select {
+			case order <- b:
+			case <-stop:
+				return false
+			}
+			work <- b
+			return true
+		}
+		for {
+			line, ok := lr.next()
+			if !ok {
+				break
+			}
+			b.buf = append(b.buf, line...)
+			b.ends = append(b.ends, len(b.buf))
+			if len(b.ends) == trailBatchLines {
+				if !send() {
+					return
+				}
+				b = &trailBatch{first: lr.line + 1, done: make(chan struct{})}
+			}
+		}
+		if len(b.ends) > 0 && !send() {
+			return
+		}
+		if err := lr.err(); err != nil {
+			readErr = fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+
+	err := consumeTrail(name, order, opt, fn)
+	if err != nil {
+		close(stop)
+		for b := range order {
+			<-b.done // let the workers finish what they hold
+		}
+	}
+	wg.Wait()
+	if err == nil {
+		err = readErr // written before order was closed
+	}
+	return err
+}
+
+// consumeTrail gives the batches' records to fn and their bad lines to
+// opt.Bad, in the order of the file.
+func consumeTrail(name string, order <-chan *trailBatch, opt *TrailOptions, fn func(e *Entry) error) error {
+	for b := range order {
+		<-b.done
+		ei, wi := 0, 0
+		for i, k := range b.kinds {
+			switch k {
+			case lineEntry:
+				e := &b.entries[ei]
+				ei++
+				e.File, e.Line = name, b.first+i
+				if err := fn(e); err != nil {
+					return err
+				}
+			case lineBad:
+				bad := BadLine{File: name, Line: b.first + i, Err: b.whys[wi]}
+				wi++
+				if opt.Bad == nil {
+					return bad
+				}
+				if err := opt.Bad(bad); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	return nil
 }
