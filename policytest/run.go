@@ -1,0 +1,233 @@
+package policytest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/dockgate/dockgate/authz"
+	"github.com/dockgate/dockgate/authz/policy"
+	"github.com/dockgate/dockgate/internal/dockerd"
+)
+
+// Result is the outcome of one case.
+type Result struct {
+	Case *Case
+	File string
+	// Pass says the case holds; Why says what differs when it does not.
+	Pass bool
+	Why  []string
+	// Decision is how the request was judged.
+	Decision authz.Decision
+}
+
+// Run judges every case of the files with policy p, as `dockgate explain`
+// judges a request (authz.JudgeOffline, with the extractor serve uses),
+// and returns the results in order.
+func Run(ctx context.Context, p *policy.Policy, files []*File) ([]Result, error) {
+	return RunWith(ctx, authz.DefaultExtractor(), p, files)
+}
+
+// RunWith is Run reading facts with extract.
+func RunWith(ctx context.Context, extract authz.Extractor, p *policy.Policy, files []*File) ([]Result, error) {
+	var out []Result
+	for _, f := range files {
+		for _, c := range f.Cases {
+			r, err := runCase(ctx, extract, p, c)
+			if err != nil {
+				return out, fmt.Errorf("%s:%d: %w", f.Path, c.Line, err)
+			}
+			r.File = f.Path
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func runCase(ctx context.Context, extract authz.Extractor, p *policy.Policy, c *Case) (Result, error) {
+	subjects := slices.Clone(c.As)
+	if !slices.Contains(subjects, "*") {
+		subjects = append(subjects, "*")
+	}
+	d := authz.NewPolicyDecider(p)
+	d.Extract = extract
+	d.Inspector = &fixtures{c: c}
+	req := &authz.Request{Method: c.Method, URL: c.url, Caller: c.As[0], Subjects: subjects, Cred: authz.CredOf(subjects)}
+	res, err := authz.JudgeOffline(ctx, d, req, c.body)
+	if err != nil {
+		return Result{}, err
+	}
+	dec := res.Decision
+	r := Result{Case: c, Decision: dec}
+	got := "deny"
+	if dec.Allow {
+		got = "allow"
+	}
+	if got != c.Expect {
+		r.Why = append(r.Why, fmt.Sprintf("want %s, got %s: %s", c.Expect, got, dec.Reason))
+	}
+	if !dec.Allow && c.Refused != "" {
+		first := firstRefused(dec)
+		if first == nil {
+			r.Why = append(r.Why, fmt.Sprintf("want %s refused, got a refusal of no fact (%d): %s", c.Refused, dec.Status, dec.Reason))
+		} else {
+			if got := first.Kind + " " + first.Value; got != strings.TrimSpace(c.Refused) {
+				r.Why = append(r.Why, fmt.Sprintf("want %s refused, got %s refused", c.Refused, got))
+			}
+			if c.Rule != "" && !sameRule(first.Rule, c.Rule) {
+				r.Why = append(r.Why, fmt.Sprintf("want rule %q, got %q", c.Rule, first.Rule))
+			}
+		}
+	}
+	for _, want := range c.Facts {
+		if !hasFact(dec.Facts, want) {
+			r.Why = append(r.Why, fmt.Sprintf("want fact %s, not among %s", want, factList(dec.Facts)))
+		}
+	}
+	r.Pass = len(r.Why) == 0
+	return r, nil
+}
+
+// firstRefused is the fact a refusal names: the first one refused.
+func firstRefused(dec authz.Decision) *policy.FactResult {
+	for i := range dec.Facts {
+		if dec.Facts[i].Decision == "deny" {
+			return &dec.Facts[i]
+		}
+	}
+	return nil
+}
+
+// sameRule says whether a decision's rule is the one a case names: its
+// whole text, or the row without the FILE:LINE: before it (lines move as
+// a policy is edited).
+func sameRule(got, want string) bool {
+	if got == want {
+		return true
+	}
+	_, row, ok := strings.Cut(got, ": ")
+	return ok && row == want
+}
+
+func hasFact(fs []policy.FactResult, want string) bool {
+	for _, f := range fs {
+		if f.Kind+" "+f.Value == strings.TrimSpace(want) {
+			return true
+		}
+	}
+	return false
+}
+
+func factList(fs []policy.FactResult) string {
+	var s []string
+	for _, f := range fs {
+		s = append(s, f.Kind+" "+f.Value)
+	}
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+// Print writes the results as `go test -v` does: a line per case (every
+// case when verbose, else the failures), what differs under each failure,
+// and a summary line. It returns the number of failures.
+func Print(w io.Writer, results []Result, verbose bool) int {
+	failed := 0
+	for _, r := range results {
+		if !r.Pass {
+			failed++
+		}
+		if r.Pass && !verbose {
+			continue
+		}
+		word := "PASS"
+		if !r.Pass {
+			word = "FAIL"
+		}
+		fmt.Fprintf(w, "--- %s: %s (%s:%d)\n", word, r.Case.Name, r.File, r.Case.Line)
+		for _, why := range r.Why {
+			fmt.Fprintf(w, "    %s\n", why)
+		}
+	}
+	if failed > 0 {
+		fmt.Fprintf(w, "FAIL: %d of %d cases failed\n", failed, len(results))
+	} else {
+		fmt.Fprintf(w, "PASS: %d cases\n", len(results))
+	}
+	return failed
+}
+
+// fixtures answers the questions the facts ask dockerd from what the case
+// declares. What it does not declare is an error that says so (the case
+// fails with it, never passes on a guess), except an image, which is
+// judged as absent from the daemon, as explain judges it.
+type fixtures struct{ c *Case }
+
+func (f *fixtures) undeclared(what, field string) error {
+	return &authz.RouteError{Status: http.StatusInternalServerError,
+		Message: fmt.Sprintf("policy test does not ask dockerd: declare %s under %s: in case %q", what, field, f.c.Name)}
+}
+
+// object finds a declared object by name, ID or ID prefix (12 or more
+// characters), as dockerd resolves them.
+func (f *fixtures) object(kind, name string) *Object {
+	for i := range f.c.Objects {
+		o := &f.c.Objects[i]
+		if o.Kind == kind && (o.Name == name || o.ID == name || len(name) >= 12 && strings.HasPrefix(o.ID, name)) {
+			return o
+		}
+	}
+	return nil
+}
+
+func (f *fixtures) ObjectOwner(_ context.Context, kind, name string) (string, map[string]string, bool, error) {
+	if o := f.object(kind, name); o != nil {
+		labels := map[string]string{}
+		for k, v := range o.Labels {
+			labels[k] = v
+		}
+		if o.Owner != "" {
+			labels[authz.OwnerLabel] = o.Owner
+		}
+		id := o.ID
+		if id == "" {
+			id = o.Name
+		}
+		return id, labels, true, nil
+	}
+	return "", nil, false, f.undeclared(kind+" "+name, "objects")
+}
+
+func (f *fixtures) ImageProvenance(_ context.Context, ref string) (string, []string, []string, bool, error) {
+	for _, im := range f.c.Images {
+		if im.Ref == ref || im.ID != "" && im.ID == ref {
+			return im.ID, im.RepoDigests, im.RepoTags, true, nil
+		}
+	}
+	return "", nil, nil, false, nil
+}
+
+func (f *fixtures) VolumeOptions(_ context.Context, name string) (string, map[string]string, bool, error) {
+	return "", nil, false, f.undeclared("volume "+name, "objects")
+}
+
+func (f *fixtures) ContainerMounts(_ context.Context, name string) (dockerd.ContainerMounts, bool, error) {
+	if o := f.object("container", name); o != nil {
+		id := o.ID
+		if id == "" {
+			id = o.Name
+		}
+		return dockerd.ContainerMounts{ID: id, Binds: o.Binds, Volumes: o.Volumes, Devices: o.Devices}, true, nil
+	}
+	return dockerd.ContainerMounts{}, false, f.undeclared("the mounts of container "+name, "objects")
+}
+
+// Daemon is what explain takes too: a cgroup v2 host and a current
+// dockerd.
+func (f *fixtures) Daemon(context.Context) (dockerd.Daemon, error) {
+	return dockerd.Daemon{CgroupVersion: "2", Version: "29"}, nil
+}
