@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -138,7 +139,12 @@ func ReadFile(path string) (*File, error) {
 		n := &doc.Tests[i]
 		c := &Case{Line: n.Line, file: path}
 		if err := decodeStrict(n, c); err != nil {
-			return nil, &Error{File: path, Line: n.Line, Msg: err.Error()}
+			line := n.Line
+			var le *lineError
+			if errors.As(err, &le) {
+				line = le.line
+			}
+			return nil, &Error{File: path, Line: line, Msg: err.Error()}
 		}
 		if err := c.check(filepath.Dir(path)); err != nil {
 			return nil, &Error{File: path, Line: n.Line, Msg: err.Error()}
@@ -153,19 +159,37 @@ func ReadFile(path string) (*File, error) {
 }
 
 // decodeStrict decodes a case node refusing unknown fields (a typo such
-// as "expext" must not make a case that checks nothing).
+// as "expext" must not make a case that checks nothing), with the line of
+// the field.
 func decodeStrict(n *yaml.Node, c *Case) error {
-	out, err := yaml.Marshal(n)
-	if err != nil {
-		return err
+	if n.Kind != yaml.MappingNode {
+		return errors.New("a case must be a mapping (name:, as:, method:, path:, expect: ...)")
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(out))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
+	known := map[string]bool{}
+	t := reflect.TypeOf(*c)
+	for i := range t.NumField() {
+		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag != "" && tag != "-" {
+			known[tag] = true
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; !known[k.Value] {
+			return &lineError{k.Line, fmt.Sprintf("unknown field %q", k.Value)}
+		}
+	}
+	if err := n.Decode(c); err != nil {
 		return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	return nil
 }
+
+// lineError is an error on a line of its own, not the case's.
+type lineError struct {
+	line int
+	msg  string
+}
+
+func (e *lineError) Error() string { return e.msg }
 
 var objectKinds = []string{"container", "exec", "volume", "network", "image"}
 
