@@ -135,7 +135,7 @@ install: build
 	install -m 0644 docs/operations.md docs/policy-language.md docs/policy.md docs/audit.md docs/containers.md docs/tenancy.md README.md $(DESTDIR)$(DOCDIR)/
 	for p in policies/examples/*/; do \
 		install -d -m 0755 $(DESTDIR)$(DOCDIR)/examples/$$(basename $$p) && \
-		install -m 0644 $$p*.csv $(DESTDIR)$(DOCDIR)/examples/$$(basename $$p)/ || exit 1; \
+		install -m 0644 $$p*.csv $$p*_test.yaml $(DESTDIR)$(DOCDIR)/examples/$$(basename $$p)/ || exit 1; \
 	done
 	@for pair in $(CONFFILES); do \
 		src=$${pair%%:*}; dst=$(DESTDIR)$(CONFDIR)/$${pair#*:}; \

@@ -63,3 +63,22 @@ func TestPolicyReplayExitStatus(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckValidatesPolicyTests(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.csv"), []byte("p, *, endpoint, system.ping, allow\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "p_test.yaml"), []byte("tests:\n  - name: ping\n    as: [user:a]\n    method: GET\n    path: /_ping\n    expekt: allow\n"), 0o644)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "--config", "", "--policy", dir}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "p_test.yaml:6: unknown field \"expekt\"") {
+		t.Fatalf("check of a malformed test file: exit %d\n%s", code, stderr.String())
+	}
+	os.WriteFile(filepath.Join(dir, "p_test.yaml"), []byte("tests:\n  - name: ping\n    as: [user:a]\n    method: GET\n    path: /_ping\n    expect: allow\n"), 0o644)
+	stdout.Reset()
+	if code := run([]string{"check", "--config", "", "--policy", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check: exit %d\n%s", code, stdout.String())
+	}
+	stdout.Reset()
+	if code := run([]string{"policy", "test", dir}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "PASS: 1 cases") {
+		t.Fatalf("policy test: exit %d\n%s", code, stdout.String())
+	}
+}
