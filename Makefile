@@ -132,7 +132,7 @@ install: build
 		sed -e 's#/usr/local/bin/dockgate#$(BINDIR)/dockgate#g' -e 's#/usr/share/doc/dockgate#$(DOCDIR)#g' systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u.tmp && \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
-	install -m 0644 docs/operations.md docs/policy-language.md docs/policy.md docs/audit.md docs/containers.md docs/tenancy.md README.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 docs/operations.md docs/policy-language.md docs/policy.md docs/audit.md docs/containers.md docs/tenancy.md docs/policy-testing.md README.md $(DESTDIR)$(DOCDIR)/
 	for p in policies/examples/*/; do \
 		install -d -m 0755 $(DESTDIR)$(DOCDIR)/examples/$$(basename $$p) && \
 		install -m 0644 $$p*.csv $$p*_test.yaml $(DESTDIR)$(DOCDIR)/examples/$$(basename $$p)/ || exit 1; \
