@@ -31,9 +31,9 @@ const (
 	WhyErrorDecision  = "error decision: not judged on its facts (malformed, too large, dockerd unreachable, …); stays as it was"
 	WhyUnknownRoute   = "unknown endpoint: refused whatever the policy; stays as it was"
 	WhyNoFacts        = "no facts on record"
-	WhyEndpointOnly   = "refused at its endpoint before its body was read, and the candidate allows the endpoint: the rest of its facts were never read"
+	WhyEndpointOnly   = "refused at its endpoint before the rest of its facts were read, and the candidate allows the endpoint"
 	WhyNotByFacts     = "refused for a reason other than its facts (an owner the policy could not name, dockerd's answer checked at the act); stays as it was"
-	WhyCreators       = "a caller in a container, allowed by the candidate on its own subjects: the rows of its recorded creators, which must allow it too, are not on record"
+	WhyCreators       = "a caller in a container created before the trail begins, allowed by the candidate on its own subjects: the rows of its recorded creators, which must allow it too, are not on record"
 	WhyTenancyChanged = "the candidate changes whether the caller is a tenant, which changes the facts of this request (its owner fact)"
 )
 
@@ -148,16 +148,23 @@ type replayer struct {
 	opt         Options
 	rep         *Report
 	gidSubjects []string
-	// needsOwner and ownerFact are authz.OwnerActions.
-	needsOwner, ownerFact map[string]bool
+	// actions are what replaying a request needs to know of its action.
+	actions map[string]authz.ActionTraits
 	// callers caches the decisions of each set of subjects, keyed by the
 	// subjects joined.
 	callers map[string]*callerCache
 	key     []byte
+	// creators are the recorded creators of the containers created in
+	// the trail, by full ID, as their creator label records them
+	// (authz.Request.Creators): the subjects the create was judged by,
+	// then its caller's own creators. A container created before the
+	// trail begins is not here: its creators are unknown.
+	creators map[string][][]string
 }
 
 type callerCache struct {
-	rules policy.CallerRules
+	subjects []string
+	rules    policy.CallerRules
 	// owner is what the candidate makes of the caller as a tenant: its
 	// owner subject, or why it has none it could own by.
 	owner    string
@@ -177,8 +184,9 @@ func newReplayer(p *policy.Policy, opt Options) *replayer {
 			BySubject: map[string]*Counts{}, ByRule: map[string]*Counts{}},
 		gidSubjects: policyGIDs(p),
 		callers:     map[string]*callerCache{},
+		creators:    map[string][][]string{},
 	}
-	r.needsOwner, r.ownerFact = authz.OwnerActions()
+	r.actions = authz.Actions()
 	return r
 }
 
@@ -199,7 +207,7 @@ func (r *replayer) caller(subjects []string) *callerCache {
 	if c, ok := r.callers[string(r.key)]; ok {
 		return c
 	}
-	c := &callerCache{rules: r.p.RulesFor(subjects), facts: map[policy.Fact]factVerdict{}}
+	c := &callerCache{subjects: subjects, rules: r.p.RulesFor(subjects), facts: map[policy.Fact]factVerdict{}}
 	c.owner, c.ownerErr = r.p.Owner(subjects)
 	r.callers[string(r.key)] = c
 	return c
@@ -224,6 +232,7 @@ func succeeded(e *audit.Entry) bool {
 
 func (r *replayer) record(e *audit.Entry) {
 	subjects, why := r.callerSubjects(e.Caller)
+	r.learnCreators(e, subjects, why)
 	if r.opt.Subject != "" && (subjects == nil && !recordedSubject(e.Caller, r.opt.Subject) || subjects != nil && !slices.Contains(subjects, r.opt.Subject)) {
 		return
 	}
@@ -262,25 +271,45 @@ func (r *replayer) record(e *audit.Entry) {
 		notReplayable(WhyTenancyChanged)
 		return
 	}
+	inContainer := e.Caller.Container != "" && e.Caller.Cert == ""
+	var capped []*callerCache
+	creatorsKnown := false
+	if inContainer {
+		var sets [][]string
+		if sets, creatorsKnown = r.cappedBy(e.Caller); creatorsKnown {
+			for _, set := range sets {
+				capped = append(capped, r.caller(set))
+			}
+		}
+	}
 	refused, first := -1, policy.FactResult{}
 	for i := range e.Facts {
 		res, ok := c.decide(e.Facts[i].Kind, e.Facts[i].Value)
+		for j := 0; ok && j < len(capped); j++ {
+			// Every recorded creator must allow it too
+			// (authz.callerRules).
+			var cr policy.FactResult
+			if cr, ok = capped[j].decide(e.Facts[i].Kind, e.Facts[i].Value); !ok {
+				res = cr
+				res.Rule = "its creator " + creatorName(capped[j].subjects) + " may not (" + cr.Rule + ")"
+			}
+		}
 		if !ok {
 			refused, first = i, res
 			break
 		}
-		if i == 0 && c.ownerErr != nil && r.needsOwner[e.Action] {
+		if i == 0 && c.ownerErr != nil && r.actions[e.Action].NeedsOwner {
 			// The candidate makes the caller a tenant with no subject to
 			// own by: the decider refuses once the endpoint is allowed.
 			refused, first = 0, policy.FactResult{Kind: res.Kind, Value: res.Value, Decision: audit.DecisionDeny, Rule: c.ownerErr.Error()}
 			break
 		}
 	}
-	inContainer := e.Caller.Container != "" && e.Caller.Cert == ""
+	unknownCreators := inContainer && !creatorsKnown
 	switch {
 	case forwarded && refused >= 0:
 		r.change(&rep.NewlyRefused, e, subjects, first, e.Facts[refused].Rule, true)
-	case forwarded && inContainer:
+	case forwarded && unknownCreators:
 		notReplayable(WhyCreators)
 	case forwarded:
 		rep.Unchanged++
@@ -290,9 +319,9 @@ func (r *replayer) record(e *audit.Entry) {
 		rep.Unchanged++
 	case trailRefused < 0:
 		notReplayable(WhyNotByFacts)
-	case trailRefused == 0 && len(e.Facts) == 1 && e.Facts[0].Kind == "endpoint":
+	case trailRefused == 0 && len(e.Facts) == 1 && e.Facts[0].Kind == "endpoint" && !r.actions[e.Action].EndpointOnly:
 		notReplayable(WhyEndpointOnly)
-	case inContainer:
+	case unknownCreators:
 		notReplayable(WhyCreators)
 	default:
 		res, _ := c.decide(e.Facts[trailRefused].Kind, e.Facts[trailRefused].Value)
@@ -307,7 +336,7 @@ func (r *replayer) record(e *audit.Entry) {
 func (r *replayer) tenancyChanged(e *audit.Entry, c *callerCache) bool {
 	tenant := c.owner != "" || c.ownerErr != nil
 	had := hasOwnerFact(e)
-	return had && !tenant || !had && tenant && r.ownerFact[e.Action]
+	return had && !tenant || !had && tenant && r.actions[e.Action].OwnerFact
 }
 
 func hasOwnerFact(e *audit.Entry) bool {
@@ -357,4 +386,53 @@ func callerName(c *audit.Caller) string {
 		return "cert:" + c.Cert
 	}
 	return audit.CallerName(c)
+}
+
+// learnCreators records the creators of the container a create made.
+func (r *replayer) learnCreators(e *audit.Entry, subjects []string, why string) {
+	if e.Action != "container.create" || e.Decision != audit.DecisionAllow || e.ObjectID == "" || e.Status < 200 || e.Status > 299 || e.Caller == nil {
+		return
+	}
+	c := e.Caller
+	if c.Container == "" || c.Cert != "" {
+		// A host caller's creator record is its subjects, as the
+		// proxy made them.
+		if why == "" {
+			r.creators[e.ObjectID] = [][]string{subjects}
+		}
+		return
+	}
+	// A caller in a container records the subjects it was judged by,
+	// then the creators it is capped by.
+	capped, ok := r.cappedBy(c)
+	if !ok || len(c.Subjects) == 0 {
+		return
+	}
+	r.creators[e.ObjectID] = append([][]string{withStar(c.Subjects)}, capped...)
+}
+
+// cappedBy are the subject sets a caller in a container is capped by
+// (authz.ContainerCaller.Creators), when its container's create is in the
+// trail: a tenant's container acts as its creator and is capped by that
+// creator's creators; any other container by all its creators.
+func (r *replayer) cappedBy(c *audit.Caller) ([][]string, bool) {
+	rec, ok := r.creators[c.Container]
+	if !ok {
+		return nil, false
+	}
+	if c.ActsFor != "" {
+		return rec[1:], true
+	}
+	return rec, true
+}
+
+// creatorName names a creator by its most specific subject, as refusals
+// do.
+func creatorName(set []string) string {
+	for _, s := range set {
+		if s != "*" {
+			return s
+		}
+	}
+	return "*"
 }

@@ -310,3 +310,57 @@ func TestReplaySubjectSelects(t *testing.T) {
 		}
 	}
 }
+
+// A caller in a container whose create is in the trail is capped by the
+// creators its create recorded: the candidate judges it fully.
+func TestReplayContainerCallersCappedByCreators(t *testing.T) {
+	const agentID = "a9e1c0ffee5eed0000000000000000000000000000000000000000000000beef"
+	agent := &proxy.Caller{UID: 0, Container: agentID}
+	rows := ciPolicy + "p, container:ci-agent, endpoint, container.list, allow\np, user:alice, endpoint, system.info, allow\n"
+	created := func(r *audit.Record) { r.ObjectID = agentID }
+	trail := writeTrail(t, rows, false, []call{
+		{caller: alice, method: "POST", path: "/v1.41/containers/create?name=ci-agent", facts: []policy.Fact{image("docker.io/library/busybox:latest")}, status: 201, record: created},
+		{caller: agent, method: "GET", path: "/v1.41/containers/json", container: "ci-agent", judged: []string{"container:ci-agent", "*"}},
+		{caller: agent, method: "GET", path: "/v1.41/info", container: "ci-agent", judged: []string{"container:ci-agent", "*"}},
+	})
+	tests := []struct {
+		name         string
+		candidate    string
+		newlyRefused []string
+		newlyAllowed []string
+		rule         string
+	}{
+		{name: "the same policy changes nothing", candidate: rows},
+		{
+			name:         "its creator losing the row refuses it",
+			candidate:    strings.Replace(rows, "p, user:alice, endpoint, container.*, allow\n", "p, user:alice, endpoint, container.create, allow\n", 1),
+			newlyRefused: []string{"container:ci-agent container.list endpoint container.list (succeeded)"},
+			rule:         "its creator uid:1000 may not (no rule allows it)",
+		},
+		{
+			name:         "a row for the container allows what its creator may do too",
+			candidate:    rows + "p, container:ci-agent, endpoint, system.info, allow\n",
+			newlyAllowed: []string{"container:ci-agent system.info endpoint system.info"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep, err := Trail(loadPolicy(t, tt.candidate), []string{trail}, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := outcomes(rep.NewlyRefused); !slices.Equal(got, tt.newlyRefused) {
+				t.Errorf("newly refused:\n got %q\nwant %q", got, tt.newlyRefused)
+			}
+			if got := outcomes(rep.NewlyAllowed); !slices.Equal(got, tt.newlyAllowed) {
+				t.Errorf("newly allowed:\n got %q\nwant %q", got, tt.newlyAllowed)
+			}
+			if tt.rule != "" && (len(rep.NewlyRefused) == 0 || rep.NewlyRefused[0].Fact.Rule != tt.rule) {
+				t.Errorf("rule: %+v, want %q", rep.NewlyRefused, tt.rule)
+			}
+			if rep.NotReplayableTotal() != 0 {
+				t.Errorf("not replayable: %v", rep.NotReplayable)
+			}
+		})
+	}
+}
