@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/dockgate/dockgate/authz"
 	"github.com/dockgate/dockgate/authz/policy"
-	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
 // Result is the outcome of one case.
@@ -54,7 +52,7 @@ func runCase(ctx context.Context, extract authz.Extractor, p *policy.Policy, c *
 	}
 	d := authz.NewPolicyDecider(p)
 	d.Extract = extract
-	d.Inspector = &fixtures{c: c}
+	d.Inspector = c.daemon()
 	req := &authz.Request{Method: c.Method, URL: c.url, Caller: c.As[0], Subjects: subjects, Cred: authz.CredOf(subjects)}
 	res, err := authz.JudgeOffline(ctx, d, req, c.body)
 	if err != nil {
@@ -161,31 +159,15 @@ func Print(w io.Writer, results []Result, verbose bool) int {
 	return failed
 }
 
-// fixtures answers the questions the facts ask dockerd from what the case
-// declares. What it does not declare is an error that says so (the case
-// fails with it, never passes on a guess), except an image, which is
-// judged as absent from the daemon, as explain judges it.
-type fixtures struct{ c *Case }
-
-func (f *fixtures) undeclared(what, field string) error {
-	return &authz.RouteError{Status: http.StatusInternalServerError,
-		Message: fmt.Sprintf("policy test does not ask dockerd: declare %s under %s: in case %q", what, field, f.c.Name)}
-}
-
-// object finds a declared object by name, ID or ID prefix (12 or more
-// characters), as dockerd resolves them.
-func (f *fixtures) object(kind, name string) *Object {
-	for i := range f.c.Objects {
-		o := &f.c.Objects[i]
-		if o.Kind == kind && (o.Name == name || o.ID == name || len(name) >= 12 && strings.HasPrefix(o.ID, name)) {
-			return o
-		}
-	}
-	return nil
-}
-
-func (f *fixtures) ObjectOwner(_ context.Context, kind, name string) (string, map[string]string, bool, error) {
-	if o := f.object(kind, name); o != nil {
+// daemon is the dockerd the case declares: what it does not declare is
+// an error that says so (the case fails with it, never passes on a
+// guess), except an image, which is judged as absent from the daemon, as
+// explain judges it.
+func (c *Case) daemon() *authz.OfflineDaemon {
+	d := &authz.OfflineDaemon{Undeclared: func(what string) string {
+		return fmt.Sprintf("policy test does not ask dockerd: declare %s under objects: in case %q", what, c.Name)
+	}}
+	for _, o := range c.Objects {
 		labels := map[string]string{}
 		for k, v := range o.Labels {
 			labels[k] = v
@@ -193,41 +175,10 @@ func (f *fixtures) ObjectOwner(_ context.Context, kind, name string) (string, ma
 		if o.Owner != "" {
 			labels[authz.OwnerLabel] = o.Owner
 		}
-		id := o.ID
-		if id == "" {
-			id = o.Name
-		}
-		return id, labels, true, nil
+		d.Objects = append(d.Objects, authz.OfflineObject{Kind: o.Kind, Name: o.Name, ID: o.ID, Labels: labels, Binds: o.Binds, Volumes: o.Volumes, Devices: o.Devices})
 	}
-	return "", nil, false, f.undeclared(kind+" "+name, "objects")
-}
-
-func (f *fixtures) ImageProvenance(_ context.Context, ref string) (string, []string, []string, bool, error) {
-	for _, im := range f.c.Images {
-		if im.Ref == ref || im.ID != "" && im.ID == ref {
-			return im.ID, im.RepoDigests, im.RepoTags, true, nil
-		}
+	for _, im := range c.Images {
+		d.Images = append(d.Images, authz.OfflineImage{Ref: im.Ref, ID: im.ID, RepoDigests: im.RepoDigests, RepoTags: im.RepoTags})
 	}
-	return "", nil, nil, false, nil
-}
-
-func (f *fixtures) VolumeOptions(_ context.Context, name string) (string, map[string]string, bool, error) {
-	return "", nil, false, f.undeclared("volume "+name, "objects")
-}
-
-func (f *fixtures) ContainerMounts(_ context.Context, name string) (dockerd.ContainerMounts, bool, error) {
-	if o := f.object("container", name); o != nil {
-		id := o.ID
-		if id == "" {
-			id = o.Name
-		}
-		return dockerd.ContainerMounts{ID: id, Binds: o.Binds, Volumes: o.Volumes, Devices: o.Devices}, true, nil
-	}
-	return dockerd.ContainerMounts{}, false, f.undeclared("the mounts of container "+name, "objects")
-}
-
-// Daemon is what explain takes too: a cgroup v2 host and a current
-// dockerd.
-func (f *fixtures) Daemon(context.Context) (dockerd.Daemon, error) {
-	return dockerd.Daemon{CgroupVersion: "2", Version: "29"}, nil
+	return d
 }

@@ -108,7 +108,7 @@ func TestUndeclaredObjectFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res[0].Pass || !strings.Contains(strings.Join(res[0].Why, " "), "declare the mounts of container web under objects") {
+	if res[0].Pass || !strings.Contains(strings.Join(res[0].Why, " "), "declare container web under objects") {
 		t.Errorf("pass %v, why %q", res[0].Pass, res[0].Why)
 	}
 }

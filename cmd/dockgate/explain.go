@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -56,7 +55,9 @@ func explainWith(extract authz.Extractor, args []string, stdin io.Reader, stdout
 	// route reads, judge.
 	d := authz.NewPolicyDecider(in.p)
 	d.Extract = extract
-	d.Inspector = offlineInspector{}
+	d.Inspector = &authz.OfflineDaemon{Undeclared: func(what string) string {
+		return "explain does not ask dockerd: cannot judge " + what
+	}}
 	req := &authz.Request{Method: in.method, URL: in.u, Caller: in.as[0], Subjects: in.subjects, Cred: authz.CredOf(in.subjects)}
 	if in.container != nil {
 		d.Containers, req.ContainerID = in.daemon, in.container.ID
@@ -282,38 +283,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// offlineInspector answers explain's questions about dockerd's state
-// without asking dockerd: an image to run is judged as if it were not on
-// the daemon (the image facts of the name as requested; serve judges an
-// image that is there by its provenance, and may find local-image
-// instead); named volumes and containers cannot be judged offline.
-type offlineInspector struct{}
-
-func (offlineInspector) offline(what string) error {
-	return &authz.RouteError{Status: http.StatusInternalServerError, Message: "explain does not ask dockerd: cannot judge " + what}
-}
-
-func (o offlineInspector) VolumeOptions(_ context.Context, name string) (string, map[string]string, bool, error) {
-	return "", nil, false, o.offline("volume " + name)
-}
-
-func (o offlineInspector) ContainerMounts(_ context.Context, name string) (dockerd.ContainerMounts, bool, error) {
-	return dockerd.ContainerMounts{}, false, o.offline("container " + name)
-}
-
-func (o offlineInspector) ObjectOwner(_ context.Context, kind, name string) (string, map[string]string, bool, error) {
-	return "", nil, false, o.offline(kind + " " + name)
-}
-
-// Daemon: explain does not know the dockerd it would stand before, so it
-// takes a cgroup v2 host and a current dockerd, on which the most is a
-// change.
-func (offlineInspector) Daemon(context.Context) (dockerd.Daemon, error) {
-	return dockerd.Daemon{CgroupVersion: "2", Version: "29"}, nil
-}
-
-func (offlineInspector) ImageProvenance(context.Context, string) (string, []string, []string, bool, error) {
-	return "", nil, nil, false, nil
 }
