@@ -41,7 +41,9 @@ var ErrNotRecord = errors.New("not an audit record")
 // again or to learn from it (policy replay, suggest). It gives fn the
 // record that ends each request (a "phase":"start" record only repeats
 // its request), in the order of the trail and valid only during the
-// call; policy records and segment headers are passed over. Unlike Query,
+// call: its strings share the memory of a whole batch of lines, so clone
+// what is kept after it (strings.Clone), or that memory is kept too.
+// Policy records and segment headers are passed over. Unlike Query,
 // which skips what it cannot read (verify reports it), every line that
 // is not part of the trail goes to opt.Bad: a tool that judges a trail
 // must not take a line it could not read for a request that never
@@ -90,7 +92,7 @@ const trailBatchLines = 512
 
 func (b *trailBatch) decode(opt *TrailOptions) {
 	defer close(b.done)
-	b.kinds, b.entries, b.whys = b.kinds[:0], b.entries[:0], b.whys[:0]
+	b.kinds, b.entries = make([]lineKind, 0, len(b.ends)), make([]Entry, 0, len(b.ends))
 	start := 0
 	var e Entry
 	for _, end := range b.ends {
@@ -119,7 +121,7 @@ func classify(line []byte, opt *TrailOptions, e *Entry) (lineKind, string) {
 		}
 		return lineBad, ErrNotRecord.Error()
 	}
-	if err := decodeEntry(line, e); err != nil {
+	if err := decodeEntryShared(line, e); err != nil {
 		return lineBad, "a record that does not decode: " + err.Error()
 	}
 	if e.Type != "audit" || e.Phase == PhaseStart {
@@ -153,7 +155,12 @@ func readTrail(name string, r io.Reader, opt *TrailOptions, fn func(e *Entry) er
 		defer close(order)
 		defer close(work)
 		lr := newLineReader(r)
-		b := &trailBatch{first: 1, done: make(chan struct{})}
+		// Each batch gets a buffer of the size the last one needed, so
+		// that lines are copied once, not again at every growth.
+		newBatch := func(first, size int) *trailBatch {
+			return &trailBatch{first: first, done: make(chan struct{}), buf: make([]byte, 0, size), ends: make([]int, 0, trailBatchLines)}
+		}
+		b := newBatch(1, 64<<10)
 		send := func() bool {
 			select {
 			case order <- b:
@@ -174,7 +181,7 @@ func readTrail(name string, r io.Reader, opt *TrailOptions, fn func(e *Entry) er
 				if !send() {
 					return
 				}
-				b = &trailBatch{first: lr.line + 1, done: make(chan struct{})}
+				b = newBatch(lr.line+1, len(b.buf)+len(b.buf)/8)
 			}
 		}
 		if len(b.ends) > 0 && !send() {

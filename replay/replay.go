@@ -5,6 +5,7 @@ package replay
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dockgate/dockgate/audit"
@@ -207,6 +208,9 @@ func (r *replayer) caller(subjects []string) *callerCache {
 	if c, ok := r.callers[string(r.key)]; ok {
 		return c
 	}
+	// What the cache keeps outlives the record: its strings are cloned,
+	// not the trail's memory (audit.ReadTrail).
+	subjects = cloneAll(subjects)
 	c := &callerCache{subjects: subjects, rules: r.p.RulesFor(subjects), facts: map[policy.Fact]factVerdict{}}
 	c.owner, c.ownerErr = r.p.Owner(subjects)
 	r.callers[string(r.key)] = c
@@ -218,6 +222,7 @@ func (c *callerCache) decide(kind, value string) (policy.FactResult, bool) {
 	if v, ok := c.facts[f]; ok {
 		return v.res, v.ok
 	}
+	f = policy.Fact{Kind: strings.Clone(kind), Value: strings.Clone(value)}
 	res, ok := c.rules.Result(f)
 	c.facts[f] = factVerdict{res, ok}
 	return res, ok
@@ -356,9 +361,9 @@ func recordedSubject(c *audit.Caller, s string) bool {
 }
 
 func (r *replayer) change(list *[]Change, e *audit.Entry, subjects []string, fact policy.FactResult, wasRule string, refused bool) {
-	ch := Change{File: e.File, Line: e.Line, Time: e.Time, RequestID: e.RequestID,
-		Caller: callerName(e.Caller), Subjects: subjects, Method: e.Method, Path: e.Path, Action: e.Action,
-		Status: e.Status, Succeeded: refused && succeeded(e), WouldDeny: e.WouldDeny, Fact: fact, WasRule: wasRule}
+	ch := Change{File: e.File, Line: e.Line, Time: e.Time, RequestID: strings.Clone(e.RequestID),
+		Caller: strings.Clone(callerName(e.Caller)), Subjects: cloneAll(subjects), Method: strings.Clone(e.Method), Path: strings.Clone(e.Path), Action: strings.Clone(e.Action),
+		Status: e.Status, Succeeded: refused && succeeded(e), WouldDeny: e.WouldDeny, Fact: cloneFact(fact), WasRule: strings.Clone(wasRule)}
 	*list = append(*list, ch)
 	count := func(m map[string]*Counts, k string) {
 		c := m[k]
@@ -398,7 +403,7 @@ func (r *replayer) learnCreators(e *audit.Entry, subjects []string, why string) 
 		// A host caller's creator record is its subjects, as the
 		// proxy made them.
 		if why == "" {
-			r.creators[e.ObjectID] = [][]string{subjects}
+			r.creators[strings.Clone(e.ObjectID)] = [][]string{cloneAll(subjects)}
 		}
 		return
 	}
@@ -408,7 +413,7 @@ func (r *replayer) learnCreators(e *audit.Entry, subjects []string, why string) 
 	if !ok || len(c.Subjects) == 0 {
 		return
 	}
-	r.creators[e.ObjectID] = append([][]string{withStar(c.Subjects)}, capped...)
+	r.creators[strings.Clone(e.ObjectID)] = append([][]string{cloneAll(withStar(c.Subjects))}, capped...)
 }
 
 // cappedBy are the subject sets a caller in a container is capped by
@@ -435,4 +440,17 @@ func creatorName(set []string) string {
 		}
 	}
 	return "*"
+}
+
+// cloneAll copies strings out of the trail's memory.
+func cloneAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.Clone(s)
+	}
+	return out
+}
+
+func cloneFact(f policy.FactResult) policy.FactResult {
+	return policy.FactResult{Kind: strings.Clone(f.Kind), Value: strings.Clone(f.Value), Decision: strings.Clone(f.Decision), Rule: strings.Clone(f.Rule)}
 }
