@@ -34,7 +34,7 @@ const (
 	WhyNoFacts        = "no facts on record"
 	WhyEndpointOnly   = "refused at its endpoint before the rest of its facts were read, and the candidate allows the endpoint"
 	WhyNotByFacts     = "refused for a reason other than its facts (an owner the policy could not name, dockerd's answer checked at the act); stays as it was"
-	WhyCreators       = "a caller in a container created before the trail begins, allowed by the candidate on its own subjects: the rows of its recorded creators, which must allow it too, are not on record"
+	WhyCreators       = "a caller in a container allowed by the candidate on its own subjects, whose creators the trail does not say (created before the trail begins, or not a tenant's and its create shows no Docker socket or shared pid namespace, so it may or may not be capped by its creator): it cannot be shown allowed"
 	WhyTenancyChanged = "the candidate changes whether the caller is a tenant, which changes the facts of this request (its owner fact)"
 )
 
@@ -155,12 +155,9 @@ type replayer struct {
 	// subjects joined.
 	callers map[string]*callerCache
 	key     []byte
-	// creators are the recorded creators of the containers created in
-	// the trail, by full ID, as their creator label records them
-	// (authz.Request.Creators): the subjects the create was judged by,
-	// then its caller's own creators. A container created before the
-	// trail begins is not here: its creators are unknown.
-	creators map[string][][]string
+	// creators are what the trail says of the creators of the
+	// containers created in it, by full ID.
+	creators map[string]created
 }
 
 type callerCache struct {
@@ -185,7 +182,7 @@ func newReplayer(p *policy.Policy, opt Options) *replayer {
 			BySubject: map[string]*Counts{}, ByRule: map[string]*Counts{}},
 		gidSubjects: policyGIDs(p),
 		callers:     map[string]*callerCache{},
-		creators:    map[string][][]string{},
+		creators:    map[string]created{},
 	}
 	r.actions = authz.Actions()
 	return r
@@ -393,17 +390,36 @@ func callerName(c *audit.Caller) string {
 	return audit.CallerName(c)
 }
 
-// learnCreators records the creators of the container a create made.
+// created is what a container create in the trail says of the creator
+// record dockgate put on the container (authz.CreatorLabel): the subject
+// sets it records if it records one (the subjects the create was judged
+// by, then its caller's own creators), and whether it surely does. A
+// tenant's create always records one, and so does a create that binds a
+// Docker socket or shares a pid namespace (its facts say so); another
+// create records one only when it copies VolumesFrom, which its record
+// does not show.
+type created struct {
+	sets     [][]string
+	recorded bool
+}
+
+// learnCreators records what a container create says of its creators.
 func (r *replayer) learnCreators(e *audit.Entry, subjects []string, why string) {
 	if e.Action != "container.create" || e.Decision != audit.DecisionAllow || e.ObjectID == "" || e.Status < 200 || e.Status > 299 || e.Caller == nil {
 		return
+	}
+	recorded := false
+	for _, f := range e.Facts {
+		if f.Kind == policy.DockerSocketKind || f.Kind == "namespace" && f.Value == "pid=container" {
+			recorded = true
+		}
 	}
 	c := e.Caller
 	if c.Container == "" || c.Cert != "" {
 		// A host caller's creator record is its subjects, as the
 		// proxy made them.
 		if why == "" {
-			r.creators[strings.Clone(e.ObjectID)] = [][]string{cloneAll(subjects)}
+			r.creators[strings.Clone(e.ObjectID)] = created{sets: [][]string{cloneAll(subjects)}, recorded: recorded}
 		}
 		return
 	}
@@ -413,22 +429,30 @@ func (r *replayer) learnCreators(e *audit.Entry, subjects []string, why string) 
 	if !ok || len(c.Subjects) == 0 {
 		return
 	}
-	r.creators[strings.Clone(e.ObjectID)] = append([][]string{cloneAll(withStar(c.Subjects))}, capped...)
+	r.creators[strings.Clone(e.ObjectID)] = created{sets: append([][]string{cloneAll(withStar(c.Subjects))}, capped...), recorded: recorded}
 }
 
 // cappedBy are the subject sets a caller in a container is capped by
-// (authz.ContainerCaller.Creators), when its container's create is in the
-// trail: a tenant's container acts as its creator and is capped by that
-// creator's creators; any other container by all its creators.
+// (authz.ContainerCaller.Creators), when the trail says: a tenant's
+// container acts as its creator and is capped by that creator's
+// creators; any other container by all its creators, when its create
+// surely recorded them.
 func (r *replayer) cappedBy(c *audit.Caller) ([][]string, bool) {
 	rec, ok := r.creators[c.Container]
-	if !ok {
+	switch {
+	case !ok:
+		return nil, false
+	case c.ActsFor != "":
+		if !slices.Contains(rec.sets[0], c.ActsFor) {
+			// Not the create this trail shows: the record names
+			// another tenant.
+			return nil, false
+		}
+		return rec.sets[1:], true
+	case !rec.recorded:
 		return nil, false
 	}
-	if c.ActsFor != "" {
-		return rec[1:], true
-	}
-	return rec, true
+	return rec.sets, true
 }
 
 // creatorName names a creator by its most specific subject, as refusals
