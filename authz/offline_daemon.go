@@ -19,6 +19,10 @@ import (
 type OfflineDaemon struct {
 	Objects []OfflineObject
 	Images  []OfflineImage
+	// Callers are the containers callers run in, by full ID: who each
+	// is (CallerContainers). A caller in a container not here is judged
+	// as one dockerd does not know (as * alone).
+	Callers map[string]dockerd.CallerContainer
 	// Undeclared words the error for an object it was not told of ("volume
 	// data", "container web").
 	Undeclared func(what string) string
@@ -106,4 +110,10 @@ func (o *OfflineDaemon) ImageProvenance(_ context.Context, ref string) (string, 
 // most is a change.
 func (o *OfflineDaemon) Daemon(context.Context) (dockerd.Daemon, error) {
 	return dockerd.Daemon{CgroupVersion: "2", Version: "29"}, nil
+}
+
+// CallerContainer implements CallerContainers.
+func (o *OfflineDaemon) CallerContainer(_ context.Context, id string) (dockerd.CallerContainer, bool, error) {
+	c, ok := o.Callers[id]
+	return c, ok, nil
 }

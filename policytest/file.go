@@ -29,10 +29,13 @@ type File struct {
 // and what is expected.
 type Case struct {
 	Name string `yaml:"name"`
-	// As are the caller's subjects (* is added, as serve adds it).
-	As     []string `yaml:"as"`
-	Method string   `yaml:"method"`
-	Path   string   `yaml:"path"`
+	// As are the caller's subjects (* is added, as serve adds it);
+	// Container, instead, is the container the caller runs in, judged as
+	// serve judges a caller in a container.
+	As        []string         `yaml:"as"`
+	Container *CallerContainer `yaml:"container"`
+	Method    string           `yaml:"method"`
+	Path      string           `yaml:"path"`
 	// Body is the request body: a string as it is, anything else as JSON.
 	Body yaml.Node `yaml:"body"`
 	// BodyFile is a file holding the body, relative to the test file.
@@ -53,6 +56,21 @@ type Case struct {
 	body []byte
 	url  *url.URL
 	file string
+}
+
+// CallerContainer is the container a caller runs in, as dockerd describes
+// it: its name, image and the labels its creator set, and what dockgate
+// recorded on it when it was created through dockgate: the tenant it was
+// created for and the subjects of its creator.
+type CallerContainer struct {
+	Name   string            `yaml:"name"`
+	Image  string            `yaml:"image"`
+	Labels map[string]string `yaml:"labels"`
+	// Tenant is the owner it was created for ("" for none); CreatedBy
+	// the subjects its creator was judged by ("": created outside
+	// dockgate, or without a creator record).
+	Tenant    string   `yaml:"tenant"`
+	CreatedBy []string `yaml:"created_by"`
 }
 
 // Object is an existing container, exec, volume, network or image as
@@ -197,8 +215,12 @@ func (c *Case) check(dir string) error {
 	switch {
 	case c.Name == "":
 		return errors.New("a case without a name")
-	case len(c.As) == 0:
-		return fmt.Errorf("case %q: no caller: want as: [SUBJECT, ...]", c.Name)
+	case (len(c.As) == 0) == (c.Container == nil):
+		return fmt.Errorf("case %q: want one caller: as: [SUBJECT, ...] or container: {name: ...}", c.Name)
+	case c.Container != nil && c.Container.Name == "":
+		return fmt.Errorf("case %q: container: without a name", c.Name)
+	case c.Container != nil && c.Container.Tenant != "" && len(c.Container.CreatedBy) == 0:
+		return fmt.Errorf("case %q: container: a tenant's container needs created_by: (the subjects of the tenant that created it)", c.Name)
 	case c.Method == "" || c.Path == "":
 		return fmt.Errorf("case %q: want method: and path:", c.Name)
 	case c.Expect != "allow" && c.Expect != "deny":

@@ -2,6 +2,7 @@ package policytest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/dockgate/dockgate/authz"
 	"github.com/dockgate/dockgate/authz/policy"
+	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
 // Result is the outcome of one case.
@@ -50,10 +52,24 @@ func runCase(ctx context.Context, extract authz.Extractor, p *policy.Policy, c *
 	if !slices.Contains(subjects, "*") {
 		subjects = append(subjects, "*")
 	}
+
 	d := authz.NewPolicyDecider(p)
 	d.Extract = extract
-	d.Inspector = c.daemon()
-	req := &authz.Request{Method: c.Method, URL: c.url, Caller: c.As[0], Subjects: subjects, Cred: authz.CredOf(subjects)}
+	daemon, err := c.daemon()
+	if err != nil {
+		return Result{}, err
+	}
+	d.Inspector = daemon
+	var req *authz.Request
+	if c.Container != nil {
+		// As serve hands the decider a caller in a container: * until
+		// dockerd says who the container is.
+		d.Containers = daemon
+		req = &authz.Request{Method: c.Method, URL: c.url, Caller: "container " + c.Container.Name, Subjects: []string{"*"},
+			ContainerID: callerID, Cred: &authz.Cred{Contained: true, Writable: []string{"/"}}}
+	} else {
+		req = &authz.Request{Method: c.Method, URL: c.url, Caller: c.As[0], Subjects: subjects, Cred: authz.CredOf(subjects)}
+	}
 	res, err := authz.JudgeOffline(ctx, d, req, c.body)
 	if err != nil {
 		return Result{}, err
@@ -163,7 +179,7 @@ func Print(w io.Writer, results []Result, verbose bool) int {
 // an error that says so (the case fails with it, never passes on a
 // guess), except an image, which is judged as absent from the daemon, as
 // explain judges it.
-func (c *Case) daemon() *authz.OfflineDaemon {
+func (c *Case) daemon() (*authz.OfflineDaemon, error) {
 	d := &authz.OfflineDaemon{Undeclared: func(what string) string {
 		return fmt.Sprintf("policy test does not ask dockerd: declare %s under objects: in case %q", what, c.Name)
 	}}
@@ -180,5 +196,34 @@ func (c *Case) daemon() *authz.OfflineDaemon {
 	for _, im := range c.Images {
 		d.Images = append(d.Images, authz.OfflineImage{Ref: im.Ref, ID: im.ID, RepoDigests: im.RepoDigests, RepoTags: im.RepoTags})
 	}
-	return d
+	if cc := c.Container; cc != nil {
+		labels := map[string]string{}
+		for k, v := range cc.Labels {
+			labels[k] = v
+		}
+		if len(cc.CreatedBy) > 0 {
+			// The records dockgate puts on a container it creates
+			// (authz.CreatorLabel, authz.OwnerLabel).
+			rec, err := json.Marshal(dockerd.CreatorRecord{ID: "0000000000000000", Owner: cc.Tenant, Creators: [][]string{withStar(cc.CreatedBy)}})
+			if err != nil {
+				return nil, err
+			}
+			labels[authz.CreatorLabel] = string(rec)
+			if cc.Tenant != "" {
+				labels[authz.OwnerLabel] = cc.Tenant
+			}
+		}
+		d.Callers = map[string]dockerd.CallerContainer{callerID: {ID: callerID, Name: cc.Name, Image: cc.Image, Labels: labels, ImageLabels: map[string]string{}, ImageKnown: true}}
+	}
+	return d, nil
+}
+
+// callerID is the ID of the container a case's caller runs in.
+const callerID = "ca11e4ca11e4ca11e4ca11e4ca11e4ca11e4ca11e4ca11e4ca11e4ca11e4ca11"
+
+func withStar(s []string) []string {
+	if slices.Contains(s, "*") {
+		return s
+	}
+	return append(slices.Clone(s), "*")
 }

@@ -64,7 +64,9 @@ func TestMalformedTestFiles(t *testing.T) {
 	}{
 		{"a misspelt field", "tests:\n  - name: a\n    as: [user:a]\n    method: GET\n    path: /_ping\n    expext: allow\n", 6, `unknown field "expext"`},
 		{"no expectation", "tests:\n  - name: a\n    as: [user:a]\n    method: GET\n    path: /_ping\n", 2, "want allow or deny"},
-		{"no caller", "tests:\n  - name: a\n    method: GET\n    path: /_ping\n    expect: allow\n", 2, "no caller"},
+		{"no caller", "tests:\n  - name: a\n    method: GET\n    path: /_ping\n    expect: allow\n", 2, "want one caller"},
+		{"two callers", "tests:\n  - name: a\n    as: [user:a]\n    container: {name: c}\n    method: GET\n    path: /_ping\n    expect: allow\n", 2, "want one caller"},
+		{"a tenant's container without its creator", "tests:\n  - name: a\n    container: {name: c, tenant: user:a}\n    method: GET\n    path: /_ping\n    expect: allow\n", 2, "needs created_by"},
 		{"a refused fact on an allow", "tests:\n  - name: a\n    as: [x]\n    method: GET\n    path: /_ping\n    expect: allow\n    refused: endpoint x\n", 2, "go with expect: deny"},
 		{"two cases of one name", "tests:\n  - {name: a, as: [x], method: GET, path: /_ping, expect: allow}\n  - {name: a, as: [x], method: GET, path: /_ping, expect: allow}\n", 3, "also on line 2"},
 		{"an undeclared body file", "tests:\n  - {name: a, as: [x], method: POST, path: /containers/create, body_file: nope.json, expect: allow}\n", 2, "body_file"},
