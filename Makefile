@@ -123,7 +123,7 @@ fuzz:
 
 # The files of /etc/dockgate are installed only when absent: one that is
 # there already is the administrator's and is kept, changed or not.
-CONFFILES := packaging/dockgate.yaml:dockgate.yaml policies/default/default.csv:policy/default.csv policies/model.conf:policy/model.conf
+CONFFILES := packaging/dockgate.yaml:dockgate.yaml policies/default/default.csv:policy/default.csv policies/default/default_test.yaml:policy/default_test.yaml policies/model.conf:policy/model.conf
 
 install: build
 	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(CONFDIR)/policy
