@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,5 +81,40 @@ func TestCheckValidatesPolicyTests(t *testing.T) {
 	stdout.Reset()
 	if code := run([]string{"policy", "test", dir}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "PASS: 1 cases") {
 		t.Fatalf("policy test: exit %d\n%s", code, stdout.String())
+	}
+}
+
+// Without TRAIL, the replay reads the config's audit log, its rotated
+// (gzip) files first.
+func TestPolicyReplayReadsTheConfiguredTrail(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "audit.log")
+	l, err := audit.Open(logPath, audit.Options{Rotate: audit.RotateOptions{MaxSize: 400, Compress: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := &audit.Caller{UID: 1001, GID: 1001, User: "bob"}
+	for i := range 4 {
+		l.Write(&audit.Record{Time: time.Now(), RequestID: fmt.Sprint(i), Caller: bob, Method: "GET", Path: "/_ping", Action: "system.ping",
+			Facts: []audit.FactResult{{Kind: "endpoint", Value: "system.ping", Decision: "allow", Rule: "p.csv:1: p, user:bob, endpoint, system.ping, allow"}}, Decision: audit.DecisionAllow, Status: 200})
+	}
+	l.Close()
+	if rotated, _ := filepath.Glob(logPath + ".2*.gz"); len(rotated) == 0 {
+		t.Fatal("no rotated file")
+	}
+	config := filepath.Join(dir, "dockgate.yaml")
+	os.WriteFile(config, []byte("audit:\n  log: audit.log\n"), 0o600)
+	policy := filepath.Join(dir, "policy")
+	os.Mkdir(policy, 0o755)
+	os.WriteFile(filepath.Join(policy, "p.csv"), []byte("p, user:alice, endpoint, system.ping, allow\n"), 0o644)
+
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"policy", "replay", "--config", config, "--policy", policy}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stdout.String(), "replayed 4 requests") || !strings.Contains(stdout.String(), "newly refused: 4 (4 had succeeded)") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	if code := run([]string{"policy", "replay", "--config", "", "--policy", policy}, &stdout, &stderr); code != 2 {
+		t.Errorf("no TRAIL and no configured file: exit %d, want 2", code)
 	}
 }
