@@ -175,6 +175,13 @@ func readTrail(name string, r io.Reader, opt *TrailOptions, fn func(e *Entry) er
 			if !ok {
 				break
 			}
+			select {
+			case <-stop:
+				// The consumer stopped: read no further than this
+				// line, whatever is left of the input.
+				return
+			default:
+			}
 			b.buf = append(b.buf, line...)
 			b.ends = append(b.ends, len(b.buf))
 			if len(b.ends) == trailBatchLines {
