@@ -123,7 +123,7 @@ fuzz:
 
 # The files of /etc/dockgate are installed only when absent: one that is
 # there already is the administrator's and is kept, changed or not.
-CONFFILES := packaging/dockgate.yaml:dockgate.yaml policies/default/default.csv:policy/default.csv policies/model.conf:policy/model.conf
+CONFFILES := packaging/dockgate.yaml:dockgate.yaml policies/default/default.csv:policy/default.csv policies/default/default_test.yaml:policy/default_test.yaml policies/model.conf:policy/model.conf
 
 install: build
 	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(CONFDIR)/policy
@@ -132,10 +132,10 @@ install: build
 		sed -e 's#/usr/local/bin/dockgate#$(BINDIR)/dockgate#g' -e 's#/usr/share/doc/dockgate#$(DOCDIR)#g' systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u.tmp && \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
-	install -m 0644 docs/operations.md docs/policy-language.md docs/policy.md docs/audit.md docs/containers.md docs/tenancy.md README.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 docs/operations.md docs/policy-language.md docs/policy.md docs/audit.md docs/containers.md docs/tenancy.md docs/policy-testing.md README.md $(DESTDIR)$(DOCDIR)/
 	for p in policies/examples/*/; do \
 		install -d -m 0755 $(DESTDIR)$(DOCDIR)/examples/$$(basename $$p) && \
-		install -m 0644 $$p*.csv $(DESTDIR)$(DOCDIR)/examples/$$(basename $$p)/ || exit 1; \
+		install -m 0644 $$p*.csv $$p*_test.yaml $(DESTDIR)$(DOCDIR)/examples/$$(basename $$p)/ || exit 1; \
 	done
 	@for pair in $(CONFFILES); do \
 		src=$${pair%%:*}; dst=$(DESTDIR)$(CONFDIR)/$${pair#*:}; \

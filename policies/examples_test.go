@@ -42,7 +42,8 @@ func loadProfile(t *testing.T, name string) *policy.Policy {
 }
 
 // TestProfilesLoad: every profile loads alone, each directory holds
-// exactly its one file, no directory in examples/ is left untested, and
+// exactly its one file and its tests (run by policytest's
+// TestShippedPolicies), no directory in examples/ is left untested, and
 // the profiles load together with the embedded policies they are meant
 // to be copied next to (no row of one breaks another).
 func TestProfilesLoad(t *testing.T) {
@@ -62,8 +63,9 @@ func TestProfilesLoad(t *testing.T) {
 				t.Fatal("no rules")
 			}
 			files, err := filepath.Glob(filepath.Join(examplesDir, name, "*"))
-			if err != nil || len(files) != 1 || filepath.Base(files[0]) != file {
-				t.Errorf("files %v, want only %s", files, file)
+			tests := strings.TrimSuffix(file, ".csv") + "_test.yaml"
+			if err != nil || len(files) != 2 || filepath.Base(files[0]) != file || filepath.Base(files[1]) != tests {
+				t.Errorf("files %v, want only %s and %s", files, file, tests)
 			}
 			// A profile's rows are for containers: none names a host
 			// identity, so that copying one in gives no host caller

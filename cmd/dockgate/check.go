@@ -50,6 +50,14 @@ func check(args []string, stdout, stderr io.Writer) int {
 	if o.config != "" {
 		fmt.Fprintf(stdout, "ok: config %s\n", o.config)
 	}
+	if o.policy != "" {
+		// Policy tests beside the policy are checked as files (they are
+		// run by dockgate policy test).
+		if _, err := readPolicyTests(o.policy); err != nil {
+			fmt.Fprintf(stderr, "%v\ndockgate check: policy tests not valid\n", err)
+			return 1
+		}
+	}
 	// Warnings do not fail the check: the policy loads and serves.
 	printTenantWarnings(stderr, p)
 	fmt.Fprintf(stdout, "ok: %s\n", p.Describe())

@@ -6,10 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -55,37 +53,36 @@ func explainWith(extract authz.Extractor, args []string, stdin io.Reader, stdout
 
 	// The request path of the proxy (proxy/conn.go): route, read what the
 	// route reads, judge.
-	m, err := authz.NewRouter().Route(in.method, in.u)
-	if err != nil {
-		// The proxy refuses these before any policy is consulted.
-		status, msg := http.StatusBadRequest, err.Error()
-		var re *authz.RouteError
-		if errors.As(err, &re) {
-			status, msg = re.Status, re.Message
-		}
-		fmt.Fprintf(w, "action:\tnone\n")
-		w.Flush()
-		fmt.Fprintf(stdout, "\nrefused (%d): dockgate: %s\n", status, msg)
-		return 1
+	d := authz.NewPolicyDecider(in.p)
+	d.Extract = extract
+	d.Inspector = &authz.OfflineDaemon{Undeclared: func(what string) string {
+		return "explain does not ask dockerd: cannot judge " + what
+	}}
+	req := &authz.Request{Method: in.method, URL: in.u, Caller: in.as[0], Subjects: in.subjects, Cred: authz.CredOf(in.subjects)}
+	if in.container != nil {
+		d.Containers, req.ContainerID = in.daemon, in.container.ID
 	}
-	action := m.Action
-	if m.APIVersion != "" {
-		action += " (API " + m.APIVersion + ")"
-	}
-	fmt.Fprintf(w, "action:\t%s\n", action)
-	req, done, err := explainRequest(w, in, m)
+	res, err := authz.JudgeOffline(context.Background(), d, req, in.body)
 	if err != nil {
 		fmt.Fprintf(stderr, "dockgate explain: %v\n", err)
 		return 2
 	}
-	defer done()
-	d := authz.NewPolicyDecider(in.p)
-	d.Extract = extract
-	d.Inspector = offlineInspector{}
-	if in.container != nil {
-		d.Containers, req.ContainerID = in.daemon, in.container.ID
+	if res.Match == nil {
+		// The proxy refuses these before any policy is consulted.
+		fmt.Fprintf(w, "action:\tnone\n")
+		w.Flush()
+		fmt.Fprintf(stdout, "\nrefused (%d): dockgate: %s\n", res.Decision.Status, res.Decision.Reason)
+		return 1
 	}
-	dec := authz.Judge(context.Background(), d, m, req)
+	action := res.Match.Action
+	if res.Match.APIVersion != "" {
+		action += " (API " + res.Match.APIVersion + ")"
+	}
+	fmt.Fprintf(w, "action:\t%s\n", action)
+	if res.BodyIgnored {
+		fmt.Fprintf(w, "note:\tdockgate does not read the body of %s; it is forwarded as is\n", res.Match.Action)
+	}
+	dec := res.Decision
 	w.Flush()
 	return printExplainVerdict(stdout, in.method, dec)
 }
@@ -211,38 +208,6 @@ func printExplainCaller(w io.Writer, in *explainInput) {
 	}
 }
 
-// explainRequest is the request as the proxy hands it to be judged: the
-// body where the route's plan puts it (a spooled body in a temporary file,
-// which done removes).
-func explainRequest(w io.Writer, in *explainInput, m *authz.Match) (req *authz.Request, done func(), err error) {
-	body := in.body
-	done = func() {}
-	req = &authz.Request{Method: in.method, URL: in.u, Header: http.Header{}, Caller: in.as[0], Subjects: in.subjects, Cred: credOf(in.subjects)}
-	if m.NeedsBody && len(body) > 0 {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	switch plan := m.BodyPlan(in.method, req.Header); {
-	case plan == authz.BodyInMemory:
-		req.Body = body
-	case plan == authz.BodySpooled && len(body) > 0:
-		// serve spools such bodies (tarballs) to a file; so does explain.
-		f, err := os.CreateTemp("", "dockgate-explain-*")
-		if err != nil {
-			return nil, nil, err
-		}
-		done = func() { f.Close() }
-		os.Remove(f.Name())
-		if _, err := f.Write(body); err != nil {
-			f.Close()
-			return nil, nil, err
-		}
-		req.BodyFile, req.BodySize = f, int64(len(body))
-	case plan == authz.BodyForwarded && len(body) > 0:
-		fmt.Fprintf(w, "note:\tdockgate does not read the body of %s; it is forwarded as is\n", m.Action)
-	}
-	return req, done, nil
-}
-
 // printExplainVerdict prints each fact with its decision and rule, then
 // the verdict, and returns explain's exit status.
 func printExplainVerdict(stdout io.Writer, method string, dec authz.Decision) int {
@@ -318,65 +283,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// offlineInspector answers explain's questions about dockerd's state
-// without asking dockerd: an image to run is judged as if it were not on
-// the daemon (the image facts of the name as requested; serve judges an
-// image that is there by its provenance, and may find local-image
-// instead); named volumes and containers cannot be judged offline.
-type offlineInspector struct{}
-
-func (offlineInspector) offline(what string) error {
-	return &authz.RouteError{Status: http.StatusInternalServerError, Message: "explain does not ask dockerd: cannot judge " + what}
-}
-
-func (o offlineInspector) VolumeOptions(_ context.Context, name string) (string, map[string]string, bool, error) {
-	return "", nil, false, o.offline("volume " + name)
-}
-
-func (o offlineInspector) ContainerMounts(_ context.Context, name string) (dockerd.ContainerMounts, bool, error) {
-	return dockerd.ContainerMounts{}, false, o.offline("container " + name)
-}
-
-func (o offlineInspector) ObjectOwner(_ context.Context, kind, name string) (string, map[string]string, bool, error) {
-	return "", nil, false, o.offline(kind + " " + name)
-}
-
-// Daemon: explain does not know the dockerd it would stand before, so it
-// takes a cgroup v2 host and a current dockerd, on which the most is a
-// change.
-func (offlineInspector) Daemon(context.Context) (dockerd.Daemon, error) {
-	return dockerd.Daemon{CgroupVersion: "2", Version: "29"}, nil
-}
-
-func (offlineInspector) ImageProvenance(context.Context, string) (string, []string, []string, bool, error) {
-	return "", nil, nil, false, nil
-}
-
-// credOf is the host identity the uid: and gid: subjects of --as describe,
-// for judging which host paths the caller could change; nil (no account
-// on this host) without a uid: subject.
-func credOf(subjects []string) *authz.Cred {
-	var c *authz.Cred
-	var gids []uint32
-	for _, s := range subjects {
-		kind, v, _ := strings.Cut(s, ":")
-		n, err := strconv.ParseUint(v, 10, 32)
-		if err != nil {
-			continue
-		}
-		switch kind {
-		case "uid":
-			if c == nil {
-				c = &authz.Cred{UID: uint32(n)}
-			}
-		case "gid":
-			gids = append(gids, uint32(n))
-		}
-	}
-	if c != nil {
-		c.GIDs = gids
-	}
-	return c
 }

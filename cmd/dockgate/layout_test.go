@@ -26,6 +26,8 @@ func TestPackageLayers(t *testing.T) {
 		"proxy/internal/filesync":   nil,
 		"proxy":                     {"proxy/internal/h2relay", "proxy/internal/filesync", "audit", "authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd"},
 		"tenancy":                   {"authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd"},
+		"policytest":                {"authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd"},
+		"replay":                    {"audit", "authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd"},
 		"metrics":                   {"proxy/internal/h2relay", "proxy/internal/filesync", "audit", "proxy", "authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd"},
 	}
 	for pkg, ok := range allowed {

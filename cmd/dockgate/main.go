@@ -17,6 +17,7 @@ const usage = `usage:
   dockgate check   [--config FILE] [--policy DIR]
   dockgate explain [--policy DIR] --as SUBJECT [--as SUBJECT]... METHOD PATH [BODY_FILE|-]
   dockgate audit   verify|query|summary [flags] FILE...   (dockgate audit help)
+  dockgate policy  replay --policy DIR [flags] [TRAIL...] | test [DIR...]   (dockgate policy help)
   dockgate gc      [--config FILE] [--upstream URL] (--owner SUBJECT | --expired)
                    [--older-than DURATION] [--dry-run]
   dockgate version
@@ -40,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return explain(args[1:], os.Stdin, stdout, stderr)
 	case "audit":
 		return auditCmd(args[1:], stdout, stderr)
+	case "policy":
+		return policyCmd(args[1:], stdout, stderr)
 	case "gc":
 		return gcCmd(args[1:], stdout, stderr)
 	case "version", "--version":

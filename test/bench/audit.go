@@ -147,7 +147,8 @@ func auditRows(dir string) ([]row, error) {
 	if err := wl.Err(); err != nil {
 		perRec.Error = err.Error()
 	}
-	return []row{verify, query, table,
+	replayed := replayRow(dir)
+	return []row{verify, query, table, replayed,
 		withTarget(perRec, "≤ 5000 ns", ns <= 5000),
 		{Name: "audit record encode+hash (no write)", Unit: "ns", Dockgate: round(float64(mem.NsPerOp()))},
 		withTarget(perAllocs, "≤ 2", allocs <= 2)}, nil

@@ -56,7 +56,10 @@ var pkgFiles = []string{
 	"usr/share/doc/dockgate/operations.md",
 	"etc/dockgate/dockgate.yaml",
 	"etc/dockgate/policy/default.csv",
+	"etc/dockgate/policy/default_test.yaml",
 	"etc/dockgate/policy/model.conf",
+	"usr/share/doc/dockgate/policy-testing.md",
+	"usr/share/doc/dockgate/examples/ci-agent/ci-agent_test.yaml",
 }
 
 func TestPackageDebInstallsAndPurges(t *testing.T) {
