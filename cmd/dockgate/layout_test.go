@@ -20,15 +20,15 @@ func TestPackageLayers(t *testing.T) {
 		"authz/internal/jsonfields": nil,
 		"authz/internal/strictjson": {"authz/internal/jsonfields"},
 		"policies":                  nil,
-		"authz/policy":              {"policies"},
-		"authz":                     {"authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd"},
+		"authz/policy":              {"policies", "internal/signature"},
+		"authz":                     {"authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd", "internal/signature"},
 		"proxy/internal/h2relay":    nil,
 		"proxy/internal/filesync":   nil,
-		"proxy":                     {"proxy/internal/h2relay", "proxy/internal/filesync", "audit", "authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd"},
-		"tenancy":                   {"authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd"},
-		"policytest":                {"authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd"},
-		"replay":                    {"audit", "authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd"},
-		"metrics":                   {"proxy/internal/h2relay", "proxy/internal/filesync", "audit", "proxy", "authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd"},
+		"proxy":                     {"proxy/internal/h2relay", "proxy/internal/filesync", "audit", "authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd", "internal/signature"},
+		"tenancy":                   {"authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd", "internal/signature"},
+		"policytest":                {"authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd", "internal/signature"},
+		"replay":                    {"audit", "authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd", "internal/signature"},
+		"metrics":                   {"proxy/internal/h2relay", "proxy/internal/filesync", "audit", "proxy", "authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd", "internal/signature"},
 	}
 	for pkg, ok := range allowed {
 		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", mod+pkg).Output()
