@@ -211,6 +211,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		IdleTimeout:   settings.IdleTimeout,
 		Upstream:      up,
 		ExitCodes:     daemon,
+		Images:        daemon,
 		Router:        authz.NewRouter(),
 		Decider:       reloader.decider,
 		Audit:         sink,
