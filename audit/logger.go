@@ -168,6 +168,9 @@ func (c *Caller) MarshalZerologObject(e *zerolog.Event) {
 	if len(c.Groups) > 0 {
 		e.Strs("groups", c.Groups)
 	}
+	if len(c.GIDs) > 0 {
+		e.Uints32("gids", c.GIDs)
+	}
 	for _, kv := range [...][2]string{{"exe", c.Exe}, {"unit", c.Unit}, {"container", c.Container}, {"container_name", c.ContainerName}} {
 		if kv[1] != "" {
 			e.Str(kv[0], kv[1])

@@ -295,6 +295,8 @@ func (d *fastDec) caller(c *Caller) bool {
 			c.User, ok = d.str()
 		case "groups":
 			return d.strs(&c.Groups)
+		case "gids":
+			return d.uint32s(&c.GIDs)
 		case "cert_sans":
 			return d.strs(&c.CertSANs)
 		case "exe":
@@ -314,6 +316,30 @@ func (d *fastDec) caller(c *Caller) bool {
 		}
 		return ok
 	})
+}
+
+// uint32s reads a JSON array of unsigned 32-bit numbers.
+func (d *fastDec) uint32s(out *[]uint32) bool {
+	if !d.eat('[') {
+		return false
+	}
+	*out = []uint32{}
+	if d.eat(']') {
+		return true
+	}
+	for {
+		n, ok := d.uint(32)
+		if !ok {
+			return false
+		}
+		*out = append(*out, uint32(n))
+		if d.eat(']') {
+			return true
+		}
+		if !d.eat(',') {
+			return false
+		}
+	}
 }
 
 // strs reads a JSON array of strings (an empty one as an empty slice).

@@ -23,11 +23,15 @@ const PhaseStart = "start"
 
 // Caller is who made a request, as recorded (BRIEF §6).
 type Caller struct {
-	UID       uint32   `json:"uid"`
-	GID       uint32   `json:"gid"`
-	PID       int32    `json:"pid"`
-	User      string   `json:"user,omitempty"`
-	Groups    []string `json:"groups,omitempty"`
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	PID    int32    `json:"pid"`
+	User   string   `json:"user,omitempty"`
+	Groups []string `json:"groups,omitempty"`
+	// GIDs are all the caller's gids, primary first (each a gid:
+	// subject): what the record's decision was made with, for replaying
+	// it under another policy.
+	GIDs      []uint32 `json:"gids,omitempty"`
 	Exe       string   `json:"exe,omitempty"`
 	Unit      string   `json:"unit,omitempty"`
 	Container string   `json:"container,omitempty"`

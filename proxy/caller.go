@@ -42,8 +42,8 @@ type Caller struct {
 }
 
 // AuditCaller is the caller as its audit records show it: uid, gid, pid,
-// user, group names, executable, systemd unit, container ID, certificate.
-// The GIDs and the cgroup path are not on record. It shares Groups and
+// user, gids and group names, executable, systemd unit, container ID,
+// certificate. The cgroup path is not on record. It shares Groups and
 // CertSANs with c (neither changes once the caller is identified), and is
 // made once per connection, not once per request.
 func (c *Caller) AuditCaller() *audit.Caller {
@@ -52,7 +52,7 @@ func (c *Caller) AuditCaller() *audit.Caller {
 	}
 	return &audit.Caller{
 		UID: c.UID, GID: c.GID, PID: c.PID,
-		User: c.User, Groups: c.Groups, Exe: c.Exe,
+		User: c.User, Groups: c.Groups, GIDs: c.GIDs, Exe: c.Exe,
 		Unit: c.Unit, Container: c.Container,
 		Cert: c.Cert, CertSANs: c.CertSANs,
 	}

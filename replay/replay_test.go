@@ -276,7 +276,7 @@ func TestReplayNotReplayable(t *testing.T) {
 		fails     bool
 	}{
 		{"a container caller allowed on its own subjects", rows, map[string]int{WhyCreators: 1, WhyErrorDecision: 1, WhyUnknownRoute: 1}, true},
-		{"a candidate naming a supplementary gid", rows + "p, gid:998, endpoint, system.info, deny\n", map[string]int{WhyCreators: 1, WhyErrorDecision: 1, WhyUnknownRoute: 1, whySupplementaryGIDs: 2}, true},
+		{"a candidate naming a supplementary gid judges by the gids on record", rows + "p, gid:998, endpoint, system.info, deny\n", map[string]int{WhyCreators: 1, WhyErrorDecision: 1, WhyUnknownRoute: 1}, true},
 		{"a candidate making a caller a tenant", rows + "p, user:alice, tenant, user, allow\n", map[string]int{WhyCreators: 1, WhyErrorDecision: 1, WhyUnknownRoute: 1, WhyTenancyChanged: 1}, true},
 	}
 	for _, tt := range tests {
@@ -292,6 +292,50 @@ func TestReplayNotReplayable(t *testing.T) {
 				t.Errorf("Fails() = %v, want %v", rep.Fails(), tt.fails)
 			}
 		})
+	}
+}
+
+// TestReplayOfRecordsWithoutGIDs: records of a dockgate that did not
+// record the supplementary gids cannot be judged by a candidate that
+// names one, and say so.
+func TestReplayOfRecordsWithoutGIDs(t *testing.T) {
+	rows := ciPolicy + "p, group:docker, endpoint, system.info, allow\n"
+	old := func(r *audit.Record) {
+		c := *r.Caller
+		c.GIDs = nil
+		r.Caller = &c
+	}
+	trail := writeTrail(t, rows, false, []call{
+		{caller: alice, method: "GET", path: "/v1.41/info", status: 200, record: old},
+	})
+	for _, tc := range []struct {
+		candidate string
+		want      map[string]int
+	}{
+		{rows + "p, gid:998, endpoint, system.info, deny\n", map[string]int{whySupplementaryGIDs: 1}},
+		{rows + "p, gid:1000, endpoint, system.info, deny\n", map[string]int{}},
+	} {
+		rep, err := Trail(loadPolicy(t, tc.candidate), []string{trail}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(rep.NotReplayable) != fmt.Sprint(tc.want) {
+			t.Errorf("%q: not replayable %v, want %v", tc.candidate, rep.NotReplayable, tc.want)
+		}
+	}
+}
+
+// TestReplayJudgesBySupplementaryGIDs: a candidate that refuses one of
+// the caller's supplementary groups by gid newly refuses its request.
+func TestReplayJudgesBySupplementaryGIDs(t *testing.T) {
+	rows := ciPolicy + "p, group:docker, endpoint, system.info, allow\n"
+	trail := writeTrail(t, rows, false, []call{{caller: alice, method: "GET", path: "/v1.41/info", status: 200}})
+	rep, err := Trail(loadPolicy(t, rows+"p, gid:998, endpoint, system.info, deny\n"), []string{trail}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.NewlyRefused) != 1 || !rep.Fails() {
+		t.Fatalf("newly refused %+v, want alice's /info", rep.NewlyRefused)
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 // Why a record's caller cannot be judged again.
 const (
 	whyContainerSubjects = "a caller in a container whose subjects are not on record"
-	whySupplementaryGIDs = "the caller's supplementary gids are not on record, and the candidate has rows for gid: subjects"
+	whySupplementaryGIDs = "the caller's supplementary gids are not on record (a record of an older dockgate), and the candidate has rows for gid: subjects"
 )
 
 // callerSubjects are the subjects the proxy judged a recorded caller by,
@@ -40,14 +40,21 @@ func (r *replayer) callerSubjects(c *audit.Caller) (subjects []string, why strin
 	if c.User != "" {
 		s = append(s, "user:"+c.User)
 	}
-	// The record has the primary gid and the names of the groups; the
-	// supplementary gids themselves are not on record. Only a candidate
-	// that names a gid: subject can tell the difference.
-	primary := "gid:" + strconv.FormatUint(uint64(c.GID), 10)
-	if r.otherGIDs(primary) {
-		return nil, whySupplementaryGIDs
+	if len(c.GIDs) > 0 {
+		for _, g := range c.GIDs {
+			s = append(s, "gid:"+strconv.FormatUint(uint64(g), 10))
+		}
+	} else {
+		// A record written before the gids were on record has the
+		// primary gid and the names of the groups only. Only a
+		// candidate that names another gid: subject can tell the
+		// difference.
+		primary := "gid:" + strconv.FormatUint(uint64(c.GID), 10)
+		if r.otherGIDs(primary) {
+			return nil, whySupplementaryGIDs
+		}
+		s = append(s, primary)
 	}
-	s = append(s, primary)
 	for _, g := range c.Groups {
 		s = append(s, "group:"+g)
 	}
