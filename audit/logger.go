@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -181,6 +182,13 @@ func (c *Caller) MarshalZerologObject(e *zerolog.Event) {
 	}
 	if c.ActsFor != "" {
 		e.Str("acts_for", c.ActsFor)
+	}
+	if c.Creators != nil {
+		// Rare (callers in containers) and nested: encoding/json is
+		// simplest here.
+		if b, err := json.Marshal(c.Creators); err == nil {
+			e.RawJSON("creators", b)
+		}
 	}
 	if c.Cert != "" {
 		e.Str("cert", c.Cert)

@@ -23,8 +23,9 @@ func fullRecord() *Record {
 		Phase:     PhaseStart,
 		Caller: &Caller{
 			UID: 1000, GID: 1001, PID: 4242,
-			User: "jenkins", Groups: []string{"jenkins", "docker", "ci-runners"},
+			User: "jenkins", Groups: []string{"jenkins", "docker", "ci-runners"}, GIDs: []uint32{1001, 998, 4000},
 			Exe: "/usr/bin/docker", Unit: "jenkins.service", Container: "4f1c9a2e8b7d", Cert: "ci.example.com",
+			Creators: [][]string{{"user:jenkins", "*"}, {"uid:0"}},
 		},
 		Method:     "POST",
 		Path:       "/v1.41/containers/create?name=web",
@@ -119,7 +120,7 @@ func TestWriteDecodesBackToTheSameRecord(t *testing.T) {
 		callerKeys = append(callerKeys, k)
 	}
 	slices.Sort(callerKeys)
-	if want := []string{"cert", "container", "exe", "gid", "groups", "pid", "uid", "unit", "user"}; !slices.Equal(callerKeys, want) {
+	if want := []string{"cert", "container", "creators", "exe", "gid", "gids", "groups", "pid", "uid", "unit", "user"}; !slices.Equal(callerKeys, want) {
 		t.Errorf("caller keys %q, want %q", callerKeys, want)
 	}
 	var facts []map[string]string

@@ -309,6 +309,8 @@ func (d *fastDec) caller(c *Caller) bool {
 			c.ContainerName, ok = d.str()
 		case "subjects":
 			return d.strs(&c.Subjects)
+		case "creators":
+			return d.strLists(&c.Creators)
 		case "acts_for":
 			c.ActsFor, ok = d.str()
 		case "cert":
@@ -316,6 +318,29 @@ func (d *fastDec) caller(c *Caller) bool {
 		}
 		return ok
 	})
+}
+
+// strLists reads a JSON array of arrays of strings (an empty one as an
+// empty slice).
+func (d *fastDec) strLists(out *[][]string) bool {
+	if !d.eat('[') {
+		return false
+	}
+	*out = [][]string{}
+	if d.eat(']') {
+		return true
+	}
+	for {
+		var l []string
+		if !d.strs(&l) {
+			return false
+		}
+		*out = append(*out, l)
+		if d.eat(',') {
+			continue
+		}
+		return d.eat(']')
+	}
 }
 
 // uint32s reads a JSON array of unsigned 32-bit numbers.

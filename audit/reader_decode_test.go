@@ -26,7 +26,9 @@ func FuzzDecodeEntry(f *testing.F) {
 	for _, s := range []string{`{}`, `{"type":"audit","status":01}`, `{"type":"audit","status":1.5}`, `{"Type":"audit"}`,
 		`{"caller":null}`, `{"facts":[]}`, `{"type":"audit"} x`, `{"seq":-1}`, `{"caller":{"pid":4294967296}}`,
 		`{"time":"2026-11-26T18:04:05Z","duration_ms":1e3}`, `{"type":"audit","x":1}`, `{"status":+1}`, `{"status":-0}`, `{"duration_ms":0.}`, `{"duration_ms":1e}`, `{"duration_ms":-}`, `{"duration_ms":1.5e+3}`,
-		`{"caller":{"uid":4294967295,"cert":"ci","cert_sans":["cert-dns:runner.example.com","cert-uri:spiffe://example.com/ci"]}}`, `{"caller":{"cert_sans":[]}}`, `{"caller":{"cert_sans":null}}`, `{"rewrites":[]}`, `{"rewrites":null}`, `{"rewrites":["a",1]}`} {
+		`{"caller":{"uid":4294967295,"cert":"ci","cert_sans":["cert-dns:runner.example.com","cert-uri:spiffe://example.com/ci"]}}`, `{"caller":{"cert_sans":[]}}`, `{"caller":{"cert_sans":null}}`, `{"rewrites":[]}`, `{"rewrites":null}`, `{"rewrites":["a",1]}`,
+		`{"caller":{"gids":[1000,998]}}`, `{"caller":{"gids":[]}}`, `{"caller":{"gids":null}}`, `{"caller":{"gids":[4294967296]}}`, `{"caller":{"gids":[-1]}}`, `{"caller":{"gids":["1"]}}`,
+		`{"caller":{"creators":[["user:a","*"],[]]}}`, `{"caller":{"creators":[]}}`, `{"caller":{"creators":null}}`, `{"caller":{"creators":[null]}}`, `{"caller":{"creators":[["a",1]]}}`, `{"caller":{"creators":["a"]}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {

@@ -42,7 +42,12 @@ type Caller struct {
 	ContainerName string   `json:"container_name,omitempty"`
 	Subjects      []string `json:"subjects,omitempty"`
 	ActsFor       string   `json:"acts_for,omitempty"`
-	Cert          string   `json:"cert,omitempty"`
+	// Creators are the subject sets of the container's recorded
+	// creators that capped this request (each must have allowed it too:
+	// docs/containers.md); written for every caller in a container that
+	// dockerd knew, [] when none capped it.
+	Creators [][]string `json:"creators,omitempty"`
+	Cert     string     `json:"cert,omitempty"`
 	// CertSANs are the DNS and URI subject alternative names of a TLS
 	// caller's verified certificate, as the subjects they give:
 	// "cert-dns:NAME" and "cert-uri:URI".

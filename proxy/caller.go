@@ -131,6 +131,12 @@ func judgedContainer(c *audit.Caller, cc *authz.ContainerCaller) *audit.Caller {
 	j.ContainerName, j.Subjects, j.ActsFor = cc.Name, cc.Subjects, cc.Tenant
 	if !cc.Known {
 		j.ContainerName = ""
+		return &j
+	}
+	// On record even when empty: a replay then knows nothing capped it.
+	j.Creators = cc.Creators
+	if j.Creators == nil {
+		j.Creators = [][]string{}
 	}
 	return &j
 }

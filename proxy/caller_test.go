@@ -15,7 +15,7 @@ import (
 func TestAuditCallerCarriesEveryRecordField(t *testing.T) {
 	c := &Caller{UID: 1, GID: 2, PID: 3, User: "u", GIDs: []uint32{2, 4}, Groups: []string{"g"}, Exe: "/e",
 		Cgroup: "/system.slice/x.service", Unit: "x.service", Container: "c", Cert: "n", CertSANs: []string{"cert-dns:d"}}
-	judged := &authz.ContainerCaller{ID: "c", Known: true, Name: "ryuk", Subjects: []string{"uid:1000", "*"}, Tenant: "uid:1000"}
+	judged := &authz.ContainerCaller{ID: "c", Known: true, Name: "ryuk", Subjects: []string{"uid:1000", "*"}, Tenant: "uid:1000", Creators: [][]string{{"uid:0", "*"}}}
 	a := reflect.ValueOf(*judgedContainer(c.AuditCaller(), judged))
 	for i := range a.NumField() {
 		if a.Field(i).IsZero() {
@@ -25,8 +25,23 @@ func TestAuditCallerCarriesEveryRecordField(t *testing.T) {
 	if (*Caller)(nil).AuditCaller() != nil {
 		t.Error("a nil caller makes an audit caller")
 	}
-	if c.AuditCaller().Subjects != nil {
+	if c.AuditCaller().Subjects != nil || c.AuditCaller().Creators != nil {
 		t.Error("the connection's audit caller says how a request was judged")
+	}
+	// The creators that capped a request are on record, [] for none, so
+	// that a replay knows; a container dockerd did not know has none.
+	for _, tc := range []struct {
+		judged *authz.ContainerCaller
+		want   [][]string
+	}{
+		{judged, [][]string{{"uid:0", "*"}}},
+		{&authz.ContainerCaller{ID: "c", Known: true, Name: "web", Subjects: []string{"container:web", "*"}}, [][]string{}},
+		{&authz.ContainerCaller{ID: "c", Subjects: []string{"*"}}, nil},
+	} {
+		got := judgedContainer(c.AuditCaller(), tc.judged).Creators
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: creators on record %#v, want %#v", tc.judged.Name, got, tc.want)
+		}
 	}
 }
 

@@ -433,11 +433,15 @@ func (r *replayer) learnCreators(e *audit.Entry, subjects []string, why string) 
 }
 
 // cappedBy are the subject sets a caller in a container is capped by
-// (authz.ContainerCaller.Creators), when the trail says: a tenant's
+// (authz.ContainerCaller.Creators), when the record or the trail says: a tenant's
 // container acts as its creator and is capped by that creator's
 // creators; any other container by all its creators, when its create
 // surely recorded them.
 func (r *replayer) cappedBy(c *audit.Caller) ([][]string, bool) {
+	if c.Creators != nil {
+		// The record says (a dockgate that records them).
+		return c.Creators, true
+	}
 	rec, ok := r.creators[c.Container]
 	switch {
 	case !ok:

@@ -437,3 +437,37 @@ func TestReplayContainerCallersCappedByCreators(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayCreatorsOnRecord: a record that carries the creators that
+// capped a container's request is replayed with them, whether or not the
+// trail holds the container's create.
+func TestReplayCreatorsOnRecord(t *testing.T) {
+	const agentID = "d0d0c0ffee5eed0000000000000000000000000000000000000000000000beef"
+	agent := &proxy.Caller{UID: 0, Container: agentID}
+	rows := ciPolicy + "p, container:ci-agent, endpoint, container.list, allow\n"
+	creators := func(sets ...[]string) func(*audit.Record) {
+		if sets == nil {
+			sets = [][]string{} // on record, empty: nothing capped it
+		}
+		return func(r *audit.Record) { r.Caller.Creators = sets }
+	}
+	trail := writeTrail(t, rows, false, []call{
+		{caller: agent, method: "GET", path: "/v1.41/containers/json", container: "ci-agent", judged: []string{"container:ci-agent", "*"},
+			record: creators([]string{"uid:1000", "user:alice", "gid:1000", "group:alice", "group:docker", "*"})},
+		{caller: agent, method: "GET", path: "/v1.41/containers/json", container: "ci-agent", judged: []string{"container:ci-agent", "*"},
+			record: creators()},
+	})
+	rep, err := Trail(loadPolicy(t, strings.Replace(rows, "p, user:alice, endpoint, container.*, allow\n", "", 1)), []string{trail}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.NotReplayable) != 0 {
+		t.Errorf("not replayable: %v", rep.NotReplayable)
+	}
+	if len(rep.NewlyRefused) != 1 || !strings.Contains(rep.NewlyRefused[0].Fact.Rule, "its creator uid:1000 may not") {
+		t.Fatalf("newly refused %+v, want the request capped by alice only", rep.NewlyRefused)
+	}
+	if rep.Unchanged != 1 {
+		t.Errorf("unchanged %d, want the request nothing capped", rep.Unchanged)
+	}
+}
