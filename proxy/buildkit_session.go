@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,18 +63,21 @@ func (b *buildSessions) register(solve *authz.BuildKitSolve, cn *clientConn, ref
 	return func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		list := b.builds[id]
-		for i, q := range list {
-			if q == p {
-				list = append(list[:i:i], list[i+1:]...)
-				break
-			}
-		}
-		if len(list) == 0 {
-			delete(b.builds, id)
-		} else {
-			b.builds[id] = list
-		}
+		removeFrom(b.builds, id, p)
+	}
+}
+
+// removeFrom takes v out of m's list under key, and the key out of m when
+// its list is left empty.
+func removeFrom[T comparable](m map[string][]T, key string, v T) {
+	list := m[key]
+	if i := slices.Index(list, v); i >= 0 {
+		list = append(list[:i:i], list[i+1:]...)
+	}
+	if len(list) == 0 {
+		delete(m, key)
+	} else {
+		m[key] = list
 	}
 }
 

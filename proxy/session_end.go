@@ -72,18 +72,7 @@ func (b *buildSessions) opened(id, caller string, end context.CancelCauseFunc, n
 	return func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		list := b.open[id]
-		for i, q := range list {
-			if q == s {
-				list = append(list[:i:i], list[i+1:]...)
-				break
-			}
-		}
-		if len(list) == 0 {
-			delete(b.open, id)
-		} else {
-			b.open[id] = list
-		}
+		removeFrom(b.open, id, s)
 	}
 }
 
