@@ -366,6 +366,9 @@ func (x *extraction) addImageRun(s string) error {
 	if err != nil {
 		return badBody("invalid image reference %q: %v", s, err)
 	}
+	if x.buildKitResolves() {
+		x.addBuildKitImageSignature(s)
+	}
 	in, err := x.inspector()
 	if err != nil {
 		return err
@@ -412,7 +415,9 @@ func (x *extraction) addImageRun(s string) error {
 			for _, p := range matching {
 				x.add("image", p.String())
 			}
-			x.addSignatures(matching)
+			if !x.buildKitResolves() {
+				x.addSignatures(matching)
+			}
 			return nil
 		}
 	}
@@ -425,7 +430,9 @@ func (x *extraction) addImageRun(s string) error {
 	for _, p := range proofs {
 		x.add("image", p.String())
 	}
-	x.addSignatures(proofs)
+	if !x.buildKitResolves() {
+		x.addSignatures(proofs)
+	}
 	return nil
 }
 

@@ -48,6 +48,12 @@ func (x *extraction) addSignatures(refs []reference.Canonical) {
 	if sc == nil {
 		return
 	}
+	x.verifySignatures(refs)
+}
+
+// verifySignatures is addSignatures for a policy that verifies them.
+func (x *extraction) verifySignatures(refs []reference.Canonical) {
+	sc := x.req.sig
 	if sc.v == nil {
 		x.addSignature(policy.SignatureUnverified, "dockgate has no registry access for signatures configured")
 		return
@@ -98,7 +104,7 @@ func (x *extraction) addSignature(value, why string) {
 // with no registry digest for the name used (built, loaded, committed):
 // nothing a registry could vouch for.
 func (x *extraction) addLocalImageSignature(what string) {
-	if x.req.sig == nil {
+	if x.req.sig == nil || x.buildKitResolves() {
 		return
 	}
 	x.addSignature(policy.SignatureUnsigned, what+" has no registry digest: it was made here (built, loaded, tagged or committed), and no signature can vouch for it")
@@ -110,10 +116,42 @@ func (x *extraction) addLocalImageSignature(what string) {
 // a service, a BuildKit source) would have dockerd fetch it by its tag,
 // unverified.
 func (x *extraction) addAbsentImageSignature(ref string) {
-	if x.req.sig == nil || x.m.Action == "container.create" {
+	if x.req.sig == nil || x.m.Action == "container.create" || x.buildKitResolves() {
 		return
 	}
 	x.addSignature(policy.SignatureUnverified, ref+" is not on the daemon, which would fetch it by its name, unverified: pull it first (dockgate verifies a pull and pins it to the digest verified)")
+}
+
+// buildKitResolves says that the images of this request are resolved by
+// BuildKit, from their names, when it builds: a gRPC call of a BuildKit
+// build, the Dockerfile of one, or a /build?version=2. dockgate pins
+// neither their tags nor the local images they name (docs/buildkit.md),
+// so only a reference by digest names what will be built.
+func (x *extraction) buildKitResolves() bool {
+	if x.req.URL != nil && strings.HasPrefix(x.req.URL.Path, "/moby.") {
+		return true
+	}
+	return x.m.Action == "build.run" && x.req.URL != nil && x.req.URL.Query().Get("version") == "2"
+}
+
+// addBuildKitImageSignature adds the signature facts of an image BuildKit
+// will resolve by itself: a reference by digest is verified as it is (the
+// image BuildKit fetches is that digest's); a tag is unverified, since
+// what BuildKit will take it to is not what dockgate could verify now.
+func (x *extraction) addBuildKitImageSignature(ref string) {
+	if x.req.sig == nil {
+		return
+	}
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		x.addSignature(policy.SignatureUnverified, "BuildKit resolves "+ref+" when it builds, and it names no registry digest dockgate could verify")
+		return
+	}
+	if c, ok := named.(reference.Canonical); ok {
+		x.verifySignatures([]reference.Canonical{c})
+		return
+	}
+	x.addSignature(policy.SignatureUnverified, "BuildKit resolves "+reference.TagNameOnly(named).String()+" by its tag when it builds, which dockgate cannot pin to what it verifies: name it by digest ("+named.Name()+"@sha256:…)")
 }
 
 // addPullSignatures adds the signature facts of a pull of named. A pull by

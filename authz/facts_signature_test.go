@@ -172,3 +172,42 @@ func TestNoSignatureRowsLookNothingUp(t *testing.T) {
 		t.Fatalf("a policy without signature rows verified %v (allow %v, target %q, tag %v)", sigs.verified, dec.Allow, dec.Target, dec.Tag)
 	}
 }
+
+// TestBuildKitImagesAreVerifiedByDigestOnly: BuildKit resolves the images
+// of a build by itself, so a tag cannot be pinned to what dockgate
+// verified: only a reference by digest names what is built.
+func TestBuildKitImagesAreVerifiedByDigestOnly(t *testing.T) {
+	p := signaturePolicy(t, "p, *, signature, *, allow\n")
+	solve := &BuildKitSolve{ReadsDockerfile: true}
+	for _, tc := range []struct {
+		name string
+		df   string
+		want string
+	}{
+		{"a base by tag, though here and signed", "FROM reg.example.com/approved/app:1\n", "signature unverified"},
+		{"a base by digest", "FROM reg.example.com/approved/app@" + dA + "\n", "signature key:release"},
+		{"a base by digest signed by nobody", "FROM evil/tool@" + dB + "\n", "signature unsigned"},
+		{"COPY --from by tag", "FROM scratch\nCOPY --from=reg.example.com/approved/app:1 /a /a\n", "signature unverified"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := bkRequest(MatchBuildKitDockerfile(), []byte(tc.df), nil, solve)
+			req.sig = &sigCheck{v: &fakeSignatures{}, keys: p.Keys}
+			facts, err := newExtractor(fakeHost(t))(context.Background(), MatchBuildKitDockerfile(), req, newFakeInspector())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var have []string
+			for _, f := range facts {
+				if f.Kind == policy.SignatureKind {
+					have = append(have, f.Kind+" "+f.Value)
+				}
+			}
+			if !slices.Equal(have, []string{tc.want}) {
+				t.Fatalf("signature facts %q, want %q", have, tc.want)
+			}
+			if strings.HasSuffix(tc.want, "unverified") && !strings.Contains(req.notes[policy.Fact{Kind: policy.SignatureKind, Value: policy.SignatureUnverified}], "name it by digest") {
+				t.Errorf("the refusal would not say how to build a verified image: %q", req.notes)
+			}
+		})
+	}
+}
