@@ -113,11 +113,18 @@ func (x *extraction) addLocalImageSignature(what string) {
 // addAbsentImageSignature is the signature fact of an image reference
 // dockerd does not have. A container create of it fails (404), and the
 // client's pull that follows is verified; anything else (a build's base,
-// a service, a BuildKit source) would have dockerd fetch it by its tag,
-// unverified.
+// a service) would have dockerd fetch it: by digest, the digest is
+// verified; by tag, it is unverified.
 func (x *extraction) addAbsentImageSignature(ref string) {
 	if x.req.sig == nil || x.m.Action == "container.create" || x.buildKitResolves() {
 		return
+	}
+	if named, err := reference.ParseNormalizedNamed(ref); err == nil {
+		if c, ok := named.(reference.Canonical); ok {
+			// Fetched by its digest: what is verified is what comes.
+			x.verifySignatures([]reference.Canonical{c})
+			return
+		}
 	}
 	x.addSignature(policy.SignatureUnverified, ref+" is not on the daemon, which would fetch it by its name, unverified: pull it first (dockgate verifies a pull and pins it to the digest verified)")
 }

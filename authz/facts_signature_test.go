@@ -18,8 +18,8 @@ import (
 	"github.com/dockgate/dockgate/internal/signature"
 )
 
-// fakeSignatures answers for the fake daemon's images: app's digest dA is
-// signed by release; tool's dB by nobody the policy knows; the registry
+// fakeSignatures answers for the fake daemon's images: digest dA is
+// signed by release in the approved namespace; tool's dB by nobody the policy knows; the registry
 // down.example.com does not answer; tags resolve as tags says.
 type fakeSignatures struct {
 	tags     map[string]string
@@ -31,7 +31,7 @@ func (f *fakeSignatures) Verify(_ context.Context, repo, digest string, keys *si
 	switch {
 	case strings.HasPrefix(repo, "down.example.com/"):
 		return signature.Result{Status: signature.Unverified, Cause: "registry down.example.com unreachable"}
-	case repo == "reg.example.com/approved/app" && digest == dA && slices.Contains(keys.Names(), "release"):
+	case strings.HasPrefix(repo, "reg.example.com/approved/") && digest == dA && slices.Contains(keys.Names(), "release"):
 		return signature.Result{Status: signature.Signed, Keys: []string{"release"}}
 	}
 	return signature.Result{Status: signature.Unsigned, Cause: "no signature"}
@@ -73,6 +73,9 @@ p, uid:0, signature, *, allow
 `
 	p := signaturePolicy(t, rows)
 	body := func(image string) string { return `{"Image":"` + image + `"}` }
+	svc := func(image string) string {
+		return `{"Name":"s","TaskTemplate":{"ContainerSpec":{"Image":"` + image + `"}}}`
+	}
 	cases := []struct {
 		name      string
 		as        string
@@ -110,6 +113,10 @@ p, uid:0, signature, *, allow
 			want: []string{"signature unsigned"}, reason: "docker.io/evil/tool@" + dB + " has no signature by a key of the policy"},
 		{name: "a create of an absent image has no signature fact: dockerd answers 404 and the pull is judged", as: "uid:1000", target: createTarget, body: body("reg.example.com/approved/new:1"),
 			allow: true},
+		{name: "a service of an absent image by digest has it verified", as: "uid:1000", target: "/v1.41/services/create", body: svc("reg.example.com/approved/new@" + dA),
+			want: []string{"signature key:release"}, allow: true},
+		{name: "a service of an absent image by tag would have it fetched unverified", as: "uid:1000", target: "/v1.41/services/create", body: svc("reg.example.com/approved/other:1"),
+			want: []string{"signature unverified"}, reason: "is not on the daemon"},
 		{name: "a role that does not require signatures", as: "uid:0", target: createTarget, body: body("evil/tool"),
 			want: []string{"signature unsigned"}, allow: true},
 	}
