@@ -72,9 +72,16 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 func serveArgsOf(fs *flag.FlagSet, names ...string) []string {
 	var args []string
 	fs.Visit(func(f *flag.Flag) {
-		if slices.Contains(names, f.Name) {
-			args = append(args, "--"+f.Name, f.Value.String())
+		if !slices.Contains(names, f.Name) {
+			return
 		}
+		if l, ok := f.Value.(*listFlag); ok {
+			for _, v := range *l {
+				args = append(args, "--"+f.Name, v)
+			}
+			return
+		}
+		args = append(args, "--"+f.Name, f.Value.String())
 	})
 	return args
 }

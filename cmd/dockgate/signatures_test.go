@@ -43,7 +43,7 @@ func newSigBed(t *testing.T) *sigBed {
 	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if b.down.Load() {
-			http.Error(w, "down for the test", http.StatusServiceUnavailable)
+			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
 		h.ServeHTTP(w, r)
