@@ -1,8 +1,7 @@
 package proxy
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"net"
 	"sync"
 	"time"
@@ -29,7 +28,7 @@ type buildRefusal struct {
 	// grace is buildRefusalGrace, shorter in tests.
 	grace time.Duration
 
-	pending []byte
+	lines lineSplitter
 }
 
 // buildRefusalGrace is how long dockerd has to end a build whose
@@ -80,65 +79,39 @@ func (b *buildRefusal) refused() error {
 // whole lines among them that go on to the client: all of them, or after
 // a refusal all but dockerd's error messages.
 func (b *buildRefusal) pass(p []byte) []byte {
-	data := p
-	if len(b.pending) > 0 {
-		data = append(b.pending, p...)
-	}
-	end := bytes.LastIndexByte(data, '\n') + 1
-	b.pending = append(b.pending[:0:0], data[end:]...)
-	lines := data[:end]
+	lines := b.lines.whole(p)
 	if b.refused() == nil {
 		return lines
 	}
-	var out []byte
-	for len(lines) > 0 {
-		i := bytes.IndexByte(lines, '\n') + 1
-		if !isErrorMessage(lines[:i]) {
-			out = append(out, lines[:i]...)
-		}
-		lines = lines[i:]
-	}
-	return out
+	return dropErrorMessages(lines)
 }
 
-// finish ends the stream: what is left of dockerd's last line, or after a
+// finish ends the stream once dockerd's copy ended (copyErr, nil when
+// dockerd ended it): what is left of dockerd's last line, or after a
 // refusal dockgate's error message instead, with dockerd's connection's
-// deadline cleared.
-func (b *buildRefusal) finish() []byte {
+// deadline cleared. absorbed says the copy error was dockgate's cut of a
+// refused build, which ends the stream well.
+func (b *buildRefusal) finish(_ context.Context, copyErr error) (tail []byte, reason string, absorbed bool) {
+	b.stop()
+	err := b.refused()
+	if err == nil {
+		if copyErr != nil {
+			return nil, "", false
+		}
+		return b.lines.rest(), "", false
+	}
+	// A line dockerd never ended is no whole message, and the client
+	// could not read the error after it: it is dropped.
+	return errorMessage(err.Error()), "the build's Dockerfile was refused on its session: " + err.Error(), copyErr != nil
+}
+
+// stop marks the stream ended: a refusal from now on changes nothing, and
+// dockerd's connection has no deadline of the build's.
+func (b *buildRefusal) stop() {
 	b.mu.Lock()
-	err := b.err
+	defer b.mu.Unlock()
 	b.done = true
 	if b.up != nil {
 		b.up.SetReadDeadline(time.Time{})
 	}
-	b.mu.Unlock()
-	out := b.pending
-	b.pending = nil
-	if err == nil {
-		return out
-	}
-	// A line dockerd never ended is no whole message, and the client
-	// could not read the error after it: it is dropped.
-	msg, _ := json.Marshal(struct {
-		ErrorDetail struct {
-			Message string `json:"message"`
-		} `json:"errorDetail"`
-		Error string `json:"error"`
-	}{ErrorDetail: struct {
-		Message string `json:"message"`
-	}{err.Error()}, Error: err.Error()})
-	return append(msg, '\r', '\n')
-}
-
-// isErrorMessage reports whether line is a progress message that ends the
-// stream with an error (the docker client stops at the first one).
-func isErrorMessage(line []byte) bool {
-	var m struct {
-		ErrorDetail json.RawMessage `json:"errorDetail"`
-		Error       json.RawMessage `json:"error"`
-	}
-	if json.Unmarshal(line, &m) != nil {
-		return bytes.Contains(line, []byte(`"error`))
-	}
-	return m.ErrorDetail != nil || m.Error != nil
 }

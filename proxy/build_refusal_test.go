@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -69,7 +70,11 @@ func TestBuildRefusalEndsTheProgressStream(t *testing.T) {
 			if tc.refuse == len(tc.pieces) {
 				b.refuse(refusal)
 			}
-			out = append(out, b.finish()...)
+			tail, reason, _ := b.finish(context.Background(), nil)
+			out = append(out, tail...)
+			if (tc.refuse >= 0) != strings.HasPrefix(reason, "the build's Dockerfile was refused on its session: ") {
+				t.Errorf("the record's reason is %q", reason)
+			}
 			if got := clientError(t, out); got != tc.want {
 				t.Errorf("the client shows %q, want %q\nstream: %s", got, tc.want, out)
 			}
@@ -103,8 +108,9 @@ func TestBuildRefusalEndsAStreamDockerdKeepsOpen(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the read from dockerd was never cut after the refusal")
 	}
-	if tail := string(b.finish()); !strings.Contains(tail, "dockgate: refused") {
-		t.Fatalf("finish wrote %q", tail)
+	tail, _, absorbed := b.finish(context.Background(), os.ErrDeadlineExceeded)
+	if !strings.Contains(string(tail), "dockgate: refused") || !absorbed {
+		t.Fatalf("finish wrote %q, absorbing the cut: %v", tail, absorbed)
 	}
 	// The connection's deadline is cleared for whatever it carries next.
 	go client.Write([]byte("y"))

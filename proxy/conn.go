@@ -435,8 +435,9 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		// A BuildKit build (/build?version=2): its Dockerfile comes over
 		// its session while dockerd builds, and is judged with it; a
 		// refusal there ends the build's progress stream.
-		head.build = new(buildRefusal)
-		defer cn.s.buildSessions.register(d.Solve, cn, head.build.refuse)()
+		refusal := new(buildRefusal)
+		head.lines = refusal
+		defer cn.s.buildSessions.register(d.Solve, cn, refusal.refuse)()
 	}
 	if m.Action == sessionStartAction {
 		// A session ends with the build it was opened for, when that is
@@ -445,6 +446,11 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		defer end(nil)
 		defer cn.s.buildSessions.opened(head.Header.Get("X-Docker-Expose-Session-Uuid"), cn.name, end, time.Now())()
 		ctx = sctx
+	}
+	if d.Tag != nil {
+		// A pull forwarded by the digest verified: the image gets the
+		// tag the client asked for once dockerd has it.
+		head.lines = &pullTag{tag: d.Tag, tagger: cn.s.cfg.Images, caller: cn.name}
 	}
 	if d.Target != "" && d.Target != head.Target {
 		// The decision pinned what the request names (a full ID, the

@@ -98,7 +98,7 @@ func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.M
 	if head.verify != nil && head.Method != http.MethodHead {
 		keep, bodyOK = cn.copyVerifiedResponse(ctx, head, m, resp, bodyDone, rec)
 	} else {
-		keep, bodyOK = cn.copyResponse(head, m, resp, bodyDone, rec)
+		keep, bodyOK = cn.copyResponse(ctx, head, m, resp, bodyDone, rec)
 	}
 	if !bodyOK || resp.Close {
 		cn.dropUpstream()

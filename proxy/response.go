@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -18,7 +19,7 @@ import (
 // data arrives so that logs, events and progress streams are not held back.
 // It reports whether the client connection may carry another request, and
 // whether dockerd's connection ended cleanly.
-func (cn *clientConn) copyResponse(head *requestHead, m *authz.Match, resp *http.Response, bodyDone chan error, rec *audit.Record) (keep, upstreamOK bool) {
+func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *authz.Match, resp *http.Response, bodyDone chan error, rec *audit.Record) (keep, upstreamOK bool) {
 	defer func() {
 		if !upstreamOK {
 			// Closing an unfinished body reads it to its end, and a
@@ -81,15 +82,13 @@ func (cn *clientConn) copyResponse(head *requestHead, m *authz.Match, resp *http
 	if m.NewID == authz.NewIDInBody && resp.StatusCode < 300 && resp.ContentLength >= 0 && resp.ContentLength <= maxObjectBody {
 		capture = new(bytes.Buffer)
 	}
-	guard := head.build
+	guard := head.lines
 	if resp.StatusCode != http.StatusOK || framing != framingChunked && framing != framingClose {
 		guard = nil
 	}
 	if guard != nil {
 		guard.attach(cn.up.nc)
-	}
-	if head.build != nil {
-		defer head.build.finish()
+		defer guard.stop()
 	}
 	bodySize := resp.ContentLength
 	if framing != framingLength {
@@ -137,17 +136,18 @@ func (cn *clientConn) copyResponse(head *requestHead, m *authz.Match, resp *http
 		}
 	}
 	if guard != nil && clientErr == nil {
-		if refused := guard.refused(); refused != nil {
-			rec.Reason = "the build's Dockerfile was refused on its session: " + refused.Error()
-			if copyErr != nil {
-				// dockerd did not end the refused build in time (or
-				// broke off): dockgate ends it, and its connection.
-				copyErr, closeConn = nil, true
-				defer cn.up.nc.Close()
-			}
+		tail, reason, absorbed := guard.finish(ctx, copyErr)
+		if reason != "" {
+			rec.Reason = reason
+		}
+		if absorbed {
+			// dockgate cut dockerd's stream (a refused build dockerd
+			// did not end in time): it ends here, with its connection.
+			copyErr, closeConn = nil, true
+			defer cn.up.nc.Close()
 		}
 		if copyErr == nil {
-			if clientErr = writeBody(cn.bw, framing, guard.finish()); clientErr == nil {
+			if clientErr = writeBody(cn.bw, framing, tail); clientErr == nil {
 				clientErr = cn.bw.Flush()
 			}
 		}

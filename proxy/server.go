@@ -61,6 +61,9 @@ type Config struct {
 	// ExitCodes reads the exit code a session's final record carries;
 	// nil: those records carry none.
 	ExitCodes ExitCodes
+	// Images tags the image of a pull dockgate pinned to the digest it
+	// verified (authz.Decision.Tag); nil fails such pulls at their end.
+	Images ImageTagger
 	// Observer, if set, is told about finished requests and hijacked
 	// sessions (metrics).
 	Observer Observer

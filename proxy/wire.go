@@ -96,9 +96,10 @@ type requestHead struct {
 	// verify checks dockerd's answer before the client gets any of it
 	// (authz.Decision.Verify); nil for almost every request.
 	verify func(ctx context.Context, status int, body []byte) error
-	// build, for a BuildKit /build, ends its progress stream with
-	// dockgate's refusal when its Dockerfile is refused on its session.
-	build *buildRefusal
+	// lines, when set, follows the response's progress stream line by
+	// line to end it with what dockgate adds (progress_lines.go): a
+	// BuildKit /build's refusal on its session, a pinned pull's tag.
+	lines lineGuard
 }
 
 func (h *requestHead) chunked() bool { return h.ContentLength < 0 }

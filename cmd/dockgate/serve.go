@@ -234,6 +234,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		IdleTimeout:   settings.IdleTimeout,
 		Upstream:      up,
 		ExitCodes:     daemon,
+		Images:        daemon,
 		Router:        authz.NewRouter(),
 		Decider:       reloader.decider,
 		Audit:         sink,
