@@ -26,7 +26,7 @@ var (
 	sigCacheHitsDesc = prometheus.NewDesc("dockgate_signature_cache_hits_total",
 		"Signature verdicts answered from the cache.", nil, nil)
 	sigFailuresDesc = prometheus.NewDesc("dockgate_signature_failures_total",
-		"Lookups whose result was not signed, by cause: unreachable, auth, timeout, not-found (the registry could not say: unverified), malformed, bad-signature, digest-mismatch, reference-mismatch (a signature was found and did not count: unsigned).", []string{"cause"}, nil)
+		"Signature lookups whose result was not signed, and tags of pulls that could not be resolved to a digest, by cause: unreachable, auth, timeout, not-found (the registry could not say: unverified), malformed, bad-signature, digest-mismatch, reference-mismatch (a signature was found and did not count: unsigned).", []string{"cause"}, nil)
 )
 
 // signatureCollector reads the counters at scrape time: they live in the

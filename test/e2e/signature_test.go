@@ -21,6 +21,7 @@ import (
 	dimage "github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
+	"github.com/dockgate/dockgate/test/clientflows"
 	"github.com/dockgate/dockgate/test/signing"
 	"github.com/dockgate/dockgate/test/testbed"
 )
@@ -53,7 +54,8 @@ func sgStartGate(t *testing.T, env *testbed.Env, csv string, keys map[string][]b
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), azTimeout)
 	defer cancel()
-	argv := []string{"--policy", pdir, "--socket-mode", "0666", "--signature-timeout", "10s"}
+	argv := []string{"--policy", pdir, "--socket-mode", "0666", "--signature-timeout", "10s",
+		"--metrics-listen", "unix://" + filepath.Join(dir, "metrics.sock")}
 	g, err := testbed.StartDockgate(ctx, env.Bin, filepath.Join(dir, "g"), env.DirectHost(), argv...)
 	if err != nil {
 		os.RemoveAll(dir)
@@ -73,6 +75,31 @@ func sgStartGate(t *testing.T, env *testbed.Env, csv string, keys map[string][]b
 		}
 	})
 	return &azGate{Dockgate: g, policy: pdir}
+}
+
+// sgMetrics is the value of each sample of the test's dockgate's
+// /metrics whose name starts with dockgate_signature_.
+func sgMetrics(t *testing.T, g *azGate) map[string]float64 {
+	t.Helper()
+	ctx, cancel := azCtx()
+	defer cancel()
+	status, text, err := unixGet(ctx, filepath.Join(filepath.Dir(g.Dir), "metrics.sock"), "/metrics")
+	if err != nil || status != 200 {
+		t.Fatalf("GET /metrics: %d %v", status, err)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(text, "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok || !strings.HasPrefix(name, "dockgate_signature_") {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			t.Fatalf("/metrics: %q: %v", line, err)
+		}
+		out[name] = v
+	}
+	return out
 }
 
 // sgPush makes an image of its own named ref on dockerd, pushes it to the
@@ -292,6 +319,42 @@ func TestSignedImagesOnly(t *testing.T) {
 			t.Errorf("BYPASS: dockerd fetched %s for the build", base)
 		}
 		azCheckFacts(t, sgRecord(t, g, r.pid, "build.run"), "signature", "unverified", "deny")
+	})
+	t.Run("BuildKit: a build FROM the signed image is allowed, FROM an absent one refused as unverified", func(t *testing.T) {
+		bk := azNewUser(t, g.Host)
+		bk.cli = testbed.RequireBinary(t, clientflows.OldCLI)
+		build := func(dir, tag string) azResult {
+			return bk.run("", []string{"DOCKER_BUILDKIT=1"}, "build", "--progress", "plain", "--network", "none", "-t", tag, dir)
+		}
+		bk.writeFile("signed/Dockerfile", "FROM "+signed+"\nLABEL e2e.sig=buildkit\n")
+		tag := bkTagged(t, c, "ci.local/e2e-sig-bk:1")
+		t.Cleanup(func() { imForget(t, c, tag) })
+		if r := build(bk.home+"/signed", tag); r.code != 0 {
+			t.Errorf("BuildKit build FROM %s: %v\n%s", signed, r, bkLastRecords(t, g, 8))
+		}
+		bk.writeFile("absent/Dockerfile", "FROM "+base+"\nLABEL e2e.sig=buildkit-absent\n")
+		refused := bkTagged(t, c, "ci.local/e2e-sig-bk-absent:1")
+		r := build(bk.home+"/absent", refused)
+		if r.code == 0 || !strings.Contains(r.stderr, "dockgate: "+azCaller+" may not signature unverified") {
+			t.Errorf("BuildKit build FROM %s: want dockgate's refusal naming signature unverified: %v\n%s", base, r, bkLastRecords(t, g, 8))
+		}
+		if imHasTag(t, c, base) || imHasTag(t, c, refused) {
+			t.Errorf("BYPASS: dockerd fetched %s or built %s", base, refused)
+		}
+	})
+	t.Run("the metrics count the lookups, the cache hits and the failures by cause", func(t *testing.T) {
+		m := sgMetrics(t, g)
+		for name, least := range map[string]float64{
+			"dockgate_signature_verifications_total":                     5,
+			"dockgate_signature_cache_hits_total":                        1, // the run after the pull
+			`dockgate_signature_failures_total{cause="bad-signature"}`:   1, // the stranger's
+			`dockgate_signature_failures_total{cause="digest-mismatch"}`: 1, // the replayed signature
+			`dockgate_signature_failures_total{cause="unreachable"}`:     1, // the registry that is down
+		} {
+			if m[name] < least {
+				t.Errorf("%s = %v, want at least %v (all: %v)", name, m[name], least, m)
+			}
+		}
 	})
 }
 
