@@ -195,6 +195,8 @@ func TestSignedImagesOnly(t *testing.T) {
 	moved := repo + "/moved:1"
 	sign("moved", sgPush(t, c, moved), release, false)
 	sgPush(t, c, moved)
+	autopull := repo + "/autopull:1"
+	sign("autopull", sgPush(t, c, autopull), release, true)
 	base := repo + "/base:1"
 	sign("base", sgPush(t, c, base), release, false)
 	// A registry that is down: a port nothing listens on.
@@ -206,7 +208,7 @@ func TestSignedImagesOnly(t *testing.T) {
 	}
 	built := "ci.local/e2e-sig-built:1"
 	t.Cleanup(func() {
-		for _, ref := range []string{signed, bundled, repo + "/bundled@" + bundledDigest, unsigned, strangers, replayed, moved, base, local} {
+		for _, ref := range []string{signed, autopull, bundled, repo + "/bundled@" + bundledDigest, unsigned, strangers, replayed, moved, base, local} {
 			azRemoveImage(t, c, ref)
 		}
 	})
@@ -244,6 +246,24 @@ func TestSignedImagesOnly(t *testing.T) {
 			t.Errorf("run: %v", r)
 		}
 		azCheckFacts(t, sgRecord(t, g, r.pid, "container.create"), "signature", "key:release", "allow")
+	})
+	t.Run("docker run of a signed image that is not here: the CLI's pull is verified, then its create", func(t *testing.T) {
+		r := u.run("", nil, "run", "--rm", autopull, "echo", "pulled and run")
+		if r.code != 0 || !strings.Contains(r.stdout, "pulled and run") {
+			t.Fatalf("run: %v", r)
+		}
+		azCheckFacts(t, sgRecord(t, g, r.pid, "image.pull"), "signature", "key:release", "allow")
+		g.azRecord(t, "the create after the pull, judged by the digest pulled", func(rec map[string]any) bool {
+			if azPid(rec) != r.pid || rec["action"] != "container.create" || rec["decision"] != "allow" {
+				return false
+			}
+			for _, f := range azFacts(rec) {
+				if f["kind"] == "signature" && f["value"] == "key:release" && f["decision"] == "allow" {
+					return true
+				}
+			}
+			return false
+		})
 	})
 	t.Run("docker build FROM the signed image once it is here", func(t *testing.T) {
 		u.writeFile("signed/Dockerfile", "FROM "+signed+"\nLABEL e2e.sig=built\n")
