@@ -3,15 +3,18 @@ package main
 import (
 	"context"
 	"crypto"
+	"flag"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -217,5 +220,52 @@ func TestCheckRefusesRegistryAccessItCannotSetUp(t *testing.T) {
 	code, _, errOut := runCmd(t, "check", "--config", cfg)
 	if code != 1 || !strings.Contains(errOut, filepath.Join(dir, "missing/config.json")) || !strings.Contains(errOut, "config not valid") {
 		t.Errorf("check exit %d, want 1 naming the docker config\n%s", code, errOut)
+	}
+}
+
+func TestSignatureFlags(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		want signatureOptions
+		err  string
+	}{
+		{"defaults: anonymous, 10s, 4096 kept", nil,
+			signatureOptions{timeout: 10 * time.Second, cacheSize: 4096}, ""},
+		{"repeated CA files and insecure registries are each kept",
+			[]string{"--signature-ca-file", "a.pem", "--signature-ca-file", "b.pem", "--signature-insecure-registry", "r1:5000", "--signature-insecure-registry", "r2",
+				"--signature-docker-config", "/etc/dockgate/auth.json", "--signature-timeout", "3s", "--signature-cache-size", "0"},
+			signatureOptions{dockerConfig: "/etc/dockgate/auth.json", caFiles: listFlag{"a.pem", "b.pem"}, insecure: listFlag{"r1:5000", "r2"}, timeout: 3 * time.Second}, ""},
+		{"a timeout of zero would mean the verifier's default, not what was asked", []string{"--signature-timeout", "0s"}, signatureOptions{}, "--signature-timeout 0s"},
+		{"a negative cache size", []string{"--signature-cache-size", "-1"}, signatureOptions{}, "--signature-cache-size -1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseServe(append([]string{"--config", "", "--audit-log", filepath.Join(dir, "a.log")}, tt.args...), io.Discard)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want one naming %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(o.signatures, tt.want) {
+				t.Errorf("got %+v, want %+v", o.signatures, tt.want)
+			}
+			// explain and check pass the flags on to parseServe one by one.
+			fs := flag.NewFlagSet("x", flag.ContinueOnError)
+			var again signatureOptions
+			again.flags(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			o2, err := parseServe(append([]string{"--config", ""}, serveArgsOf(fs, "signature-docker-config", "signature-ca-file", "signature-timeout", "signature-insecure-registry", "signature-cache-size")...), io.Discard)
+			if err != nil || !reflect.DeepEqual(o2.signatures, tt.want) {
+				t.Errorf("passed on through serveArgsOf: %+v, %v; want %+v", o2.signatures, err, tt.want)
+			}
+		})
 	}
 }
