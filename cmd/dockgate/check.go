@@ -10,9 +10,12 @@ import (
 )
 
 // check is "dockgate check [--policy DIR]": it loads the policy as serve
-// would and says "ok: N rules, M roles, sha256:…", or prints every problem
+// would and says "ok: N rules, M roles, sha256:…" after the policy's
+// signature keys (name, algorithm, fingerprint), or prints every problem
 // as FILE:LINE: MESSAGE and exits 1. Without --policy it checks the
-// embedded default policy.
+// embedded default policy. A policy that loads but whose signature rows
+// and keys do not go together (rows without keys, keys without rows) is a
+// warning: it serves, and refuses what it cannot verify.
 func check(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -60,6 +63,13 @@ func check(args []string, stdout, stderr io.Writer) int {
 	}
 	// Warnings do not fail the check: the policy loads and serves.
 	printTenantWarnings(stderr, p)
+	for _, w := range signatureWarnings(p.VerifiesSignatures, p.Keys) {
+		fmt.Fprintln(stderr, w)
+	}
+	// The keys, for comparing with the ones the release pipeline signs with.
+	for _, k := range p.Keys.Keys() {
+		fmt.Fprintf(stdout, "key: %s (%s) %s\n", k.Name, k.Algorithm, k.Fingerprint)
+	}
 	fmt.Fprintf(stdout, "ok: %s\n", p.Describe())
 	return 0
 }

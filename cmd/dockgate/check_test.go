@@ -107,7 +107,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newConfigReloader(ctx, o, p, zerolog.New(&logs), nil, nil, nil)
+	r := newConfigReloader(ctx, o, p, zerolog.New(&logs), nil, nil, nil, nil)
 	r.watchSIGHUP(ctx)
 	d := r.decider
 

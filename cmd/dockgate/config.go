@@ -63,6 +63,13 @@ type fileConfig struct {
 		Key      yaml.Node `yaml:"key"`
 		ClientCA yaml.Node `yaml:"client_ca"`
 	} `yaml:"tls"`
+	Signatures struct {
+		DockerConfig       yaml.Node `yaml:"docker_config"`
+		CAFiles            yaml.Node `yaml:"ca_files"`
+		Timeout            yaml.Node `yaml:"timeout"`
+		InsecureRegistries yaml.Node `yaml:"insecure_registries"`
+		CacheSize          yaml.Node `yaml:"cache_size"`
+	} `yaml:"signatures"`
 }
 
 // configKey ties a config key to its flag and says how its value is checked.
@@ -105,6 +112,11 @@ func (c *fileConfig) keys() []configKey {
 		{key: "tls.cert", flag: "tls-cert", node: &c.TLS.Cert, path: true},
 		{key: "tls.key", flag: "tls-key", node: &c.TLS.Key, path: true},
 		{key: "tls.client_ca", flag: "tls-client-ca", node: &c.TLS.ClientCA, path: true},
+		{key: "signatures.docker_config", flag: "signature-docker-config", node: &c.Signatures.DockerConfig, path: true},
+		{key: "signatures.ca_files", flag: "signature-ca-file", node: &c.Signatures.CAFiles, list: true, path: true},
+		{key: "signatures.timeout", flag: "signature-timeout", node: &c.Signatures.Timeout, check: checkPositiveDuration},
+		{key: "signatures.insecure_registries", flag: "signature-insecure-registry", node: &c.Signatures.InsecureRegistries, list: true},
+		{key: "signatures.cache_size", flag: "signature-cache-size", node: &c.Signatures.CacheSize, check: checkNonNegativeInt},
 	}
 }
 
@@ -255,6 +267,21 @@ func checkDuration(v string) error {
 	return nil
 }
 
+func checkPositiveDuration(v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return errors.New("want a positive duration such as 10s")
+	}
+	return nil
+}
+
+func checkNonNegativeInt(v string) error {
+	if n, err := strconv.Atoi(v); err != nil || n < 0 {
+		return errors.New("want a whole number of 0 or more")
+	}
+	return nil
+}
+
 func checkSize(v string) error {
 	if n, err := units.RAMInBytes(v); err != nil || n < 1 {
 		return errors.New("want a size such as 1MiB or 65536")
@@ -336,5 +363,11 @@ func validateServe(o *serveOptions) error {
 	if _, err := auditOptions(o.auditLog, &o.audit, zerolog.Nop()); err != nil {
 		return err
 	}
+	// The docker config and CA files are read as serve reads them.
+	v, err := o.signatures.newVerifier()
+	if err != nil {
+		return err
+	}
+	v.Close()
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"syscall"
@@ -60,6 +61,12 @@ tls:
   cert: ""
   key: ""
   client_ca: ""
+signatures:
+  docker_config: registry/config.json
+  ca_files: [/etc/ssl/registry-ca.pem, ca/other.pem]
+  timeout: 3s
+  insecure_registries: registry.lan:5000
+  cache_size: 0
 `)
 	o, err := parseServe([]string{"--config", file}, io.Discard)
 	if err != nil {
@@ -73,6 +80,8 @@ tls:
 		maxConns: 64, maxConnsPerCaller: 16, maxBody: "2MiB", maxSpool: "1GiB", spoolDir: "/var/tmp", shutdownGrace: 45 * time.Second, gcInterval: 5 * time.Minute,
 		maxHeader: "64KiB", headerTimeout: 10 * time.Second, idleTimeout: 5 * time.Minute,
 		audit: auditServeOptions{fail: "open", maxSize: "100MiB", maxAge: 24 * time.Hour, compress: true, syslog: "unix:///dev/log"},
+		signatures: signatureOptions{dockerConfig: filepath.Join(dir, "registry/config.json"), caFiles: listFlag{"/etc/ssl/registry-ca.pem", filepath.Join(dir, "ca/other.pem")},
+			timeout: 3 * time.Second, insecure: listFlag{"registry.lan:5000"}, cacheSize: 0},
 	}
 	if got := *o; !equalOptions(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
@@ -85,7 +94,8 @@ func equalOptions(a, b serveOptions) bool {
 		a.policy == b.policy && a.auditLog == b.auditLog && a.mode == b.mode && a.maxConns == b.maxConns && a.maxConnsPerCaller == b.maxConnsPerCaller &&
 		a.maxBody == b.maxBody && a.maxSpool == b.maxSpool && a.spoolDir == b.spoolDir &&
 		a.tlsCert == b.tlsCert && a.tlsKey == b.tlsKey && a.tlsClientCA == b.tlsClientCA &&
-		a.shutdownGrace == b.shutdownGrace && a.gcInterval == b.gcInterval && a.audit == b.audit
+		a.shutdownGrace == b.shutdownGrace && a.gcInterval == b.gcInterval && a.audit == b.audit &&
+		reflect.DeepEqual(a.signatures, b.signatures)
 }
 
 func TestConfigFileBad(t *testing.T) {
@@ -116,6 +126,9 @@ func TestConfigFileBad(t *testing.T) {
 		{"list where one value", "upstream:\n  - unix:///a.sock\n", `FILE:2: upstream: want a single value`},
 		{"mapping in list", "listen:\n  - {a: b}\n", `FILE:2: listen: line 2: want a string`},
 		{"empty value", "policy:\n", `FILE:1: policy: no value`},
+		{"zero signature timeout", "signatures:\n  timeout: 0s\n", `FILE:2: signatures.timeout: "0s": want a positive duration`},
+		{"negative signature cache", "signatures:\n  cache_size: -1\n", `FILE:2: signatures.cache_size: "-1": want a whole number of 0 or more`},
+		{"misspelt signatures key", "signatures:\n  dockerconfig: /root/.docker/config.json\n", `FILE:2: unknown key "dockerconfig"`},
 		{"two documents", "mode: audit\n---\nmode: enforce\n", `FILE:2: a second YAML document`},
 		{"two problems", "mode: x\nlimits:\n  max_body: y\n", `FILE:1: mode: .*\nFILE:3: limits.max_body: `},
 	}

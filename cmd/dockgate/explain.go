@@ -16,7 +16,7 @@ import (
 	"github.com/dockgate/dockgate/internal/dockerd"
 )
 
-const explainUsage = "usage: dockgate explain [--policy DIR] (--as SUBJECT [--as SUBJECT]... | --container NAME [--upstream URL]) METHOD PATH [BODY_FILE|-]"
+const explainUsage = "usage: dockgate explain [--policy DIR] (--as SUBJECT [--as SUBJECT]... | --container NAME [--upstream URL]) [--image REF=REPO@DIGEST]... [--config FILE] [--signature-* ...] METHOD PATH [BODY_FILE|-]"
 
 // explain is "dockgate explain": it routes one request as serve would,
 // reads its facts, decides each for the given subjects with the policy
@@ -40,6 +40,12 @@ type explainInput struct {
 	// daemon is the dockerd that said so, asked again by the decision.
 	container *authz.ContainerCaller
 	daemon    *dockerd.Client
+	// images are the images --image says dockerd has.
+	images []authz.OfflineImage
+	// signatures is the registry access of a policy that verifies
+	// signatures (nil for one that does not: explain then asks no
+	// registry).
+	signatures *explainSignatures
 }
 
 // explainWith is explain reading facts with extract (tests give their own).
@@ -55,9 +61,13 @@ func explainWith(extract authz.Extractor, args []string, stdin io.Reader, stdout
 	// route reads, judge.
 	d := authz.NewPolicyDecider(in.p)
 	d.Extract = extract
-	d.Inspector = &authz.OfflineDaemon{Undeclared: func(what string) string {
+	d.Inspector = &authz.OfflineDaemon{Images: in.images, Undeclared: func(what string) string {
 		return "explain does not ask dockerd: cannot judge " + what
 	}}
+	if in.signatures != nil {
+		d.Signatures = in.signatures
+		defer in.signatures.v.Close()
+	}
 	req := &authz.Request{Method: in.method, URL: in.u, Caller: in.as[0], Subjects: in.subjects, Cred: authz.CredOf(in.subjects)}
 	if in.container != nil {
 		d.Containers, req.ContainerID = in.daemon, in.container.ID
@@ -82,6 +92,11 @@ func explainWith(extract authz.Extractor, args []string, stdin io.Reader, stdout
 	if res.BodyIgnored {
 		fmt.Fprintf(w, "note:\tdockgate does not read the body of %s; it is forwarded as is\n", res.Match.Action)
 	}
+	if in.signatures != nil {
+		for _, line := range in.signatures.lines() {
+			fmt.Fprintf(w, "signature:\t%s\n", line)
+		}
+	}
 	dec := res.Decision
 	w.Flush()
 	return printExplainVerdict(stdout, in.method, dec)
@@ -97,6 +112,13 @@ func parseExplain(args []string, stdin io.Reader, stderr io.Writer) (*explainInp
 	fs.Var(&as, "as", "a subject of the caller: uid:N, user:NAME, gid:N, group:NAME, unit:NAME, container:NAME, image:REPO, label:KEY=VALUE, cert:NAME, cert-dns:NAME, cert-uri:URI (repeatable; * is always added)")
 	container := fs.String("container", "", "judge a caller running in this container (name or ID) of dockerd, as serve would: asks dockerd (--upstream) who it is")
 	upstream := fs.String("upstream", "unix:///var/run/docker.sock", "dockerd's socket, for --container: unix:///path or tcp://host:port")
+	var images listFlag
+	fs.Var(&images, "image", "an image dockerd has, REF=REPO@DIGEST[,REPO@DIGEST]... (the name as a request uses it, and the registry digests it was pulled as): a create of REF is judged by them, as serve judges an image that is there (repeatable)")
+	// The registry access for signatures is serve's: the config file's
+	// signatures: section, or the same flags.
+	fs.String("config", defaultConfigPath, "config file whose signatures: section gives the registry access for signature lookups (default: "+defaultConfigPath+" if it exists)")
+	var sigFlags signatureOptions
+	sigFlags.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, explainUsage)
 		fs.PrintDefaults()
@@ -145,6 +167,27 @@ func parseExplain(args []string, stdin io.Reader, stderr io.Writer) (*explainInp
 	}
 
 	in := &explainInput{as: as, method: method, target: target, u: u, body: body, p: p}
+	for _, spec := range images {
+		im, err := parseExplainImage(spec)
+		if err != nil {
+			fmt.Fprintf(stderr, "dockgate explain: --image %s: %v\n", spec, err)
+			return nil, 2
+		}
+		in.images = append(in.images, im)
+	}
+	if p.VerifiesSignatures {
+		o, err := parseServe(serveArgsOf(fs, "config", "signature-docker-config", "signature-ca-file", "signature-timeout", "signature-insecure-registry", "signature-cache-size"), io.Discard)
+		if err != nil {
+			fmt.Fprintf(stderr, "dockgate explain: %v\n", err)
+			return nil, 2
+		}
+		v, err := o.signatures.newVerifier()
+		if err != nil {
+			fmt.Fprintf(stderr, "dockgate explain: %v\n", err)
+			return nil, 2
+		}
+		in.signatures = &explainSignatures{v: v}
+	}
 	if *container != "" {
 		if err := in.judgeContainer(*upstream, *container); err != nil {
 			fmt.Fprintf(stderr, "dockgate explain: --container %s: %v\n", *container, err)

@@ -44,7 +44,7 @@ func TestReloadsWritePolicyRecords(t *testing.T) {
 	sink := audit.NewLogger(&trail)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r := newConfigReloader(ctx, o, p, zerolog.Nop(), nil, nil, sink)
+	r := newConfigReloader(ctx, o, p, zerolog.Nop(), nil, nil, nil, sink)
 
 	write("a.csv", "p, *, endpoint, system.ping, allow\np, uid:0, *, **, allow\np, *, endpoint, *, allow\np, *, endpoint, container.*, deny\n")
 	if err := r.reload("SIGHUP"); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/dockgate/dockgate/audit"
 	"github.com/dockgate/dockgate/authz"
 	"github.com/dockgate/dockgate/authz/policy"
+	"github.com/dockgate/dockgate/internal/signature"
 	"github.com/dockgate/dockgate/metrics"
 	"github.com/dockgate/dockgate/proxy"
 )
@@ -102,6 +103,9 @@ type configReloader struct {
 	// decider is the proxy's, for the process's life: a reload puts a
 	// policy and a mode in force in it.
 	decider *authz.PolicyDecider
+	// sigs is the decider's signature verifier, nil when there is none; a
+	// reload replaces the verifier in it when its options or files change.
+	sigs *signatureHolder
 
 	mu        sync.Mutex
 	cur       *serveOptions // the options in force
@@ -118,13 +122,16 @@ type dockerdAsked interface {
 // newConfigReloader puts o and its policy p in force, and writes the
 // startup policy record to sink (when not nil). With --policy-watch,
 // policy directory changes are watched until ctx ends.
-func newConfigReloader(ctx context.Context, o *serveOptions, p *policy.Policy, log zerolog.Logger, m *metrics.Metrics, daemon dockerdAsked, sink *audit.Logger) *configReloader {
+func newConfigReloader(ctx context.Context, o *serveOptions, p *policy.Policy, log zerolog.Logger, m *metrics.Metrics, daemon dockerdAsked, sigs *signatureHolder, sink *audit.Logger) *configReloader {
 	d := authz.NewPolicyDecider(p)
 	d.Extract = authz.DefaultExtractor()
 	if daemon != nil {
 		d.Inspector, d.Containers = daemon, daemon
 	}
-	r := &configReloader{ctx: ctx, log: log, m: m, decider: d, cur: o, sink: sink}
+	if sigs != nil {
+		d.Signatures = sigs
+	}
+	r := &configReloader{ctx: ctx, log: log, m: m, decider: d, sigs: sigs, cur: o, sink: sink}
 	r.install(o, p)
 	recordPolicy(sink, policy.Reload{Trigger: policy.TriggerStartup, Dir: o.policy, Loaded: p, Files: p.FileSums}, "")
 	return r
@@ -225,6 +232,13 @@ func (r *configReloader) reload(signal string) error {
 	trigger := signal
 	ev := policy.Reload{Trigger: policy.TriggerSignal, Previous: r.decider.Policy()}
 	n, st, err := prepare(old.args, &ev)
+	var verifier *signature.Verifier
+	var sigSource string
+	if err == nil && r.sigs != nil {
+		if sigSource = n.signatures.source(); r.sigs.changed(sigSource) {
+			verifier, err = n.signatures.newVerifier()
+		}
+	}
 	if err != nil {
 		ev.Loaded, ev.Err = nil, err
 		recordPolicy(r.sink, ev, signal)
@@ -246,6 +260,12 @@ func (r *configReloader) reload(signal string) error {
 	}
 	p := ev.Loaded
 	r.install(n, p)
+	if verifier != nil {
+		r.sigs.swap(verifier, sigSource)
+		r.log.Info().Str("config", n.config).Str("docker_config", n.signatures.dockerConfig).Strs("ca_files", n.signatures.caFiles).
+			Str("timeout", n.signatures.timeout.String()).Strs("insecure_registries", n.signatures.insecure).Int("cache_size", n.signatures.cacheSize).
+			Msg("signature lookups: registry access replaced, its cache emptied")
+	}
 	recordPolicy(r.sink, ev, signal)
 	if r.srv != nil {
 		r.srv.SetSettings(st)

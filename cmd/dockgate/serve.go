@@ -56,6 +56,8 @@ type serveOptions struct {
 	metricsListen string
 	// gcInterval is how often expired tenant objects are removed; 0: never.
 	gcInterval time.Duration
+	// signatures is dockgate's own registry access for the signature fact.
+	signatures signatureOptions
 }
 
 // listFlag is a flag that may be given more than once.
@@ -70,9 +72,16 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 func serveArgsOf(fs *flag.FlagSet, names ...string) []string {
 	var args []string
 	fs.Visit(func(f *flag.Flag) {
-		if slices.Contains(names, f.Name) {
-			args = append(args, "--"+f.Name, f.Value.String())
+		if !slices.Contains(names, f.Name) {
+			return
 		}
+		if l, ok := f.Value.(*listFlag); ok {
+			for _, v := range *l {
+				args = append(args, "--"+f.Name, v)
+			}
+			return
+		}
+		args = append(args, "--"+f.Name, f.Value.String())
 	})
 	return args
 }
@@ -103,6 +112,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.StringVar(&o.tlsClientCA, "tls-client-ca", "", "CA certificates (PEM) client certificates must chain to, for tcp:// listeners")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 30*time.Second, "after SIGTERM, how long requests in flight may finish before hijacked sessions and streams are closed")
 	o.audit.flags(fs)
+	o.signatures.flags(fs)
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus /metrics, /healthz and /readyz on host:port or unix:///path (default: off)")
 	fs.DurationVar(&o.gcInterval, "gc-interval", time.Minute, "remove tenants' expired containers, networks and volumes (as dockgate gc --expired) this often; 0: never")
 	if err := fs.Parse(args); err != nil {
@@ -130,6 +140,9 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 		return nil, fmt.Errorf("--max-connections %d, --max-connections-per-caller %d: want 1 or more each", o.maxConns, o.maxConnsPerCaller)
 	}
 	if err := checkTLSFlags(o); err != nil {
+		return nil, err
+	}
+	if err := o.signatures.check(); err != nil {
 		return nil, err
 	}
 	if o.mode != "enforce" && o.mode != "audit" {
@@ -182,11 +195,21 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// dockgate's own registry access, for policies that verify
+	// signatures; a reload may replace the verifier inside the holder.
+	sigSource := o.signatures.source()
+	verifier, err := o.signatures.newVerifier()
+	if err != nil {
+		return err
+	}
+	sigs := newSignatureHolder(verifier, sigSource)
+	defer sigs.Close()
 	var m *metrics.Metrics
 	var observer proxy.Observer
 	if o.metricsListen != "" {
 		m = metrics.New()
 		observer = m
+		m.WatchSignatures(sigs.Stats)
 	}
 	// The audit sink is open before the policy is put in force: the policy
 	// record that startup writes is what later records chain to.
@@ -200,8 +223,8 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 	defer stop()
 	// The decider, its policy watch and what else a reload (SIGHUP)
 	// changes; see reload.go.
-	reloader := newConfigReloader(ctx, o, policy, log, m, daemon, sink)
-	log.Info().Str("policy", policy.Source).Str("hash", policy.Hash).Int("rules", len(policy.Rules)).Int("roles", len(policy.Roles())).Bool("custom_model", policy.CustomModel).Str("policy_watch", o.policyWatch.String()).Msg("policy loaded")
+	reloader := newConfigReloader(ctx, o, policy, log, m, daemon, sigs, sink)
+	log.Info().Str("policy", policy.Source).Str("hash", policy.Hash).Int("rules", len(policy.Rules)).Int("roles", len(policy.Roles())).Bool("custom_model", policy.CustomModel).Str("policy_watch", o.policyWatch.String()).Strs("keys", policy.Keys.Names()).Bool("verifies_signatures", policy.VerifiesSignatures).Msg("policy loaded")
 
 	srv := proxy.New(proxy.Config{
 		Observer:      observer,

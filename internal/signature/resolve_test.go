@@ -91,16 +91,24 @@ func TestResolve(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			reg := newTestRegistry(t, false)
 			ref, want := tt.setup(t, reg)
-			got, err := mustVerifier(t, Options{}).Resolve(ctx, ref)
+			v := mustVerifier(t, Options{})
+			got, err := v.Resolve(ctx, ref)
 			if tt.wantFailure == "" {
 				if err != nil || got != want {
 					t.Fatalf("Resolve(%s) = %q, %v; want %q", ref, got, err, want)
+				}
+				if f := v.Stats().Failures; len(f) != 0 {
+					t.Errorf("a resolved tag counted failures: %v", f)
 				}
 				return
 			}
 			var re *RegistryError
 			if !errors.As(err, &re) || re.Failure != tt.wantFailure || !strings.Contains(err.Error(), reg.host) {
 				t.Fatalf("Resolve(%s) = %q, %v; want a %s error naming %s", ref, got, err, tt.wantFailure, reg.host)
+			}
+			// The metrics see a registry that fails pulls by tag.
+			if f := v.Stats().Failures; f[tt.wantFailure] != 1 || len(f) != 1 {
+				t.Errorf("Stats().Failures = %v, want one %s", f, tt.wantFailure)
 			}
 		})
 	}

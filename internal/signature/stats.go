@@ -13,7 +13,8 @@ type Stats struct {
 	Verifications uint64
 	// CacheHits counts Verify calls answered from the cache.
 	CacheHits uint64
-	// Failures counts the results that were not Signed, by their Failure.
+	// Failures counts the results that were not Signed, and the tags
+	// Resolve could not resolve, by their Failure.
 	Failures map[Failure]uint64
 }
 

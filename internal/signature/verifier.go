@@ -189,7 +189,11 @@ func (v *Verifier) Resolve(ctx context.Context, ref string) (string, error) {
 		}
 	}
 	if err != nil {
-		return "", classify(r.Context().RegistryStr(), err)
+		re := classify(r.Context().RegistryStr(), err)
+		// Counted as Verify's failures are: a registry that is down
+		// fails a pull by tag here, before any signature is looked at.
+		v.stats.fail(re.Failure)
+		return "", re
 	}
 	return desc.Digest.String(), nil
 }

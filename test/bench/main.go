@@ -95,7 +95,7 @@ func main() {
 	// /tmp may be a tmpfs; the stream data belongs on disk like a real image.
 	flag.StringVar(&cfg.tmp, "tmp", "/var/tmp", "parent of the temp dir for the stream data")
 	auditOnly := flag.Bool("audit-only", false, "only the audit rows (no dockerd needed); they replace the audit rows of -out")
-	only := flag.String("only", "", "comma-separated measurements to run (idle, ping, list, cycles, execs, streams, startup, owners, clients, buildkit, audit); default all")
+	only := flag.String("only", "", "comma-separated measurements to run (idle, ping, list, cycles, execs, streams, startup, owners, clients, buildkit, signatures, audit); default all")
 	relayListen := flag.String("relay-listen", "", "internal: run the bare relay (relay.go) on this socket")
 	relayUpstream := flag.String("relay-upstream", "", "internal: the bare relay's dockerd socket")
 	relayMode := flag.String("relay-mode", "ping", "internal: the bare relay's mode (ping, copy)")
@@ -219,7 +219,7 @@ func runEngine(ctx context.Context, cfg config, engine, out string) (err error) 
 	measures := []struct {
 		name    string
 		measure func(context.Context) ([]row, error)
-	}{{"idle", b.idle}, {"ping", b.ping}, {"list", b.list}, {"cycles", b.cycles}, {"execs", b.execs}, {"streams", b.streams}, {"startup", b.startup}, {"owners", b.owners}, {"clients", b.clients}, {"buildkit", b.buildkit}, {"audit", b.audit}}
+	}{{"idle", b.idle}, {"ping", b.ping}, {"list", b.list}, {"cycles", b.cycles}, {"execs", b.execs}, {"streams", b.streams}, {"startup", b.startup}, {"owners", b.owners}, {"clients", b.clients}, {"buildkit", b.buildkit}, {"signatures", b.signatures}, {"audit", b.audit}}
 	for _, m := range measures {
 		if err := ctx.Err(); err != nil {
 			return err
