@@ -43,6 +43,9 @@ type Case struct {
 	// Objects and Images are what dockerd has, for the facts that ask it.
 	Objects []Object `yaml:"objects"`
 	Images  []Image  `yaml:"images"`
+	// Registry is what registries hold, for the signature facts of a
+	// policy that verifies them.
+	Registry []RegistryImage `yaml:"registry"`
 	// Expect is allow or deny; Refused the first refused fact
 	// ("KIND VALUE"), Rule the row that decides it or "no rule allows it";
 	// Facts are facts the request must have ("KIND VALUE").
@@ -248,6 +251,11 @@ func (c *Case) check(dir string) error {
 	for _, im := range c.Images {
 		if im.Ref == "" {
 			return fmt.Errorf("case %q: an image without ref:", c.Name)
+		}
+	}
+	for i := range c.Registry {
+		if err := c.Registry[i].check(); err != nil {
+			return fmt.Errorf("case %q: %v", c.Name, err)
 		}
 	}
 	switch {

@@ -60,6 +60,7 @@ func runCase(ctx context.Context, extract authz.Extractor, p *policy.Policy, c *
 		return Result{}, err
 	}
 	d.Inspector = daemon
+	d.Signatures = &registryFixture{images: c.Registry, caseOf: c.Name}
 	var req *authz.Request
 	if c.Container != nil {
 		// As serve hands the decider a caller in a container: * until
