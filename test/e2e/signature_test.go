@@ -340,26 +340,34 @@ func TestSignedImagesOnly(t *testing.T) {
 		}
 		azCheckFacts(t, sgRecord(t, g, r.pid, "build.run"), "signature", "unverified", "deny")
 	})
-	t.Run("BuildKit: a build FROM the signed image is allowed, FROM an absent one refused as unverified", func(t *testing.T) {
+	t.Run("BuildKit: a build FROM the signed image by digest is allowed; by tag, or absent, refused as unverified", func(t *testing.T) {
 		bk := azNewUser(t, g.Host)
 		bk.cli = testbed.RequireBinary(t, clientflows.OldCLI)
 		build := func(dir, tag string) azResult {
 			return bk.run("", []string{"DOCKER_BUILDKIT=1"}, "build", "--progress", "plain", "--network", "none", "-t", tag, dir)
 		}
-		bk.writeFile("signed/Dockerfile", "FROM "+signed+"\nLABEL e2e.sig=buildkit\n")
+		// BuildKit resolves its bases by itself: only a digest names
+		// what it builds from.
+		byDigest := repo + "/signed@" + signedDigest
+		bk.writeFile("signed/Dockerfile", "FROM "+byDigest+"\nLABEL e2e.sig=buildkit\n")
 		tag := bkTagged(t, c, "ci.local/e2e-sig-bk:1")
 		t.Cleanup(func() { imForget(t, c, tag) })
 		if r := build(bk.home+"/signed", tag); r.code != 0 {
-			t.Errorf("BuildKit build FROM %s: %v\n%s", signed, r, bkLastRecords(t, g, 8))
+			t.Errorf("BuildKit build FROM %s: %v\n%s", byDigest, r, bkLastRecords(t, g, 8))
 		}
-		bk.writeFile("absent/Dockerfile", "FROM "+base+"\nLABEL e2e.sig=buildkit-absent\n")
-		refused := bkTagged(t, c, "ci.local/e2e-sig-bk-absent:1")
-		r := build(bk.home+"/absent", refused)
-		if r.code == 0 || !strings.Contains(r.stderr, "dockgate: "+azCaller+" may not signature unverified") {
-			t.Errorf("BuildKit build FROM %s: want dockgate's refusal naming signature unverified: %v\n%s", base, r, bkLastRecords(t, g, 8))
+		for _, from := range []string{signed, base} {
+			bk.writeFile("bytag/Dockerfile", "FROM "+from+"\nLABEL e2e.sig=buildkit-tag\n")
+			refused := bkTagged(t, c, "ci.local/e2e-sig-bk-refused:1")
+			r := build(bk.home+"/bytag", refused)
+			if r.code == 0 || !strings.Contains(r.stderr, "dockgate: "+azCaller+" may not signature unverified") || !strings.Contains(r.stderr, "name it by digest") {
+				t.Errorf("BuildKit build FROM %s: want dockgate's refusal naming signature unverified and saying to name it by digest: %v\n%s", from, r, bkLastRecords(t, g, 8))
+			}
+			if imHasTag(t, c, refused) {
+				t.Errorf("BYPASS: %s was built FROM %s", refused, from)
+			}
 		}
-		if imHasTag(t, c, base) || imHasTag(t, c, refused) {
-			t.Errorf("BYPASS: dockerd fetched %s or built %s", base, refused)
+		if imHasTag(t, c, base) {
+			t.Errorf("BYPASS: dockerd fetched %s for the build", base)
 		}
 	})
 	t.Run("the metrics count the lookups, the cache hits and the failures by cause", func(t *testing.T) {
