@@ -24,8 +24,8 @@ func FuzzSuggestedPolicyLoads(f *testing.F) {
 		for i, v := range []string{v1, v2} {
 			e := &audit.Entry{Record: audit.Record{
 				Time: time.Unix(int64(i), 0), Method: "POST", Path: "/v1.41/containers/create\n" + v, Action: "container.create",
-				Caller: &audit.Caller{UID: 1000, User: user, Container: container, ContainerName: container, Subjects: []string{"container:" + container}},
-				Facts:  []audit.FactResult{{Kind: "endpoint", Value: "container.create", Decision: "allow"}, {Kind: kind, Value: v, Decision: "allow"}},
+				Caller:   &audit.Caller{UID: 1000, User: user, Container: container, ContainerName: container, Subjects: []string{"container:" + container}},
+				Facts:    []audit.FactResult{{Kind: "endpoint", Value: "container.create", Decision: "allow"}, {Kind: kind, Value: v, Decision: "allow"}},
 				Decision: audit.DecisionAllow, Status: 201,
 			}}
 			l.record(e)

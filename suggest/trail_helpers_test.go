@@ -22,7 +22,6 @@ import (
 // subjects the proxy gives its caller, and recorded through the real audit
 // logger with the decision, facts and status the proxy records.
 
-
 // call is one request of a test trail.
 type call struct {
 	caller *proxy.Caller
