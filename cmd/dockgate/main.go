@@ -17,7 +17,8 @@ const usage = `usage:
   dockgate check   [--config FILE] [--policy DIR]
   dockgate explain [--policy DIR] --as SUBJECT [--as SUBJECT]... METHOD PATH [BODY_FILE|-]
   dockgate audit   verify|query|summary [flags] FILE...   (dockgate audit help)
-  dockgate policy  replay --policy DIR [flags] [TRAIL...] | test [DIR...]   (dockgate policy help)
+  dockgate policy  suggest [--out DIR] [flags] [TRAIL...] | replay --policy DIR [flags] [TRAIL...]
+                   | test [DIR...]   (dockgate policy help)
   dockgate gc      [--config FILE] [--upstream URL] (--owner SUBJECT | --expired)
                    [--older-than DURATION] [--dry-run]
   dockgate version
