@@ -107,5 +107,6 @@ func TestPolicySuggestFromAnAuditModeTrail(t *testing.T) {
 		if r.code == 0 || !strings.Contains(r.stderr, "dockgate: ") {
 			t.Errorf("the suggested policy does not refuse what the job never did: %v", r)
 		}
+		t.Logf("$ docker %s\n%s", strings.Join(escalation, " "), r.stderr)
 	}
 }
