@@ -380,3 +380,54 @@ func TestSuggestSubjectSelects(t *testing.T) {
 		t.Errorf("principals: %+v", s.Principals)
 	}
 }
+
+// A caller that has a role of the policy the trail was recorded under
+// gets its rows under that role, with the role's g rows; a caller in no
+// role keeps its own subject.
+func TestSuggestRowsForRoles(t *testing.T) {
+	current := "g, user:jenkins, role:ci\ng, group:ci-runners, role:ci\ng, *, role:everyone\np, role:ci, endpoint, *, allow\np, role:everyone, endpoint, system.ping, allow\n"
+	trail := writeTrail(t, current, false, []call{
+		{caller: jenkins, method: "GET", path: "/v1.41/version"},
+		{caller: alice, method: "GET", path: "/_ping"},
+	})
+	s, err := Trail([]string{trail}, Options{Current: loadPolicy(t, current)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rowsOf(s), []string{"role:ci endpoint system.version", "user:alice endpoint system.ping"}; !slices.Equal(got, want) {
+		t.Errorf("rows: got %q, want %q", got, want)
+	}
+	var links []string
+	for _, l := range s.Links {
+		links = append(links, l.Member+" "+l.Role)
+	}
+	// Every member of the role keeps it; "*" makes no one a member here.
+	if want := []string{"user:jenkins role:ci", "group:ci-runners role:ci"}; !slices.Equal(links, want) {
+		t.Errorf("links: got %q, want %q", links, want)
+	}
+}
+
+// What a container created in the trail did, its creator is allowed too,
+// and the row's example says who did it.
+func TestSuggestCreatorCoversItsContainer(t *testing.T) {
+	const agentID = "a9e1c0ffee5eed0000000000000000000000000000000000000000000000beef"
+	agent := &proxy.Caller{UID: 0, Container: agentID}
+	trail := writeTrail(t, rootOnly, true, []call{
+		{caller: alice, method: "POST", path: "/v1.41/containers/create?name=ci-agent", facts: []policy.Fact{image("docker.io/library/busybox:latest")}, status: 201,
+			record: func(r *audit.Record) { r.ObjectID = agentID }},
+		{caller: agent, method: "GET", path: "/v1.41/info", container: "ci-agent", judged: []string{"container:ci-agent", "*"}},
+	})
+	s, err := Trail([]string{trail}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rowsOf(s), []string{
+		"user:alice endpoint container.create", "user:alice endpoint system.info", "user:alice image docker.io/library/busybox:*",
+		"container:ci-agent endpoint system.info",
+	}; !slices.Equal(got, want) {
+		t.Errorf("rows: got %q, want %q", got, want)
+	}
+	if ex := s.Principals[0].Rows[1].Example; ex != "GET /v1.41/info by container:ci-agent, which it created" {
+		t.Errorf("example: %q", ex)
+	}
+}
