@@ -431,3 +431,31 @@ func TestSuggestCreatorCoversItsContainer(t *testing.T) {
 		t.Errorf("example: %q", ex)
 	}
 }
+
+// Two trails whose files share a base name give cases of the same file
+// and line: the test file still loads (a case's name is unique).
+func TestSuggestedTestsOfTwoTrailsLoad(t *testing.T) {
+	a := writeTrail(t, rootOnly, true, []call{{caller: alice, method: "GET", path: "/_ping"}})
+	b := writeTrail(t, rootOnly, true, []call{{caller: jenkins, method: "GET", path: "/_ping"}})
+	s, err := Trail([]string{a, b}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "p")
+	w, err := s.WriteDir(dir, a+" "+b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := policytest.ReadFile(w.Tests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := policytest.Run(context.Background(), w.Policy, []*policytest.File{f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if policytest.Print(&out, results, true) != 0 || len(f.Cases) != 2 {
+		t.Errorf("%d cases:\n%s", len(f.Cases), out.String())
+	}
+}

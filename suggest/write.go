@@ -120,6 +120,15 @@ func (s *Suggestion) WriteDir(dir, from string) (*Written, error) {
 	if len(cases) == 0 {
 		return out, nil
 	}
+	// A case's name is unique in its file; two trails' files may share a
+	// base name and a line.
+	seen := map[string]int{}
+	for i := range cases {
+		name := cases[i].Name
+		if seen[name]++; seen[name] > 1 {
+			cases[i].Name = name + " #" + strconv.Itoa(seen[name])
+		}
+	}
 	y, err := yaml.Marshal(struct {
 		Tests []Case `yaml:"tests"`
 	}{cases})
