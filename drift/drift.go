@@ -186,7 +186,7 @@ func (c *comparison) event(ctx context.Context, ev events.Message) error {
 		case action == "commit":
 			// The committed image is new; the container is not.
 			f.Object = "image"
-			if c.t.during(at, []string{"image.commit"}, nil) == nil {
+			if c.t.during(at, []string{actImageCommit}, nil) == nil {
 				c.drift(f)
 			}
 		}
@@ -213,7 +213,7 @@ func (c *comparison) event(ctx context.Context, ev events.Message) error {
 // legacy builder makes containers of its own during a build.
 func (c *comparison) containerCreated(ctx context.Context, f Finding) error {
 	r := c.t.byObject[f.ID]
-	if r != nil && r.action != "container.create" {
+	if r != nil && r.action != actContainerCreate {
 		r = nil
 	}
 	switch {
@@ -242,22 +242,21 @@ func (c *comparison) containerCreated(ctx context.Context, f Finding) error {
 }
 
 // containerStarted reports a start of a container with host binds: those
-// its create through dockgate had, else those dockerd shows.
+// dockerd shows, or, when the container is gone (run --rm), those its
+// create through dockgate asked for.
 func (c *comparison) containerStarted(ctx context.Context, f Finding) error {
-	var binds []string
-	if r := c.t.byObject[f.ID]; r != nil && r.action == "container.create" {
+	_, binds, exists, err := c.d.inspect(ctx, f.ID)
+	if err != nil {
+		return err
+	}
+	if r := c.t.byObject[f.ID]; !exists && r != nil && r.action == actContainerCreate {
 		binds = r.binds
-	} else {
-		var err error
-		if _, binds, _, err = c.d.inspect(ctx, f.ID); err != nil {
-			return err
-		}
 	}
 	if len(binds) == 0 {
 		return nil
 	}
 	f.What, f.Binds = WhatHostBind, binds
-	allowedBy(&f, c.t.during(f.Time, []string{"container.start", "container.run"}, func(r *request) bool { return names(r.path, f.ID, f.Name) }))
+	allowedBy(&f, c.t.during(f.Time, []string{actContainerStart}, func(r *request) bool { return names(r.path, f.ID, f.Name) }))
 	c.rep.Runtime = append(c.rep.Runtime, f)
 	return nil
 }
@@ -268,10 +267,10 @@ func (c *comparison) containerStarted(ctx context.Context, f Finding) error {
 func (c *comparison) execCreated(f Finding) {
 	f.Object = "exec"
 	execID := f.Attributes["execID"]
-	if r := c.t.byObject[execID]; execID != "" && r != nil && r.action == "container.exec" {
+	if r := c.t.byObject[execID]; execID != "" && r != nil && r.action == actExecCreate {
 		return
 	}
-	if execID == "" && c.t.during(f.Time, []string{"container.exec"}, func(r *request) bool { return names(r.path, f.ID, f.Name) }) != nil {
+	if execID == "" && c.t.during(f.Time, []string{actExecCreate}, func(r *request) bool { return names(r.path, f.ID, f.Name) }) != nil {
 		return
 	}
 	if execID != "" {
@@ -285,7 +284,7 @@ func (c *comparison) execCreated(f Finding) {
 func (c *comparison) execStarted(f Finding) {
 	f.What = WhatExec
 	execID := f.Attributes["execID"]
-	allowedBy(&f, c.t.during(f.Time, []string{"exec.start"}, func(r *request) bool {
+	allowedBy(&f, c.t.during(f.Time, []string{actExecStart}, func(r *request) bool {
 		return execID == "" || names(r.path, execID, "")
 	}))
 	c.rep.Runtime = append(c.rep.Runtime, f)
@@ -294,20 +293,20 @@ func (c *comparison) execStarted(f Finding) {
 // volumeActions are the requests that make dockerd create a volume: a
 // volume create, and a container create or start that names a volume
 // that does not exist yet or whose image declares one.
-var volumeActions = []string{"volume.create", "container.create", "container.start", "build.run"}
+var volumeActions = []string{actVolumeCreate, actContainerCreate, actContainerStart, "build.run"}
 
 func (c *comparison) volumeExplained(name string, at time.Time) bool {
-	if r := c.t.byObject[name]; r != nil && r.action == "volume.create" {
+	if r := c.t.byObject[name]; r != nil && r.action == actVolumeCreate {
 		return true
 	}
 	return c.t.during(at, volumeActions, nil) != nil
 }
 
 func (c *comparison) networkExplained(id string, at time.Time) bool {
-	if r := c.t.byObject[id]; r != nil && r.action == "network.create" {
+	if r := c.t.byObject[id]; r != nil && r.action == actNetworkCreate {
 		return true
 	}
-	return c.t.during(at, []string{"network.create"}, nil) != nil
+	return c.t.during(at, []string{actNetworkCreate}, nil) != nil
 }
 
 // lists finds the objects created in the period whose events dockerd no
@@ -326,7 +325,7 @@ func (c *comparison) lists(ctx context.Context) error {
 		if !in(at) || c.known["container "+ct.ID] {
 			continue
 		}
-		if r := c.t.byObject[ct.ID]; r != nil && r.action == "container.create" {
+		if r := c.t.byObject[ct.ID]; r != nil && r.action == actContainerCreate {
 			continue
 		}
 		if c.t.during(at, buildActions, nil) != nil {

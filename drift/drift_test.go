@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dockgate/dockgate/audit"
+	"github.com/dockgate/dockgate/authz"
 )
 
 // The end-to-end test (test/e2e/drift_test.go) runs real work on real
@@ -30,6 +31,7 @@ type fakeDockerd struct {
 	containers []map[string]any
 	volumes    []map[string]any
 	privileged map[string]bool
+	binds      map[string][]string
 }
 
 func ev(typ, action, id string, at time.Time, attrs map[string]string) map[string]any {
@@ -52,7 +54,11 @@ func (f *fakeDockerd) serve(t *testing.T) string {
 			http.Error(w, `{"message":"No such container"}`, http.StatusNotFound)
 			return
 		}
-		json.NewEncoder(w).Encode(map[string]any{"Id": id, "HostConfig": map[string]any{"Privileged": f.privileged[id]}})
+		var mounts []map[string]any
+		for _, b := range f.binds[id] {
+			mounts = append(mounts, map[string]any{"Type": "bind", "Source": b, "Destination": "/x"})
+		}
+		json.NewEncoder(w).Encode(map[string]any{"Id": id, "HostConfig": map[string]any{"Privileged": f.privileged[id]}, "Mounts": mounts})
 	})
 	mux.HandleFunc("/v1.41/volumes", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]any{"Volumes": f.volumes})
@@ -163,6 +169,24 @@ func TestDriftMatches(t *testing.T) {
 			drift:   []string{"image b:1 event"},
 		},
 		{
+			name: "a container gone before drift ran is reported with the binds its create asked for",
+			trail: []*audit.Record{
+				rec(1, "container.create", "/v1.41/containers/create?name=job", idA, audit.FactResult{Kind: "bind", Value: "/srv/ci/1", Decision: "allow"}),
+				rec(2, "container.start", "/v1.41/containers/job/start", ""),
+			},
+			dockerd: fakeDockerd{events: []map[string]any{ev("container", "create", idA, at(1.1), map[string]string{"name": "job"}), ev("container", "start", idA, at(2.1), map[string]string{"name": "job"})}},
+			runtime: []string{WhatHostBind + " " + idA + " /srv/ci/1 jenkins"},
+		},
+		{
+			name:  "a container started with a host bind is reported with what dockerd shows",
+			trail: []*audit.Record{rec(1, "container.create", "/v1.41/containers/create?name=job", idA), rec(2, "container.start", "/v1.41/containers/"+idA[:12]+"/start", "")},
+			dockerd: fakeDockerd{
+				events:     []map[string]any{ev("container", "create", idA, at(1.1), nil), ev("container", "start", idA, at(2.1), map[string]string{"name": "job"})},
+				containers: []map[string]any{{"Id": idA, "Created": at(1).Unix()}}, binds: map[string][]string{idA: {"/srv/data"}},
+			},
+			runtime: []string{WhatHostBind + " " + idA + " /srv/data jenkins"},
+		},
+		{
 			name:    "a privileged container created through dockgate is reported for its caller",
 			trail:   []*audit.Record{rec(1, "container.create", "/v1.41/containers/create", idA, audit.FactResult{Kind: "privileged", Value: "container", Decision: "allow"})},
 			dockerd: fakeDockerd{events: []map[string]any{ev("container", "create", idA, at(1.2), nil)}},
@@ -204,7 +228,11 @@ func TestDriftMatches(t *testing.T) {
 				if f.Allowed {
 					who = f.Caller
 				}
-				runtime = append(runtime, f.What+" "+f.ID+" "+who)
+				id := f.ID
+				if len(f.Binds) > 0 {
+					id += " " + strings.Join(f.Binds, ",")
+				}
+				runtime = append(runtime, f.What+" "+id+" "+who)
 			}
 			if !slices.Equal(drift, tt.drift) {
 				t.Errorf("drift:\n got %q\nwant %q", drift, tt.drift)
@@ -229,5 +257,17 @@ func TestDriftNeedsAPeriod(t *testing.T) {
 	l.Close()
 	if _, err := Run(context.Background(), Options{Upstream: "unix:///nonexistent"}, []string{path}); err == nil || !strings.Contains(err.Error(), "--since") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// Every action drift matches dockerd's events by is one the route table
+// names: a renamed action would otherwise explain nothing, and every
+// object it made would read as drift.
+func TestDriftActionsAreRoutes(t *testing.T) {
+	actions := authz.Actions()
+	for _, a := range actionsNamed {
+		if _, ok := actions[a]; !ok {
+			t.Errorf("%s is no action of the route table", a)
+		}
 	}
 }

@@ -18,7 +18,8 @@ type request struct {
 	objectID   string
 	wouldDeny  bool
 	// binds and privileged are what a container create's facts say the
-	// container takes from the host.
+	// container takes from the host (a Docker socket bound is one too:
+	// dockgate's own, which dockgate put in its place).
 	binds      []string
 	privileged bool
 }
@@ -53,7 +54,7 @@ func readTrail(paths []string, opt audit.TrailOptions) (*trail, error) {
 		}
 		for _, f := range e.Facts {
 			switch {
-			case f.Kind == "bind":
+			case f.Kind == "bind" || f.Kind == "docker-socket":
 				r.binds = append(r.binds, strings.Clone(f.Value))
 			case f.Kind == "privileged" && f.Value == "container":
 				r.privileged = true
@@ -110,10 +111,24 @@ func names(path, id, name string) bool {
 // imageActions are the requests after which dockerd may have an image it
 // did not have: pulled, imported, loaded, tagged, committed, built (a
 // BuildKit build through its session and gRPC channels).
-var imageActions = []string{"image.pull", "image.import", "image.load", "image.tag", "image.commit", "build.run", "session.start", "grpc.start"}
+var imageActions = []string{"image.pull", "image.import", "image.load", "image.tag", actImageCommit, "build.run", "session.start", "grpc.start"}
 
 // buildActions are the requests during which dockerd makes containers of
 // its own: the legacy builder's intermediate containers.
 var buildActions = []string{"build.run"}
 
-func hasAction(actions []string, a string) bool { return slices.Contains(actions, a) }
+// The actions that make or start what dockerd reports.
+const (
+	actContainerCreate = "container.create"
+	actContainerStart  = "container.start"
+	actExecCreate      = "container.exec"
+	actExecStart       = "exec.start"
+	actImageCommit     = "image.commit"
+	actVolumeCreate    = "volume.create"
+	actNetworkCreate   = "network.create"
+)
+
+// actionsNamed are every action drift matches events by, for the test
+// that keeps them names of the route table.
+var actionsNamed = slices.Concat(imageActions, buildActions, volumeActions,
+	[]string{actContainerCreate, actContainerStart, actExecCreate, actExecStart, actImageCommit, actVolumeCreate, actNetworkCreate})
