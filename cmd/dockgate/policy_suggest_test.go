@@ -37,6 +37,14 @@ func TestPolicySuggestFlow(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
+	garbled := filepath.Join(dir, "garbled.log")
+	b, err := os.ReadFile(trail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(garbled, append([]byte("not a record\n"), b...), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(dir, "suggested")
 	steps := []struct {
 		name string
@@ -50,6 +58,8 @@ func TestPolicySuggestFlow(t *testing.T) {
 		{"its tests pass", []string{"policy", "test", out}, 0, "PASS"},
 		// The privileged create's row is commented out: replay says so.
 		{"replay refuses only the row left commented out", []string{"policy", "replay", "--config", "", "--policy", out, trail}, 1, "privileged container"},
+		{"a line that is not a record stops it", []string{"policy", "suggest", "--config", "", garbled}, 2, ""},
+		{"--skip-bad lists it and reads on", []string{"policy", "suggest", "--config", "", "--skip-bad", "--out", filepath.Join(dir, "again"), garbled}, 0, "skipped " + garbled + ":1: not an audit record"},
 		{"without --out the rows go to stdout", []string{"policy", "suggest", "--config", "", trail}, 0, "p, user:jenkins, image, reg.example.com/team/app:*, allow"},
 	}
 	for _, s := range steps {
