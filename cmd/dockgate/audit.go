@@ -78,8 +78,10 @@ func auditCmd(args []string, stdout, stderr io.Writer) int {
 		return auditQuery(args[1:], stdout, stderr)
 	case "summary":
 		return auditSummary(args[1:], stdout, stderr)
+	case "drift":
+		return auditDrift(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, auditUsage)
+		fmt.Fprint(stdout, auditUsage+"\n"+auditDriftUsage)
 		return 0
 	}
 	fmt.Fprintf(stderr, "dockgate audit: unknown command %q\n%s", args[0], auditUsage)

@@ -28,6 +28,8 @@ func TestPackageLayers(t *testing.T) {
 		"tenancy":                   {"authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd", "internal/signature"},
 		"policytest":                {"authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd", "internal/signature"},
 		"replay":                    {"audit", "authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd", "internal/signature"},
+		"suggest":                   {"audit", "authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd", "internal/signature"},
+		"drift":                     {"audit"},
 		"metrics":                   {"proxy/internal/h2relay", "proxy/internal/filesync", "audit", "proxy", "authz", "authz/policy", "policies", "authz/internal/dockermux", "authz/internal/strictjson", "authz/internal/jsonfields", "internal/dockerd", "internal/signature"},
 	}
 	for pkg, ok := range allowed {

@@ -16,8 +16,9 @@ const usage = `usage:
                    [--metrics-listen ADDR]   (dockgate serve -h for every flag)
   dockgate check   [--config FILE] [--policy DIR]
   dockgate explain [--policy DIR] --as SUBJECT [--as SUBJECT]... METHOD PATH [BODY_FILE|-]
-  dockgate audit   verify|query|summary [flags] FILE...   (dockgate audit help)
-  dockgate policy  replay --policy DIR [flags] [TRAIL...] | test [DIR...]   (dockgate policy help)
+  dockgate audit   verify|query|summary|drift [flags] FILE...   (dockgate audit help)
+  dockgate policy  suggest [--out DIR] [flags] [TRAIL...] | replay --policy DIR [flags] [TRAIL...]
+                   | test [DIR...]   (dockgate policy help)
   dockgate gc      [--config FILE] [--upstream URL] (--owner SUBJECT | --expired)
                    [--older-than DURATION] [--dry-run]
   dockgate version

@@ -48,12 +48,14 @@ func policyCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case "suggest":
+		return policySuggest(args[1:], stdout, stderr)
 	case "replay":
 		return policyReplay(args[1:], stdout, stderr)
 	case "test":
 		return policyTest(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, policyUsage)
+		fmt.Fprint(stdout, policySuggestUsage+"\n"+policyUsage)
 		return 0
 	}
 	fmt.Fprintf(stderr, "dockgate policy: unknown command %q\n%s", args[0], policyUsage)
