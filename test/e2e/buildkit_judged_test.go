@@ -231,10 +231,16 @@ func TestBuildKitJudgedClassicCLI(t *testing.T) {
 			t.Fatalf("refused /build %d: want the client to exit with dockgate's message; got %v\n%s", i+1, r, bkLastRecords(t, g, 12))
 		}
 	}
-	g.azRecord(t, "the session of a refused /build, ended by dockgate", func(rec map[string]any) bool {
-		reason, _ := rec["reason"].(string)
-		return rec["path"] == "/session" && reason == "dockgate ended the session: its build was refused"
-	})
+	// Engine 29 keeps a refused build's session for 10 s when the client
+	// does not end it: dockgate ends it first. dockerd 20.10 drops it as
+	// soon as the client closes, which leaves dockgate nothing to end
+	// unless the client raced its session past the refusal (rare).
+	if env.Engine == testbed.EngineCurrent {
+		g.azRecord(t, "the session of a refused /build, ended by dockgate", func(rec map[string]any) bool {
+			reason, _ := rec["reason"].(string)
+			return rec["path"] == "/session" && reason == "dockgate ended the session: its build was refused"
+		})
+	}
 	if _, err := c.ImageInspect(t.Context(), refused); err == nil {
 		t.Errorf("BYPASS: %s was built", refused)
 	}
