@@ -31,15 +31,15 @@ p, uid:0, *, **, allow
 // once tries an image from elsewhere and once a plugin; a deploy bot on
 // TLS pings.
 var ciCalls = []call{
-	{caller: jenkins, method: "POST", path: "/v1.41/containers/create", facts: []policy.Fact{image("registry.example.com/approved/app:1")}, status: 201},
-	{caller: jenkins, method: "POST", path: "/v1.41/images/create?fromImage=registry.example.com/approved/app&tag=1", facts: []policy.Fact{image("registry.example.com/approved/app:1")}},
-	{caller: jenkins, method: "POST", path: "/v1.41/containers/create", facts: []policy.Fact{image("registry.example.com/approved/app:1"), fact("privileged", "container")}},
-	{caller: alice, method: "POST", path: "/v1.41/containers/create", facts: []policy.Fact{image("docker.io/library/busybox:latest")}, status: 201},
-	{caller: alice, method: "POST", path: "/v1.41/images/create?fromImage=evil.example.com/x&tag=1", facts: []policy.Fact{image("evil.example.com/x:1")}},
-	{caller: alice, method: "GET", path: "/v1.41/containers/json"},
-	{caller: alice, method: "POST", path: "/v1.41/plugins/pull?remote=vieux/sshfs", facts: []policy.Fact{fact("image", "docker.io/vieux/sshfs:latest")}},
-	{caller: robot, method: "GET", path: "/_ping"},
-	{caller: jenkins, method: "POST", path: "/v1.41/containers/create", facts: []policy.Fact{image("registry.example.com/approved/gone:1")}, status: 404},
+	{Caller: jenkins, Method: "POST", Path: "/v1.41/containers/create", Facts: []policy.Fact{image("registry.example.com/approved/app:1")}, Status: 201},
+	{Caller: jenkins, Method: "POST", Path: "/v1.41/images/create?fromImage=registry.example.com/approved/app&tag=1", Facts: []policy.Fact{image("registry.example.com/approved/app:1")}},
+	{Caller: jenkins, Method: "POST", Path: "/v1.41/containers/create", Facts: []policy.Fact{image("registry.example.com/approved/app:1"), fact("privileged", "container")}},
+	{Caller: alice, Method: "POST", Path: "/v1.41/containers/create", Facts: []policy.Fact{image("docker.io/library/busybox:latest")}, Status: 201},
+	{Caller: alice, Method: "POST", Path: "/v1.41/images/create?fromImage=evil.example.com/x&tag=1", Facts: []policy.Fact{image("evil.example.com/x:1")}},
+	{Caller: alice, Method: "GET", Path: "/v1.41/containers/json"},
+	{Caller: alice, Method: "POST", Path: "/v1.41/plugins/pull?remote=vieux/sshfs", Facts: []policy.Fact{fact("image", "docker.io/vieux/sshfs:latest")}},
+	{Caller: robot, Method: "GET", Path: "/_ping"},
+	{Caller: jenkins, Method: "POST", Path: "/v1.41/containers/create", Facts: []policy.Fact{image("registry.example.com/approved/gone:1")}, Status: 404},
 }
 
 // outcome is a change as the tests name it: caller, action, and the fact
@@ -167,9 +167,9 @@ func TestReplayNamesTheCandidatesRule(t *testing.T) {
 func TestReplayAuditModeTrail(t *testing.T) {
 	strict := "p, *, endpoint, system.ping, allow\np, user:alice, endpoint, container.*, allow\n"
 	trail := writeTrail(t, strict, true, []call{
-		{caller: alice, method: "GET", path: "/v1.41/containers/json"},
-		{caller: alice, method: "POST", path: "/v1.41/containers/create", facts: []policy.Fact{image("docker.io/library/busybox:latest")}, status: 201},
-		{caller: jenkins, method: "POST", path: "/v1.41/images/create?fromImage=busybox", facts: []policy.Fact{image("docker.io/library/busybox:latest")}, status: 500},
+		{Caller: alice, Method: "GET", Path: "/v1.41/containers/json"},
+		{Caller: alice, Method: "POST", Path: "/v1.41/containers/create", Facts: []policy.Fact{image("docker.io/library/busybox:latest")}, Status: 201},
+		{Caller: jenkins, Method: "POST", Path: "/v1.41/images/create?fromImage=busybox", Facts: []policy.Fact{image("docker.io/library/busybox:latest")}, Status: 500},
 	})
 	rep, err := Trail(loadPolicy(t, strict), []string{trail}, Options{})
 	if err != nil {
@@ -261,13 +261,13 @@ func TestReplayNotReplayable(t *testing.T) {
 	inContainer := &proxy.Caller{UID: 0, Container: "4f1c9a2e8b7d6c5f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f"}
 	rows := ciPolicy + "p, container:ci-agent, endpoint, container.list, allow\np, group:docker, endpoint, system.info, allow\n"
 	trail := writeTrail(t, rows, false, []call{
-		{caller: inContainer, method: "GET", path: "/v1.41/containers/json", container: "ci-agent", judged: []string{"container:ci-agent", "*"}},
-		{caller: alice, method: "POST", path: "/v1.41/containers/create", record: func(r *audit.Record) {
+		{Caller: inContainer, Method: "GET", Path: "/v1.41/containers/json", Container: "ci-agent", Judged: []string{"container:ci-agent", "*"}},
+		{Caller: alice, Method: "POST", Path: "/v1.41/containers/create", Record: func(r *audit.Record) {
 			r.Decision, r.Status, r.Facts, r.Reason = audit.DecisionError, 400, r.Facts[:1], "malformed body"
 		}},
-		{caller: alice, method: "GET", path: "/v1.41/nonsense"},
-		{caller: alice, method: "GET", path: "/v1.41/info", status: 200},
-		{caller: alice, method: "GET", path: "/v1.41/containers/web/json"},
+		{Caller: alice, Method: "GET", Path: "/v1.41/nonsense"},
+		{Caller: alice, Method: "GET", Path: "/v1.41/info", Status: 200},
+		{Caller: alice, Method: "GET", Path: "/v1.41/containers/web/json"},
 	})
 	tests := []struct {
 		name      string
@@ -306,7 +306,7 @@ func TestReplayOfRecordsWithoutGIDs(t *testing.T) {
 		r.Caller = &c
 	}
 	trail := writeTrail(t, rows, false, []call{
-		{caller: alice, method: "GET", path: "/v1.41/info", status: 200, record: old},
+		{Caller: alice, Method: "GET", Path: "/v1.41/info", Status: 200, Record: old},
 	})
 	for _, tc := range []struct {
 		candidate string
@@ -329,7 +329,7 @@ func TestReplayOfRecordsWithoutGIDs(t *testing.T) {
 // the caller's supplementary groups by gid newly refuses its request.
 func TestReplayJudgesBySupplementaryGIDs(t *testing.T) {
 	rows := ciPolicy + "p, group:docker, endpoint, system.info, allow\n"
-	trail := writeTrail(t, rows, false, []call{{caller: alice, method: "GET", path: "/v1.41/info", status: 200}})
+	trail := writeTrail(t, rows, false, []call{{Caller: alice, Method: "GET", Path: "/v1.41/info", Status: 200}})
 	rep, err := Trail(loadPolicy(t, rows+"p, gid:998, endpoint, system.info, deny\n"), []string{trail}, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -372,18 +372,18 @@ func TestReplayContainerCallersCappedByCreators(t *testing.T) {
 	created := func(id string) func(*audit.Record) { return func(r *audit.Record) { r.ObjectID = id } }
 	jenkinsJudged := append(slices.Clone(jenkins.Subjects()), "*")
 	trail := writeTrail(t, rows, false, []call{
-		{caller: alice, method: "POST", path: "/v1.41/containers/create?name=ci-agent", facts: []policy.Fact{image("docker.io/library/busybox:latest"), fact("docker-socket", "/var/run/docker.sock")}, status: 201, record: created(agentID)},
-		{caller: agent, method: "GET", path: "/v1.41/containers/json", container: "ci-agent", judged: []string{"container:ci-agent", "*"}},
-		{caller: agent, method: "GET", path: "/v1.41/info", container: "ci-agent", judged: []string{"container:ci-agent", "*"}},
+		{Caller: alice, Method: "POST", Path: "/v1.41/containers/create?name=ci-agent", Facts: []policy.Fact{image("docker.io/library/busybox:latest"), fact("docker-socket", "/var/run/docker.sock")}, Status: 201, Record: created(agentID)},
+		{Caller: agent, Method: "GET", Path: "/v1.41/containers/json", Container: "ci-agent", Judged: []string{"container:ci-agent", "*"}},
+		{Caller: agent, Method: "GET", Path: "/v1.41/info", Container: "ci-agent", Judged: []string{"container:ci-agent", "*"}},
 		// The real fact reader labels a tenant's create with its owner;
 		// the decider refuses one that is not (500): as the proxy
 		// records it once labelled.
-		{caller: jenkins, method: "POST", path: "/v1.41/containers/create?name=job", facts: []policy.Fact{image("registry.example.com/approved/app:1")}, record: func(r *audit.Record) {
+		{Caller: jenkins, Method: "POST", Path: "/v1.41/containers/create?name=job", Facts: []policy.Fact{image("registry.example.com/approved/app:1")}, Record: func(r *audit.Record) {
 			r.ObjectID, r.Decision, r.Status = jobID, audit.DecisionAllow, 201
 		}},
-		{caller: job, method: "GET", path: "/v1.41/version", container: "job", judged: jenkinsJudged, record: func(r *audit.Record) { r.Caller.ActsFor = "user:jenkins" }},
-		{caller: alice, method: "POST", path: "/v1.41/containers/create?name=web", facts: []policy.Fact{image("docker.io/library/busybox:latest")}, status: 201, record: created(plainID)},
-		{caller: plain, method: "GET", path: "/v1.41/containers/json", container: "web", judged: []string{"container:web", "*"}},
+		{Caller: job, Method: "GET", Path: "/v1.41/version", Container: "job", Judged: jenkinsJudged, Record: func(r *audit.Record) { r.Caller.ActsFor = "user:jenkins" }},
+		{Caller: alice, Method: "POST", Path: "/v1.41/containers/create?name=web", Facts: []policy.Fact{image("docker.io/library/busybox:latest")}, Status: 201, Record: created(plainID)},
+		{Caller: plain, Method: "GET", Path: "/v1.41/containers/json", Container: "web", Judged: []string{"container:web", "*"}},
 	})
 	plainUnknown := map[string]int{WhyCreators: 1}
 	tests := []struct {
@@ -452,10 +452,10 @@ func TestReplayCreatorsOnRecord(t *testing.T) {
 		return func(r *audit.Record) { r.Caller.Creators = sets }
 	}
 	trail := writeTrail(t, rows, false, []call{
-		{caller: agent, method: "GET", path: "/v1.41/containers/json", container: "ci-agent", judged: []string{"container:ci-agent", "*"},
-			record: creators([]string{"uid:1000", "user:alice", "gid:1000", "group:alice", "group:docker", "*"})},
-		{caller: agent, method: "GET", path: "/v1.41/containers/json", container: "ci-agent", judged: []string{"container:ci-agent", "*"},
-			record: creators()},
+		{Caller: agent, Method: "GET", Path: "/v1.41/containers/json", Container: "ci-agent", Judged: []string{"container:ci-agent", "*"},
+			Record: creators([]string{"uid:1000", "user:alice", "gid:1000", "group:alice", "group:docker", "*"})},
+		{Caller: agent, Method: "GET", Path: "/v1.41/containers/json", Container: "ci-agent", Judged: []string{"container:ci-agent", "*"},
+			Record: creators()},
 	})
 	rep, err := Trail(loadPolicy(t, strings.Replace(rows, "p, user:alice, endpoint, container.*, allow\n", "", 1)), []string{trail}, Options{})
 	if err != nil {

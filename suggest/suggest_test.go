@@ -32,20 +32,20 @@ const rootOnly = "p, uid:0, *, **, allow\n"
 // an image that is not there; nobody (a uid without a name) pings; a
 // deploy bot on TLS reads the version.
 var ciWeek = []call{
-	{caller: jenkins, method: "POST", path: "/v1.41/images/create?fromImage=reg.example.com/team/app1&tag=1", facts: []policy.Fact{image("reg.example.com/team/app1:1")}},
-	{caller: jenkins, method: "POST", path: "/v1.41/images/create?fromImage=reg.example.com/team/app2&tag=7", facts: []policy.Fact{image("reg.example.com/team/app2:7")}},
-	{caller: jenkins, method: "POST", path: "/v1.41/containers/create?name=job-1", facts: []policy.Fact{image("reg.example.com/team/app1:1"), fact("bind", "/srv/ci/cache/job-1")}, status: 201},
-	{caller: jenkins, method: "POST", path: "/v1.41/containers/create?name=job-2", facts: []policy.Fact{image("reg.example.com/team/app2:7"), fact("bind", "/srv/ci/cache/job-2"), fact("bind", "/srv/ci/cache/shared")}, status: 201},
-	{caller: jenkins, method: "POST", path: "/v1.41/containers/job-1/start", status: 204},
-	{caller: jenkins, method: "POST", path: "/v1.41/containers/job-1/wait"},
-	{caller: jenkins, method: "DELETE", path: "/v1.41/containers/job-1?force=1", status: 204},
-	{caller: jenkins, method: "GET", path: "/v1.41/containers/json"},
-	{caller: jenkins, method: "GET", path: "/_ping"},
-	{caller: alice, method: "POST", path: "/v1.41/containers/create", facts: []policy.Fact{image("docker.io/library/busybox@sha256:" + strings.Repeat("ab", 32))}, status: 201},
-	{caller: alice, method: "POST", path: "/v1.41/containers/create", facts: []policy.Fact{image("docker.io/library/gone:1")}, status: 404},
-	{caller: alice, method: "GET", path: "/v1.41/version"},
-	{caller: nobody, method: "GET", path: "/_ping"},
-	{caller: robot, method: "GET", path: "/v1.41/version"},
+	{Caller: jenkins, Method: "POST", Path: "/v1.41/images/create?fromImage=reg.example.com/team/app1&tag=1", Facts: []policy.Fact{image("reg.example.com/team/app1:1")}},
+	{Caller: jenkins, Method: "POST", Path: "/v1.41/images/create?fromImage=reg.example.com/team/app2&tag=7", Facts: []policy.Fact{image("reg.example.com/team/app2:7")}},
+	{Caller: jenkins, Method: "POST", Path: "/v1.41/containers/create?name=job-1", Facts: []policy.Fact{image("reg.example.com/team/app1:1"), fact("bind", "/srv/ci/cache/job-1")}, Status: 201},
+	{Caller: jenkins, Method: "POST", Path: "/v1.41/containers/create?name=job-2", Facts: []policy.Fact{image("reg.example.com/team/app2:7"), fact("bind", "/srv/ci/cache/job-2"), fact("bind", "/srv/ci/cache/shared")}, Status: 201},
+	{Caller: jenkins, Method: "POST", Path: "/v1.41/containers/job-1/start", Status: 204},
+	{Caller: jenkins, Method: "POST", Path: "/v1.41/containers/job-1/wait"},
+	{Caller: jenkins, Method: "DELETE", Path: "/v1.41/containers/job-1?force=1", Status: 204},
+	{Caller: jenkins, Method: "GET", Path: "/v1.41/containers/json"},
+	{Caller: jenkins, Method: "GET", Path: "/_ping"},
+	{Caller: alice, Method: "POST", Path: "/v1.41/containers/create", Facts: []policy.Fact{image("docker.io/library/busybox@sha256:" + strings.Repeat("ab", 32))}, Status: 201},
+	{Caller: alice, Method: "POST", Path: "/v1.41/containers/create", Facts: []policy.Fact{image("docker.io/library/gone:1")}, Status: 404},
+	{Caller: alice, Method: "GET", Path: "/v1.41/version"},
+	{Caller: nobody, Method: "GET", Path: "/_ping"},
+	{Caller: robot, Method: "GET", Path: "/v1.41/version"},
 }
 
 // suggestDir learns from trail and writes the suggested policy directory.
@@ -102,22 +102,22 @@ func TestSuggestedPolicyAllowsWhatTheTrailDid(t *testing.T) {
 			calls: []call{
 				// The real fact reader labels a tenant's create with its
 				// owner; as the proxy records it once labelled.
-				{caller: jenkins, method: "POST", path: "/v1.41/containers/create?name=job", facts: []policy.Fact{image("reg.example.com/team/app1:1")}, record: func(r *audit.Record) {
+				{Caller: jenkins, Method: "POST", Path: "/v1.41/containers/create?name=job", Facts: []policy.Fact{image("reg.example.com/team/app1:1")}, Record: func(r *audit.Record) {
 					r.Decision, r.Status = audit.DecisionAllow, 201
 				}},
-				{caller: jenkins, method: "POST", path: "/v1.41/containers/job/start", facts: []policy.Fact{fact("owner", "self")}, status: 204},
-				{caller: alice, method: "DELETE", path: "/v1.41/containers/web", facts: []policy.Fact{fact("owner", "self")}, status: 204},
-				{caller: alice, method: "GET", path: "/v1.41/containers/json"},
+				{Caller: jenkins, Method: "POST", Path: "/v1.41/containers/job/start", Facts: []policy.Fact{fact("owner", "self")}, Status: 204},
+				{Caller: alice, Method: "DELETE", Path: "/v1.41/containers/web", Facts: []policy.Fact{fact("owner", "self")}, Status: 204},
+				{Caller: alice, Method: "GET", Path: "/v1.41/containers/json"},
 			},
 			opt: func(t *testing.T) Options { return Options{Current: loadPolicy(t, tenantRows)} },
 		},
 		{
 			name: "a container created in the trail acts within what its creator did", recording: rootOnly, auditMode: true,
 			calls: []call{
-				{caller: alice, method: "POST", path: "/v1.41/containers/create?name=ci-agent", facts: []policy.Fact{image("docker.io/library/busybox:latest"), fact("docker-socket", "/var/run/docker.sock")}, status: 201,
-					record: func(r *audit.Record) { r.ObjectID = agentID }},
-				{caller: agent, method: "GET", path: "/v1.41/containers/json", container: "ci-agent", judged: []string{"container:ci-agent", "*"}},
-				{caller: agent, method: "GET", path: "/v1.41/info", container: "ci-agent", judged: []string{"container:ci-agent", "*"}},
+				{Caller: alice, Method: "POST", Path: "/v1.41/containers/create?name=ci-agent", Facts: []policy.Fact{image("docker.io/library/busybox:latest"), fact("docker-socket", "/var/run/docker.sock")}, Status: 201,
+					Record: func(r *audit.Record) { r.ObjectID = agentID }},
+				{Caller: agent, Method: "GET", Path: "/v1.41/containers/json", Container: "ci-agent", Judged: []string{"container:ci-agent", "*"}},
+				{Caller: agent, Method: "GET", Path: "/v1.41/info", Container: "ci-agent", Judged: []string{"container:ci-agent", "*"}},
 			},
 		},
 	}
@@ -230,13 +230,13 @@ func TestSuggestGroups(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var calls []call
 			for _, v := range tt.values {
-				calls = append(calls, call{caller: alice, method: "POST", path: "/v1.41/containers/create", facts: []policy.Fact{fact(tt.kind, v)}, status: 201})
+				calls = append(calls, call{Caller: alice, Method: "POST", Path: "/v1.41/containers/create", Facts: []policy.Fact{fact(tt.kind, v)}, Status: 201})
 			}
 			if tt.kind == "endpoint" {
 				calls = nil
 				for _, v := range tt.values {
 					method, p, _ := strings.Cut(endpointPath[v], " ")
-					calls = append(calls, call{caller: alice, method: method, path: p, status: 200})
+					calls = append(calls, call{Caller: alice, Method: method, Path: p, Status: 200})
 				}
 			}
 			s, err := Trail([]string{writeTrail(t, rootOnly, true, calls)}, Options{})
@@ -273,10 +273,10 @@ var endpointPath = map[string]string{
 // comment saying so, and replay lists exactly their requests as refused.
 func TestSuggestDangerousRowsCommentedOut(t *testing.T) {
 	trail := writeTrail(t, rootOnly, true, []call{
-		{caller: alice, method: "POST", path: "/v1.41/containers/create?name=priv", facts: []policy.Fact{image("docker.io/library/busybox:latest"), fact("privileged", "container")}, status: 201},
-		{caller: alice, method: "POST", path: "/v1.41/containers/create?name=sock", facts: []policy.Fact{image("docker.io/library/busybox:latest"), fact("bind", "/var/run/docker.sock")}, status: 201},
-		{caller: alice, method: "POST", path: "/v1.41/containers/create?name=hostpid", facts: []policy.Fact{image("docker.io/library/busybox:latest"), fact("namespace", "pid=host")}, status: 201},
-		{caller: alice, method: "POST", path: "/v1.41/containers/create?name=plain", facts: []policy.Fact{image("docker.io/library/busybox:latest")}, status: 201},
+		{Caller: alice, Method: "POST", Path: "/v1.41/containers/create?name=priv", Facts: []policy.Fact{image("docker.io/library/busybox:latest"), fact("privileged", "container")}, Status: 201},
+		{Caller: alice, Method: "POST", Path: "/v1.41/containers/create?name=sock", Facts: []policy.Fact{image("docker.io/library/busybox:latest"), fact("bind", "/var/run/docker.sock")}, Status: 201},
+		{Caller: alice, Method: "POST", Path: "/v1.41/containers/create?name=hostpid", Facts: []policy.Fact{image("docker.io/library/busybox:latest"), fact("namespace", "pid=host")}, Status: 201},
+		{Caller: alice, Method: "POST", Path: "/v1.41/containers/create?name=plain", Facts: []policy.Fact{image("docker.io/library/busybox:latest")}, Status: 201},
 	})
 	_, dir := suggestDir(t, trail, Options{})
 	text, err := os.ReadFile(filepath.Join(dir, PolicyFile))
@@ -321,7 +321,7 @@ func TestSuggestDangerousRowsCommentedOut(t *testing.T) {
 // stay refused.
 func TestSuggestedTestsPass(t *testing.T) {
 	calls := append(slices.Clone(ciWeek),
-		call{caller: alice, method: "GET", path: "/v1.41/info"},
+		call{Caller: alice, Method: "GET", Path: "/v1.41/info"},
 	)
 	trail := writeTrail(t, "p, *, endpoint, system.version, allow\np, *, endpoint, system.ping, allow\np, user:jenkins, *, **, allow\np, user:alice, *, **, allow\np, user:alice, endpoint, system.info, deny\np, cert:deploy-bot, endpoint, system.version, allow\n", false, calls)
 	_, dir := suggestDir(t, trail, Options{})
@@ -387,8 +387,8 @@ func TestSuggestSubjectSelects(t *testing.T) {
 func TestSuggestRowsForRoles(t *testing.T) {
 	current := "g, user:jenkins, role:ci\ng, group:ci-runners, role:ci\ng, *, role:everyone\np, role:ci, endpoint, *, allow\np, role:everyone, endpoint, system.ping, allow\n"
 	trail := writeTrail(t, current, false, []call{
-		{caller: jenkins, method: "GET", path: "/v1.41/version"},
-		{caller: alice, method: "GET", path: "/_ping"},
+		{Caller: jenkins, Method: "GET", Path: "/v1.41/version"},
+		{Caller: alice, Method: "GET", Path: "/_ping"},
 	})
 	s, err := Trail([]string{trail}, Options{Current: loadPolicy(t, current)})
 	if err != nil {
@@ -413,9 +413,9 @@ func TestSuggestCreatorCoversItsContainer(t *testing.T) {
 	const agentID = "a9e1c0ffee5eed0000000000000000000000000000000000000000000000beef"
 	agent := &proxy.Caller{UID: 0, Container: agentID}
 	trail := writeTrail(t, rootOnly, true, []call{
-		{caller: alice, method: "POST", path: "/v1.41/containers/create?name=ci-agent", facts: []policy.Fact{image("docker.io/library/busybox:latest")}, status: 201,
-			record: func(r *audit.Record) { r.ObjectID = agentID }},
-		{caller: agent, method: "GET", path: "/v1.41/info", container: "ci-agent", judged: []string{"container:ci-agent", "*"}},
+		{Caller: alice, Method: "POST", Path: "/v1.41/containers/create?name=ci-agent", Facts: []policy.Fact{image("docker.io/library/busybox:latest")}, Status: 201,
+			Record: func(r *audit.Record) { r.ObjectID = agentID }},
+		{Caller: agent, Method: "GET", Path: "/v1.41/info", Container: "ci-agent", Judged: []string{"container:ci-agent", "*"}},
 	})
 	s, err := Trail([]string{trail}, Options{})
 	if err != nil {
@@ -435,8 +435,8 @@ func TestSuggestCreatorCoversItsContainer(t *testing.T) {
 // Two trails whose files share a base name give cases of the same file
 // and line: the test file still loads (a case's name is unique).
 func TestSuggestedTestsOfTwoTrailsLoad(t *testing.T) {
-	a := writeTrail(t, rootOnly, true, []call{{caller: alice, method: "GET", path: "/_ping"}})
-	b := writeTrail(t, rootOnly, true, []call{{caller: jenkins, method: "GET", path: "/_ping"}})
+	a := writeTrail(t, rootOnly, true, []call{{Caller: alice, Method: "GET", Path: "/_ping"}})
+	b := writeTrail(t, rootOnly, true, []call{{Caller: jenkins, Method: "GET", Path: "/_ping"}})
 	s, err := Trail([]string{a, b}, Options{})
 	if err != nil {
 		t.Fatal(err)
