@@ -42,11 +42,8 @@ func auditDrift(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, auditDriftUsage) }
 	fs.String("config", defaultConfigPath, "config file whose upstream is dockerd's socket when --upstream is not given")
 	fs.String("upstream", "", "dockerd's socket: unix:///path or tcp://host:port")
-	since := fs.String("since", "", "start of the period (default: the trail's first record)")
-	until := fs.String("until", "", "end of the period (default: now)")
-	format := fs.String("format", "text", "text or json")
+	tf := addTrailFlags(fs, "since", "start of the period (default: the trail's first record)", "until", "end of the period (default: now)", "text or json")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up on dockerd after this long")
-	skipBad := fs.Bool("skip-bad", false, "list lines that are not records and read on, rather than stop")
 	trail, err := parsePositional(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -58,9 +55,6 @@ func auditDrift(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dockgate audit drift: "+format+"\n", a...)
 		return 2
 	}
-	if *format != "text" && *format != "json" {
-		return fail("--format %q: want text or json", *format)
-	}
 	if len(trail) == 0 {
 		return fail("TRAIL: the audit files to compare with dockerd")
 	}
@@ -70,13 +64,9 @@ func auditDrift(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	opt := drift.Options{Upstream: o.upstream, SkipBad: *skipBad}
-	now := time.Now()
-	if opt.Since, err = parseWhen(*since, now); err != nil {
-		return fail("--since: %v", err)
-	}
-	if opt.Until, err = parseWhen(*until, now); err != nil {
-		return fail("--until: %v", err)
+	opt := drift.Options{Upstream: o.upstream, SkipBad: *tf.skipBad}
+	if opt.Since, opt.Until, err = tf.read(time.Now()); err != nil {
+		return fail("%v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -89,7 +79,7 @@ func auditDrift(args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	w := bufio.NewWriter(stdout)
-	if *format == "json" {
+	if *tf.format == "json" {
 		err = rep.WriteJSON(w)
 	} else {
 		rep.WriteText(w)

@@ -68,12 +68,9 @@ func policyReplay(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, policyUsage) }
 	dir := fs.String("policy", "", "the candidate policy directory")
 	fs.String("config", defaultConfigPath, "config file whose --audit-log is the trail when no TRAIL is given")
-	from := fs.String("from", "", "records at or after this time")
-	to := fs.String("to", "", "records before this time")
+	tf := addTrailFlags(fs, "from", "records at or after this time", "to", "records before this time", "text or json")
 	subject := fs.String("subject", "", "only the requests of callers with this subject")
-	format := fs.String("format", "text", "text or json")
 	limit := fs.Int("limit", 100, "requests listed per list in text (0: all)")
-	skipBad := fs.Bool("skip-bad", false, "list lines that are not records and read on, rather than stop")
 	trail, err := parsePositional(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -88,16 +85,9 @@ func policyReplay(args []string, stdout, stderr io.Writer) int {
 	if *dir == "" {
 		return fail("--policy DIR (the candidate) is required")
 	}
-	if *format != "text" && *format != "json" {
-		return fail("--format %q: want text or json", *format)
-	}
-	opt := replay.Options{Subject: *subject, SkipBad: *skipBad}
-	now := time.Now()
-	if opt.From, err = parseWhen(*from, now); err != nil {
-		return fail("--from: %v", err)
-	}
-	if opt.To, err = parseWhen(*to, now); err != nil {
-		return fail("--to: %v", err)
+	opt := replay.Options{Subject: *subject, SkipBad: *tf.skipBad}
+	if opt.From, opt.To, err = tf.read(time.Now()); err != nil {
+		return fail("%v", err)
 	}
 	if len(trail) == 0 {
 		if trail, err = configuredTrail(fs); err != nil {
@@ -118,7 +108,7 @@ func policyReplay(args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	out := bufio.NewWriter(stdout)
-	if *format == "json" {
+	if *tf.format == "json" {
 		err = rep.WriteJSON(out)
 	} else {
 		rep.WriteText(out, *limit)

@@ -45,11 +45,8 @@ func policySuggest(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "", "write the suggested policy directory here (new or empty)")
 	current := fs.String("policy", "", "the policy the trail was recorded under: its roles name the rows")
 	fs.String("config", defaultConfigPath, "config file whose --audit-log is the trail when no TRAIL is given")
-	from := fs.String("from", "", "records at or after this time")
-	to := fs.String("to", "", "records before this time")
+	tf := addTrailFlags(fs, "from", "records at or after this time", "to", "records before this time", "text or json (the summary with --out; the rows without)")
 	subject := fs.String("subject", "", "only the requests of callers with this subject")
-	format := fs.String("format", "text", "text or json (the summary with --out; the rows without)")
-	skipBad := fs.Bool("skip-bad", false, "list lines that are not records and read on, rather than stop")
 	trail, err := parsePositional(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -61,16 +58,9 @@ func policySuggest(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dockgate policy suggest: "+format+"\n", a...)
 		return 2
 	}
-	if *format != "text" && *format != "json" {
-		return fail("--format %q: want text or json", *format)
-	}
-	opt := suggest.Options{Subject: *subject, SkipBad: *skipBad}
-	now := time.Now()
-	if opt.From, err = parseWhen(*from, now); err != nil {
-		return fail("--from: %v", err)
-	}
-	if opt.To, err = parseWhen(*to, now); err != nil {
-		return fail("--to: %v", err)
+	opt := suggest.Options{Subject: *subject, SkipBad: *tf.skipBad}
+	if opt.From, opt.To, err = tf.read(time.Now()); err != nil {
+		return fail("%v", err)
 	}
 	if len(trail) == 0 {
 		if trail, err = configuredTrail(fs); err != nil {
@@ -94,7 +84,7 @@ func policySuggest(args []string, stdout, stderr io.Writer) int {
 	source := strings.Join(trail, " ")
 	w := bufio.NewWriter(stdout)
 	switch {
-	case *out == "" && *format == "json":
+	case *out == "" && *tf.format == "json":
 		err = writeJSON(w, s)
 	case *out == "":
 		err = s.WritePolicy(w, source)
@@ -103,7 +93,7 @@ func policySuggest(args []string, stdout, stderr io.Writer) int {
 		if wr, err = s.WriteDir(*out, source); err != nil {
 			return fail("%v", err)
 		}
-		if *format == "json" {
+		if *tf.format == "json" {
 			err = writeJSON(w, s)
 		} else {
 			writeSuggestSummary(w, s, wr, *out, trail)
