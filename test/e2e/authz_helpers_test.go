@@ -98,6 +98,15 @@ func azStartGate(t *testing.T, env *testbed.Env, policy string, args ...string) 
 // test's own).
 func azStartGateOn(t *testing.T, env *testbed.Env, upstream, policy string, args ...string) *azGate {
 	t.Helper()
+	return azStartGateFiles(t, env, upstream, map[string][]byte{"ci.csv": []byte(policy)}, func(string) []string { return args })
+}
+
+// azStartGateFiles starts a dockgate in front of the dockerd at upstream
+// whose policy directory holds files (name → content; "keys/x.pub" makes
+// keys/), with the serve arguments args gives for the gate's own directory,
+// stopped when t ends.
+func azStartGateFiles(t *testing.T, env *testbed.Env, upstream string, files map[string][]byte, args func(dir string) []string) *azGate {
+	t.Helper()
 	if env.Bin == "" {
 		t.Skip("no dockgate binary in this bed (DOCKGATE_E2E_DIRECT)")
 	}
@@ -110,15 +119,18 @@ func azStartGateOn(t *testing.T, env *testbed.Env, upstream, policy string, args
 		t.Fatal(err)
 	}
 	pdir := filepath.Join(dir, "policy")
-	if err := os.Mkdir(pdir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(pdir, "ci.csv"), []byte(policy), 0o644); err != nil {
-		t.Fatal(err)
+	for name, content := range files {
+		p := filepath.Join(pdir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), azTimeout)
 	defer cancel()
-	argv := append([]string{"--policy", pdir, "--socket-mode", "0666"}, args...)
+	argv := append([]string{"--policy", pdir, "--socket-mode", "0666"}, args(dir)...)
 	g, err := testbed.StartDockgate(ctx, env.Bin, filepath.Join(dir, "g"), upstream, argv...)
 	if err != nil {
 		os.RemoveAll(dir)

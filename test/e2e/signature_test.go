@@ -27,54 +27,17 @@ import (
 )
 
 // sgStartGate starts a dockgate whose policy directory holds csv as
-// ci.csv and the public keys in keys/ (name → PEM), stopped when t ends.
+// ci.csv and the public keys in keys/ (name → PEM), with a metrics
+// socket, stopped when t ends.
 func sgStartGate(t *testing.T, env *testbed.Env, csv string, keys map[string][]byte) *azGate {
 	t.Helper()
-	if env.Bin == "" {
-		t.Skip("no dockgate binary in this bed (DOCKGATE_E2E_DIRECT)")
-	}
-	dir, err := os.MkdirTemp("/tmp", "dgsg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	pdir := filepath.Join(dir, "policy")
-	if err := os.MkdirAll(filepath.Join(pdir, "keys"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(pdir, "ci.csv"), []byte(csv), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	files := map[string][]byte{"ci.csv": []byte(csv)}
 	for name, pem := range keys {
-		if err := os.WriteFile(filepath.Join(pdir, "keys", name+".pub"), pem, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		files["keys/"+name+".pub"] = pem
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), azTimeout)
-	defer cancel()
-	argv := []string{"--policy", pdir, "--socket-mode", "0666", "--signature-timeout", "10s",
-		"--metrics-listen", "unix://" + filepath.Join(dir, "metrics.sock")}
-	g, err := testbed.StartDockgate(ctx, env.Bin, filepath.Join(dir, "g"), env.DirectHost(), argv...)
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatalf("start dockgate: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := g.Stop(); err != nil {
-			t.Errorf("stop the test's dockgate: %v", err)
-		}
-		for _, p := range g.Problems() {
-			t.Errorf("the test's dockgate reports:\n%s", p)
-		}
-		if os.Getenv("DOCKGATE_E2E_KEEP") == "" {
-			os.RemoveAll(dir)
-		} else {
-			t.Logf("DOCKGATE_E2E_KEEP: the test's dockgate (audit log, log) is in %s", dir)
-		}
+	return azStartGateFiles(t, env, env.DirectHost(), files, func(dir string) []string {
+		return []string{"--signature-timeout", "10s", "--metrics-listen", "unix://" + filepath.Join(dir, "metrics.sock")}
 	})
-	return &azGate{Dockgate: g, policy: pdir}
 }
 
 // sgMetrics is the value of each sample of the test's dockgate's
