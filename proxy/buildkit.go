@@ -42,6 +42,7 @@ func isBuildKitChannel(m *authz.Match, resp *http.Response) bool {
 
 // relayH2 serves a /grpc or /session connection dockerd switched to h2c.
 func (cn *clientConn) relayH2(ctx context.Context, head *requestHead, m *authz.Match, resp *http.Response, up *upstreamConn, rec *audit.Record) bool {
+	cn.clearReadDeadline()
 	rec.Hijacked = true
 	if !strings.EqualFold(strings.TrimSpace(resp.Header.Get("Upgrade")), "h2c") {
 		rec.Decision, rec.Reason, rec.Status = audit.DecisionError, "dockerd switched "+m.Action+" to a protocol other than h2c, which dockgate cannot read", http.StatusBadGateway

@@ -49,6 +49,10 @@ type clientConn struct {
 	upMu  sync.Mutex
 	upCut bool
 	buf   []byte // copy buffer, allocated on first use
+	// readDeadline is the read deadline armed on nc, and idleArmed says
+	// it is the idle one (deadline.go).
+	readDeadline time.Time
+	idleArmed    bool
 	// pending is the record of the request being served until finish
 	// writes it: a handler that panics still leaves its record.
 	pending *audit.Record
@@ -160,9 +164,9 @@ func (cn *clientConn) serve(ctx context.Context) {
 		// slot for nothing: its whole first head must be in within
 		// HeaderTimeout of the accept, not IdleTimeout.
 		if first {
-			cn.nc.SetReadDeadline(cn.accepted.Add(cn.set.HeaderTimeout))
+			cn.setReadDeadline(cn.accepted.Add(cn.set.HeaderTimeout))
 		} else {
-			cn.nc.SetReadDeadline(time.Now().Add(cn.set.IdleTimeout))
+			cn.armIdle(time.Now())
 		}
 		if !cn.s.setIdle(cn, true) {
 			return
@@ -183,10 +187,10 @@ func (cn *clientConn) serve(ctx context.Context) {
 			// with its first byte is parsed without reading, so the
 			// deadline is not moved for it (a timer change saved per
 			// request). The first head keeps the deadline of its accept.
-			cn.nc.SetReadDeadline(start.Add(cn.set.HeaderTimeout))
+			cn.setReadDeadline(start.Add(cn.set.HeaderTimeout))
 		}
 		head, err := readRequestHead(cn.br, cn.set.Limits)
-		cn.nc.SetReadDeadline(time.Time{})
+		cn.headRead(head)
 		if err == errHTTP2 && first {
 			cn.refuseHTTP2(start)
 			return
@@ -289,7 +293,7 @@ func (cn *clientConn) refuseLoad(r *loadRefusal) {
 	var head *requestHead
 	select {
 	case cn.s.refusing <- struct{}{}:
-		_ = cn.nc.SetReadDeadline(start.Add(refuseDeadline))
+		cn.setReadDeadline(start.Add(refuseDeadline))
 		if h, err := readRequestHead(cn.br, cn.set.Limits); err == nil {
 			head = h
 		}
@@ -509,9 +513,9 @@ func (cn *clientConn) refuseWith(head *requestHead, rec *audit.Record, decision 
 	// A small body: read and dropped so that the next request can follow.
 	// The deadline keeps a client that never sends it from holding the
 	// connection.
-	cn.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	cn.setReadDeadline(time.Now().Add(lingerTimeout))
 	_, err := io.Copy(io.Discard, cn.bodyReader(head))
-	cn.nc.SetReadDeadline(time.Time{})
+	cn.setReadDeadline(time.Time{})
 	return err == nil
 }
 
@@ -560,7 +564,7 @@ func (cn *clientConn) linger(head *requestHead) {
 		if deadline.After(end) {
 			deadline = end
 		}
-		cn.nc.SetReadDeadline(deadline)
+		cn.setReadDeadline(deadline)
 		if !cn.s.setIdle(cn, true) {
 			return
 		}

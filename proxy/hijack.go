@@ -143,6 +143,8 @@ func (cn *clientConn) startSession(resp *http.Response, upgrade bool, rec *audit
 
 // hijack hands the connection over to raw copying after dockerd agreed to it.
 func (cn *clientConn) hijack(ctx context.Context, head *requestHead, m *authz.Match, resp *http.Response, up *upstreamConn, rec *audit.Record) bool {
+	// A session lasts as long as its peers want: no idle deadline.
+	cn.clearReadDeadline()
 	if !cn.startSession(resp, resp.StatusCode == http.StatusSwitchingProtocols, rec) {
 		return false
 	}

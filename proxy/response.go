@@ -238,6 +238,8 @@ func awaitBody(done chan error) bool {
 // response streams. It peeks, so a pipelined next request stays buffered.
 // stop ends the watch and reports whether the client went away.
 func (cn *clientConn) watchClient(bodyDone chan error) (stop func() bool) {
+	// The watch lasts as long as the response: no idle deadline may end it.
+	cn.clearReadDeadline()
 	gone := make(chan bool, 1)
 	quit := make(chan struct{})
 	go func() {
@@ -273,9 +275,9 @@ func (cn *clientConn) watchClient(bodyDone chan error) (stop func() bool) {
 	}()
 	return func() bool {
 		close(quit)
-		cn.nc.SetReadDeadline(aLongTimeAgo)
+		cn.setReadDeadline(aLongTimeAgo)
 		g := <-gone
-		cn.nc.SetReadDeadline(time.Time{})
+		cn.setReadDeadline(time.Time{})
 		return g
 	}
 }
