@@ -21,8 +21,18 @@ type mixedLoad struct {
 	box string // the container the inspects name
 }
 
-// mixedCreateEvery: one op in this many is a create and a remove.
-const mixedCreateEvery = 50
+// The mix: one op in mixedCreateEvery is a container created and
+// removed, one in mixedSlowEvery an info and one a version, the rest cheap
+// reads in turn ("" is the inspect of the box). Creates, infos and versions
+// are rare: dockerd takes a third of a second over each on two busy cores
+// (for version it runs runc and docker-init), and a burst of them measures
+// dockerd, not dockgate.
+const (
+	mixedCreateEvery = 100
+	mixedSlowEvery   = 60
+)
+
+var mixedReads = []string{"/_ping", "", "/v1.41/containers/json?all=1"}
 
 func newMixedLoad(socket string, conns int, box string) *mixedLoad {
 	tr := &http.Transport{
@@ -46,7 +56,15 @@ func (m *mixedLoad) op(ctx context.Context, i int) (int, error) {
 	if i%mixedCreateEvery == mixedCreateEvery-1 {
 		return 2, m.createRemove(ctx)
 	}
-	path := []string{"/_ping", "/v1.41/containers/json?all=1", "/v1.41/containers/" + m.box + "/json", "/v1.41/version", "/v1.41/info"}[i%5]
+	path := mixedReads[i%len(mixedReads)]
+	switch {
+	case i%mixedSlowEvery == mixedSlowEvery-1:
+		path = "/v1.41/info"
+	case i%mixedSlowEvery == mixedSlowEvery/2-1:
+		path = "/v1.41/version"
+	case path == "":
+		path = "/v1.41/containers/" + m.box + "/json"
+	}
 	_, err := m.call(ctx, http.MethodGet, path, nil, http.StatusOK)
 	return 1, err
 }
