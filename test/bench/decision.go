@@ -34,7 +34,7 @@ const (
 // the facts are given, the extractor is not timed) and the load of a
 // 10,000-row policy directory, as dockgate loads it at start and reload.
 func (b *bench) decision(context.Context) ([]row, error) {
-	logf("decision with a %d-row policy, load of %d rows", decisionRows, loadRows)
+	logf("decision with a %s-row policy, load of %s rows", thousands(decisionRows), thousands(loadRows))
 	return decisionRowsIn(filepath.Join(b.dir, "decision"))
 }
 

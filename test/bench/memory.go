@@ -28,7 +28,7 @@ const (
 // burst. A gate of its own, because the bed's has carried every earlier
 // measurement: its idle would depend on what ran before, and on -only.
 func (b *bench) burst(ctx context.Context) ([]row, error) {
-	logf("burst: %d mixed requests at c=%d, then up to %v for RSS to settle", burstRequests, burstConns, burstSettle)
+	logf("burst: %s mixed requests at c=%d, then up to %v for RSS to settle", thousands(burstRequests), burstConns, burstSettle)
 	gate, box, stop, err := b.ownGate(ctx, "burst")
 	if err != nil {
 		return nil, err

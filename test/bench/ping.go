@@ -35,9 +35,14 @@ func (b *bench) ping(ctx context.Context) ([]row, error) {
 	for _, c := range []int{1, 16} {
 		logf("/_ping at concurrency %d", c)
 		ts := alternate(b.cfg.rounds, b.cfg.duration, len(sockets), func(t *tally, side int, d time.Duration) {
-			before := b.cpuSample(relayPid)
-			hammer(ctx, t, sockets[side], "/_ping", c, d)
-			t.addCPU(before, b.cpuSample(relayPid))
+			var before cpuSample
+			hammerClocked(ctx, t, sockets[side], "/_ping", c, d, func(start bool) {
+				if start {
+					before = b.cpuSample(relayPid)
+				} else {
+					t.addCPU(before, b.cpuSample(relayPid))
+				}
+			})
 		})
 		dt, gt, rt := &ts[0], &ts[1], &ts[2]
 		name := fmt.Sprintf("/_ping c=%d", c)
