@@ -116,7 +116,13 @@ func main() {
 	if *only != "" {
 		cfg.only = make(map[string]bool)
 		for name := range strings.SplitSeq(*only, ",") {
-			cfg.only[strings.TrimSpace(name)] = true
+			name = strings.TrimSpace(name)
+			// A misspelt name would run nothing and write an empty table.
+			if !slices.Contains(measureNames, name) {
+				fmt.Fprintf(os.Stderr, "bench: -only %s: no such measurement (%s)\n", name, strings.Join(measureNames, ", "))
+				os.Exit(2)
+			}
+			cfg.only[name] = true
 		}
 	}
 	if *auditOnly {
