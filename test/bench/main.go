@@ -1,7 +1,9 @@
-// Command bench measures dockgate against the dockerd behind it, in one run
-// on one machine, and reports ratios: machines are noisy, so only proxy
-// versus direct measured side by side means anything. `make bench` runs it
-// and writes bench/results.json.
+// Command bench measures dockgate against the dockerd behind it and against
+// a bare relay (relay.go), in one run on one machine, and reports ratios:
+// machines are noisy, so only sides measured in turn in the same run mean
+// anything. Each target of issue 19 is a row that passes or fails against
+// the relay. `make bench` runs it and writes bench/results.json; -readme
+// puts the table into README.md.
 package main
 
 import (
@@ -51,7 +53,8 @@ type config struct {
 }
 
 // row is one line of the table and of results.json. Rates compare as a
-// ratio (dockgate / direct), latencies as the time dockgate adds.
+// ratio (dockgate / Direct), latencies as the time dockgate adds; Direct is
+// dockerd's own figure unless Base names another.
 type row struct {
 	Name     string   `json:"name"`
 	Unit     string   `json:"unit"`
