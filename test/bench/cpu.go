@@ -21,24 +21,29 @@ const clockTick = 10 * time.Millisecond
 
 // cpuSample is a reading of the CPU time used so far.
 type cpuSample struct {
-	at                               time.Time
-	machine, self, dockerd, dockgate time.Duration
-	err                              error
+	at                                      time.Time
+	machine, self, dockerd, dockgate, relay time.Duration
+	err                                     error
 }
 
 // cpuUse is the CPU time used between two samples.
 type cpuUse struct {
-	wall, self, dockerd, dockgate, other time.Duration
-	err                                  error
+	wall, self, dockerd, dockgate, relay, other time.Duration
+	err                                         error
 }
 
-func (b *bench) cpuSample() cpuSample {
+// cpuSample reads the machine, the bench itself, dockerd, dockgate and,
+// when relayPid is not 0, the bare relay.
+func (b *bench) cpuSample(relayPid int) cpuSample {
 	s := cpuSample{at: time.Now()}
-	var errs [4]error
+	var errs [5]error
 	s.machine, errs[0] = machineBusy()
 	s.self, errs[1] = procCPU("self")
 	s.dockerd, errs[2] = procCPU(strconv.Itoa(b.dockerdPid))
 	s.dockgate, errs[3] = procCPU(strconv.Itoa(b.pid))
+	if relayPid != 0 {
+		s.relay, errs[4] = procCPU(strconv.Itoa(relayPid))
+	}
 	for _, err := range errs {
 		if err != nil && s.err == nil {
 			s.err = err
@@ -57,7 +62,8 @@ func (t *tally) addCPU(before, after cpuSample) {
 	u.self += after.self - before.self
 	u.dockerd += after.dockerd - before.dockerd
 	u.dockgate += after.dockgate - before.dockgate
-	ours := (after.self - before.self) + (after.dockerd - before.dockerd) + (after.dockgate - before.dockgate)
+	u.relay += after.relay - before.relay
+	ours := (after.self - before.self) + (after.dockerd - before.dockerd) + (after.dockgate - before.dockgate) + (after.relay - before.relay)
 	u.other += max(0, after.machine-before.machine-ours)
 }
 
@@ -70,28 +76,23 @@ func cmpOr(errs ...error) error {
 	return nil
 }
 
-// cpuRows are the CPU rows of a rate measurement at concurrency c: what
-// dockgate spent per request, what the bench client and dockerd spent per
-// request on each side, and how busy the rest of the machine was meanwhile.
+// cpuRows are the CPU rows of a rate measurement at concurrency c that
+// every side has: what the bench client and dockerd spent per request on
+// each side, and how busy the rest of the machine was meanwhile. What the
+// proxies themselves spent is in relayCPURows.
 func (b *bench) cpuRows(name string, direct, proxied *tally) []row {
-	perReq := func(d time.Duration, ops int) float64 {
-		if ops == 0 {
-			return 0
-		}
-		return float64(d) / 1e3 / float64(ops)
-	}
 	pct := func(u *cpuUse) float64 {
 		if u.wall <= 0 {
 			return 0
 		}
 		return 100 * float64(u.other) / float64(u.wall)
 	}
-	dg := round(perReq(proxied.cpu.dockgate, proxied.ops))
-	rest := func(t *tally) float64 { return round(perReq(t.cpu.self+t.cpu.dockerd, t.ops)) }
+	rest := func(t *tally) float64 {
+		return round(t.cpuPerOp(func(u *cpuUse) time.Duration { return u.self + u.dockerd }))
+	}
 	dr, pr := rest(direct), rest(proxied)
 	od, op := round(pct(&direct.cpu)), round(pct(&proxied.cpu))
 	rows := []row{
-		{Name: name + " dockgate CPU per request", Unit: "µs", Dockgate: dg},
 		{Name: name + " client+dockerd CPU per request", Unit: "µs", Direct: &dr, Dockgate: pr},
 		{Name: name + " CPU used by other processes", Unit: "% of a CPU", Direct: &od, Dockgate: op},
 	}
@@ -101,6 +102,15 @@ func (b *bench) cpuRows(name string, direct, proxied *tally) []row {
 		}
 	}
 	return rows
+}
+
+// cpuPerOp is the CPU time of one process (of picks it from the use) per
+// operation t counted, in µs.
+func (t *tally) cpuPerOp(of func(*cpuUse) time.Duration) float64 {
+	if t.ops == 0 {
+		return 0
+	}
+	return float64(of(&t.cpu)) / 1e3 / float64(t.ops)
 }
 
 // procCPU is the user+system CPU time of /proc/<pid> (pid may be "self").
