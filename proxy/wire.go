@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"os"
 	"strconv"
@@ -96,6 +97,12 @@ type requestHead struct {
 	// verify checks dockerd's answer before the client gets any of it
 	// (authz.Decision.Verify); nil for almost every request.
 	verify func(ctx context.Context, status int, body []byte) error
+	// fieldsBuf and valuesBuf hold Fields and the first value of each
+	// Header entry (values) for a head of common size, so that parsing
+	// it takes no allocation of its own for them.
+	fieldsBuf [8]headerField
+	valuesBuf [8]string
+	values    []string
 	// lines, when set, follows the response's progress stream line by
 	// line to end it with what dockgate adds (progress_lines.go): a
 	// BuildKit /build's refusal on its session, a pinned pull's tag.
@@ -109,21 +116,30 @@ func (h *requestHead) hasBody() bool { return h.ContentLength != 0 }
 // readLine reads one CRLF-terminated line of at most max bytes (CRLF
 // included). tooLong is the status to answer when the line is longer.
 func readLine(br *bufio.Reader, max int, tooLong int, what string) ([]byte, error) {
+	frag, err := br.ReadSlice('\n')
+	if err == nil && len(frag) <= max {
+		// The common case: the line is a slice of the reader's buffer,
+		// valid until the next read; the callers copy what they keep.
+		return crlfLine(frag, what)
+	}
 	var line []byte
 	for {
-		frag, err := br.ReadSlice('\n')
 		if len(line)+len(frag) > max {
 			return nil, &wireError{Status: tooLong, Msg: fmt.Sprintf("%s longer than %d bytes", what, max)}
 		}
 		line = append(line, frag...)
 		if err == nil {
-			break
+			return crlfLine(line, what)
 		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return nil, err
 		}
-		return nil, err
+		frag, err = br.ReadSlice('\n')
 	}
+}
+
+// crlfLine is line without its CRLF, which it must end in.
+func crlfLine(line []byte, what string) ([]byte, error) {
 	if len(line) < 2 || line[len(line)-2] != '\r' {
 		return nil, badRequest("%s ends in a bare LF; HTTP requires CRLF", what)
 	}
@@ -138,7 +154,8 @@ func readRequestHead(br *bufio.Reader, lim Limits) (*requestHead, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &requestHead{Size: len(line) + 2, Header: make(http.Header)}
+	h := &requestHead{Size: len(line) + 2, Header: make(http.Header, 8)}
+	h.Fields, h.values = h.fieldsBuf[:0], h.valuesBuf[:0]
 	if err := h.parseRequestLine(string(line)); err != nil {
 		return nil, err
 	}
@@ -208,18 +225,29 @@ func (h *requestHead) addField(line []byte) error {
 	if colon <= 0 {
 		return badRequest("malformed header line %q", truncate(string(line), 80))
 	}
-	name := string(line[:colon])
+	// One string for the whole line, of which name and value are parts.
+	ls := string(line)
+	name := ls[:colon]
 	if !isToken(name) {
 		return badRequest("malformed header name %q", truncate(name, 80))
 	}
-	value := strings.Trim(string(line[colon+1:]), " \t")
+	value := strings.Trim(ls[colon+1:], " \t")
 	for i := 0; i < len(value); i++ {
 		if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
 			return badRequest("header %s has a control byte (0x%02x)", name, c)
 		}
 	}
 	h.Fields = append(h.Fields, headerField{Name: name, Value: value})
-	h.Header.Add(name, value)
+	key := textproto.CanonicalMIMEHeaderKey(name)
+	if vs := h.Header[key]; len(vs) > 0 {
+		h.Header[key] = append(vs, value)
+	} else {
+		// A header's first value is a one-element slice of the head's
+		// common array, not a slice of its own.
+		h.values = append(h.values, value)
+		n := len(h.values)
+		h.Header[key] = h.values[n-1 : n : n]
+	}
 	return nil
 }
 
