@@ -198,9 +198,10 @@ type callerRules struct {
 	names    []string
 }
 
-// rulesFor returns the rules req is judged by.
-func rulesFor(p *policy.Policy, req *Request) *callerRules {
-	r := &callerRules{own: p.RulesFor(req.Subjects)}
+// rulesFor returns the rules req is judged by. It is a value, so that a
+// request judged by its own rules alone allocates nothing for them.
+func rulesFor(p *policy.Policy, req *Request) callerRules {
+	r := callerRules{own: p.RulesFor(req.Subjects)}
 	if req.ContainerID == "" {
 		return r
 	}

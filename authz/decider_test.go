@@ -8,10 +8,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dockgate/dockgate/authz/internal/policygen"
 	"github.com/dockgate/dockgate/authz/policy"
 )
 
@@ -269,50 +271,12 @@ func TestPolicyDeciderConcurrentReload(t *testing.T) {
 	close(stop)
 }
 
-// benchPolicy generates a policy of n rows shaped like a large site's: many
-// roles and users, literal image rows, path rows, a few deny rows.
-func benchPolicy(n int) string {
-	var b strings.Builder
-	b.WriteString("p, uid:0, *, **, allow\n")
-	rows := 1
-	for r := 0; rows < n; r++ {
-		role := fmt.Sprintf("role:team%d", r)
-		fmt.Fprintf(&b, "g, group:team%d, %s\n", r, role)
-		fmt.Fprintf(&b, "g, user:dev%d, %s\n", r, role)
-		if r%10 == 0 {
-			fmt.Fprintf(&b, "g, %s, role:ci\n", role)
-		}
-		lines := []string{
-			fmt.Sprintf("p, %s, endpoint, container.*, allow", role),
-			fmt.Sprintf("p, %s, endpoint, image.*, allow", role),
-			fmt.Sprintf("p, %s, endpoint, plugin.*, deny", role),
-			fmt.Sprintf("p, %s, image, registry.example.com/team%d/**, allow", role, r),
-			fmt.Sprintf("p, %s, image, registry.example.com/approved/app%d:1.%d", role, r, r) + ", allow",
-			fmt.Sprintf("p, %s, image, docker.io/library/app%d:*, allow", role, r),
-			fmt.Sprintf("p, %s, bind, /srv/team%d/**, allow", role, r),
-			fmt.Sprintf("p, %s, bind, /srv/team%d/secrets/**, deny", role, r),
-			fmt.Sprintf("p, %s, capability, NET_BIND_SERVICE, allow", role),
-			fmt.Sprintf("p, %s, sysctl, net.ipv4.ip_local_port_range=*, allow", role),
-			fmt.Sprintf("p, user:dev%d, port, %d, allow", r, 8000+r),
-			fmt.Sprintf("p, user:dev%d, log-driver, syslog, allow", r),
-		}
-		for _, l := range lines {
-			if rows == n {
-				break
-			}
-			b.WriteString(l + "\n")
-			rows++
-		}
-	}
-	return b.String()
-}
-
 // BenchmarkDecideContainerCreate decides a container.create of nine facts
 // (endpoint, image, two binds, capability, namespace, sysctl, port, log
 // driver) for a caller with six subjects and two roles, against a
 // generated 1,000-row policy. Target: ≤ 20 µs, few allocations.
 func BenchmarkDecideContainerCreate(b *testing.B) {
-	policyText := benchPolicy(1000)
+	policyText := policygen.Site(1000)
 	p := loadTestPolicy(b, map[string]string{"site.csv": policyText})
 	if len(p.Rules) != 1000 {
 		b.Fatalf("%d rules, want 1000", len(p.Rules))
@@ -349,6 +313,20 @@ func BenchmarkDecideContainerCreate(b *testing.B) {
 			}
 		})
 	}
+	b.Run("index-allowed", func(b *testing.B) {
+		// The same request without the refused fact: no refusal message,
+		// no advice.
+		d := NewPolicyDecider(p)
+		allowed := slices.DeleteFunc(slices.Clone(facts), func(f policy.Fact) bool { return f.Kind == "namespace" })
+		d.Extract = factsOf(allowed...)
+		if got := d.Decide(context.Background(), m, req); !got.Allow || len(got.Facts) != 8 {
+			b.Fatalf("unexpected decision: %+v", got)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			d.Decide(context.Background(), m, req)
+		}
+	})
 	b.Run("index+extractor", func(b *testing.B) {
 		// The same request through the fact extractor: JSON decoding and
 		// host path resolution included.

@@ -52,6 +52,12 @@ func newExtractor(host hostFS) Extractor {
 		if err := checkFormBody(req); err != nil {
 			return nil, err
 		}
+		if m.facts == nil && (req.Owner == "" || m.target == nil && m.scope == nil) {
+			// Nothing to read: no fact reader, and no owner or scope
+			// facts (ownerFacts, scopeFacts), as for most requests of a
+			// caller who is no tenant (/_ping, an inspect by root).
+			return nil, nil
+		}
 		x := &extraction{ctx: ctx, m: m, req: req, in: in, host: host}
 		if m.facts != nil {
 			if err := m.facts(x); err != nil {

@@ -8,7 +8,8 @@ const ActionUnknown = "unknown"
 var unknownRoute = &Route{Action: ActionUnknown}
 
 // Match is the route a request matched. Its Route is a row of the router's
-// table, shared by every request on it: read it, never change it.
+// table, shared by every request on it, and the Match itself may be shared
+// too (Router.Route): read it, never change it.
 type Match struct {
 	// Route is the row the request matched (Action, Stream, NeedsBody,
 	// Spool, Hijack, ...), or one with Action ActionUnknown. Its Path is

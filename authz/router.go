@@ -34,14 +34,22 @@ func badTarget(format string, args ...any) *RouteError {
 type Router struct {
 	mux    *dockermux.Mux
 	routes []Route
+	// bare are the matches of requests without a version prefix on each
+	// row, for the rows without path variables; unknown that of requests
+	// without a version prefix that match no row. Such a match is the same
+	// for every request, so it is made once (/_ping, /containers/json).
+	bare    []Match
+	unknown Match
 }
 
 // NewRouter builds the router for the whole Engine API.
 func NewRouter() *Router {
-	r := &Router{routes: routeTable()}
+	r := &Router{routes: routeTable(), unknown: Match{Route: unknownRoute}}
 	rows := make([]dockermux.Row, len(r.routes))
+	r.bare = make([]Match, len(r.routes))
 	for i, rt := range r.routes {
 		rows[i] = dockermux.Row{Method: rt.Method, Path: rt.Path, Query: rt.Query}
+		r.bare[i] = Match{Route: &r.routes[i]}
 	}
 	r.mux = dockermux.New(rows)
 	return r
@@ -56,7 +64,8 @@ func (r *Router) Routes() []Route {
 // Route names the request. A request that dockerd would answer with 404
 // (no route, or a known path with another method) gets ActionUnknown and
 // no error. An error (*RouteError, 400) means the target must be refused:
-// dockerd would redirect it, or it could be read two ways.
+// dockerd would redirect it, or it could be read two ways. The Match may
+// be shared by every request on the same route: read it, never change it.
 func (r *Router) Route(method string, u *url.URL) (*Match, error) {
 	i, version, vars, err := r.mux.Match(method, u)
 	if err != nil {
@@ -66,8 +75,13 @@ func (r *Router) Route(method string, u *url.URL) (*Match, error) {
 		}
 		return nil, err
 	}
-	if i < 0 {
+	switch {
+	case i < 0 && version == "":
+		return &r.unknown, nil
+	case i < 0:
 		return &Match{Route: unknownRoute, APIVersion: version}, nil
+	case version == "" && vars == nil:
+		return &r.bare[i], nil
 	}
 	return &Match{Route: &r.routes[i], APIVersion: version, Vars: vars}, nil
 }

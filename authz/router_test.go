@@ -406,21 +406,52 @@ func FuzzRoute(f *testing.F) {
 	})
 }
 
+// BenchmarkRoute routes one request per representative path: every
+// request pays for it, /_ping included. "mixed" is the four requests the
+// benchmark routed in turn before it had sub-benchmarks.
 func BenchmarkRoute(b *testing.B) {
 	r := NewRouter()
-	targets := []*url.URL{
-		parseTarget(b, "/v1.41/containers/json"),
-		parseTarget(b, "/v1.41/containers/abc/attach?stream=1"),
-		parseTarget(b, "/v1.41/networks/n1/connect"),
-		parseTarget(b, "/grpc"),
+	cases := []struct {
+		name, method, target, action string
+	}{
+		{"ping", "GET", "/_ping", "system.ping"},
+		{"ping-head-versioned", "HEAD", "/v1.41/_ping", "system.ping"},
+		{"containers-json", "GET", "/v1.41/containers/json?all=1", "container.list"},
+		{"container-inspect", "GET", "/v1.41/containers/4c01db0b339c0f2b1d5b9d8a1c3f1e2a6b7c8d9e0f1a2b3c4d5e6f708192a3b4/json", "container.inspect"},
+		{"exec-start", "POST", "/v1.41/exec/9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0/start", "exec.start"},
+		{"network-connect", "POST", "/v1.41/networks/n1/connect", "network.connect"},
+		{"grpc", "POST", "/grpc", "grpc.start"},
+		{"unknown", "GET", "/v1.41/nothing/here", ActionUnknown},
 	}
-	methods := []string{"GET", "POST", "POST", "POST"}
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		if _, err := r.Route(methods[i%4], targets[i%4]); err != nil {
-			b.Fatal(err)
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			u := parseTarget(b, c.target)
+			if m, err := r.Route(c.method, u); err != nil || m.Action != c.action {
+				b.Fatalf("Route(%s %s) = %v, %v; want %s", c.method, c.target, m, err, c.action)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.Route(c.method, u); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("mixed", func(b *testing.B) {
+		targets := []*url.URL{
+			parseTarget(b, "/v1.41/containers/json"),
+			parseTarget(b, "/v1.41/containers/abc/attach?stream=1"),
+			parseTarget(b, "/v1.41/networks/n1/connect"),
+			parseTarget(b, "/grpc"),
 		}
-	}
+		methods := []string{"GET", "POST", "POST", "POST"}
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if _, err := r.Route(methods[i%4], targets[i%4]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // testMatch is the match of a request on the first row of action, as the

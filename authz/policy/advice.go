@@ -121,10 +121,14 @@ func suggestRow(s string, f Fact, exact bool) (string, bool) {
 // (one %s), so that a refusal can point at what is already open; "" when
 // there is nothing to name or too much.
 func (c *CallerRules) allowedList(kind, format string) string {
+	rows := c.p.lookups.rowsByKind[kind]
+	if len(rows) == 0 {
+		return ""
+	}
 	applies := c.p.subjectApplies(c.subjects)
 	var pats []string
-	for _, r := range c.p.Rules {
-		if r.deny || r.Kind != kind || !applies(r.Subject) || r.Pattern == "**" {
+	for _, r := range rows {
+		if r.deny || !applies(r.Subject) || r.Pattern == "**" {
 			continue
 		}
 		pats = append(pats, r.Pattern)
@@ -143,16 +147,12 @@ func (c *CallerRules) subjectFor(kind string) string {
 	roles := c.p.rolesOf(c.subjects)
 	best, withRows := "", ""
 	for _, role := range roles {
-		for _, r := range c.p.Rules {
-			if r.Subject != role || r.deny {
-				continue
-			}
-			if withRows == "" {
-				withRows = role
-			}
-			if r.Kind == kind && best == "" {
-				best = role
-			}
+		kinds := c.p.lookups.allowKinds[role]
+		if len(kinds) > 0 && withRows == "" {
+			withRows = role
+		}
+		if kinds[kind] && best == "" {
+			best = role
 		}
 	}
 	switch {
@@ -178,33 +178,6 @@ func (c *CallerRules) identity() string {
 		}
 	}
 	return ""
-}
-
-// rolesOf returns the roles a caller with these subjects has, directly or
-// through other roles, in the order the policy's g rows first name them.
-func (p *Policy) rolesOf(subjects []string) []string {
-	rm := p.enforcer.GetRoleManager()
-	if rm == nil {
-		return nil
-	}
-	has := make(map[string]bool)
-	for _, s := range subjects {
-		roles, err := rm.GetImplicitRoles(s)
-		if err != nil {
-			continue
-		}
-		for _, r := range roles {
-			has[r] = true
-		}
-	}
-	var out []string
-	for _, ln := range p.Links {
-		if has[ln.Role] {
-			out = append(out, ln.Role)
-			delete(has, ln.Role)
-		}
-	}
-	return out
 }
 
 // rootCapabilities are capabilities with which a container's root acts on

@@ -76,11 +76,15 @@ func (p *Policy) HostIdentities(subjects []string) (granted []string, rows []*Ru
 // roles, in policy order, less those whose value a deny row of theirs
 // names.
 func (p *Policy) settingRows(kind string, subjects []string) []*Rule {
+	rows := p.lookups.rowsByKind[kind]
+	if len(rows) == 0 {
+		return nil
+	}
 	applies := p.subjectApplies(subjects)
 	denied := map[string]bool{}
 	var allowed []*Rule
-	for _, r := range p.Rules {
-		if r.Kind != kind || !applies(r.Subject) {
+	for _, r := range rows {
+		if !applies(r.Subject) {
 			continue
 		}
 		if r.deny {

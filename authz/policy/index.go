@@ -128,13 +128,25 @@ type ruleIndex struct {
 // subjectRules are the rows of one subject (or role).
 type subjectRules struct {
 	name string
-	// byKind holds, for each known fact kind, the rows whose KIND pattern
-	// matches it.
-	byKind map[string]*valueRules
+	// byKind holds, for each known fact kind (by its number in
+	// kindNumbers), the rows whose KIND pattern matches it.
+	byKind []*valueRules
 	// otherKinds are the rows whose KIND is a pattern, for facts of a kind
 	// that FactKinds does not list.
 	otherKinds []int32
 }
+
+// kindNumbers numbers the fact kinds, so that a decision looks its fact's
+// kind up once and each of the caller's rule sets by number.
+var kindNumbers = func() map[string]int {
+	n := make(map[string]int, len(factKinds))
+	for _, k := range factKinds {
+		if _, dup := n[k]; !dup {
+			n[k] = len(n)
+		}
+	}
+	return n
+}()
 
 // valueRules are rows of one subject and kind, in policy order.
 type valueRules struct {
@@ -142,22 +154,22 @@ type valueRules struct {
 	wild  []int32            // the other rows
 }
 
-func buildIndex(p *Policy) (*ruleIndex, error) {
+func buildIndex(p *Policy) *ruleIndex {
 	own := make(map[string]*subjectRules)
 	for i, r := range p.Rules {
 		sr := own[r.Subject]
 		if sr == nil {
-			sr = &subjectRules{name: r.Subject, byKind: make(map[string]*valueRules)}
+			sr = &subjectRules{name: r.Subject, byKind: make([]*valueRules, len(kindNumbers))}
 			own[r.Subject] = sr
 		}
-		for _, k := range factKinds {
+		for k, ki := range kindNumbers {
 			if !r.kind.Match(k) {
 				continue
 			}
-			vr := sr.byKind[k]
+			vr := sr.byKind[ki]
 			if vr == nil {
 				vr = &valueRules{}
-				sr.byKind[k] = vr
+				sr.byKind[ki] = vr
 			}
 			if r.value.IsLiteral() {
 				if vr.exact == nil {
@@ -181,28 +193,23 @@ func buildIndex(p *Policy) (*ruleIndex, error) {
 	for _, ln := range p.Links {
 		names[ln.Member] = true
 	}
-	rm := p.enforcer.GetRoleManager()
 	for n := range names {
 		var set []*subjectRules
 		if sr := own[n]; sr != nil {
 			set = append(set, sr)
 		}
-		if rm != nil {
-			roles, err := rm.GetImplicitRoles(n)
-			if err != nil {
-				return nil, fmt.Errorf("roles of %s: %v", n, err)
-			}
-			for _, r := range roles {
-				if sr := own[r]; sr != nil {
-					set = append(set, sr)
-				}
+		// The roles casbin's role manager resolved at load; a name no g
+		// row makes a member has none.
+		for _, r := range p.lookups.rolesOf[n] {
+			if sr := own[r]; sr != nil {
+				set = append(set, sr)
 			}
 		}
 		if len(set) > 0 {
 			ix.closure[n] = set
 		}
 	}
-	return ix, nil
+	return ix
 }
 
 // subjectSet is the deduplicated rule sets of one caller. It lives on the
@@ -256,14 +263,14 @@ const noRow = math.MaxInt32
 
 func (p *Policy) decideIndexed(set *subjectSet, f Fact) Verdict {
 	b := best{deny: noRow, allow: noRow}
-	known := isFactKind(f.Kind)
+	ki, known := kindNumbers[f.Kind]
 	for i, n := 0, set.len(); i < n; i++ {
 		sr := set.at(i)
 		if !known {
 			p.scan(&b, sr.otherKinds, f, true)
 			continue
 		}
-		vr := sr.byKind[f.Kind]
+		vr := sr.byKind[ki]
 		if vr == nil {
 			continue
 		}

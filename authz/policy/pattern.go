@@ -72,10 +72,13 @@ func CompilePattern(s string) (*Pattern, error) {
 	if !utf8.ValidString(s) {
 		return nil, fmt.Errorf("pattern %q is not valid UTF-8", s)
 	}
-	if n := utf8.RuneCountInString(s); n > MaxPatternLen {
+	n := utf8.RuneCountInString(s)
+	if n > MaxPatternLen {
 		return nil, fmt.Errorf("pattern of %d characters is longer than %d", n, MaxPatternLen)
 	}
-	p := &Pattern{src: s}
+	// At most one element a character: "**" and the "/**" ending take
+	// fewer.
+	p := &Pattern{src: s, elems: make([]patternElem, 0, n)}
 	for i, r := range s {
 		if r < 0x20 || r == 0x7f {
 			return nil, fmt.Errorf("pattern %q has a control character at byte %d", s, i)
@@ -122,49 +125,49 @@ func MustCompilePattern(s string) *Pattern {
 	return p
 }
 
-// classify picks a string-comparison shape when the pattern has one.
+// classify picks a string-comparison shape when the pattern has one. The
+// literal text of a shape is a slice of the pattern as written: the
+// elements are its characters, decoded from valid UTF-8, in order.
 func (p *Pattern) classify() {
-	lit := func(es []patternElem) (string, bool) {
-		var b strings.Builder
+	literal := func(es []patternElem) bool {
 		for _, e := range es {
 			if e.op != opLiteral {
-				return "", false
+				return false
 			}
-			b.WriteRune(e.r)
 		}
-		return b.String(), true
+		return true
 	}
-	n := len(p.elems)
-	if s, ok := lit(p.elems); ok {
+	s, n := p.src, len(p.elems)
+	if literal(p.elems) {
 		p.shape, p.lit = shapeLiteral, s
 		return
 	}
 	last := p.elems[n-1].op
-	if s, ok := lit(p.elems[:n-1]); ok {
+	if literal(p.elems[:n-1]) {
 		switch last {
-		case opAny:
-			p.shape, p.lit = shapePrefixAny, s
-		case opStar:
-			p.shape, p.lit = shapePrefixSegment, s
+		case opAny: // "lit**"
+			p.shape, p.lit = shapePrefixAny, s[:len(s)-2]
+		case opStar: // "lit*"
+			p.shape, p.lit = shapePrefixSegment, s[:len(s)-1]
 		}
 		return
 	}
-	if n >= 2 && p.elems[n-2].op == opDirSlash {
-		if s, ok := lit(p.elems[:n-2]); ok {
-			p.shape, p.lit, p.litSlash = shapePrefixDir, s, s+"/"
-			return
-		}
+	if n >= 2 && p.elems[n-2].op == opDirSlash && literal(p.elems[:n-2]) {
+		// "lit/**"
+		p.shape, p.lit, p.litSlash = shapePrefixDir, s[:len(s)-3], s[:len(s)-2]
+		return
 	}
-	if p.elems[0].op == opAny {
-		if s, ok := lit(p.elems[1:]); ok {
-			p.shape, p.lit = shapeSuffixAny, s
-			return
-		}
+	if p.elems[0].op == opAny && literal(p.elems[1:]) {
+		// "**lit"
+		p.shape, p.lit = shapeSuffixAny, s[2:]
+		return
 	}
+	head := 0
 	for p.headLen < n && p.elems[p.headLen].op == opLiteral {
+		head += utf8.RuneLen(p.elems[p.headLen].r)
 		p.headLen++
 	}
-	p.head, _ = lit(p.elems[:p.headLen])
+	p.head = s[:head]
 }
 
 // String returns the pattern as written.

@@ -171,10 +171,7 @@ func checkTenantTTL(pattern, effect string) error {
 func (p *Policy) TTL(subjects []string) time.Duration {
 	var applies func(string) bool
 	var ttl time.Duration
-	for _, r := range p.Rules {
-		if r.Kind != TenantTTLKind {
-			continue
-		}
+	for _, r := range p.lookups.rowsByKind[TenantTTLKind] {
 		if applies == nil {
 			applies = p.subjectApplies(subjects)
 		}

@@ -6,17 +6,10 @@ package dockermux
 
 import (
 	"fmt"
-	"net/http"
 	"net/url"
-	"path"
+	"slices"
 	"strings"
-
-	"github.com/gorilla/mux"
 )
-
-// versionPrefix is dockerd's own matcher (api/server/server.go): any run of
-// digits and dots, so "/v1.41./", "/v01.41/" and "/v./" all route.
-const versionPrefix = "/v{version:[0-9.]+}"
 
 // Row is what the mux needs of one route: its method, its path template
 // without the version prefix, and the query parameter that narrows it.
@@ -41,107 +34,114 @@ func refuse(format string, args ...any) *TargetError {
 	return &TargetError{Message: fmt.Sprintf(format, args...)}
 }
 
-// Mux is gorilla/mux itself, loaded the way dockerd loads it. It is safe
-// for concurrent use.
+// Mux matches as the gorilla/mux router dockerd's CreateMux builds: every
+// route registered "/v{version:[0-9.]+}" + template, then bare, in table
+// order, and the version catch-all "/v{version:[0-9.]+}/{path:.*}" last;
+// the first registration whose method and path match wins. It does not run
+// gorilla/mux: it tries only the registrations that can match the path
+// (index.go) with each template compiled to string comparisons
+// (template.go), and gives the answer gorilla/mux gives (the tests of
+// authz check it against gorilla/mux itself, on the whole table and under
+// fuzzing). It is safe for concurrent use.
 type Mux struct {
-	// byMethod holds one mux per method, each with that method's routes in
-	// dockerd's order and the version catch-all last. mux picks the first
-	// route whose path and method both match, so dropping the routes of
-	// other methods changes nothing but the number of regexps tried.
-	byMethod map[string]*mux.Router
-	// otherMethods routes methods no route has: only the catch-all.
-	otherMethods *mux.Router
+	// byMethod holds each method's registrations; a registration of
+	// another method can only add gorilla/mux's method-mismatch
+	// bookkeeping, never change which route matches. A handful of
+	// methods: a scan is quicker than a map.
+	byMethod []methodRoutes
+	// otherMethods serves methods no route has: only the catch-all,
+	// which has no method.
+	otherMethods *methodIndex
 	rows         []Row
-	// indices maps each registered mux route to the table rows it stands
-	// for: one row, or several told apart by query (Row.Query). The
-	// version catch-all maps to none.
-	indices map[*mux.Route][]int
 }
 
-// noopHandler is never called: the mux only matches. gorilla/mux wants a
-// handler on every route for its method-mismatch bookkeeping.
-type noopHandler struct{}
-
-func (noopHandler) ServeHTTP(http.ResponseWriter, *http.Request) {}
+type methodRoutes struct {
+	method string
+	index  *methodIndex
+}
 
 // New loads rows, in dockerd's registration order: gorilla/mux dispatches
 // to the first route that matches method and path, so the order is part of
-// the meaning. A template gorilla/mux cannot read panics: the table is a
+// the meaning. A template gorilla/mux cannot read, or one with a variable
+// pattern this matcher does not implement, panics: the table is a
 // constant of the program.
 func New(rows []Row) *Mux {
-	m := &Mux{
-		byMethod:     make(map[string]*mux.Router),
-		otherMethods: mux.NewRouter(),
-		rows:         rows,
-		indices:      make(map[*mux.Route][]int),
-	}
+	m := &Mux{rows: rows, otherMethods: newMethodIndex(nil)}
 	type key struct{ method, path string }
-	first := make(map[key][2]*mux.Route)
+	first := make(map[key]*route)
+	var methods []string
+	regs := make(map[string][]*registration)
 	for i, rt := range rows {
 		k := key{rt.Method, rt.Path}
-		if regs, ok := first[k]; ok {
+		if r, ok := first[k]; ok {
 			// dockerd has one handler for this method and path; this row
-			// refines it, so it shares the mux routes of the first row.
-			for _, reg := range regs {
-				m.indices[reg] = append(m.indices[reg], i)
-			}
+			// refines it, so it shares the registrations of the first row.
+			r.rows = append(r.rows, i)
 			continue
 		}
-		r := m.byMethod[rt.Method]
-		if r == nil {
-			r = mux.NewRouter()
-			m.byMethod[rt.Method] = r
+		t, err := compileTemplate(rt.Path)
+		if err == nil && slices.Contains(t.names, "version") {
+			err = fmt.Errorf("a variable named version would hide the version prefix's")
+		}
+		if err != nil {
+			panic(fmt.Sprintf("dockermux: route %s %s: %v", rt.Method, rt.Path, err))
+		}
+		r := &route{tpl: t, rows: []int{i}}
+		first[k] = r
+		if regs[rt.Method] == nil {
+			methods = append(methods, rt.Method)
 		}
 		// Versioned before bare, route by route, as dockerd's CreateMux does.
-		versioned := register(r.Path(versionPrefix+rt.Path).Methods(rt.Method), rt)
-		bare := register(r.Path(rt.Path).Methods(rt.Method), rt)
-		first[k] = [2]*mux.Route{versioned, bare}
-		m.indices[versioned] = []int{i}
-		m.indices[bare] = []int{i}
+		regs[rt.Method] = append(regs[rt.Method], &registration{route: r, versioned: true}, &registration{route: r})
 	}
-	// dockerd's "page not found" catch-all: registered so that unknown
-	// versioned paths still report their API version.
-	for _, r := range m.byMethod {
-		addVersionCatchAll(r)
+	for _, method := range methods {
+		m.byMethod = append(m.byMethod, methodRoutes{method: method, index: newMethodIndex(regs[method])})
 	}
-	addVersionCatchAll(m.otherMethods)
 	return m
-}
-
-func addVersionCatchAll(r *mux.Router) {
-	register(r.Path(versionPrefix+"/{path:.*}"), Row{Path: "/{path:.*}"})
-}
-
-func register(r *mux.Route, rt Row) *mux.Route {
-	r.Handler(noopHandler{})
-	if err := r.GetError(); err != nil {
-		panic(fmt.Sprintf("dockermux: route %s %s: %v", rt.Method, rt.Path, err))
-	}
-	return r
 }
 
 // Match returns the index of the row dockerd would dispatch the request to,
 // or -1 when dockerd would answer 404 (no route, or a known path with
 // another method); apiVersion is the /v<version> prefix's version, vars
-// the row's path variables, percent-decoded. An error (*TargetError) means
-// the target must be refused.
+// the row's path variables, percent-decoded (nil when it has none). An
+// error (*TargetError) means the target must be refused.
 func (m *Mux) Match(method string, u *url.URL) (row int, apiVersion string, vars map[string]string, err error) {
 	p, err := routablePath(u)
 	if err != nil {
 		return -1, "", nil, err
 	}
-	req := &http.Request{Method: method, URL: &url.URL{Path: p}, Header: http.Header{}}
-	r := m.byMethod[method]
-	if r == nil {
-		r = m.otherMethods
+	return m.matchIn(m.index(method), p, u.RawQuery)
+}
+
+// index is the registrations a request of method may match.
+func (m *Mux) index(method string) *methodIndex {
+	for _, mr := range m.byMethod {
+		if mr.method == method {
+			return mr.index
+		}
 	}
-	var rm mux.RouteMatch
-	if !r.Match(req, &rm) || rm.MatchErr != nil || rm.Route == nil {
+	return m.otherMethods
+}
+
+// matchIn is Match on a routable path p.
+func (m *Mux) matchIn(ix *methodIndex, p, rawQuery string) (row int, apiVersion string, vars map[string]string, err error) {
+	version, rest, versioned := splitVersion(p)
+	var vals [maxVars]string
+	reg := ix.find(p, version, rest, versioned, &vals)
+	if reg == nil {
+		if versioned && strings.IndexByte(rest, '\n') < 0 {
+			// The catch-all: "/v{version:[0-9.]+}/{path:.*}".
+			return -1, version, nil, nil
+		}
 		return -1, "", nil, nil
 	}
-	for _, i := range m.indices[rm.Route] {
+	if !versioned || !reg.versioned {
+		// A bare template matched the whole path: no version variable.
+		version = ""
+	}
+	for _, i := range reg.rows {
 		if q := m.rows[i].Query; q != "" {
-			ok, err := queryIsSet(u.RawQuery, q)
+			ok, err := queryIsSet(rawQuery, q)
 			if err != nil {
 				return -1, "", nil, err
 			}
@@ -149,22 +149,20 @@ func (m *Mux) Match(method string, u *url.URL) (row int, apiVersion string, vars
 				continue
 			}
 		}
-		return i, rm.Vars["version"], routeVars(rm.Vars), nil
+		return i, version, reg.tpl.vars(&vals), nil
 	}
-	return -1, rm.Vars["version"], nil, nil
+	return -1, version, nil, nil
 }
 
-// routeVars drops the version, which Match returns on its own.
-func routeVars(v map[string]string) map[string]string {
-	var out map[string]string
-	for k, val := range v {
-		if k == "version" {
-			continue
-		}
-		if out == nil {
-			out = make(map[string]string, len(v))
-		}
-		out[k] = val
+// vars returns the template's variables as gorilla/mux's Vars holds them
+// (the last of two variables of one name wins), nil for none.
+func (t *template) vars(vals *[maxVars]string) map[string]string {
+	if len(t.names) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(t.names))
+	for i, name := range t.names {
+		out[name] = vals[i]
 	}
 	return out
 }
@@ -201,28 +199,33 @@ func routablePath(u *url.URL) (string, error) {
 	// encoding of Path. EscapedPath would swap a RawPath with unusual but
 	// harmless bytes ({, ", non-ASCII) for the canonical form, hiding what
 	// the client sent, so RawPath is read directly and checked against Path.
-	esc := u.RawPath
-	if esc == "" {
-		esc = u.EscapedPath()
-	}
-	if !strings.HasPrefix(esc, "/") {
-		return "", refuse("request path must start with /")
-	}
-	dec, err := url.PathUnescape(esc)
-	if err != nil {
-		return "", refuse("malformed percent-encoding in path")
-	}
-	if dec != u.Path {
-		return "", refuse("path and its escaped form disagree")
-	}
-	// An encoded slash routes as a slash in dockerd ({name:.*} swallows it)
-	// but reads as one segment to anyone splitting the escaped path; a
-	// backslash is a separator to Windows-minded code. Neither has a use
-	// in the Engine API paths.
-	for _, bad := range []string{"%2F", "%2f", "%5C", "%5c"} {
-		if strings.Contains(esc, bad) {
-			return "", refuse("encoded %s in path", bad)
+	// Without a RawPath, what was received is Go's encoding of Path, which
+	// escapes nothing the checks below look for but a backslash, and a
+	// backslash is refused in the decoded path.
+	dec := u.Path
+	if esc := u.RawPath; esc != "" {
+		if !strings.HasPrefix(esc, "/") {
+			return "", refuse("request path must start with /")
 		}
+		d, err := url.PathUnescape(esc)
+		if err != nil {
+			return "", refuse("malformed percent-encoding in path")
+		}
+		if d != dec {
+			return "", refuse("path and its escaped form disagree")
+		}
+		// An encoded slash routes as a slash in dockerd ({name:.*}
+		// swallows it) but reads as one segment to anyone splitting the
+		// escaped path; a backslash is a separator to Windows-minded code.
+		// Neither has a use in the Engine API paths.
+		for _, bad := range []string{"%2F", "%2f", "%5C", "%5c"} {
+			if strings.Contains(esc, bad) {
+				return "", refuse("encoded %s in path", bad)
+			}
+		}
+	}
+	if !strings.HasPrefix(dec, "/") {
+		return "", refuse("request path must start with /")
 	}
 	for i := 0; i < len(dec); i++ {
 		switch c := dec[i]; {
@@ -235,24 +238,27 @@ func routablePath(u *url.URL) (string, error) {
 	// dockerd's mux answers 301 to an unclean path (//, ., .., also when
 	// percent-encoded, since it checks the decoded path); the client would
 	// follow to a path that was never judged.
-	if muxCleanPath(dec) != dec {
+	if !isCleanPath(dec) {
 		return "", refuse("path is not in canonical form (empty, . or .. segments)")
 	}
 	return dec, nil
 }
 
-// muxCleanPath is gorilla/mux's cleanPath (mux.go, v1.8.1): path.Clean
-// that keeps a trailing slash.
-func muxCleanPath(p string) string {
-	if p == "" {
-		return "/"
+// isCleanPath says whether gorilla/mux's cleanPath (mux.go, v1.8.1:
+// path.Clean that keeps a trailing slash) leaves p, which starts with
+// "/", as it is: no empty segment but a trailing one, no "." or ".."
+// segment. It reads p without building the cleaned copy.
+func isCleanPath(p string) bool {
+	for seg := p[1:]; ; {
+		s, more, cut := strings.Cut(seg, "/")
+		switch {
+		case s == "." || s == "..":
+			return false
+		case s == "" && cut:
+			return false
+		case !cut:
+			return true
+		}
+		seg = more
 	}
-	if p[0] != '/' {
-		p = "/" + p
-	}
-	np := path.Clean(p)
-	if p[len(p)-1] == '/' && np != "/" {
-		np += "/"
-	}
-	return np
 }

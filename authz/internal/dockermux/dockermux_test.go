@@ -72,3 +72,30 @@ func TestNewPanicsOnATemplateMuxCannotRead(t *testing.T) {
 	}()
 	New([]Row{{Method: "GET", Path: "/things/{name"}})
 }
+
+// TestNewRefusesTemplates: what gorilla/mux refuses is refused, and so is
+// what it would take but this matcher does not implement, rather than
+// matched some other way.
+func TestNewRefusesTemplates(t *testing.T) {
+	for _, tc := range []struct{ name, path string }{
+		{"unbalanced open brace", "/things/{name"},
+		{"unbalanced close brace", "/things/name}"},
+		{"nested braces", "/things/{id:[0-9]{3}}"},
+		{"empty name", "/things/{:.*}"},
+		{"empty pattern", "/things/{name:}"},
+		{"pattern it does not implement", "/things/{id:[0-9]+}"},
+		{"a variable named version", "/things/{version}"},
+		{"no leading slash", "things/json"},
+		{"literal that is not ASCII", "/thïngs/json"},
+		{"more variables than it collects", "/{a}/{b}/{c}/{d}/{e}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Fatalf("%q loaded", tc.path)
+				}
+			}()
+			New([]Row{{Method: "GET", Path: tc.path}})
+		})
+	}
+}
