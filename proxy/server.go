@@ -329,6 +329,10 @@ func (s *Server) AdmittedConns() int {
 	return total
 }
 
+// Requests is the number of requests received so far, refused ones
+// included.
+func (s *Server) Requests() uint64 { return s.seq.Load() }
+
 // ActiveConns is the number of client connections being served.
 func (s *Server) ActiveConns() int {
 	s.mu.Lock()

@@ -241,6 +241,7 @@ func runServe(o *serveOptions, log zerolog.Logger) error {
 		Log:           log,
 	})
 	reloader.srv = srv
+	go newMemoryReturner(srv.Requests).run(ctx)
 	m.WatchConns(srv.AdmittedConns)
 	// The metrics listener opens before the API sockets: whoever sees the
 	// API socket accept (a test, a readiness probe) finds /healthz there too.
