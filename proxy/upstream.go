@@ -21,6 +21,7 @@ type upstreamConn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	reused bool
+	lines  respLines // the previous response's header lines (response_head.go)
 }
 
 // upstream returns the connection to dockerd, dialing when there is none or
@@ -128,7 +129,7 @@ func (cn *clientConn) roundTrip(ctx context.Context, head *requestHead, body []b
 		}()
 	}
 	for {
-		resp, err := http.ReadResponse(up.br, &http.Request{Method: head.Method})
+		resp, err := readResponseHead(up.br, head.Method, &up.lines)
 		if err != nil {
 			if bodyDone != nil {
 				if berr := <-bodyDone; berr != nil {

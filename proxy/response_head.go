@@ -1,0 +1,277 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"strings"
+)
+
+// Reading dockerd's response heads.
+//
+// net/http's ReadResponse costs eighteen allocations for a /_ping answer,
+// a string for every header line and value among them, although dockerd
+// sends the same header lines again and again on a connection. This reader
+// keeps the lines of the previous response of its connection and reuses
+// those that come again byte for byte (all but Date, mostly), and frames
+// the body exactly as net/http's client does (readTransfer): the same
+// *http.Response fields, the same bodies for the same framing. It is as
+// strict with dockerd as the request parser is with clients: what it
+// cannot read without guessing is an error, and the client gets 502.
+
+// maxResponseHead bounds a response head from dockerd.
+const maxResponseHead = 1 << 20
+
+// respLines are the header lines of the previous response on a dockerd
+// connection, for reuse.
+type respLines []string
+
+// readResponseHead reads one response head from br and sets up its body as
+// net/http would for a request with method.
+func readResponseHead(br *bufio.Reader, method string, prev *respLines) (*http.Response, error) {
+	line, err := readLine(br, maxResponseHead, http.StatusBadGateway, "response status line")
+	if err != nil {
+		return nil, fromDockerd(err)
+	}
+	size := len(line) + 2
+	resp := &http.Response{ProtoMajor: 1}
+	if err := parseStatusLine(resp, prev.reuse(0, line)); err != nil {
+		return nil, err
+	}
+	// The values of the whole head in one array.
+	var values [16]string
+	vals := values[:0]
+	resp.Header = make(http.Header, 12)
+	for i := 1; ; i++ {
+		line, err := readLine(br, maxResponseHead-size, http.StatusBadGateway, "response head")
+		if err != nil {
+			return nil, fromDockerd(err)
+		}
+		size += len(line) + 2
+		if len(line) == 0 {
+			*prev = (*prev)[:min(i, len(*prev))]
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return nil, errors.New("malformed response header: obsolete line folding")
+		}
+		ls := prev.reuse(i, line)
+		name, value, ok := strings.Cut(ls, ":")
+		if !ok || !isToken(name) {
+			return nil, fmt.Errorf("malformed response header line %q", truncate(ls, 80))
+		}
+		key := textproto.CanonicalMIMEHeaderKey(name)
+		value = strings.Trim(value, " \t")
+		for i := 0; i < len(value); i++ {
+			if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
+				return nil, fmt.Errorf("response header %s has a control byte (0x%02x)", name, c)
+			}
+		}
+		if vs := resp.Header[key]; len(vs) > 0 {
+			resp.Header[key] = append(vs, value)
+			continue
+		}
+		vals = append(vals, value)
+		n := len(vals)
+		resp.Header[key] = vals[n-1 : n : n]
+	}
+	if err := frameResponse(resp, br, method); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// fromDockerd is a read error of dockerd's response: what readLine calls
+// a malformed request is a malformed response here, answered with 502
+// like any other (a wireError would be answered with its own status).
+func fromDockerd(err error) error {
+	var we *wireError
+	if errors.As(err, &we) {
+		return errors.New(we.Msg)
+	}
+	return err
+}
+
+// reuse returns line as a string: the previous response's line i when it
+// is the same, else a new one that line i becomes.
+func (p *respLines) reuse(i int, line []byte) string {
+	if i < len(*p) && (*p)[i] == string(line) {
+		return (*p)[i]
+	}
+	s := string(line)
+	if i < len(*p) {
+		(*p)[i] = s
+	} else if i == len(*p) && i < 32 {
+		*p = append(*p, s)
+	}
+	return s
+}
+
+// parseStatusLine reads "HTTP/1.x NNN reason".
+func parseStatusLine(resp *http.Response, line string) error {
+	proto, status, ok := strings.Cut(line, " ")
+	switch {
+	case !ok:
+		return fmt.Errorf("malformed response status line %q", truncate(line, 80))
+	case proto == "HTTP/1.1":
+		resp.ProtoMinor = 1
+	case proto == "HTTP/1.0":
+	default:
+		return fmt.Errorf("response in unsupported protocol %q", truncate(proto, 40))
+	}
+	resp.Proto = proto
+	resp.Status = strings.TrimLeft(status, " ")
+	code, _, _ := strings.Cut(resp.Status, " ")
+	if len(code) != 3 || code[0] < '1' || code[0] > '5' || code[1] < '0' || code[1] > '9' || code[2] < '0' || code[2] > '9' {
+		return fmt.Errorf("malformed response status code %q", truncate(code, 20))
+	}
+	resp.StatusCode = int(code[0]-'0')*100 + int(code[1]-'0')*10 + int(code[2]-'0')
+	return nil
+}
+
+// frameResponse sets Close, TransferEncoding, ContentLength and Body as
+// net/http's readTransfer does for a response.
+func frameResponse(resp *http.Response, br *bufio.Reader, method string) error {
+	h := resp.Header
+	conn := h["Connection"]
+	hasClose := headerHasToken(conn, "close")
+	if resp.ProtoMinor == 0 {
+		resp.Close = hasClose || !headerHasToken(conn, "keep-alive")
+	} else {
+		resp.Close = hasClose
+		if hasClose {
+			delete(h, "Connection")
+		}
+	}
+	chunked := false
+	if te, ok := h["Transfer-Encoding"]; ok {
+		if resp.ProtoMinor == 0 {
+			// net/http ignores it and reads until close; another reader
+			// might not.
+			return errors.New("HTTP/1.0 response with Transfer-Encoding")
+		}
+		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
+			return fmt.Errorf("response in unsupported transfer encoding %q", strings.Join(te, ", "))
+		}
+		chunked = true
+		delete(h, "Transfer-Encoding")
+		resp.TransferEncoding = []string{"chunked"}
+	}
+	length, err := responseLength(resp.StatusCode, method, h, chunked)
+	if err != nil {
+		return err
+	}
+	resp.ContentLength = length
+	noBody := resp.StatusCode < 200 || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
+	switch {
+	case noBody || method == http.MethodHead:
+		resp.Body = http.NoBody
+	case chunked:
+		resp.Body = &upstreamBody{src: newChunkedReader(br), left: -1}
+	case length == 0:
+		resp.Body = http.NoBody
+	case length > 0:
+		resp.Body = &upstreamBody{src: br, left: length}
+	default:
+		// Until dockerd closes the connection.
+		resp.Close = true
+		resp.Body = &upstreamBody{src: br, left: -1}
+	}
+	return nil
+}
+
+// responseLength is net/http's fixLength for a response: a Content-Length
+// is valid whatever the status, and counts only where a body may follow.
+func responseLength(status int, method string, h http.Header, chunked bool) (int64, error) {
+	cl := h["Content-Length"]
+	if len(cl) > 1 {
+		first := strings.TrimSpace(cl[0])
+		for _, v := range cl[1:] {
+			if strings.TrimSpace(v) != first {
+				return 0, fmt.Errorf("response with differing Content-Length values %q", cl)
+			}
+		}
+		cl = cl[:1]
+		h["Content-Length"] = cl
+	}
+	n := int64(-1)
+	if len(cl) > 0 {
+		var ok bool
+		if n, ok = parseContentLength(strings.TrimSpace(cl[0])); !ok {
+			return 0, fmt.Errorf("response with invalid Content-Length %q", truncate(cl[0], 40))
+		}
+	}
+	switch {
+	case method == http.MethodHead:
+		// The length the GET would have had, with no body here.
+		return n, nil
+	case status < 200 || status == http.StatusNoContent || status == http.StatusNotModified:
+		return 0, nil
+	case chunked:
+		delete(h, "Content-Length")
+		return -1, nil
+	case n < 0:
+		delete(h, "Content-Length")
+	}
+	return n, nil
+}
+
+// headerHasToken says whether a comma-separated header holds token.
+func headerHasToken(values []string, token string) bool {
+	for _, v := range values {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// upstreamBody is a response body as net/http's client gives it: a body
+// of known length that ends early is io.ErrUnexpectedEOF, and Close reads
+// what is left, so that the connection is ready for the next response.
+type upstreamBody struct {
+	src  io.Reader
+	left int64 // bytes of a body of known length still to come; -1: unknown (chunked, or until close)
+	err  error
+}
+
+func (b *upstreamBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.left == 0 {
+		b.err = io.EOF
+		return 0, b.err
+	}
+	if b.left > 0 && int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.src.Read(p)
+	if b.left > 0 {
+		b.left -= int64(n)
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		} else if err == nil && b.left == 0 {
+			err = io.EOF
+		}
+	}
+	if err != nil {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *upstreamBody) Close() error {
+	if b.err == nil {
+		_, err := io.Copy(io.Discard, b)
+		b.err = errors.Join(err, errBodyClosed)
+	}
+	return nil
+}
+
+var errBodyClosed = errors.New("read on closed response body")
