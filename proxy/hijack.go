@@ -57,12 +57,12 @@ const hangupPoll = time.Second
 // ends its output, the other side's write half is closed, so that stdin EOF
 // reaches the container while its output keeps flowing, and the end of the
 // output reaches the client. It returns the bytes copied each way.
-func splice(client net.Conn, clientR *bufio.Reader, up net.Conn, upR *bufio.Reader) (in, out int64) {
+func splice(client net.Conn, clientR *bufio.Reader, up net.Conn, upR *bufio.Reader, buf []byte) (in, out int64) {
 	inDone := make(chan struct{})
 	outDone := make(chan struct{})
 	go func() {
 		defer close(inDone)
-		in, _ = io.Copy(up, clientR)
+		in, _ = copyAfter(up, clientR, client, nil)
 		closeWrite(up)
 		// A client that closed only its write half still reads the output;
 		// one that hung up entirely never will, and an attach whose
@@ -81,7 +81,7 @@ func splice(client net.Conn, clientR *bufio.Reader, up net.Conn, upR *bufio.Read
 			}
 		}
 	}()
-	out, _ = io.Copy(client, upR)
+	out, _ = copyAfter(client, upR, up, buf)
 	close(outDone)
 	closeWrite(client)
 	select {
@@ -93,6 +93,26 @@ func splice(client net.Conn, clientR *bufio.Reader, up net.Conn, upR *bufio.Read
 	client.Close()
 	<-inDone
 	return in, out
+}
+
+// copyAfter copies to dst what br holds of src, then the rest of src
+// straight from the socket. Between a TCP socket and another socket (a
+// dockerd on tcp://), Go's io.Copy then moves the bytes with splice(2),
+// never through dockgate's memory; a bufio.Reader in the way would keep
+// it from that. Between two Unix sockets Go offers no splice, and the
+// copy goes through buf (nil: io.Copy's own).
+func copyAfter(dst io.Writer, br *bufio.Reader, src io.Reader, buf []byte) (int64, error) {
+	var n int64
+	if k := br.Buffered(); k > 0 {
+		p, _ := br.Peek(k)
+		m, err := dst.Write(p)
+		br.Discard(m)
+		if n = int64(m); err != nil {
+			return n, err
+		}
+	}
+	m, err := io.CopyBuffer(dst, src, buf)
+	return n + m, err
 }
 
 // peerHungUp reports whether the peer of a Unix socket closed both
@@ -148,7 +168,7 @@ func (cn *clientConn) hijack(ctx context.Context, head *requestHead, m *authz.Ma
 	if !cn.startSession(resp, resp.StatusCode == http.StatusSwitchingProtocols, rec) {
 		return false
 	}
-	in, out := splice(cn.nc, cn.br, up.nc, up.br)
+	in, out := splice(cn.nc, cn.br, up.nc, up.br, cn.buffer(-1))
 	cn.s.hijackEnded()
 	rec.BytesIn += in
 	rec.BytesOut += out
