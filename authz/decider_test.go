@@ -338,6 +338,15 @@ func BenchmarkDecideContainerCreate(b *testing.B) {
 		r.Header = http.Header{"Content-Type": {"application/json"}}
 		d := NewPolicyDecider(p)
 		d.Extract = DefaultExtractor()
+		// The image is judged by what dockerd says it is: a fake dockerd
+		// answers, without a round trip.
+		in := newFakeInspector()
+		in.images = map[string]fakeImage{"registry.example.com/team42/app:1.2.3": {
+			id:          "sha256:" + strings.Repeat("ab", 32),
+			repoDigests: []string{"registry.example.com/team42/app@sha256:" + strings.Repeat("cd", 32)},
+			repoTags:    []string{"registry.example.com/team42/app:1.2.3"},
+		}}
+		d.Inspector = in
 		got := d.Decide(context.Background(), m, &r)
 		if got.Allow || got.Status != http.StatusForbidden {
 			b.Skipf("extractor answered %d %s", got.Status, got.Reason)

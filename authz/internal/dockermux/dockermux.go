@@ -40,9 +40,10 @@ func refuse(format string, args ...any) *TargetError {
 // the first registration whose method and path match wins. It does not run
 // gorilla/mux: it tries only the registrations that can match the path
 // (index.go) with each template compiled to string comparisons
-// (template.go), and gives the answer gorilla/mux gives (the tests of
-// authz check it against gorilla/mux itself, on the whole table and under
-// fuzzing). It is safe for concurrent use.
+// (template.go), and gives the answer gorilla/mux gives: gorilla_test.go
+// checks it against gorilla/mux itself on templates of every shape it
+// handles, and the tests of authz on the whole table, both under fuzzing.
+// It is safe for concurrent use.
 type Mux struct {
 	// byMethod holds each method's registrations; a registration of
 	// another method can only add gorilla/mux's method-mismatch
