@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dockgate/dockgate/authz/internal/policygen"
+	"github.com/dockgate/dockgate/internal/policygen"
 	"github.com/dockgate/dockgate/authz/policy"
 )
 

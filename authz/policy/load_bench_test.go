@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/dockgate/dockgate/authz/internal/policygen"
+	"github.com/dockgate/dockgate/internal/policygen"
 )
 
 // BenchmarkLoadDir loads a generated policy directory of 10,000 p rows

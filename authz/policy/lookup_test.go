@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/dockgate/dockgate/authz/internal/policygen"
+	"github.com/dockgate/dockgate/internal/policygen"
 )
 
 // casbinRolesOf is what rolesOf answered before the roles were resolved

@@ -15,6 +15,7 @@ func TestPackageLayers(t *testing.T) {
 		"audit":                     nil,
 		"internal/dockerd":          nil,
 		"internal/signature":        nil,
+		"internal/policygen":        nil,
 		"test/signing":              nil,
 		"authz/internal/dockermux":  nil,
 		"authz/internal/jsonfields": nil,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dockgate/dockgate/authz"
 	"github.com/dockgate/dockgate/authz/policy"
+	"github.com/dockgate/dockgate/internal/policygen"
 )
 
 // Issue 19's targets for the decision point, measured in this process:
@@ -134,42 +135,10 @@ func timeLoad(dir string) (float64, error) {
 	return median(ms), nil
 }
 
-// benchPolicyLines generates a policy of n p rows shaped like a large
-// site's: many roles and users, literal image rows, path rows, a few deny
-// rows, and the g rows that make the roles. It is authz's benchPolicy
-// (decider_test.go), line for line, so that the bench and the Go
-// benchmark time the same policy.
+// benchPolicyLines is the policy authz's benchmarks time
+// (policygen.Site), line by line, so that the bench times the same one.
 func benchPolicyLines(n int) []string {
-	lines := []string{"p, uid:0, *, **, allow"}
-	rows := 1
-	for r := 0; rows < n; r++ {
-		role := fmt.Sprintf("role:team%d", r)
-		lines = append(lines, fmt.Sprintf("g, group:team%d, %s", r, role), fmt.Sprintf("g, user:dev%d, %s", r, role))
-		if r%10 == 0 {
-			lines = append(lines, fmt.Sprintf("g, %s, role:ci", role))
-		}
-		for _, l := range []string{
-			fmt.Sprintf("p, %s, endpoint, container.*, allow", role),
-			fmt.Sprintf("p, %s, endpoint, image.*, allow", role),
-			fmt.Sprintf("p, %s, endpoint, plugin.*, deny", role),
-			fmt.Sprintf("p, %s, image, registry.example.com/team%d/**, allow", role, r),
-			fmt.Sprintf("p, %s, image, registry.example.com/approved/app%d:1.%d", role, r, r) + ", allow",
-			fmt.Sprintf("p, %s, image, docker.io/library/app%d:*, allow", role, r),
-			fmt.Sprintf("p, %s, bind, /srv/team%d/**, allow", role, r),
-			fmt.Sprintf("p, %s, bind, /srv/team%d/secrets/**, deny", role, r),
-			fmt.Sprintf("p, %s, capability, NET_BIND_SERVICE, allow", role),
-			fmt.Sprintf("p, %s, sysctl, net.ipv4.ip_local_port_range=*, allow", role),
-			fmt.Sprintf("p, user:dev%d, port, %d, allow", r, 8000+r),
-			fmt.Sprintf("p, user:dev%d, log-driver, syslog, allow", r),
-		} {
-			if rows == n {
-				break
-			}
-			lines = append(lines, l)
-			rows++
-		}
-	}
-	return lines
+	return strings.Split(strings.TrimSuffix(policygen.Site(n), "\n"), "\n")
 }
 
 // writePolicyFiles writes lines into dir as files of at most perFile p
