@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dockgate/dockgate/internal/policygen"
 	"github.com/dockgate/dockgate/authz/policy"
+	"github.com/dockgate/dockgate/internal/policygen"
 )
 
 const deciderTestPolicy = `g, user:jenkins, role:ci
