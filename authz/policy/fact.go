@@ -45,7 +45,7 @@ var factKinds = []string{
 	"endpoint", "image", "local-image", "image-target", "privileged", "bind", ReplaceablePathKind, DockerSocketKind, "volume-driver",
 	"volume-option", "device", "capability", "namespace", "security-opt",
 	"sysctl", "runtime", "cgroup-parent", "log-driver", "port", "annotation",
-	"resource", "network-driver", "network-option", "build", OwnerKind, "docker-socket", SignatureKind,
+	"resource", "network-driver", "network-option", "build", OwnerKind, SignatureKind,
 }
 
 // FactKinds returns the fact kinds a policy may name.
