@@ -2,12 +2,14 @@ package proxy
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -340,4 +342,39 @@ func TestRequestBodyStreamsWithoutBuffering(t *testing.T) {
 	}
 	recs := finals(p.finalRecords())
 	want(t, "bytes_in", recs[0].BytesIn, int64(size))
+}
+
+// A streamed chunked body is read through a larger buffer than request
+// heads are: a request the client sent in the same write after the body
+// is in that buffer, and must be served next, whole.
+func TestRequestPipelinedAfterAStreamedChunkedBodyIsServed(t *testing.T) {
+	dir := shortDir(t)
+	var mu sync.Mutex
+	var bodies []string
+	up := newHTTPDockerd(t, dir, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, r.Method+" "+r.URL.Path+" "+strconv.Itoa(len(b)))
+		mu.Unlock()
+		io.WriteString(w, "OK")
+	}))
+	p := startProxy(t, dir, up.upstream())
+	c := p.dial()
+	data := strings.Repeat("x", 70<<10)
+	var body strings.Builder
+	for range 4 {
+		fmt.Fprintf(&body, "%x\r\n%s\r\n", len(data), data)
+	}
+	body.WriteString("0\r\n\r\n")
+	c.send("PUT /containers/x/archive?path=/tmp HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: chunked\r\n\r\n" + body.String() +
+		"PUT /containers/y/archive?path=/tmp HTTP/1.1\r\nHost: docker\r\nContent-Length: 5\r\n\r\nhello" +
+		"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
+	for _, method := range []string{"PUT", "PUT", "GET"} {
+		if r := c.read(method); r.StatusCode != 200 || r.body != "OK" {
+			t.Fatalf("%s: status %d, body %q", method, r.StatusCode, r.body)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want(t, "what dockerd read", strings.Join(bodies, ", "), "PUT /containers/x/archive 286720, PUT /containers/y/archive 5, GET /_ping 0")
 }

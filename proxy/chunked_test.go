@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http/httputil"
 	"strings"
 	"testing"
+	"time"
 )
 
 // decodeChunked decodes a chunked body through a small buffer and returns
@@ -175,5 +177,67 @@ func TestChunkFrame(t *testing.T) {
 		if err != nil || string(got) != want {
 			t.Errorf("size %d: read back %d bytes, %v", n, len(got), err)
 		}
+	}
+}
+
+// One read of the socket often brings several chunks: a Read hands over
+// all of them, so that they go on in one write.
+func TestChunkedReaderTakesEveryChunkAlreadyRead(t *testing.T) {
+	br := bufio.NewReaderSize(strings.NewReader("5\r\nhello\r\n6;x\r\n world\r\n3\r\n!!!\r\n0\r\n\r\nNEXT"), 4096)
+	br.Peek(1) // the whole input is buffered
+	cr := newChunkedReader(br)
+	p := make([]byte, 100)
+	n, err := cr.Read(p)
+	if err != nil || string(p[:n]) != "hello world!!!" {
+		t.Fatalf("first Read: %q, %v; want every buffered chunk's data", p[:n], err)
+	}
+	// The last chunk is left for a Read of its own.
+	if n, err := cr.Read(p); n != 0 || err != io.EOF {
+		t.Fatalf("second Read: %d bytes, %v; want EOF", n, err)
+	}
+	if rest, _ := io.ReadAll(br); string(rest) != "NEXT" {
+		t.Errorf("left %q after the body", rest)
+	}
+}
+
+// A Read that has data never waits for more: a stream (logs -f) whose
+// source pauses mid-chunk or after a chunk's data must not be held back.
+func TestChunkedReaderNeverWaitsOnceItHasData(t *testing.T) {
+	for _, tc := range []struct {
+		name, first, want1, then, want2 string
+	}{
+		{"pause before the CRLF after the data", "6\r\nfirst\n", "first\n", "\r\n7\r\nsecond\n\r\n0\r\n\r\n", "second\n"},
+		{"pause inside the next size line", "6\r\nfirst\n\r\n1", "first\n", "0\r\nsecond and more\n\r\n0\r\n\r\n", "second and more\n"},
+		{"pause inside a chunk's data", "10\r\n0123456", "0123456", "789abcdef\r\n0\r\n\r\n", "789abcdef"},
+		{"pause before the last chunk", "6\r\nfirst\n\r\n", "first\n", "0\r\n\r\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src, dst := net.Pipe()
+			defer src.Close()
+			defer dst.Close()
+			go src.Write([]byte(tc.first))
+			cr := newChunkedReader(bufio.NewReader(dst))
+			dst.SetReadDeadline(time.Now().Add(10 * time.Second))
+			p := make([]byte, 100)
+			n, err := cr.Read(p)
+			if err != nil || string(p[:n]) != tc.want1 {
+				t.Fatalf("first Read: %q, %v; want %q without waiting for the rest", p[:n], err, tc.want1)
+			}
+			go src.Write([]byte(tc.then))
+			var got []byte
+			for {
+				n, err := cr.Read(p)
+				got = append(got, p[:n]...)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("after %q: %v", got, err)
+				}
+			}
+			if string(got) != tc.want2 {
+				t.Errorf("then %q, want %q", got, tc.want2)
+			}
+		})
 	}
 }

@@ -95,6 +95,35 @@ func (cn *clientConn) buffer(size int64) []byte {
 	return chunkData(cn.buf)
 }
 
+// bulkReader gives the connection a reader of copyBufSize, once, for a
+// chunked body it streams: through connBufSize's reader each chunk of the
+// body cost two or three reads of the socket (its data straight into the
+// copy buffer, then its CRLF and the next size line on their own), where
+// this one takes several chunks in one read. What the small reader held
+// is read first.
+func (cn *clientConn) bulkReader() *bufio.Reader {
+	if cn.br.Size() < copyBufSize {
+		held, _ := cn.br.Peek(cn.br.Buffered())
+		cn.br = bufio.NewReaderSize(&heldReader{held: bytes.Clone(held), r: cn.nc}, copyBufSize)
+	}
+	return cn.br
+}
+
+// heldReader reads held, then r.
+type heldReader struct {
+	held []byte
+	r    io.Reader
+}
+
+func (h *heldReader) Read(p []byte) (int, error) {
+	if len(h.held) > 0 {
+		n := copy(p, h.held)
+		h.held = h.held[n:]
+		return n, nil
+	}
+	return h.r.Read(p)
+}
+
 func (s *Server) newConn(nc net.Conn) *clientConn {
 	return &clientConn{
 		s:        s,

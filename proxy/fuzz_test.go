@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 var goodHeads = []string{
@@ -107,6 +108,12 @@ func FuzzChunkedReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, piece uint8) {
 		br := bufio.NewReaderSize(bytes.NewReader(data), 16)
 		out, err := io.ReadAll(newChunkedReader(br))
+		// A Read takes what is buffered: a reader that has one byte at a
+		// time must decode the same body, and refuse the same bodies.
+		slow, slowErr := io.ReadAll(newChunkedReader(bufio.NewReaderSize(iotest.OneByteReader(bytes.NewReader(data)), 16)))
+		if (err == nil) != (slowErr == nil) || err == nil && !bytes.Equal(out, slow) {
+			t.Fatalf("read whole: %q, %v; read a byte at a time: %q, %v", out, err, slow, slowErr)
+		}
 		if err != nil {
 			if statusOf(err) != 400 && !errors.Is(err, io.ErrUnexpectedEOF) {
 				t.Fatalf("error %v is neither a 400 refusal nor unexpected EOF", err)

@@ -117,7 +117,7 @@ func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *au
 			// Flush whenever the next read could wait for dockerd, so
 			// that a stream is never held back; bytes already buffered
 			// from dockerd go out together.
-			if clientErr == nil && cn.up.br.Buffered() == 0 {
+			if clientErr == nil && !bodyReady(resp.Body) {
 				clientErr = cn.bw.Flush()
 			}
 			if clientErr != nil {
@@ -310,4 +310,11 @@ func formatBytes(n int64) string {
 		return strconv.FormatInt(n>>10, 10) + " KiB"
 	}
 	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+// bodyReady says whether the next Read of a response body can be answered
+// without waiting for dockerd.
+func bodyReady(body io.Reader) bool {
+	b, ok := body.(*upstreamBody)
+	return ok && b.ready()
 }

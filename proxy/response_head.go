@@ -170,15 +170,15 @@ func frameResponse(resp *http.Response, br *bufio.Reader, method string) error {
 	case noBody || method == http.MethodHead:
 		resp.Body = http.NoBody
 	case chunked:
-		resp.Body = &upstreamBody{src: newChunkedReader(br), left: -1}
+		resp.Body = &upstreamBody{src: newChunkedReader(br), br: br, left: -1}
 	case length == 0:
 		resp.Body = http.NoBody
 	case length > 0:
-		resp.Body = &upstreamBody{src: br, left: length}
+		resp.Body = &upstreamBody{src: br, br: br, left: length}
 	default:
 		// Until dockerd closes the connection.
 		resp.Close = true
-		resp.Body = &upstreamBody{src: br, left: -1}
+		resp.Body = &upstreamBody{src: br, br: br, left: -1}
 	}
 	return nil
 }
@@ -236,7 +236,8 @@ func headerHasToken(values []string, token string) bool {
 // what is left, so that the connection is ready for the next response.
 type upstreamBody struct {
 	src  io.Reader
-	left int64 // bytes of a body of known length still to come; -1: unknown (chunked, or until close)
+	br   *bufio.Reader // dockerd's connection, which src reads
+	left int64         // bytes of a body of known length still to come; -1: unknown (chunked, or until close)
 	err  error
 }
 
@@ -264,6 +265,19 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 		b.err = err
 	}
 	return n, err
+}
+
+// ready says whether the next Read can be answered from what dockgate
+// already holds, without waiting for dockerd: while it can, what is
+// written to the client may wait to go out with the next piece.
+func (b *upstreamBody) ready() bool {
+	if b.err != nil || b.left == 0 {
+		return false
+	}
+	if cr, ok := b.src.(*chunkedReader); ok {
+		return cr.buffered()
+	}
+	return b.br.Buffered() > 0
 }
 
 func (b *upstreamBody) Close() error {

@@ -117,6 +117,11 @@ func (cn *clientConn) roundTrip(ctx context.Context, head *requestHead, body []b
 		}
 		bodyDone = make(chan error, 1)
 		head.bodyRead = true
+		if head.chunked() {
+			// Here, not in the body's goroutine: cn.br is read
+			// again only after bodyDone.
+			cn.bulkReader()
+		}
 		go func() {
 			n, err := cn.copyRequestBody(up, head)
 			rec.BytesIn = n

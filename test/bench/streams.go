@@ -49,7 +49,7 @@ func (b *bench) streams(ctx context.Context) ([]row, error) {
 	}
 	defer removeLogged()
 
-	relay, _, stopRelay, err := startRelay(ctx, b.dir, b.directSocket, "copy")
+	relay, relayPid, stopRelay, err := startRelay(ctx, b.dir, b.directSocket, "copy")
 	if err != nil {
 		return nil, err
 	}
@@ -68,24 +68,59 @@ func (b *bench) streams(ctx context.Context) ([]row, error) {
 	measure := func(name string, op func(c *client.Client) (int64, time.Duration, error)) []row {
 		logf("%s", name)
 		rates := make([][]float64, len(clients))
+		// CPU per MiB of dockgate and of the relay: on a loaded machine
+		// the rates move with what else runs, what each spends on a MiB
+		// much less.
+		var gateCPU, relayCPU []float64
 		var errs []error
-		for range b.cfg.rounds {
-			for side, c := range clients {
+		// dockgate's share of the relay's rate is taken round by round,
+		// from the two transfers next to each other in time, and the
+		// median of those counts: on this kind of machine the rate of
+		// every side drifts by tens of percent over a minute (attach's
+		// with the size of the pieces dockerd happens to write), and a
+		// ratio of two medians taken minutes apart measured the drift.
+		// Which of the two goes first alternates.
+		var shares []float64
+		for round := range b.cfg.rounds {
+			order := []int{0, 1, 2}
+			if round%2 == 1 {
+				order = []int{0, 2, 1}
+			}
+			for _, side := range order {
+				c := clients[side]
 				stop := func() {}
 				if side == 1 {
 					stop = peak.watch(b.pid)
 				}
+				before := b.cpuSample(relayPid)
 				r, err := transfer(func() (int64, time.Duration, error) { return op(c) })
+				after := b.cpuSample(relayPid)
 				stop()
-				rates[side], errs = append(rates[side], r), append(errs, err)
+				rates[side], errs = append(rates[side], r), append(errs, err, before.err, after.err)
+				mib := float64(b.cfg.streamSize) / (1 << 20)
+				switch side {
+				case 1:
+					gateCPU = append(gateCPU, float64((after.dockgate-before.dockgate).Microseconds())/mib)
+				case 2:
+					relayCPU = append(relayCPU, float64((after.relay-before.relay).Microseconds())/mib)
+				}
+			}
+			if g, r := rates[1][round], rates[2][round]; r > 0 {
+				shares = append(shares, g/r)
 			}
 		}
 		err := errors.Join(errs...)
 		d, g, r := median(rates[0]), median(rates[1]), median(rates[2])
+		rc, gc := median(relayCPU), median(gateCPU)
+		cpu := versus(row{Name: name + " CPU per MiB, dockgate and the relay", Unit: "µs", Direct: ptr(round(rc)), Dockgate: round(gc), Added: ptr(round(gc - rc))}, baseRelay)
+		if err != nil {
+			cpu.Error = err.Error()
+		}
 		return []row{
 			rate(name, "MiB/s", d, g, err),
 			rate(name+" bare relay (floor)", "MiB/s", d, r, err),
-			atLeast(versus(rate(name+" dockgate vs bare relay", "MiB/s", r, g, err), baseRelay), streamRelayRatio),
+			atLeast(pairedShare(versus(rate(name+" dockgate vs bare relay", "MiB/s", r, g, err), baseRelay), shares), streamRelayRatio),
+			cpu,
 		}
 	}
 	rows := measure(fmt.Sprintf("upload %d MiB (archive put)", mib), func(c *client.Client) (int64, time.Duration, error) {
@@ -276,4 +311,13 @@ func download(ctx context.Context, c *client.Client, box string) (int64, error) 
 		return n, fmt.Errorf("archive get: %w", err)
 	}
 	return n, nil
+}
+
+// pairedShare gives r the median of the round-by-round shares as its
+// ratio, in place of the ratio of the two medians.
+func pairedShare(r row, shares []float64) row {
+	if r.Error == "" && len(shares) > 0 {
+		r.Ratio = ptr(round(median(shares)))
+	}
+	return r
 }
