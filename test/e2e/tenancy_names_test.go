@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
@@ -112,6 +113,25 @@ func TestTenancyNamesFollowRenamesAndRemoves(t *testing.T) {
 	second := tnNamesRun(ctx, t, c, foo)
 	tnNamesReaches(ctx, t, c, foo, second, "a new foo right after the rename")
 	tnNamesReaches(ctx, t, c, bar, first, "the renamed container by its new name")
+
+	// The tightest race: the request by the old name right after the
+	// rename's answer, with nothing in between for dockerd's event to
+	// arrive in.
+	for i := range tnNamesRounds {
+		if err := c.ContainerRename(ctx, foo, "e2e-tnnames-baz"); err != nil {
+			t.Fatal(err)
+		}
+		if ci, err := c.ContainerInspect(ctx, foo); !cerrdefs.IsNotFound(err) {
+			t.Fatalf("round %d: inspect foo right after renaming it away: %.12s %v, want dockerd's 404", i, ci.ID, err)
+		}
+		if err := c.ContainerRename(ctx, "e2e-tnnames-baz", foo); err != nil {
+			t.Fatal(err)
+		}
+		if ci, err := c.ContainerInspect(ctx, "e2e-tnnames-baz"); !cerrdefs.IsNotFound(err) {
+			t.Fatalf("round %d: inspect baz right after renaming it back: %.12s %v, want dockerd's 404", i, ci.ID, err)
+		}
+		tnNamesReaches(ctx, t, c, foo, second, fmt.Sprintf("round %d: foo renamed back", i))
+	}
 
 	id := second
 	for i := range tnNamesRounds {
