@@ -110,6 +110,10 @@ type extraction struct {
 	// replace while its Dockerfile is judged (BuildKitSolve.NamedContexts):
 	// bases judged with the solve.
 	namedContexts []string
+	// volumesFrom are the full IDs of the containers VolumesFrom names,
+	// by the name it gives, as their binds were judged: a tenant's
+	// reference is owned and pinned as that same container.
+	volumesFrom map[string]string
 }
 
 // add records a fact once, in the order first seen.

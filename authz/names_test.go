@@ -128,3 +128,93 @@ func TestNamesForgottenWhenForwarded(t *testing.T) {
 		}
 	})
 }
+
+// staleNamesInspector answers ObjectOwner for some container names with
+// what a name cache may still hold for them (the container the name meant
+// before a change made outside dockgate), while ContainerMounts asks
+// dockerd afresh.
+type staleNamesInspector struct {
+	*fakeInspector
+	stale map[string]fakeContainer
+}
+
+func (s *staleNamesInspector) ObjectOwner(ctx context.Context, kind, name string) (string, map[string]string, bool, error) {
+	if c, ok := s.stale[name]; ok && kind == ObjectContainer {
+		return c.id, c.labels, true, nil
+	}
+	return s.fakeInspector.ObjectOwner(ctx, kind, name)
+}
+
+// TestOneContainerJudgedPerRequest: a tenant's exec, attach, rename or
+// copy into a container resolves its name once, for the socket it may
+// hold, and its owner is read of that same container, never of what the
+// name resolves to a second time (a cached name still meaning the
+// container it meant a moment ago); the request is pinned to it.
+func TestOneContainerJudgedPerRequest(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy + "p, role:ci, owner, self, allow\n"})
+	const fresh = "1111111111111111111111111111111111111111111111111111111111111111"
+	const stale = "2222222222222222222222222222222222222222222222222222222222222222"
+	in := &staleNamesInspector{fakeInspector: newFakeInspector(), stale: map[string]fakeContainer{
+		"foo": {id: stale, labels: map[string]string{OwnerLabel: "user:alice"}},
+	}}
+	in.containers["foo"] = fakeContainer{id: fresh, labels: map[string]string{OwnerLabel: "user:jenkins"}}
+	d := NewPolicyDecider(p)
+	d.Extract = newExtractor(fakeHost(t))
+	d.Inspector = in
+	for _, tc := range []struct{ name, method, target, body string }{
+		{"exec", "POST", "/v1.41/containers/foo/exec", `{"Cmd":["true"]}`},
+		{"attach", "POST", "/v1.41/containers/foo/attach?stream=1&stdout=1", ""},
+		{"rename", "POST", "/v1.41/containers/foo/rename?name=bar", ""},
+		{"copy into", "PUT", "/v1.41/containers/foo/archive?path=/tmp", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := testRequest(tc.method, tc.target, "user:jenkins", "uid:1001", "*")
+			if tc.body != "" {
+				req.Header.Set("Content-Type", "application/json")
+				req.Body = []byte(tc.body)
+			}
+			m, err := NewRouter().Route(req.Method, req.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec := d.Decide(context.Background(), m, req)
+			if !dec.Allow {
+				t.Fatalf("refused: %d %s (the owner was read of another container than the one judged)", dec.Status, dec.Reason)
+			}
+			if !strings.Contains(dec.Target, "/containers/"+fresh+"/") {
+				t.Fatalf("forwarded as %q, want pinned to %.12s", dec.Target, fresh)
+			}
+		})
+	}
+}
+
+// TestVolumesFromOwnedAsJudged: a tenant's create with VolumesFrom judges
+// the binds of the container the name means, and that same container's
+// owner, and is forwarded with VolumesFrom pinned to it, never to what
+// the name resolves to a second time.
+func TestVolumesFromOwnedAsJudged(t *testing.T) {
+	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy + "p, role:ci, owner, self, allow\n"})
+	const fresh = "1111111111111111111111111111111111111111111111111111111111111111"
+	const stale = "2222222222222222222222222222222222222222222222222222222222222222"
+	in := &staleNamesInspector{fakeInspector: newFakeInspector(), stale: map[string]fakeContainer{
+		"foo": {id: stale, labels: map[string]string{OwnerLabel: "user:jenkins"}},
+	}}
+	in.containers["foo"] = fakeContainer{id: fresh, labels: map[string]string{OwnerLabel: "user:jenkins"}}
+	d := NewPolicyDecider(p)
+	d.Extract = newExtractor(fakeHost(t))
+	d.Inspector = in
+	req := testRequest("POST", createTarget, "user:jenkins", "uid:1001", "*")
+	req.Header.Set("Content-Type", "application/json")
+	req.Body = []byte(`{"Image":"reg.example.com/approved/app:1","HostConfig":{"VolumesFrom":["foo:ro"]}}`)
+	m, err := NewRouter().Route(req.Method, req.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := d.Decide(context.Background(), m, req)
+	if !dec.Allow {
+		t.Fatalf("refused: %d %s", dec.Status, dec.Reason)
+	}
+	if !strings.Contains(string(dec.Body), `"VolumesFrom":["`+fresh+`:ro"]`) {
+		t.Fatalf("forwarded %s, want VolumesFrom pinned to %.12s, whose binds were judged", dec.Body, fresh)
+	}
+}

@@ -12,8 +12,8 @@ import (
 
 // Keeping the owner cache true: one long-lived subscription to dockerd's
 // destroy events, and its container create and rename events (which change
-// what a name means), reconnected with backoff. The cache is trusted only while
-// the subscription is up; see owner_cache.go.
+// what a name means), reconnected with backoff. The cache is trusted only
+// while the subscription is up; see owner_cache.go.
 
 const (
 	eventsBackoffMin = 100 * time.Millisecond
