@@ -12,6 +12,7 @@ var (
 	_ PluginChecker    = (*dockerd.Client)(nil)
 	_ ContainerChecker = (*dockerd.Client)(nil)
 	_ RegistryResolver = (*dockerd.Client)(nil)
+	_ ContainerNames   = (*dockerd.Client)(nil)
 )
 
 // The kinds of object whose owner ObjectOwner reads. They are dockerd's

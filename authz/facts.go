@@ -52,10 +52,11 @@ func newExtractor(host hostFS) Extractor {
 		if err := checkFormBody(req); err != nil {
 			return nil, err
 		}
-		if m.facts == nil && (req.Owner == "" || m.target == nil && m.scope == nil) {
-			// Nothing to read: no fact reader, and no owner or scope
-			// facts (ownerFacts, scopeFacts), as for most requests of a
-			// caller who is no tenant (/_ping, an inspect by root).
+		if m.facts == nil && m.names == nil && (req.Owner == "" || m.target == nil && m.scope == nil) {
+			// Nothing to read: no fact reader, no owner or scope facts
+			// (ownerFacts, scopeFacts), as for most requests of a caller
+			// who is no tenant (/_ping, an inspect by root), and no
+			// container names changed (names.go).
 			return nil, nil
 		}
 		x := &extraction{ctx: ctx, m: m, req: req, in: in, host: host}
@@ -72,6 +73,8 @@ func newExtractor(host hostFS) Extractor {
 		if err := scopeFacts(x); err != nil {
 			return nil, err
 		}
+		// Last, so that it runs after the checks the readers gave Verify.
+		forgetNamesWhenForwarded(x)
 		return x.facts, nil
 	}
 }
@@ -107,6 +110,10 @@ type extraction struct {
 	// replace while its Dockerfile is judged (BuildKitSolve.NamedContexts):
 	// bases judged with the solve.
 	namedContexts []string
+	// volumesFrom are the full IDs of the containers VolumesFrom names,
+	// by the name it gives, as their binds were judged: a tenant's
+	// reference is owned and pinned as that same container.
+	volumesFrom map[string]string
 }
 
 // add records a fact once, in the order first seen.

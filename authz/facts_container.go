@@ -874,6 +874,10 @@ func (x *extraction) volumesFromFacts(from []string) error {
 		if !found {
 			return badBody("VolumesFrom: no such container %q", id)
 		}
+		if x.volumesFrom == nil {
+			x.volumesFrom = make(map[string]string)
+		}
+		x.volumesFrom[id] = m.ID
 		// Devices are not inherited.
 		if err := x.recordedMountsFacts(dockerd.ContainerMounts{Binds: m.Binds, Volumes: m.Volumes}, id); err != nil {
 			return err

@@ -187,10 +187,16 @@ func saveNamesOwner(x *extraction) error {
 // the caller is no tenant or no such container exists (dockerd refuses
 // the request then).
 func (x *extraction) containerRef(where, name string) (string, error) {
+	return x.containerRefOf(where, name, name)
+}
+
+// containerRefOf is containerRef of the container lookup (a full ID
+// already judged) that the request names as name.
+func (x *extraction) containerRefOf(where, name, lookup string) (string, error) {
 	if x.req.Owner == "" {
 		return "", nil
 	}
-	id, err := x.objectOwner(ObjectContainer, name, where+" "+name)
+	id, err := x.objectOwner(ObjectContainer, lookup, where+" "+name)
 	if err == nil && id == "" {
 		x.notFound(ObjectContainer, name)
 	}

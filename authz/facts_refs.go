@@ -28,7 +28,16 @@ func (x *extraction) containerRefsFacts(hc *container.HostConfig) error {
 	}
 	for i, spec := range hc.VolumesFrom {
 		name, mode, hasMode := strings.Cut(spec, ":")
-		id, err := pin("VolumesFrom", name)
+		// The owner of the container whose binds were judged
+		// (volumesFromFacts), not of what the name resolves to a second
+		// time: the owner lookup may answer from the name cache, which
+		// holds what the name meant until dockerd's event of a change
+		// made outside dockgate arrives.
+		lookup := name
+		if id, ok := x.volumesFrom[name]; ok {
+			lookup = id
+		}
+		id, err := x.containerRefOf("VolumesFrom", name, lookup)
 		if err != nil {
 			return err
 		}

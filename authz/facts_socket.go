@@ -188,7 +188,8 @@ func inheritedDaemonSocket(from, src string) error {
 // judged for this caller as if it bound them itself: docker-socket for
 // dockgate's, bind for a daemon's own (given outside dockgate), whose
 // allowing is root on the host. Other binds are not judged again here.
-// The request is forwarded pinned to the container judged.
+// The request is forwarded pinned to the container judged when it holds a
+// socket, and always for a tenant.
 func socketHolderFacts(x *extraction) error {
 	m, found, err := x.namedContainerMounts()
 	if err != nil || !found {
@@ -205,8 +206,14 @@ func socketHolderFacts(x *extraction) error {
 			return err
 		}
 	}
-	if !held {
+	if !held && x.req.Owner == "" {
 		return nil
 	}
+	// A tenant's request is pinned to the container judged here whether
+	// it holds a socket or not, so that its owner is read of this same
+	// container (ownerFacts), never of what the name resolves to a second
+	// time: the owner lookup may answer from the name cache, which holds
+	// what the name meant until dockerd's event of a change made outside
+	// dockgate arrives.
 	return x.pinPathVar("name", m.ID)
 }

@@ -57,6 +57,10 @@ type Route struct {
 	// the host; a refusal of it says so instead of suggesting a row for a
 	// group of callers (refusal.go).
 	givesHost string
+	// names, when set, says which container names the request may
+	// change the meaning of: they are dropped from the inspector's cache
+	// once dockerd answered (names.go).
+	names namedContainers
 }
 
 // NewIDSource is where dockerd's answer names a created object.
@@ -122,6 +126,10 @@ func scopedBy(f func(x *extraction) error) routeOpt { return func(r *Route) { r.
 // absent404 says a refused lookup of a missing object of kind gets
 // dockerd's 404.
 func absent404(kind string) routeOpt { return func(r *Route) { r.absent404 = kind } }
+
+// changesNames says the request may change what container names mean,
+// and which.
+func changesNames(f namedContainers) routeOpt { return func(r *Route) { r.names = f } }
 
 // givesHost says allowing the endpoint is root on the host, and why.
 func givesHost(why string) routeOpt { return func(r *Route) { r.givesHost = why } }
@@ -221,7 +229,7 @@ func containerRoutes() []Route {
 		getRoute("/exec/{id:.*}/json", "exec.inspect", targets(execInspectTarget)),
 		getRoute("/containers/{name:.*}/archive", "container.archive.get", targets(containerTarget)),
 		// POST
-		postRoute("/containers/create", "container.create", readsBody, reads(containerCreateFacts), labelsBody, answersNewID),
+		postRoute("/containers/create", "container.create", readsBody, reads(containerCreateFacts), labelsBody, answersNewID, changesNames(createdName)),
 		postRoute("/containers/{name:.*}/kill", "container.kill", targets(containerTarget)),
 		postRoute("/containers/{name:.*}/pause", "container.pause", targets(containerTarget)),
 		postRoute("/containers/{name:.*}/unpause", "container.unpause", targets(containerTarget)),
@@ -239,14 +247,14 @@ func containerRoutes() []Route {
 		postRoute("/containers/{name:.*}/exec", "container.exec", readsBody, reads(execCreateFacts), targets(containerTarget), answersNewID),
 		postRoute("/exec/{name:.*}/start", "exec.start", streams, hijacks, exitOf(ObjectExec), targets(execTarget)),
 		postRoute("/exec/{name:.*}/resize", "exec.resize", targets(execTarget)),
-		postRoute("/containers/{name:.*}/rename", "container.rename", reads(socketHolderFacts), targets(containerTarget)),
+		postRoute("/containers/{name:.*}/rename", "container.rename", reads(socketHolderFacts), targets(containerTarget), changesNames(renamedNames)),
 		postRoute("/containers/{name:.*}/update", "container.update", readsBody, reads(containerUpdateFacts), targets(containerTarget)),
 		postRoute("/containers/prune", "container.prune", scopedBy(scopeByOwnerFilter)),
 		postRoute("/commit", "image.commit", readsBody, reads(imageCommitFacts), targets(commitTarget), labelsImage, answersNewID),
 		// PUT
 		putRoute("/containers/{name:.*}/archive", "container.archive.put", reads(socketHolderFacts), targets(containerTarget)),
 		// DELETE
-		deleteRoute("/containers/{name:.*}", "container.delete", targets(containerTarget)),
+		deleteRoute("/containers/{name:.*}", "container.delete", targets(containerTarget), changesNames(removedName)),
 	}
 }
 

@@ -55,7 +55,13 @@ func (cn *clientConn) copyVerifiedResponse(ctx context.Context, head *requestHea
 	}
 	checked := *resp
 	checked.ContentLength = int64(len(raw))
-	writeResponseHead(cn.bw, &checked, framingLength, false, head.Close)
+	framing := framingLength
+	if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+		// No body, and no Content-Length either (RFC 9110 §8.6): the
+		// 204 of a checked rename or remove goes out as dockerd sent it.
+		framing = framingNone
+	}
+	writeResponseHead(cn.bw, &checked, framing, false, head.Close)
 	cn.bw.Write(raw)
 	if err := cn.bw.Flush(); err != nil {
 		rec.Reason, rec.Outcome = "client went away during the response", audit.OutcomeClientAborted

@@ -167,3 +167,36 @@ func TestVerifiedAnswerTooLargeIs502(t *testing.T) {
 		t.Errorf("Verify ran on a cut answer: %q", calls.seen)
 	}
 }
+
+// TestVerifiedNoContent: a checked answer without content (the 204 of a
+// container rename or remove, whose names the decision drops once dockerd
+// answered) reaches the client as dockerd sent it, with no
+// Content-Length a 204 must not have, on a connection that stays in step.
+func TestVerifiedNoContent(t *testing.T) {
+	dir := shortDir(t)
+	up := newHTTPDockerd(t, dir, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", "1.41")
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	var calls verifyCalls
+	p := startProxy(t, dir, up.upstream(), withDecider(hookDecider{verify: calls.hook}))
+	c := p.dial()
+	for _, raw := range []string{
+		"DELETE /v1.41/containers/foo?force=1 HTTP/1.1\r\nHost: docker\r\n\r\n",
+		"POST /v1.41/containers/foo/rename?name=bar HTTP/1.1\r\nHost: docker\r\n\r\n",
+	} {
+		r := c.roundTrip(strings.Fields(raw)[0], raw)
+		want(t, "status", r.StatusCode, http.StatusNoContent)
+		if cl, ok := r.Header["Content-Length"]; ok {
+			t.Errorf("%s: a 204 with Content-Length %q", strings.Fields(raw)[0], cl)
+		}
+		if r.body != "" || r.Close {
+			t.Fatalf("body %q, close %v: want none, and the connection kept", r.body, r.Close)
+		}
+	}
+	calls.mu.Lock()
+	defer calls.mu.Unlock()
+	if len(calls.seen) != 2 || calls.seen[0] != "No Content " {
+		t.Errorf("Verify saw %q, want both answers", calls.seen)
+	}
+}

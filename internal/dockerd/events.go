@@ -11,8 +11,9 @@ import (
 )
 
 // Keeping the owner cache true: one long-lived subscription to dockerd's
-// destroy events, reconnected with backoff. The cache is trusted only while
-// the subscription is up; see owner_cache.go.
+// destroy events, and its container create and rename events (which change
+// what a name means), reconnected with backoff. The cache is trusted only
+// while the subscription is up; see owner_cache.go.
 
 const (
 	eventsBackoffMin = 100 * time.Millisecond
@@ -92,8 +93,11 @@ func (d *Client) followEvents(ctx context.Context, subscribed func()) error {
 			filters.Arg("type", string(events.ContainerEventType)),
 			filters.Arg("type", string(events.NetworkEventType)),
 			filters.Arg("event", string(events.ActionDestroy)),
-			// A caller container's name is one of its subjects.
+			// A caller container's name is one of its subjects, and a
+			// name cached for a tenant (name_cache.go) moves.
 			filters.Arg("event", string(events.ActionRename)),
+			// A new container takes a name.
+			filters.Arg("event", string(events.ActionCreate)),
 		),
 	})
 	// The SDK returns once dockerd answered the subscription or it failed;
@@ -123,11 +127,21 @@ func subscriptionEnd(err error, ok bool) error {
 	return fmt.Errorf("dockerd's event stream: %w", err)
 }
 
-// applyEvent drops what a destroy event removed, and a renamed
-// container's name.
+// applyEvent drops what a destroy event removed, a renamed container's
+// name, and the names a container's create, rename or destroy changed the
+// meaning of.
 func (d *Client) applyEvent(m events.Message) {
 	if m.Actor.ID == "" {
 		return
+	}
+	if m.Type == events.ContainerEventType {
+		switch m.Action {
+		case events.ActionCreate, events.ActionRename, events.ActionDestroy:
+			// By ID first of all: oldName is read from a map the
+			// container's labels were copied into, and a label may
+			// overwrite it; the ID and name attributes are dockerd's.
+			d.cache.forgetNames(m.Actor.ID, m.Actor.Attributes["name"], m.Actor.Attributes["oldName"])
+		}
 	}
 	if m.Action == events.ActionRename && m.Type == events.ContainerEventType {
 		d.cache.renamed(m.Actor.ID)

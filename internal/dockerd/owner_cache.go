@@ -18,11 +18,14 @@ import (
 //     labels, image and name. The name is the one part that changes, so
 //     the entry is also dropped on the container's rename event.
 //
-// What is never cached: a name (or ID prefix) → ID mapping, because names
-// move (rename, remove and create again); volumes, whose name is their only
-// ID, so that a volume removed and created again by someone else under the
-// same name would be read from a stale entry in the moment before its
-// destroy event arrives; and images, whose names are tags that move.
+// A container name → full ID mapping is cached too, but with rules of its
+// own, because names move (rename, remove and create again): see
+// name_cache.go. What is never cached: an ID prefix → ID mapping (a new
+// container's ID may share it); a network's name (dockerd lets two
+// networks share one); volumes, whose name is their only ID, so that a volume
+// removed and created again by someone else under the same name would be
+// read from a stale entry in the moment before its destroy event arrives;
+// and images, whose names are tags that move.
 //
 // Entries are dropped on dockerd's destroy events (events.go) and
 // when dockerd answers 404 for an ID. The cache is only trusted while the
@@ -56,6 +59,8 @@ type ownerCache struct {
 	gone    map[string]bool // tombstones, by cacheKey
 	ring    []string        // the tombstones in the order they came
 	next    int
+	// names are container names → full IDs (name_cache.go).
+	names containerNames
 }
 
 func newOwnerCache() *ownerCache {
@@ -65,6 +70,7 @@ func newOwnerCache() *ownerCache {
 		execs:   make(map[string]string),
 		callers: make(map[string]CallerContainer),
 		gone:    make(map[string]bool),
+		names:   newContainerNames(),
 		ring:    make([]string, ownerTombstones),
 	}
 }
@@ -83,17 +89,7 @@ func cacheable(kind, nameOrID string) bool {
 	return false
 }
 
-func isFullID(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
+func isFullID(s string) bool { return len(s) == 64 && isHex(s) }
 
 // generation is the generation a lookup begins in.
 func (c *ownerCache) generation() uint64 {
@@ -258,6 +254,10 @@ func (c *ownerCache) forget(kind, id string) {
 		return
 	}
 	delete(c.objects, cacheKey(kind, id))
+	if kind == ObjectContainer {
+		// Whatever name meant it means something else now, or nothing.
+		c.dropNameOf(id)
+	}
 }
 
 // distrust drops everything and answers nothing until trust: the events
@@ -270,6 +270,8 @@ func (c *ownerCache) distrust() {
 	clear(c.objects)
 	clear(c.execs)
 	clear(c.callers)
+	clear(c.names.byName)
+	clear(c.names.byID)
 }
 
 // trust starts answering from the cache: the event stream is up.

@@ -24,7 +24,8 @@ const (
 // request being judged will be, and returns its full ID (a volume's name)
 // and the labels its owner is read from (an exec's are its container's);
 // found is false when no such object exists. Containers, networks and
-// execs named by full ID are answered from the owner cache when it holds
+// execs named by full ID, and containers by a name dockerd resolved
+// before (name_cache.go), are answered from the owner cache when it holds
 // them; the labels returned are shared and must not be changed.
 func (d *Client) ObjectOwner(ctx context.Context, kind, nameOrID string) (string, map[string]string, bool, error) {
 	if kind == ObjectImage {
@@ -46,15 +47,18 @@ func (d *Client) ObjectOwner(ctx context.Context, kind, nameOrID string) (string
 		return id, labels, true, nil
 	}
 	// Taken before asking: an answer is kept only if the cache was trusted
-	// all along.
-	gen := d.cache.generation()
+	// all along, and a name only if no name changed meanwhile.
+	at := d.cache.begin()
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
-	id, labels, err := d.objectOwner(ctx, gen, kind, nameOrID)
+	id, labels, err := d.objectOwner(ctx, at, kind, nameOrID)
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
-			if cacheable(kind, nameOrID) {
+			switch {
+			case cacheable(kind, nameOrID):
 				d.cache.forget(kind, nameOrID)
+			case kind == ObjectContainer:
+				d.cache.forgetName(nameOrID)
 			}
 			return "", nil, false, nil
 		}
@@ -66,6 +70,9 @@ func (d *Client) ObjectOwner(ctx context.Context, kind, nameOrID string) (string
 // cachedOwner answers from the cache alone: an exec only when its
 // container's labels are cached too.
 func (d *Client) cachedOwner(kind, nameOrID string) (string, map[string]string, bool) {
+	if kind == ObjectContainer && !isFullID(nameOrID) {
+		return d.cache.named(nameOrID)
+	}
 	if !cacheable(kind, nameOrID) {
 		return "", nil, false
 	}
@@ -81,8 +88,11 @@ func (d *Client) cachedOwner(kind, nameOrID string) (string, map[string]string, 
 	return nameOrID, labels, ok
 }
 
-// objectOwner asks dockerd, and caches what never changes under gen.
-func (d *Client) objectOwner(ctx context.Context, gen uint64, kind, nameOrID string) (id string, labels map[string]string, err error) {
+// objectOwner asks dockerd, and caches what never changes, and a name
+// dockerd resolved as a name, if nothing changed since at.
+func (d *Client) objectOwner(ctx context.Context, at lookupStart, kind, nameOrID string) (id string, labels map[string]string, err error) {
+	gen := at.gen
+	var resolved string // a container's name, as dockerd answered it
 	switch kind {
 	case ObjectContainer:
 		err = d.ask(ctx, func(ctx context.Context) error {
@@ -90,7 +100,7 @@ func (d *Client) objectOwner(ctx context.Context, gen uint64, kind, nameOrID str
 			if err != nil {
 				return err
 			}
-			id = c.ID
+			id, resolved = c.ID, c.Name
 			if c.Config != nil {
 				labels = c.Config.Labels
 			}
@@ -112,7 +122,7 @@ func (d *Client) objectOwner(ctx context.Context, gen uint64, kind, nameOrID str
 			d.cache.putExec(gen, id, containerID)
 			return id, labels, nil
 		}
-		_, labels, err = d.objectOwner(ctx, gen, ObjectContainer, containerID)
+		_, labels, err = d.objectOwner(ctx, at, ObjectContainer, containerID)
 		if err == nil {
 			d.cache.putExec(gen, id, containerID)
 		}
@@ -152,6 +162,9 @@ func (d *Client) objectOwner(ctx context.Context, gen uint64, kind, nameOrID str
 	// Keyed by the full ID dockerd resolved the name to: what that ID
 	// labels never changes, wherever the name goes next.
 	d.cache.putObject(gen, kind, id, labels)
+	if kind == ObjectContainer {
+		d.cache.putName(at, nameOrID, resolved, id)
+	}
 	return id, labels, nil
 }
 

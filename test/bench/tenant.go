@@ -28,9 +28,9 @@ const rootPolicy = "p, uid:0, *, **, allow\n"
 // it. The two gates alternate in rounds. By full ID the owner comes from
 // the cache after the first request (labels never change after create;
 // hammer's warm-up makes that first request); by name, which is what CI
-// scripts use, dockgate must ask dockerd which container the name means
-// every time (docs/tenancy.md), so that row shows what the cache cannot
-// save.
+// scripts use, the name comes from the name cache too once dockerd
+// resolved it, while no event or forwarded request changed what it means
+// (docs/tenancy.md).
 func (b *bench) tenant(ctx context.Context) ([]row, error) {
 	logf("tenant inspect vs root inspect")
 	dir := filepath.Join(b.dir, "tenant")

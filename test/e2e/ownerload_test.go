@@ -50,8 +50,9 @@ func TestOwnerLookupsUnderLoad(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			// Half the jobs name their container as the docker CLI does
-			// (by name: always looked up), half as SDK tools do (by full
-			// ID: answered from the cache).
+			// (by name: from the name cache once dockerd resolved it),
+			// half as SDK tools do (by full ID: answered from the
+			// cache).
 			errs[i] = ownerLoadJob(ctx, g.Host, fmt.Sprintf("e2e-ownerload-%d", i), i%2 == 0)
 		}()
 	}
