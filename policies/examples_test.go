@@ -200,6 +200,15 @@ func (fakeDockerd) ObjectOwner(_ context.Context, kind, name string) (string, ma
 		return "", nil, false, nil
 	}
 	o, ok := objects[name]
+	if !ok {
+		// A full ID, as dockerd resolves it: a tenant's request is judged
+		// for the container its name was resolved to once.
+		for _, byName := range objects {
+			if byName.id == name {
+				o, ok = byName, true
+			}
+		}
+	}
 	return o.id, o.labels, ok, nil
 }
 
