@@ -197,7 +197,10 @@ func TestMetricsCountConnectionsRefusedAndSilent(t *testing.T) {
 	msock := filepath.Join(dir, "metrics.sock")
 	startDockgate(t, sock, "--listen", "unix://"+sock, "--upstream", "unix://"+upPath,
 		"--audit-log", filepath.Join(dir, "audit.log"), "--metrics-listen", "unix://"+msock,
-		"--max-connections-per-caller", "1", "--header-timeout", "3s")
+		// The held connection must still be open when the second one
+		// comes, after the metrics poll below: on a loaded machine that
+		// took more than the 3 s this once was.
+		"--max-connections-per-caller", "1", "--header-timeout", "8s")
 
 	held, err := net.Dial("unix", sock)
 	if err != nil {
@@ -220,14 +223,14 @@ func TestMetricsCountConnectionsRefusedAndSilent(t *testing.T) {
 	if status, body := get(t, sock, "/_ping"); status != http.StatusServiceUnavailable || !strings.Contains(body, "has 1 connections open, the limit per caller") {
 		t.Fatalf("a second connection: %d %q, want 503 naming the limit per caller", status, body)
 	}
-	held.SetReadDeadline(time.Now().Add(10 * time.Second))
+	held.SetReadDeadline(time.Now().Add(30 * time.Second))
 	if n, err := held.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("silent connection: read %d, %v; want EOF from the header timeout", n, err)
 	}
 	// Its slot is free once dockgate has closed its end, just after the
 	// client saw EOF.
 	for s := 0; s != 200; {
-		if s, _ = get(t, sock, "/_ping"); s != 200 && time.Now().After(deadline.Add(10*time.Second)) {
+		if s, _ = get(t, sock, "/_ping"); s != 200 && time.Now().After(deadline.Add(30*time.Second)) {
 			t.Fatalf("ping once the silent connection is gone: %d", s)
 		}
 	}
