@@ -155,9 +155,18 @@ func socketDecider(t *testing.T) *PolicyDecider {
 
 func decideCreate(t *testing.T, d *PolicyDecider, body string, subjects ...string) Decision {
 	t.Helper()
-	req := testRequest(http.MethodPost, createTarget, subjects...)
-	req.Header.Set("Content-Type", "application/json")
-	req.Body = []byte(body)
+	return decideRequest(t, d, http.MethodPost, createTarget, body, subjects...)
+}
+
+// decideRequest routes and decides one request, with body (JSON) when it
+// is not empty.
+func decideRequest(t *testing.T, d *PolicyDecider, method, target, body string, subjects ...string) Decision {
+	t.Helper()
+	req := testRequest(method, target, subjects...)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+		req.Body = []byte(body)
+	}
 	m, err := NewRouter().Route(req.Method, req.URL)
 	if err != nil {
 		t.Fatal(err)

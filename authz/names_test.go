@@ -68,16 +68,7 @@ func TestNamesForgottenWhenForwarded(t *testing.T) {
 			d := NewPolicyDecider(p)
 			d.Extract = newExtractor(fakeHost(t))
 			d.Inspector = in
-			req := testRequest(tc.method, tc.target, tc.subjects...)
-			if tc.body != "" {
-				req.Header.Set("Content-Type", "application/json")
-				req.Body = []byte(tc.body)
-			}
-			m, err := NewRouter().Route(req.Method, req.URL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dec := d.Decide(context.Background(), m, req)
+			dec := decideRequest(t, d, tc.method, tc.target, tc.body, tc.subjects...)
 			if !dec.Allow {
 				t.Fatalf("refused: %d %s", dec.Status, dec.Reason)
 			}
@@ -168,16 +159,7 @@ func TestOneContainerJudgedPerRequest(t *testing.T) {
 		{"copy into", "PUT", "/v1.41/containers/foo/archive?path=/tmp", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req := testRequest(tc.method, tc.target, "user:jenkins", "uid:1001", "*")
-			if tc.body != "" {
-				req.Header.Set("Content-Type", "application/json")
-				req.Body = []byte(tc.body)
-			}
-			m, err := NewRouter().Route(req.Method, req.URL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dec := d.Decide(context.Background(), m, req)
+			dec := decideRequest(t, d, tc.method, tc.target, tc.body, "user:jenkins", "uid:1001", "*")
 			if !dec.Allow {
 				t.Fatalf("refused: %d %s (the owner was read of another container than the one judged)", dec.Status, dec.Reason)
 			}
