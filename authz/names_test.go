@@ -136,22 +136,36 @@ func (s *staleNamesInspector) ObjectOwner(ctx context.Context, kind, name string
 	return s.fakeInspector.ObjectOwner(ctx, kind, name)
 }
 
+// Two containers a tenant's request may name "foo": the one dockerd now
+// resolves it to, and the one a name cache may still hold.
+const (
+	freshFoo = "1111111111111111111111111111111111111111111111111111111111111111"
+	staleFoo = "2222222222222222222222222222222222222222222222222222222222222222"
+)
+
+// staleNamesDecider judges with a policy that lets jenkins act on its own
+// containers, where "foo" is jenkins's freshFoo to dockerd and staleOwner's
+// staleFoo to the name cache.
+func staleNamesDecider(t *testing.T, staleOwner string) *PolicyDecider {
+	t.Helper()
+	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy + "p, role:ci, owner, self, allow\n"})
+	in := &staleNamesInspector{fakeInspector: newFakeInspector(), stale: map[string]fakeContainer{
+		"foo": {id: staleFoo, labels: map[string]string{OwnerLabel: staleOwner}},
+	}}
+	in.containers["foo"] = fakeContainer{id: freshFoo, labels: map[string]string{OwnerLabel: "user:jenkins"}}
+	d := NewPolicyDecider(p)
+	d.Extract = newExtractor(fakeHost(t))
+	d.Inspector = in
+	return d
+}
+
 // TestOneContainerJudgedPerRequest: a tenant's exec, attach, rename or
 // copy into a container resolves its name once, for the socket it may
 // hold, and its owner is read of that same container, never of what the
 // name resolves to a second time (a cached name still meaning the
 // container it meant a moment ago); the request is pinned to it.
 func TestOneContainerJudgedPerRequest(t *testing.T) {
-	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy + "p, role:ci, owner, self, allow\n"})
-	const fresh = "1111111111111111111111111111111111111111111111111111111111111111"
-	const stale = "2222222222222222222222222222222222222222222222222222222222222222"
-	in := &staleNamesInspector{fakeInspector: newFakeInspector(), stale: map[string]fakeContainer{
-		"foo": {id: stale, labels: map[string]string{OwnerLabel: "user:alice"}},
-	}}
-	in.containers["foo"] = fakeContainer{id: fresh, labels: map[string]string{OwnerLabel: "user:jenkins"}}
-	d := NewPolicyDecider(p)
-	d.Extract = newExtractor(fakeHost(t))
-	d.Inspector = in
+	d := staleNamesDecider(t, "user:alice")
 	for _, tc := range []struct{ name, method, target, body string }{
 		{"exec", "POST", "/v1.41/containers/foo/exec", `{"Cmd":["true"]}`},
 		{"attach", "POST", "/v1.41/containers/foo/attach?stream=1&stdout=1", ""},
@@ -163,8 +177,8 @@ func TestOneContainerJudgedPerRequest(t *testing.T) {
 			if !dec.Allow {
 				t.Fatalf("refused: %d %s (the owner was read of another container than the one judged)", dec.Status, dec.Reason)
 			}
-			if !strings.Contains(dec.Target, "/containers/"+fresh+"/") {
-				t.Fatalf("forwarded as %q, want pinned to %.12s", dec.Target, fresh)
+			if !strings.Contains(dec.Target, "/containers/"+freshFoo+"/") {
+				t.Fatalf("forwarded as %q, want pinned to %.12s", dec.Target, freshFoo)
 			}
 		})
 	}
@@ -175,28 +189,12 @@ func TestOneContainerJudgedPerRequest(t *testing.T) {
 // owner, and is forwarded with VolumesFrom pinned to it, never to what
 // the name resolves to a second time.
 func TestVolumesFromOwnedAsJudged(t *testing.T) {
-	p := loadTestPolicy(t, map[string]string{"t.csv": tenantTestPolicy + "p, role:ci, owner, self, allow\n"})
-	const fresh = "1111111111111111111111111111111111111111111111111111111111111111"
-	const stale = "2222222222222222222222222222222222222222222222222222222222222222"
-	in := &staleNamesInspector{fakeInspector: newFakeInspector(), stale: map[string]fakeContainer{
-		"foo": {id: stale, labels: map[string]string{OwnerLabel: "user:jenkins"}},
-	}}
-	in.containers["foo"] = fakeContainer{id: fresh, labels: map[string]string{OwnerLabel: "user:jenkins"}}
-	d := NewPolicyDecider(p)
-	d.Extract = newExtractor(fakeHost(t))
-	d.Inspector = in
-	req := testRequest("POST", createTarget, "user:jenkins", "uid:1001", "*")
-	req.Header.Set("Content-Type", "application/json")
-	req.Body = []byte(`{"Image":"reg.example.com/approved/app:1","HostConfig":{"VolumesFrom":["foo:ro"]}}`)
-	m, err := NewRouter().Route(req.Method, req.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := d.Decide(context.Background(), m, req)
+	d := staleNamesDecider(t, "user:jenkins")
+	dec := decideCreate(t, d, `{"Image":"reg.example.com/approved/app:1","HostConfig":{"VolumesFrom":["foo:ro"]}}`, "user:jenkins", "uid:1001", "*")
 	if !dec.Allow {
 		t.Fatalf("refused: %d %s", dec.Status, dec.Reason)
 	}
-	if !strings.Contains(string(dec.Body), `"VolumesFrom":["`+fresh+`:ro"]`) {
-		t.Fatalf("forwarded %s, want VolumesFrom pinned to %.12s, whose binds were judged", dec.Body, fresh)
+	if !strings.Contains(string(dec.Body), `"VolumesFrom":["`+freshFoo+`:ro"]`) {
+		t.Fatalf("forwarded %s, want VolumesFrom pinned to %.12s, whose binds were judged", dec.Body, freshFoo)
 	}
 }
