@@ -51,6 +51,9 @@ func get(t *testing.T, sock, path string) (int, string) {
 	t.Helper()
 	c := unixClient(sock)
 	c.Timeout = 10 * time.Second
+	// Every call is its own connection, closed once answered: an idle
+	// one left open would count against the caller's connection share.
+	defer c.CloseIdleConnections()
 	resp, err := c.Get("http://docker" + path)
 	if err != nil {
 		t.Fatalf("GET %s on %s: %v", path, sock, err)
@@ -202,12 +205,39 @@ func TestMetricsCountConnectionsRefusedAndSilent(t *testing.T) {
 		// took more than the 3 s this once was.
 		"--max-connections-per-caller", "1", "--header-timeout", "8s")
 
+	// startDockgate's own probe connection holds this caller's one slot
+	// until dockgate has seen it close; on a loaded machine that can come
+	// after the held connection below is accepted, which would then be
+	// the one refused. A ping answered 200 was counted after the probe
+	// was released; the gauge back at 0 then means the ping's connection
+	// is gone too, and nothing else is in flight.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, body := get(t, sock, "/_ping")
+		if s == http.StatusOK {
+			break
+		}
+		if s != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("first ping: %d %q", s, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for {
+		_, text := get(t, msock, "/metrics")
+		if metricValue(t, text, "dockgate_connections_open") == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dockgate_connections_open never 0 once the start probe closed:\n%s", text)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	held, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer held.Close()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for {
 		_, text := get(t, msock, "/metrics")
 		if metricValue(t, text, "dockgate_connections_open") == 1 {
