@@ -21,7 +21,13 @@ func decodeChunked(raw string) (body, rest string, err error) {
 	return string(b), string(r), err
 }
 
-func TestChunkedReaderDecodesValidBodies(t *testing.T) {
+// chunkedCase is a chunked body and the data it carries.
+type chunkedCase struct {
+	name, raw, want string
+}
+
+// validChunkedBodies are bodies chunkedReader accepts, whatever the reader holds at a time.
+func validChunkedBodies() []chunkedCase {
 	var many, manyWant strings.Builder
 	for i := range 1000 {
 		c := string(rune('a' + i%26))
@@ -31,9 +37,7 @@ func TestChunkedReaderDecodesValidBodies(t *testing.T) {
 	many.WriteString("0\r\n\r\n")
 	big := strings.Repeat("0123456789abcdef", 100<<10/16)
 
-	for _, tc := range []struct {
-		name, raw, want string
-	}{
+	return []chunkedCase{
 		{"one chunk", "5\r\nhello\r\n0\r\n\r\n", "hello"},
 		{"two chunks", "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "hello world"},
 		{"empty body", "0\r\n\r\n", ""},
@@ -46,7 +50,11 @@ func TestChunkedReaderDecodesValidBodies(t *testing.T) {
 		{"data that looks like a chunk line", "a\r\n0\r\n\r\nGET /\r\n0\r\n\r\n", "0\r\n\r\nGET /"},
 		{"many one-byte chunks", many.String(), manyWant.String()},
 		{"one chunk larger than the buffer", "19000\r\n" + big + "\r\n0\r\n\r\n", big},
-	} {
+	}
+}
+
+func TestChunkedReaderDecodesValidBodies(t *testing.T) {
+	for _, tc := range validChunkedBodies() {
 		t.Run(tc.name, func(t *testing.T) {
 			body, rest, err := decodeChunked(tc.raw + "NEXT")
 			if err != nil {
@@ -64,16 +72,21 @@ func TestChunkedReaderDecodesValidBodies(t *testing.T) {
 	}
 }
 
-func TestChunkedReaderRefusesBadBodies(t *testing.T) {
-	const (
-		refused   = 400
-		truncated = -1
-	)
-	for _, tc := range []struct {
-		name string
-		raw  string
-		want int
-	}{
+// Kinds of refusal of a bad chunked body.
+const (
+	refused   = 400
+	truncated = -1
+)
+
+// badChunkedCase is a chunked body chunkedReader refuses, and how.
+type badChunkedCase struct {
+	name string
+	raw  string
+	want int
+}
+
+func badChunkedBodies() []badChunkedCase {
+	return []badChunkedCase{
 		{"bare LF after the chunk size", "5\nhello\r\n0\r\n\r\n", refused},
 		{"bare LF after the last chunk size", "5\r\nhello\r\n0\n\r\n", refused},
 		{"bare LF as the end of the trailers", "5\r\nhello\r\n0\r\n\n", refused},
@@ -107,7 +120,11 @@ func TestChunkedReaderRefusesBadBodies(t *testing.T) {
 		{"body cut inside a trailer", "5\r\nhello\r\n0\r\nX-A: b", truncated},
 		{"empty body stream", "", truncated},
 		{"huge size with no data", "fffffffffffffff\r\nabc", truncated},
-	} {
+	}
+}
+
+func TestChunkedReaderRefusesBadBodies(t *testing.T) {
+	for _, tc := range badChunkedBodies() {
 		t.Run(tc.name, func(t *testing.T) {
 			body, _, err := decodeChunked(tc.raw)
 			switch {

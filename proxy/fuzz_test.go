@@ -148,3 +148,55 @@ func FuzzChunkedReader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzForwardChunks: forwarding dockerd's chunks as they came agrees with
+// decoding them (chunkedReader): the same bodies accepted, with the same
+// data and the same bytes left after them; the same bodies refused, in the
+// same way; and what went out is always a part of what came that a client
+// decodes without a refusal, whatever pieces the socket brought.
+func FuzzForwardChunks(f *testing.F) {
+	for _, s := range []string{
+		"5\r\nhello\r\n0\r\n\r\n",
+		"5;a=b\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n",
+		"0\r\n\r\n",
+		"5\nhello\r\n0\r\n\r\n",
+		"5\r\nhelloX\r\n0\r\n\r\n",
+		"3\r\nhello\r\n0\r\n\r\n",
+		"fffffffffffffff\r\nabc",
+		"0\r\nX-A: b\n\r\n",
+	} {
+		f.Add([]byte(s), uint8(0))
+		f.Add([]byte(s), uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, pieces uint8) {
+		want, wantErr := io.ReadAll(newChunkedReader(bufio.NewReaderSize(bytes.NewReader(data), 16)))
+		var src io.Reader = bytes.NewReader(data)
+		if pieces%2 == 1 {
+			src = iotest.OneByteReader(src)
+		}
+		out, n, err, rest := forwardRaw(src)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("forwarded with %v, decoded with %v", err, wantErr)
+		}
+		if err != nil && !(errors.Is(err, io.ErrUnexpectedEOF) && errors.Is(wantErr, io.ErrUnexpectedEOF) || statusOf(err) == 400 && statusOf(wantErr) == 400) {
+			t.Fatalf("forwarding refused with %v, decoding with %v", err, wantErr)
+		}
+		if !bytes.HasPrefix(data, []byte(strings.TrimSuffix(out, "0\r\n\r\n"))) {
+			t.Fatalf("forwarded %q, not a part of what came", out)
+		}
+		sent, sentErr := io.ReadAll(newChunkedReader(bufio.NewReaderSize(strings.NewReader(out), 16)))
+		if err == nil && sentErr != nil || err != nil && !errors.Is(sentErr, io.ErrUnexpectedEOF) {
+			t.Fatalf("forwarded %q, which a client decodes with %v", out, sentErr)
+		}
+		if !bytes.Equal(sent, want) || n != int64(len(want)) {
+			t.Fatalf("forwarded data %q (counted %d), decoded %q", sent, n, want)
+		}
+		if err == nil {
+			br := bufio.NewReaderSize(bytes.NewReader(data), 16)
+			io.ReadAll(newChunkedReader(br))
+			if left, _ := io.ReadAll(br); rest != string(left) {
+				t.Fatalf("left %q after the body, decoding left %q", rest, left)
+			}
+		}
+	})
+}

@@ -94,9 +94,17 @@ func (cn *clientConn) copyResponse(ctx context.Context, head *requestHead, m *au
 	if framing != framingLength {
 		bodySize = -1
 	}
-	buf := cn.buffer(bodySize)
 	var copyErr, clientErr error
-	for framing != framingNone {
+	var buf []byte
+	if raw, ok := unreadChunked(resp.Body); ok && framing == framingChunked && guard == nil && capture == nil && built == nil {
+		// Nothing here reads the body: its chunks go out as they came.
+		var n int64
+		n, copyErr, clientErr = raw.forwardChunked(cn.bw)
+		rec.BytesOut += n
+	} else {
+		buf = cn.buffer(bodySize)
+	}
+	for buf != nil && framing != framingNone {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			rec.BytesOut += int64(n)
