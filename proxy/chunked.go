@@ -112,19 +112,9 @@ func (cr *chunkedReader) nextChunk() error {
 	if err != nil {
 		return eofIsUnexpected(err)
 	}
-	size := line
-	for i, c := range line {
-		if c == ';' {
-			size = line[:i]
-			break
-		}
-	}
-	if len(size) == 0 || len(size) > 15 {
-		return badRequest("malformed chunk size %q", truncate(string(line), 40))
-	}
-	n, err := strconv.ParseInt(string(size), 16, 64)
-	if err != nil || size[0] == '+' || size[0] == '-' {
-		return badRequest("malformed chunk size %q", truncate(string(line), 40))
+	n, err := chunkSize(line)
+	if err != nil {
+		return err
 	}
 	if n == 0 {
 		return cr.trailers()
@@ -133,14 +123,46 @@ func (cr *chunkedReader) nextChunk() error {
 	return nil
 }
 
+// chunkSize reads the size of a chunk size line: one to fifteen hex
+// digits (no sign, no space, no prefix), then extensions after a ';',
+// which are ignored. Fifteen digits cannot overflow an int64.
+func chunkSize(line []byte) (int64, error) {
+	size := line
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		size = line[:i]
+	}
+	if len(size) == 0 || len(size) > 15 {
+		return 0, badRequest("malformed chunk size %q", truncate(string(line), 40))
+	}
+	var n int64
+	for _, c := range size {
+		var d byte
+		switch {
+		case '0' <= c && c <= '9':
+			d = c - '0'
+		case 'a' <= c && c <= 'f':
+			d = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, badRequest("malformed chunk size %q", truncate(string(line), 40))
+		}
+		n = n<<4 | int64(d)
+	}
+	return n, nil
+}
+
 func (cr *chunkedReader) chunkEnd() error {
-	var crlf [2]byte
-	if _, err := io.ReadFull(cr.br, crlf[:]); err != nil {
+	// Peeked, not read into an array: that array escaped to the heap, an
+	// allocation per chunk.
+	crlf, err := cr.br.Peek(2)
+	if len(crlf) < 2 {
 		return eofIsUnexpected(err)
 	}
-	if crlf != [2]byte{'\r', '\n'} {
+	if crlf[0] != '\r' || crlf[1] != '\n' {
 		return badRequest("chunk data not followed by CRLF")
 	}
+	cr.br.Discard(2)
 	return nil
 }
 

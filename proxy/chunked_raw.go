@@ -121,22 +121,6 @@ func scanTrailers(p []byte) (int, error) {
 	}
 }
 
-// chunkSize reads a chunk size line as chunkedReader.nextChunk does.
-func chunkSize(line []byte) (int64, error) {
-	size := line
-	if i := bytes.IndexByte(line, ';'); i >= 0 {
-		size = line[:i]
-	}
-	if len(size) == 0 || len(size) > 15 || size[0] == '+' || size[0] == '-' {
-		return 0, badRequest("malformed chunk size %q", truncate(string(line), 40))
-	}
-	n, err := strconv.ParseInt(string(size), 16, 64)
-	if err != nil {
-		return 0, badRequest("malformed chunk size %q", truncate(string(line), 40))
-	}
-	return n, nil
-}
-
 // forwardChunks copies a chunked body from br to w as it came, up to and
 // not including its last chunk, flushing w whenever the next read of br
 // would wait for dockerd. It returns the data bytes forwarded, and an error
