@@ -216,6 +216,10 @@ func (c clientReader) Read(p []byte) (int, error) {
 }
 
 func isClientAbort(err error) bool {
+	if err == nil {
+		// errors.As's target escapes: an allocation on every request.
+		return false
+	}
 	var ce *clientReadError
 	return errors.As(err, &ce)
 }
