@@ -222,32 +222,13 @@ func TestMetricsCountConnectionsRefusedAndSilent(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for {
-		_, text := get(t, msock, "/metrics")
-		if metricValue(t, text, "dockgate_connections_open") == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dockgate_connections_open never 0 once the start probe closed:\n%s", text)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitForMetric(t, msock, "dockgate_connections_open", 0, "once the start probe and the first ping closed")
 	held, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer held.Close()
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		_, text := get(t, msock, "/metrics")
-		if metricValue(t, text, "dockgate_connections_open") == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dockgate_connections_open never 1 with one connection held:\n%s", text)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitForMetric(t, msock, "dockgate_connections_open", 1, "with one connection held")
 	// Until the held connection is closed for its silence, this caller
 	// (the test's uid) has no slot left.
 	if status, body := get(t, sock, "/_ping"); status != http.StatusServiceUnavailable || !strings.Contains(body, "has 1 connections open, the limit per caller") {
@@ -259,8 +240,9 @@ func TestMetricsCountConnectionsRefusedAndSilent(t *testing.T) {
 	}
 	// Its slot is free once dockgate has closed its end, just after the
 	// client saw EOF.
+	gone := time.Now().Add(30 * time.Second)
 	for s := 0; s != 200; {
-		if s, _ = get(t, sock, "/_ping"); s != 200 && time.Now().After(deadline.Add(30*time.Second)) {
+		if s, _ = get(t, sock, "/_ping"); s != 200 && time.Now().After(gone) {
 			t.Fatalf("ping once the silent connection is gone: %d", s)
 		}
 	}
@@ -273,5 +255,22 @@ func TestMetricsCountConnectionsRefusedAndSilent(t *testing.T) {
 	}
 	if got := metricValue(t, text, "dockgate_connections_silent_closed_total"); got < 1 {
 		t.Errorf("dockgate_connections_silent_closed_total = %v, want 1 or more", got)
+	}
+}
+
+// waitForMetric polls the metrics until the sample name is want; dockgate
+// counts a connection's end a moment after the client saw it.
+func waitForMetric(t *testing.T, msock, name string, want float64, when string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, text := get(t, msock, "/metrics")
+		if metricValue(t, text, name) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never %v %s:\n%s", name, want, when, text)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
