@@ -181,7 +181,28 @@ func (cr *chunkedReader) trailers() error {
 		if len(line) == 0 {
 			return io.EOF
 		}
+		if err := checkTrailer(line); err != nil {
+			return err
+		}
 	}
+}
+
+// checkTrailer refuses a trailer line that is not a header field. dockgate
+// drops trailers, but a reader that parses them (net/http) refuses such a
+// body, and dockgate must not accept what the reader at the other end
+// would refuse. An obsolete folded line is refused too: its name does not
+// start with a token character.
+func checkTrailer(line []byte) error {
+	name, value, ok := bytes.Cut(line, []byte(":"))
+	if !ok || !isToken(string(name)) {
+		return badRequest("malformed chunked trailer %q", truncate(string(line), 40))
+	}
+	for _, c := range value {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return badRequest("chunked trailer with a control byte (0x%02x)", c)
+		}
+	}
+	return nil
 }
 
 func eofIsUnexpected(err error) error {

@@ -118,6 +118,9 @@ func scanTrailers(p []byte) (int, error) {
 		if len(line) == 0 {
 			return i, nil
 		}
+		if err := checkTrailer(line); err != nil {
+			return 0, err
+		}
 	}
 }
 
