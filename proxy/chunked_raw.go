@@ -167,12 +167,9 @@ func forwardChunks(br *bufio.Reader, w *bufio.Writer) (data int64, readErr, writ
 	}
 }
 
-// forwardChunked forwards b, a chunked body nothing has read yet, with
+// forwardChunked forwards b, a chunked body unreadChunked returned, with
 // forwardChunks; b is at its end afterwards, or holds the error.
 func (b *upstreamBody) forwardChunked(w *bufio.Writer) (data int64, readErr, writeErr error) {
-	if _, ok := unreadChunked(b); !ok {
-		return 0, errors.New("forwardChunked: the body is not an unread chunked body"), nil
-	}
 	data, readErr, writeErr = forwardChunks(b.br, w)
 	switch {
 	case readErr != nil:
