@@ -38,8 +38,19 @@ func TestRegistryCAs(t *testing.T) {
 		t.Error("a registry whose CA is not configured was trusted")
 	}
 	v := mustVerifier(t, Options{CAFiles: []string{ca}})
+	lazy := v.transport.(limitTransport).next.(*lazyTransport)
+	v.Close()
+	if lazy.built.Load() {
+		t.Error("Close made the registry transport that no request had needed")
+	}
+	// The CA file is read by New: the transport, made on the first
+	// request, trusts what the file held then, not what it holds now.
+	must(t, os.WriteFile(ca, []byte("replaced"), 0o644))
 	if err := get(v); err != nil {
 		t.Errorf("a registry whose CA is configured: %v", err)
+	}
+	if !lazy.built.Load() {
+		t.Error("the registry transport was not made by the first request")
 	}
 	v.Close()
 	for _, tc := range []struct{ file, want string }{

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/cli/cli/config"
@@ -97,22 +99,59 @@ func (t limitTransport) CloseIdleConnections() {
 func (b *limitedBody) Close() error { return b.rc.Close() }
 
 // newTransport is ggcr's default transport with the configured CAs added to
-// the system roots, bounded by limitTransport.
+// the system roots, bounded by limitTransport. The CA files are read and
+// checked now, so that a wrong one stops startup or a reload; the system
+// roots are read when the first registry is asked (lazyTransport).
 func newTransport(caFiles []string) (http.RoundTripper, error) {
-	roots, err := x509.SystemCertPool()
-	if err != nil {
-		roots = x509.NewCertPool()
-	}
+	var extra [][]byte
 	for _, f := range caFiles {
 		pemBytes, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("registry CA: %w", err)
 		}
-		if !roots.AppendCertsFromPEM(pemBytes) {
+		if !x509.NewCertPool().AppendCertsFromPEM(pemBytes) {
 			return nil, fmt.Errorf("registry CA %s: no PEM certificate in it", f)
 		}
+		extra = append(extra, pemBytes)
 	}
-	return limitTransport{next: &http.Transport{
+	lt := &lazyTransport{}
+	lt.get = sync.OnceValue(func() *http.Transport {
+		defer lt.built.Store(true)
+		return registryTransport(extra)
+	})
+	return limitTransport{next: lt}, nil
+}
+
+// lazyTransport makes its transport on the first request. Reading the
+// system's CA certificates takes some 25 ms, a third of dockgate's
+// start-up, and most policies never ask a registry anything.
+type lazyTransport struct {
+	get   func() *http.Transport
+	built atomic.Bool
+}
+
+func (t *lazyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.get().RoundTrip(req)
+}
+
+// CloseIdleConnections does not make a transport to close nothing in.
+func (t *lazyTransport) CloseIdleConnections() {
+	if t.built.Load() {
+		t.get().CloseIdleConnections()
+	}
+}
+
+// registryTransport trusts the system roots and the extra PEM blocks, each
+// of which newTransport has checked.
+func registryTransport(extra [][]byte) *http.Transport {
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	for _, pemBytes := range extra {
+		roots.AppendCertsFromPEM(pemBytes)
+	}
+	return &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: (&net.Dialer{
 			Timeout:   30 * time.Second,
@@ -125,7 +164,7 @@ func newTransport(caFiles []string) (http.RoundTripper, error) {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
-	}}, nil
+	}
 }
 
 // configKeychain gives the credentials of one docker config.json, the
