@@ -75,6 +75,7 @@ type matcher struct {
 	// requests and policies say which kinds of record are selected.
 	requests, policies bool
 	e                  Entry
+	syms               symbols
 }
 
 func newMatcher(f Filter) *matcher {
@@ -115,7 +116,7 @@ func (m *matcher) scan(name string, r io.Reader, fn func(e *Entry, line []byte) 
 			if !m.requests || !m.prefilter(line) {
 				continue
 			}
-			if err := decodeEntry(line, &m.e); err != nil {
+			if err := decodeEntrySyms(line, &m.e, &m.syms); err != nil {
 				continue // a torn or foreign line: verify reports those
 			}
 			if !m.match(&m.e) {
@@ -146,11 +147,8 @@ func (m *matcher) prefilter(line []byte) bool {
 			return false
 		}
 	}
-	if !m.f.Starts && bytes.Contains(line, []byte(`"phase":"start"`)) {
-		// The phase field only ever says "start"; a client-sent string
-		// holding these bytes would be escaped.
-		return false
-	}
+	// A start record (phase "start") is left to match: looking for it in
+	// every line cost more than decoding the few there are.
 	if !m.f.Since.IsZero() || !m.f.Until.IsZero() {
 		const at = len(`{"type":"audit","time":"`)
 		end := bytes.IndexByte(line[min(at, len(line)):], '"')

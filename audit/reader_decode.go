@@ -2,7 +2,9 @@ package audit
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -16,6 +18,12 @@ import (
 // line to encoding/json, whose result is the reference.
 func decodeEntry(line []byte, e *Entry) error {
 	return decodeEntryFrom(fastDec{b: line}, e)
+}
+
+// decodeEntrySyms is decodeEntry with the repeating strings taken from
+// syms, for a reader of many records.
+func decodeEntrySyms(line []byte, e *Entry, syms *symbols) error {
+	return decodeEntryFrom(fastDec{b: line, table: syms}, e)
 }
 
 // decodeEntryShared is decodeEntry with the record's strings sharing the
@@ -39,6 +47,8 @@ type fastDec struct {
 	i int
 	// share makes strings that share b's bytes rather than copy them.
 	share bool
+	// table, when set, gives the repeating strings (sym).
+	table *symbols
 }
 
 func (d *fastDec) ws() {
@@ -68,9 +78,21 @@ func (d *fastDec) rawStr() ([]byte, bool) {
 	}
 	start := d.i
 	ascii := true
-	for d.i < len(d.b) {
-		c := d.b[d.i]
-		switch {
+	for {
+		// Eight bytes at a time up to the first that is not plain
+		// ASCII text: most of a record is in its strings, and a query
+		// reads every one of them.
+		for d.i+8 <= len(d.b) {
+			if m := notPlain(binary.LittleEndian.Uint64(d.b[d.i:])); m != 0 {
+				d.i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			d.i += 8
+		}
+		if d.i >= len(d.b) {
+			return nil, false
+		}
+		switch c := d.b[d.i]; {
 		case c == '"':
 			s := d.b[start:d.i]
 			d.i++
@@ -85,7 +107,19 @@ func (d *fastDec) rawStr() ([]byte, bool) {
 		}
 		d.i++
 	}
-	return nil, false
+}
+
+// notPlain has the high bit set in each byte of x (little-endian) that
+// is a quote, a backslash, a control byte or not ASCII. A borrow can set
+// it in a byte above one of those too, never below: the lowest bit set
+// marks the first such byte.
+func notPlain(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	quote := x ^ (ones * '"')
+	backslash := x ^ (ones * '\\')
+	zero := func(v uint64) uint64 { return (v - ones) &^ v & highs }
+	below := (x - ones*0x20) &^ x & highs
+	return zero(quote) | zero(backslash) | below | x&highs
 }
 
 func (d *fastDec) str() (string, bool) {
@@ -94,6 +128,43 @@ func (d *fastDec) str() (string, bool) {
 		return unsafe.String(&s[0], len(s)), ok
 	}
 	return string(s), ok
+}
+
+// sym is str for the strings that repeat from record to record: a
+// caller's fields, actions, decisions, fact kinds and rules, reasons. With
+// a symbol table (a query's), each is made once per distinct value rather
+// than once per record.
+func (d *fastDec) sym() (string, bool) {
+	if d.table == nil || d.share {
+		return d.str()
+	}
+	s, ok := d.rawStr()
+	return d.table.get(s), ok
+}
+
+// symbols maps the bytes of a repeating string to the one string made of
+// them. It is bounded, in entries and in their length: a trail whose
+// "repeating" strings are all different costs a query no more than it did
+// without it.
+type symbols struct{ m map[string]string }
+
+const (
+	maxSymbols   = 4096
+	maxSymbolLen = 256
+)
+
+func (t *symbols) get(b []byte) string {
+	if s, ok := t.m[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(b) <= maxSymbolLen && len(t.m) < maxSymbols {
+		if t.m == nil {
+			t.m = make(map[string]string)
+		}
+		t.m[s] = s
+	}
+	return s
 }
 
 func (d *fastDec) num() ([]byte, bool) {
@@ -204,7 +275,7 @@ func (d *fastDec) entry(e *Entry) bool {
 		var ok bool
 		switch string(k) {
 		case "type":
-			e.Type, ok = d.str()
+			e.Type, ok = d.sym()
 		case "time":
 			var s []byte
 			if s, ok = d.rawStr(); ok {
@@ -214,28 +285,28 @@ func (d *fastDec) entry(e *Entry) bool {
 		case "request_id":
 			e.RequestID, ok = d.str()
 		case "phase":
-			e.Phase, ok = d.str()
+			e.Phase, ok = d.sym()
 		case "caller":
 			e.Caller = &Caller{}
 			ok = d.caller(e.Caller)
 		case "method":
-			e.Method, ok = d.str()
+			e.Method, ok = d.sym()
 		case "path":
 			e.Path, ok = d.str()
 		case "api_version":
-			e.APIVersion, ok = d.str()
+			e.APIVersion, ok = d.sym()
 		case "action":
-			e.Action, ok = d.str()
+			e.Action, ok = d.sym()
 		case "facts":
 			ok = d.facts(&e.Facts)
 		case "decision":
-			e.Decision, ok = d.str()
+			e.Decision, ok = d.sym()
 		case "would_deny":
 			e.WouldDeny, ok = d.boolean()
 		case "reason":
-			e.Reason, ok = d.str()
+			e.Reason, ok = d.sym()
 		case "outcome":
-			e.Outcome, ok = d.str()
+			e.Outcome, ok = d.sym()
 		case "status":
 			var n int64
 			n, ok = d.int64()
@@ -292,29 +363,29 @@ func (d *fastDec) caller(c *Caller) bool {
 			c.PID = int32(v)
 			ok = ok && int64(c.PID) == v
 		case "user":
-			c.User, ok = d.str()
+			c.User, ok = d.sym()
 		case "groups":
-			return d.strs(&c.Groups)
+			return d.syms(&c.Groups)
 		case "gids":
 			return d.uint32s(&c.GIDs)
 		case "cert_sans":
 			return d.strs(&c.CertSANs)
 		case "exe":
-			c.Exe, ok = d.str()
+			c.Exe, ok = d.sym()
 		case "unit":
-			c.Unit, ok = d.str()
+			c.Unit, ok = d.sym()
 		case "container":
-			c.Container, ok = d.str()
+			c.Container, ok = d.sym()
 		case "container_name":
-			c.ContainerName, ok = d.str()
+			c.ContainerName, ok = d.sym()
 		case "subjects":
-			return d.strs(&c.Subjects)
+			return d.syms(&c.Subjects)
 		case "creators":
 			return d.strLists(&c.Creators)
 		case "acts_for":
-			c.ActsFor, ok = d.str()
+			c.ActsFor, ok = d.sym()
 		case "cert":
-			c.Cert, ok = d.str()
+			c.Cert, ok = d.sym()
 		}
 		return ok
 	})
@@ -368,7 +439,12 @@ func (d *fastDec) uint32s(out *[]uint32) bool {
 }
 
 // strs reads a JSON array of strings (an empty one as an empty slice).
-func (d *fastDec) strs(out *[]string) bool {
+func (d *fastDec) strs(out *[]string) bool { return d.strArray(out, (*fastDec).str) }
+
+// syms is strs for arrays whose strings repeat from record to record.
+func (d *fastDec) syms(out *[]string) bool { return d.strArray(out, (*fastDec).sym) }
+
+func (d *fastDec) strArray(out *[]string, str func(*fastDec) (string, bool)) bool {
 	if !d.eat('[') {
 		return false
 	}
@@ -377,7 +453,7 @@ func (d *fastDec) strs(out *[]string) bool {
 		return true
 	}
 	for {
-		g, ok := d.str()
+		g, ok := str(d)
 		if !ok {
 			return false
 		}
@@ -403,13 +479,13 @@ func (d *fastDec) facts(fs *[]FactResult) bool {
 			var ok bool
 			switch string(k) {
 			case "kind":
-				f.Kind, ok = d.str()
+				f.Kind, ok = d.sym()
 			case "value":
-				f.Value, ok = d.str()
+				f.Value, ok = d.sym()
 			case "decision":
-				f.Decision, ok = d.str()
+				f.Decision, ok = d.sym()
 			case "rule":
-				f.Rule, ok = d.str()
+				f.Rule, ok = d.sym()
 			}
 			return ok
 		}) {

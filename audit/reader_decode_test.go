@@ -2,7 +2,10 @@ package audit
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"math/bits"
 	"reflect"
 	"strings"
 	"testing"
@@ -31,22 +34,92 @@ func FuzzDecodeEntry(f *testing.F) {
 		`{"caller":{"creators":[["user:a","*"],[]]}}`, `{"caller":{"creators":[]}}`, `{"caller":{"creators":null}}`, `{"caller":{"creators":[null]}}`, `{"caller":{"creators":[["a",1]]}}`, `{"caller":{"creators":["a"]}}`} {
 		f.Add([]byte(s))
 	}
+	// One symbol table for all the inputs, as a query has for all the
+	// lines of a trail: its strings, made from earlier inputs, must never
+	// show in a later one's record unless its bytes are there.
+	var syms symbols
 	f.Fuzz(func(t *testing.T, line []byte) {
-		var fast, ref Entry
-		errFast := decodeEntry(line, &fast)
+		var ref Entry
 		errRef := json.Unmarshal(line, &ref)
-		if (errFast == nil) != (errRef == nil) {
-			t.Fatalf("%q: fast %v, encoding/json %v", line, errFast, errRef)
-		}
-		if errRef != nil {
-			return
-		}
-		if !fast.Time.Equal(ref.Time) {
-			t.Fatalf("%q: time %v, want %v", line, fast.Time, ref.Time)
-		}
-		fast.Time = ref.Time
-		if !reflect.DeepEqual(fast, ref) {
-			t.Fatalf("%q:\nfast %+v\nref  %+v", line, fast, ref)
+		for _, dec := range []struct {
+			name   string
+			decode func([]byte, *Entry) error
+		}{
+			{"fast", decodeEntry},
+			{"fast with symbols", func(line []byte, e *Entry) error { return decodeEntrySyms(line, e, &syms) }},
+		} {
+			var fast Entry
+			errFast := dec.decode(line, &fast)
+			if (errFast == nil) != (errRef == nil) {
+				t.Fatalf("%q: %s %v, encoding/json %v", line, dec.name, errFast, errRef)
+			}
+			if errRef != nil {
+				return
+			}
+			if !fast.Time.Equal(ref.Time) {
+				t.Fatalf("%q: %s: time %v, want %v", line, dec.name, fast.Time, ref.Time)
+			}
+			fast.Time = ref.Time
+			if !reflect.DeepEqual(fast, ref) {
+				t.Fatalf("%q:\n%s %+v\nref  %+v", line, dec.name, fast, ref)
+			}
 		}
 	})
+}
+
+// The symbol table keeps at most maxSymbols strings of at most
+// maxSymbolLen bytes, and gives every string back as it was, kept or not.
+func TestSymbolsAreBounded(t *testing.T) {
+	var syms symbols
+	long := strings.Repeat("r", maxSymbolLen+1)
+	if got := syms.get([]byte(long)); got != long || len(syms.m) != 0 {
+		t.Fatalf("a %d-byte string: got it back %v, table holds %d", len(long), got == long, len(syms.m))
+	}
+	for i := range maxSymbols + 100 {
+		v := fmt.Sprint("user-", i)
+		b := []byte(v)
+		got := syms.get(b)
+		b[0] = 'X' // the line's buffer is reused for the next line
+		if got != v || syms.get([]byte(v)) != v {
+			t.Fatalf("got %q, want %q", got, v)
+		}
+	}
+	if len(syms.m) != maxSymbols {
+		t.Fatalf("table holds %d strings, want the bound, %d", len(syms.m), maxSymbols)
+	}
+}
+
+// notPlain must mark the first byte rawStr stops at, wherever it is in the
+// word and whatever plain text or other stops come after it.
+func TestNotPlainMarksTheFirstStop(t *testing.T) {
+	stop := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80 }
+	for pos := range 8 {
+		for c := range 256 {
+			for _, after := range []byte{'a', 0x00, 0xff, '"', 0x1f, 0x20, 0x7f} {
+				var w [8]byte
+				for i := range w {
+					w[i] = 'x'
+					if i > pos {
+						w[i] = after
+					}
+				}
+				w[pos] = byte(c)
+				want := 8
+				for i, b := range w {
+					if stop(b) {
+						want = i
+						break
+					}
+				}
+				m := notPlain(binary.LittleEndian.Uint64(w[:]))
+				got := 8
+				if m != 0 {
+					got = bits.TrailingZeros64(m) / 8
+				}
+				if got != want {
+					t.Fatalf("word %q: first stop at %d, want %d", w, got, want)
+				}
+			}
+		}
+	}
 }
