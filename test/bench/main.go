@@ -595,12 +595,16 @@ func sideBySide(rounds int, d time.Duration, measure func(t *tally, proxied bool
 }
 
 // alternate measures n sides in turn, rounds times, each in slices of
-// d/rounds; it stops at the first side that fails.
+// d/rounds; it stops at the first side that fails. The order turns with
+// each round, so that no side always runs right after the same other one:
+// in a fixed order, what one side's slice leaves dockerd to finish falls on
+// the next side's (the BuildKit rows showed it first).
 func alternate(rounds int, d time.Duration, n int, measure func(t *tally, side int, d time.Duration)) []tally {
 	ts := make([]tally, n)
 	slice := d / time.Duration(rounds)
-	for range rounds {
-		for side := range ts {
+	for round := range rounds {
+		for k := range n {
+			side := (k + round) % n
 			if measure(&ts[side], side, slice); ts[side].err != nil {
 				return ts
 			}

@@ -33,8 +33,12 @@ func (b *bench) ping(ctx context.Context) ([]row, error) {
 	sockets := []string{b.directSocket, b.proxySocket, relay}
 	var rows []row
 	for _, c := range []int{1, 16} {
-		logf("/_ping at concurrency %d", c)
-		ts := alternate(b.cfg.rounds, b.cfg.duration, len(sockets), func(t *tally, side int, d time.Duration) {
+		// Three times the rounds of the other rates, in slices of the
+		// same length: the target leaves dockgate a few percent, about
+		// what a 1 s slice moves from one round to the next here.
+		rounds := pingRoundsPer * b.cfg.rounds
+		logf("/_ping at concurrency %d (%d rounds)", c, rounds)
+		ts := alternate(rounds, pingRoundsPer*b.cfg.duration, len(sockets), func(t *tally, side int, d time.Duration) {
 			var before cpuSample
 			hammerClocked(ctx, t, sockets[side], "/_ping", c, d, func(start bool) {
 				if start {
@@ -45,8 +49,13 @@ func (b *bench) ping(ctx context.Context) ([]row, error) {
 			})
 		})
 		dt, gt, rt := &ts[0], &ts[1], &ts[2]
+		for i := range min(len(dt.rates), len(gt.rates), len(rt.rates)) {
+			logf("  round %d: direct %.0f, dockgate %.0f, relay %.0f req/s", i+1, dt.rates[i], gt.rates[i], rt.rates[i])
+		}
 		name := fmt.Sprintf("/_ping c=%d", c)
-		vsRelay := versus(rate(name+" dockgate vs bare relay", "req/s", rt.rate(), gt.rate(), errors.Join(rt.err, gt.err)), baseRelay)
+		// dockgate's share of the relay's rate is taken round by round,
+		// from slices next to each other in time, as the streams' is.
+		vsRelay := pairedShare(versus(rate(name+" dockgate vs bare relay", "req/s", rt.rate(), gt.rate(), errors.Join(rt.err, gt.err)), baseRelay), roundShares(gt, rt))
 		if c == 16 {
 			vsRelay = atLeast(vsRelay, pingRelayRatio)
 		}
@@ -61,6 +70,20 @@ func (b *bench) ping(ctx context.Context) ([]row, error) {
 		}
 	}
 	return rows, nil
+}
+
+// pingRoundsPer is how many more rounds /_ping takes than -rounds.
+const pingRoundsPer = 3
+
+// roundShares are a's rates over b's, slice by slice.
+func roundShares(a, b *tally) []float64 {
+	var shares []float64
+	for i := range min(len(a.rates), len(b.rates)) {
+		if b.rates[i] > 0 {
+			shares = append(shares, a.rates[i]/b.rates[i])
+		}
+	}
+	return shares
 }
 
 // pingLatencyRows are the c=1 latencies: against dockerd for the record,
