@@ -197,10 +197,8 @@ func checkTrailer(line []byte) error {
 	if !ok || !isToken(string(name)) {
 		return badRequest("malformed chunked trailer %q", truncate(string(line), 40))
 	}
-	for _, c := range value {
-		if (c < ' ' && c != '\t') || c == 0x7f {
-			return badRequest("chunked trailer with a control byte (0x%02x)", c)
-		}
+	if i := ctlByte(value); i >= 0 {
+		return badRequest("chunked trailer with a control byte (0x%02x)", value[i])
 	}
 	return nil
 }

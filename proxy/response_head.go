@@ -65,10 +65,8 @@ func readResponseHead(br *bufio.Reader, method string, prev *respLines) (*http.R
 		}
 		key := textproto.CanonicalMIMEHeaderKey(name)
 		value = strings.Trim(value, " \t")
-		for i := 0; i < len(value); i++ {
-			if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
-				return nil, fmt.Errorf("response header %s has a control byte (0x%02x)", name, c)
-			}
+		if i := ctlByte(value); i >= 0 {
+			return nil, fmt.Errorf("response header %s has a control byte (0x%02x)", name, value[i])
 		}
 		if vs := resp.Header[key]; len(vs) > 0 {
 			resp.Header[key] = append(vs, value)

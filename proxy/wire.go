@@ -232,10 +232,8 @@ func (h *requestHead) addField(line []byte) error {
 		return badRequest("malformed header name %q", truncate(name, 80))
 	}
 	value := strings.Trim(ls[colon+1:], " \t")
-	for i := 0; i < len(value); i++ {
-		if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return badRequest("header %s has a control byte (0x%02x)", name, c)
-		}
+	if i := ctlByte(value); i >= 0 {
+		return badRequest("header %s has a control byte (0x%02x)", name, value[i])
 	}
 	h.Fields = append(h.Fields, headerField{Name: name, Value: value})
 	key := textproto.CanonicalMIMEHeaderKey(name)
@@ -403,6 +401,18 @@ func writeUpstreamHead(w *bufio.Writer, h *requestHead, bodyLen int64) {
 		w.WriteString("\r\n")
 	}
 	w.WriteString("\r\n")
+}
+
+// ctlByte is the index of the first byte a header field value may not
+// hold (a control byte other than tab, or DEL), or -1: the same rule for
+// request heads, dockerd's answer heads and chunked trailers.
+func ctlByte[T string | []byte](v T) int {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return i
+		}
+	}
+	return -1
 }
 
 func isToken(s string) bool {
