@@ -49,6 +49,9 @@ type clientConn struct {
 	upMu  sync.Mutex
 	upCut bool
 	buf   []byte // copy buffer, allocated on first use
+	// prevHead is what the connection's last request head left for the
+	// next one to reuse (wire.go).
+	prevHead headCache
 	// readDeadline is the read deadline armed on nc, and idleArmed says
 	// it is the idle one (deadline.go).
 	readDeadline time.Time
@@ -218,7 +221,7 @@ func (cn *clientConn) serve(ctx context.Context) {
 			// request). The first head keeps the deadline of its accept.
 			cn.setReadDeadline(start.Add(cn.set.HeaderTimeout))
 		}
-		head, err := readRequestHead(cn.br, cn.set.Limits)
+		head, err := readNextRequestHead(cn.br, cn.set.Limits, &cn.prevHead)
 		cn.headRead(head)
 		if err == errHTTP2 && first {
 			cn.refuseHTTP2(start)

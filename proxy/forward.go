@@ -17,8 +17,13 @@ func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.M
 	start := rec.Time
 
 	// Copied before roundTrip: the goroutine that streams the request body
-	// writes rec.BytesIn, so a copy taken later would race with it.
-	startRec := *rec
+	// writes rec.BytesIn, so a copy taken later would race with it. Only
+	// a stream's start is written, and only a stream pays for the copy.
+	var startRec *audit.Record
+	if m.Stream {
+		startRec = new(audit.Record)
+		*startRec = *rec
+	}
 	up, resp, bodyDone, err := cn.roundTrip(ctx, head, body, rec)
 	if err != nil {
 		var we *wireError
@@ -92,7 +97,7 @@ func (cn *clientConn) forward(ctx context.Context, head *requestHead, m *authz.M
 
 	if m.Stream && resp.StatusCode < 300 {
 		startRec.Phase, startRec.Status = audit.PhaseStart, resp.StatusCode
-		cn.s.cfg.Audit.Write(&startRec)
+		cn.s.cfg.Audit.Write(startRec)
 	}
 	var keep, bodyOK bool
 	if head.verify != nil && head.Method != http.MethodHead {

@@ -59,6 +59,20 @@ func FuzzReadRequestHead(f *testing.F) {
 			t.Fatalf("accepted framing: length %d, has Content-Length %v", h.ContentLength, h.HasContentLength)
 		}
 
+		// Read again on a connection that keeps its heads (the same
+		// head twice, then after another head), it is the same head.
+		var prev headCache
+		for _, before := range []string{string(data), goodHeads[2]} {
+			readNextRequestHead(bufio.NewReader(strings.NewReader(before)), testLimits, &prev)
+			again, err := readNextRequestHead(bufio.NewReaderSize(bytes.NewReader(data), 16), testLimits, &prev)
+			if err != nil {
+				t.Fatalf("read after %q: %v", before, err)
+			}
+			if diff := headDiff(h, again); diff != "" {
+				t.Fatalf("read after %q: %s", before, diff)
+			}
+		}
+
 		var b bytes.Buffer
 		w := bufio.NewWriter(&b)
 		writeUpstreamHead(w, h, h.ContentLength)

@@ -4,9 +4,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
-	"strings"
 )
 
 // errorBody is dockerd's error shape, so that docker clients print the
@@ -60,18 +59,23 @@ const (
 // Upgrade for a 101. Keys are sorted so that the output is reproducible.
 func writeResponseHead(w *bufio.Writer, resp *http.Response, framing bodyFraming, keepUpgrade, closeConn bool) {
 	w.WriteString("HTTP/1.1 ")
-	status := resp.Status
-	if status == "" || !strings.HasPrefix(status, strconv.Itoa(resp.StatusCode)) {
-		status = strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
+	if code := resp.Status; len(code) >= 3 && int(code[0]-'0')*100+int(code[1]-'0')*10+int(code[2]-'0') == resp.StatusCode && (len(code) == 3 || code[3] == ' ') {
+		w.WriteString(resp.Status)
+	} else {
+		w.WriteString(strconv.Itoa(resp.StatusCode))
+		w.WriteByte(' ')
+		w.WriteString(http.StatusText(resp.StatusCode))
 	}
-	w.WriteString(status)
 	w.WriteString("\r\n")
 	named := connectionNamed(resp.Header)
-	keys := make([]string, 0, len(resp.Header))
+	// On the stack for a head of common size: slices.Sort, unlike
+	// sort.Strings, does not make it escape.
+	var keyBuf [16]string
+	keys := keyBuf[:0]
 	for k := range resp.Header {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		keep := !hopByHop[k] && !named[k]
 		if keepUpgrade && (k == "Connection" || k == "Upgrade") {

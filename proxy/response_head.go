@@ -16,35 +16,60 @@ import (
 // a string for every header line and value among them, although dockerd
 // sends the same header lines again and again on a connection. This reader
 // keeps the lines of the previous response of its connection and reuses
-// those that come again byte for byte (all but Date, mostly), and frames
-// the body exactly as net/http's client does (readTransfer): the same
-// *http.Response fields, the same bodies for the same framing. It is as
-// strict with dockerd as the request parser is with clients: what it
-// cannot read without guessing is an error, and the client gets 502.
+// those that come again byte for byte (all but Date, mostly), and the
+// storage of the previous head (response, header map, body reader), which
+// is dead once its answer is forwarded; it frames the body exactly as
+// net/http's client does (readTransfer): the same *http.Response fields,
+// the same bodies for the same framing. It is as strict with dockerd as the
+// request parser is with clients: what it cannot read without guessing is
+// an error, and the client gets 502.
 
 // maxResponseHead bounds a response head from dockerd.
 const maxResponseHead = 1 << 20
 
-// respLines are the header lines of the previous response on a dockerd
-// connection, for reuse.
+// respReader is what a dockerd connection keeps from one response head to
+// the next: the previous head's lines, and the storage the next head is
+// read into. Responses on a connection are read one after the other, each
+// once the one before it has been forwarded (or the connection dropped), so
+// the head readResponseHead returns is valid until it is called again.
+type respReader struct {
+	lines respLines
+	resp  http.Response
+	// values hold the first value of each header of a head of common
+	// size, so that none takes an allocation of its own.
+	values [16]string
+	body   upstreamBody
+}
+
+// respLines are the header lines of the previous head on a connection
+// (dockerd's responses, or a client's requests: headCache), for reuse.
 type respLines []string
 
-// readResponseHead reads one response head from br and sets up its body as
-// net/http would for a request with method.
-func readResponseHead(br *bufio.Reader, method string, prev *respLines) (*http.Response, error) {
+// chunkedCoding is the TransferEncoding of every chunked response; its
+// capacity is its length, so that an append copies it.
+var chunkedCoding = []string{"chunked"}
+
+// readResponseHead reads one response head from br into rr and sets up its
+// body as net/http would for a request with method.
+func readResponseHead(br *bufio.Reader, method string, rr *respReader) (*http.Response, error) {
 	line, err := readLine(br, maxResponseHead, http.StatusBadGateway, "response status line")
 	if err != nil {
 		return nil, fromDockerd(err)
 	}
 	size := len(line) + 2
-	resp := &http.Response{ProtoMajor: 1}
+	prev := &rr.lines
+	h := rr.resp.Header
+	if h == nil {
+		h = make(http.Header, 8)
+	}
+	clear(h)
+	resp := &rr.resp
+	*resp = http.Response{ProtoMajor: 1, Header: h}
 	if err := parseStatusLine(resp, prev.reuse(0, line)); err != nil {
 		return nil, err
 	}
 	// The values of the whole head in one array.
-	var values [16]string
-	vals := values[:0]
-	resp.Header = make(http.Header, 12)
+	vals := rr.values[:0]
 	for i := 1; ; i++ {
 		line, err := readLine(br, maxResponseHead-size, http.StatusBadGateway, "response head")
 		if err != nil {
@@ -76,7 +101,7 @@ func readResponseHead(br *bufio.Reader, method string, prev *respLines) (*http.R
 		n := len(vals)
 		resp.Header[key] = vals[n-1 : n : n]
 	}
-	if err := frameResponse(resp, br, method); err != nil {
+	if err := frameResponse(resp, br, method, &rr.body); err != nil {
 		return nil, err
 	}
 	return resp, nil
@@ -93,9 +118,12 @@ func fromDockerd(err error) error {
 	return err
 }
 
-// reuse returns line as a string: the previous response's line i when it
-// is the same, else a new one that line i becomes.
+// reuse returns line as a string: the previous head's line i when it is
+// the same, else a new one that line i becomes. A nil p keeps nothing.
 func (p *respLines) reuse(i int, line []byte) string {
+	if p == nil {
+		return string(line)
+	}
 	if i < len(*p) && (*p)[i] == string(line) {
 		return (*p)[i]
 	}
@@ -131,8 +159,8 @@ func parseStatusLine(resp *http.Response, line string) error {
 }
 
 // frameResponse sets Close, TransferEncoding, ContentLength and Body as
-// net/http's readTransfer does for a response.
-func frameResponse(resp *http.Response, br *bufio.Reader, method string) error {
+// net/http's readTransfer does for a response; a body to read is body.
+func frameResponse(resp *http.Response, br *bufio.Reader, method string, body *upstreamBody) error {
 	h := resp.Header
 	conn := h["Connection"]
 	hasClose := headerHasToken(conn, "close")
@@ -156,7 +184,7 @@ func frameResponse(resp *http.Response, br *bufio.Reader, method string) error {
 		}
 		chunked = true
 		delete(h, "Transfer-Encoding")
-		resp.TransferEncoding = []string{"chunked"}
+		resp.TransferEncoding = chunkedCoding
 	}
 	length, err := responseLength(resp.StatusCode, method, h, chunked)
 	if err != nil {
@@ -168,15 +196,18 @@ func frameResponse(resp *http.Response, br *bufio.Reader, method string) error {
 	case noBody || method == http.MethodHead:
 		resp.Body = http.NoBody
 	case chunked:
-		resp.Body = &upstreamBody{src: newChunkedReader(br), br: br, left: -1}
+		*body = upstreamBody{src: newChunkedReader(br), br: br, left: -1}
+		resp.Body = body
 	case length == 0:
 		resp.Body = http.NoBody
 	case length > 0:
-		resp.Body = &upstreamBody{src: br, br: br, left: length}
+		*body = upstreamBody{src: br, br: br, left: length}
+		resp.Body = body
 	default:
 		// Until dockerd closes the connection.
 		resp.Close = true
-		resp.Body = &upstreamBody{src: br, br: br, left: -1}
+		*body = upstreamBody{src: br, br: br, left: -1}
+		resp.Body = body
 	}
 	return nil
 }

@@ -341,5 +341,7 @@ func (s *Server) ActiveConns() int {
 }
 
 func (s *Server) nextRequestID() string {
-	return s.prefix + strconv.FormatUint(s.seq.Add(1), 10)
+	// Built on the stack: one allocation, the string, not two.
+	var b [48]byte
+	return string(strconv.AppendUint(append(b[:0], s.prefix...), s.seq.Add(1), 10))
 }

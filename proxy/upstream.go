@@ -21,7 +21,7 @@ type upstreamConn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	reused bool
-	lines  respLines // the previous response's header lines (response_head.go)
+	resp   respReader // the previous response head, reused (response_head.go)
 }
 
 // upstream returns the connection to dockerd, dialing when there is none or
@@ -102,20 +102,21 @@ func (cn *clientConn) roundTrip(ctx context.Context, head *requestHead, body []b
 	var bodyDone chan error
 	if head.spool != nil {
 		// The spooled body goes from its file, with a Content-Length.
-		bodyDone = make(chan error, 1)
+		done := make(chan error, 1)
 		go func() {
 			_, err := io.Copy(up.nc, io.NewSectionReader(head.spool, 0, head.spoolSize))
 			if err != nil {
 				up.nc.Close()
 			}
-			bodyDone <- err
+			done <- err
 		}()
+		bodyDone = done
 	} else if body == nil && head.hasBody() {
 		if head.ExpectContinue {
 			cn.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 			cn.bw.Flush()
 		}
-		bodyDone = make(chan error, 1)
+		done := make(chan error, 1)
 		head.bodyRead = true
 		if head.chunked() {
 			// Here, not in the body's goroutine: cn.br is read
@@ -130,11 +131,15 @@ func (cn *clientConn) roundTrip(ctx context.Context, head *requestHead, body []b
 				// broke the framing: cut its connection.
 				up.nc.Close()
 			}
-			bodyDone <- err
+			done <- err
 		}()
+		// Set after the goroutines start, not captured by them: a
+		// variable a goroutine captures and that is assigned later lives
+		// on the heap, an allocation on every request.
+		bodyDone = done
 	}
 	for {
-		resp, err := readResponseHead(up.br, head.Method, &up.lines)
+		resp, err := readResponseHead(up.br, head.Method, &up.resp)
 		if err != nil {
 			if bodyDone != nil {
 				if berr := <-bodyDone; berr != nil {

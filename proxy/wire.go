@@ -150,16 +150,51 @@ func crlfLine(line []byte, what string) ([]byte, error) {
 // line was read but the rest was not, the partial head comes back with the
 // error, so that the refusal's audit record can name method and path.
 func readRequestHead(br *bufio.Reader, lim Limits) (*requestHead, error) {
+	return readNextRequestHead(br, lim, nil)
+}
+
+// headCache is what a client connection keeps of its previous request
+// head: the strings of its lines, which a client sends again byte for byte
+// (the request line of a poll, Host, User-Agent), and what its request
+// line was parsed into. Strings cannot change, and nothing changes a
+// parsed URL, so that the next head may share them.
+type headCache struct {
+	line           string
+	method, target string
+	minor          int
+	url            *url.URL
+	fields         respLines
+}
+
+// readNextRequestHead is readRequestHead on a connection whose previous
+// head is in prev (nil: none kept).
+func readNextRequestHead(br *bufio.Reader, lim Limits, prev *headCache) (*requestHead, error) {
 	line, err := readLine(br, min(lim.MaxRequestLine, lim.MaxHeaderBytes), http.StatusRequestURITooLong, "request line")
 	if err != nil {
 		return nil, err
 	}
 	h := &requestHead{Size: len(line) + 2, Header: make(http.Header, 8)}
 	h.Fields, h.values = h.fieldsBuf[:0], h.valuesBuf[:0]
-	if err := h.parseRequestLine(string(line)); err != nil {
-		return nil, err
+	switch {
+	case prev != nil && prev.url != nil && prev.line == string(line):
+		h.Method, h.Target, h.URL, h.Minor = prev.method, prev.target, prev.url, prev.minor
+	case prev != nil:
+		ls := string(line)
+		prev.url = nil
+		if err := h.parseRequestLine(ls); err != nil {
+			return nil, err
+		}
+		*prev = headCache{line: ls, method: h.Method, target: h.Target, minor: h.Minor, url: h.URL, fields: prev.fields}
+	default:
+		if err := h.parseRequestLine(string(line)); err != nil {
+			return nil, err
+		}
 	}
-	for {
+	var fields *respLines
+	if prev != nil {
+		fields = &prev.fields
+	}
+	for i := 0; ; i++ {
 		line, err := readLine(br, lim.MaxHeaderBytes-h.Size, http.StatusRequestHeaderFieldsTooLarge, "request header")
 		if err != nil {
 			var we *wireError
@@ -172,7 +207,7 @@ func readRequestHead(br *bufio.Reader, lim Limits) (*requestHead, error) {
 		if len(line) == 0 {
 			break
 		}
-		if err := h.addField(line); err != nil {
+		if err := h.addField(line, fields.reuse(i, line)); err != nil {
 			return h, err
 		}
 	}
@@ -217,16 +252,16 @@ func (h *requestHead) parseRequestLine(line string) error {
 	return nil
 }
 
-func (h *requestHead) addField(line []byte) error {
+// addField adds the header line line, whose string is ls.
+func (h *requestHead) addField(line []byte, ls string) error {
 	if line[0] == ' ' || line[0] == '\t' {
 		return badRequest("obsolete header line folding is refused")
 	}
 	colon := bytes.IndexByte(line, ':')
 	if colon <= 0 {
-		return badRequest("malformed header line %q", truncate(string(line), 80))
+		return badRequest("malformed header line %q", truncate(ls, 80))
 	}
 	// One string for the whole line, of which name and value are parts.
-	ls := string(line)
 	name := ls[:colon]
 	if !isToken(name) {
 		return badRequest("malformed header name %q", truncate(name, 80))

@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // testLimits are small, so that the limit cases stay small. The bad-input
@@ -608,5 +612,66 @@ func want[T comparable](t *testing.T, what string, got, expected T) {
 	t.Helper()
 	if got != expected {
 		t.Errorf("%s = %#v, want %#v", what, got, expected)
+	}
+}
+
+// headDiff says how two parsed heads differ in what dockgate judges and
+// forwards; "" when they do not.
+func headDiff(a, b *requestHead) string {
+	switch {
+	case a.Method != b.Method || a.Target != b.Target || a.Minor != b.Minor:
+		return fmt.Sprintf("request line %s %s 1.%d, then %s %s 1.%d", a.Method, a.Target, a.Minor, b.Method, b.Target, b.Minor)
+	case a.URL.String() != b.URL.String() || a.URL.Path != b.URL.Path || a.URL.RawQuery != b.URL.RawQuery:
+		return fmt.Sprintf("URL %v, then %v", a.URL, b.URL)
+	case !slices.Equal(a.Fields, b.Fields):
+		return fmt.Sprintf("fields %q, then %q", a.Fields, b.Fields)
+	case !maps.EqualFunc(a.Header, b.Header, slices.Equal):
+		return fmt.Sprintf("header %q, then %q", a.Header, b.Header)
+	case a.ContentLength != b.ContentLength || a.HasContentLength != b.HasContentLength || a.Close != b.Close || a.Upgrade != b.Upgrade || a.ExpectContinue != b.ExpectContinue || a.Size != b.Size:
+		return fmt.Sprintf("framing %+v, then %+v", [6]any{a.ContentLength, a.HasContentLength, a.Close, a.Upgrade, a.ExpectContinue, a.Size}, [6]any{b.ContentLength, b.HasContentLength, b.Close, b.Upgrade, b.ExpectContinue, b.Size})
+	}
+	return ""
+}
+
+// A connection's heads reuse the strings and parsed target of the head
+// before them where their lines are the same, and only there.
+func TestRequestHeadReusesTheLinesOfTheOneBefore(t *testing.T) {
+	const ping = "GET /v1.47/_ping HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: Docker-Client/29.0.0 (linux)\r\n\r\n"
+	heads := []string{
+		ping,
+		ping,
+		"GET /v1.47/_ping HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: Go-http-client/1.1\r\n\r\n",
+		"GET /v1.47/containers/json?all=1 HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: Go-http-client/1.1\r\nConnection: close\r\n\r\n",
+		"HEAD /v1.47/containers/json?all=1 HTTP/1.0\r\nUser-Agent: Go-http-client/1.1\r\n\r\n",
+		ping,
+	}
+	var prev headCache
+	var last *requestHead
+	for i, raw := range heads {
+		fresh, err := readRequestHead(bufio.NewReader(strings.NewReader(raw)), testLimits)
+		if err != nil {
+			t.Fatalf("head %d: %v", i, err)
+		}
+		got, err := readNextRequestHead(bufio.NewReader(strings.NewReader(raw)), testLimits, &prev)
+		if err != nil {
+			t.Fatalf("head %d with the one before kept: %v", i, err)
+		}
+		if diff := headDiff(fresh, got); diff != "" {
+			t.Fatalf("head %d: alone and after the one before: %s", i, diff)
+		}
+		if i > 0 && raw == heads[i-1] && (got.URL != last.URL || unsafe.StringData(got.Fields[1].Value) != unsafe.StringData(last.Fields[1].Value)) {
+			t.Errorf("head %d, the same as the one before, does not share its target and lines", i)
+		}
+		last = got
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := readNextRequestHead(bufio.NewReader(strings.NewReader(ping)), testLimits, &prev); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// Three are the test's readers and buffer; the head and its header
+	// map are the parser's.
+	if allocs > 5 {
+		t.Errorf("%.0f allocations to read a head the same as the one before, want at most 5", allocs)
 	}
 }
