@@ -49,6 +49,7 @@ type clientConn struct {
 	upMu  sync.Mutex
 	upCut bool
 	buf   []byte // copy buffer, allocated on first use
+	small [256]byte
 	// prevHead is what the connection's last request head left for the
 	// next one to reuse (wire.go).
 	prevHead headCache
@@ -87,10 +88,14 @@ const copyBufSize = 128 << 10
 
 // buffer is the connection's copy buffer for a body of size bytes (-1:
 // unknown): allocated once per connection when a large or unknown body
-// needs it, and just big enough for a small one.
+// needs it, just big enough for a small one, and the connection's own
+// small array for the smallest (an answer like /_ping's "OK").
 func (cn *clientConn) buffer(size int64) []byte {
+	if cn.buf == nil && size >= 0 && size < int64(len(cn.small)) {
+		return cn.small[:max(size, 1)]
+	}
 	if cn.buf == nil && size >= 0 && size < copyBufSize {
-		return make([]byte, max(size, 1))
+		return make([]byte, size)
 	}
 	if cn.buf == nil {
 		cn.buf = chunkBuffer(copyBufSize)
