@@ -53,6 +53,10 @@ type clientConn struct {
 	// prevHead is what the connection's last request head left for the
 	// next one to reuse (wire.go).
 	prevHead headCache
+	// idle says the connection waits for the first byte of its next
+	// request (Server.setIdle); idleMu guards it.
+	idleMu sync.Mutex
+	idle   bool
 	// readDeadline is the read deadline armed on nc, and idleArmed says
 	// it is the idle one (deadline.go).
 	readDeadline time.Time

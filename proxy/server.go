@@ -87,12 +87,15 @@ type Server struct {
 	settings atomic.Pointer[Settings]
 
 	mu sync.Mutex
-	// conns are the connections being served, each with whether it is
-	// idle: waiting for the first byte of its next request.
-	conns     map[*clientConn]bool
+	// conns are the connections being served.
+	conns     map[*clientConn]struct{}
 	listeners map[net.Listener]struct{}
 	draining  bool // Shutdown began: no new connections, idle ones close
-	wg        sync.WaitGroup
+	// stopping is draining for setIdle, which takes its connection's
+	// lock rather than mu: every request passes it twice, and one lock
+	// for all connections made them wait on each other.
+	stopping atomic.Bool
+	wg       sync.WaitGroup
 
 	// buildSessions are the BuildKit builds running, by session
 	// (buildkit_session.go).
@@ -126,7 +129,7 @@ func New(cfg Config) *Server {
 	kill, killNow := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, prefix: hex.EncodeToString(b[:]) + "-", limiter: newConnLimiter(cfg.Conns),
 		refusing: make(chan struct{}, maxRefusing),
-		conns:    make(map[*clientConn]bool), listeners: make(map[net.Listener]struct{}),
+		conns:    make(map[*clientConn]struct{}), listeners: make(map[net.Listener]struct{}),
 		kill: kill, killNow: killNow}
 	s.SetSettings(Settings{Limits: cfg.Limits, HeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.IdleTimeout})
 	return s
@@ -220,7 +223,7 @@ func (s *Server) track(cc *clientConn) bool {
 	if s.draining {
 		return false
 	}
-	s.conns[cc] = false
+	s.conns[cc] = struct{}{}
 	s.wg.Add(1)
 	return true
 }
@@ -237,16 +240,29 @@ func (s *Server) untrack(cc *clientConn) {
 // told to close instead (false): it is between requests, so nothing is cut.
 // The connection sets its idle read deadline before it says it is idle, so
 // that Shutdown's expired deadline is never overwritten.
+//
+// Shutdown sets stopping before it takes each connection's idleMu to look
+// at idle, so either setIdle sees stopping or Shutdown sees the connection
+// idle; and a connection that stops being idle does so before or after
+// Shutdown's look, never during it, so that the deadline it arms for the
+// rest of its head is not overwritten with Shutdown's.
 func (s *Server) setIdle(cc *clientConn, idle bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if idle && s.draining {
+	cc.idleMu.Lock()
+	defer cc.idleMu.Unlock()
+	if idle && s.stopping.Load() {
 		return false
 	}
-	if _, ok := s.conns[cc]; ok {
-		s.conns[cc] = idle
-	}
+	cc.idle = idle
 	return true
+}
+
+// expireIdle ends the wait of a connection that is idle (Shutdown).
+func (cc *clientConn) expireIdle() {
+	cc.idleMu.Lock()
+	defer cc.idleMu.Unlock()
+	if cc.idle {
+		cc.nc.SetReadDeadline(aLongTimeAgo)
+	}
 }
 
 func (s *Server) isDraining() bool {
@@ -283,14 +299,13 @@ func (s *Server) removeListener(l net.Listener) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining = true
+	s.stopping.Store(true)
 	ls := make([]net.Listener, 0, len(s.listeners))
 	for l := range s.listeners {
 		ls = append(ls, l)
 	}
-	for cc, idle := range s.conns {
-		if idle {
-			cc.nc.SetReadDeadline(aLongTimeAgo)
-		}
+	for cc := range s.conns {
+		cc.expireIdle()
 	}
 	s.mu.Unlock()
 	for _, l := range ls {

@@ -136,7 +136,10 @@ func TestIdleConnectionsCloseAtOnce(t *testing.T) {
 	waitFor(t, "both connections to be idle", ioTimeout, func() bool {
 		p.srv.mu.Lock()
 		defer p.srv.mu.Unlock()
-		for _, idle := range p.srv.conns {
+		for cc := range p.srv.conns {
+			cc.idleMu.Lock()
+			idle := cc.idle
+			cc.idleMu.Unlock()
 			if !idle {
 				return false
 			}
