@@ -53,9 +53,11 @@ func badRequest(format string, args ...any) error {
 	return &wireError{Status: http.StatusBadRequest, Msg: fmt.Sprintf(format, args...)}
 }
 
-// headerField is one header line as the client spelled it.
+// headerField is one header line as the client spelled it, with its
+// name's canonical form (the Header key).
 type headerField struct {
 	Name, Value string
+	key         string
 }
 
 // requestHead is a parsed request head. The parser is stricter than Go's
@@ -270,8 +272,8 @@ func (h *requestHead) addField(line []byte, ls string) error {
 	if i := ctlByte(value); i >= 0 {
 		return badRequest("header %s has a control byte (0x%02x)", name, value[i])
 	}
-	h.Fields = append(h.Fields, headerField{Name: name, Value: value})
 	key := textproto.CanonicalMIMEHeaderKey(name)
+	h.Fields = append(h.Fields, headerField{Name: name, Value: value, key: key})
 	if vs := h.Header[key]; len(vs) > 0 {
 		h.Header[key] = append(vs, value)
 	} else {
@@ -405,7 +407,7 @@ func writeUpstreamHead(w *bufio.Writer, h *requestHead, bodyLen int64) {
 	named := connectionNamed(h.Header)
 	hasHost := false
 	for _, f := range h.Fields {
-		k := http.CanonicalHeaderKey(f.Name)
+		k := f.key
 		keep := !hopByHop[k] && !named[k]
 		if h.Upgrade && (k == "Upgrade" || k == "Http2-Settings") {
 			keep = true
