@@ -49,6 +49,8 @@ type clientConn struct {
 	upMu  sync.Mutex
 	upCut bool
 	buf   []byte // copy buffer, allocated on first use
+	// small is the copy buffer of a body shorter than it (buffer): an
+	// answer like /_ping's takes no allocation.
 	small [256]byte
 	// prevHead is what the connection's last request head left for the
 	// next one to reuse (wire.go).

@@ -118,8 +118,15 @@ func fromDockerd(err error) error {
 	return err
 }
 
+// maxKeptLine bounds a line kept for the next head to reuse: what a
+// connection holds between requests stays small (at most 32 lines of it)
+// however large a head its client once sent. The lines that come again
+// (Host, User-Agent, a poll's request line, dockerd's own) are short.
+const maxKeptLine = 256
+
 // reuse returns line as a string: the previous head's line i when it is
-// the same, else a new one that line i becomes. A nil p keeps nothing.
+// the same, else a new one that line i becomes, unless it is longer than
+// maxKeptLine. A nil p keeps nothing.
 func (p *respLines) reuse(i int, line []byte) string {
 	if p == nil {
 		return string(line)
@@ -128,10 +135,15 @@ func (p *respLines) reuse(i int, line []byte) string {
 		return (*p)[i]
 	}
 	s := string(line)
+	keep := s
+	if len(line) > maxKeptLine {
+		// Its place is kept, empty, for the lines after it.
+		keep = ""
+	}
 	if i < len(*p) {
-		(*p)[i] = s
+		(*p)[i] = keep
 	} else if i == len(*p) && i < 32 {
-		*p = append(*p, s)
+		*p = append(*p, keep)
 	}
 	return s
 }

@@ -158,8 +158,9 @@ func readRequestHead(br *bufio.Reader, lim Limits) (*requestHead, error) {
 // headCache is what a client connection keeps of its previous request
 // head: the strings of its lines, which a client sends again byte for byte
 // (the request line of a poll, Host, User-Agent), and what its request
-// line was parsed into. Strings cannot change, and nothing changes a
-// parsed URL, so that the next head may share them.
+// line was parsed into; lines no longer than maxKeptLine only. Strings
+// cannot change, and nothing changes a parsed URL, so that the next head
+// may share them.
 type headCache struct {
 	line           string
 	method, target string
@@ -182,11 +183,13 @@ func readNextRequestHead(br *bufio.Reader, lim Limits, prev *headCache) (*reques
 		h.Method, h.Target, h.URL, h.Minor = prev.method, prev.target, prev.url, prev.minor
 	case prev != nil:
 		ls := string(line)
-		prev.url = nil
+		prev.line, prev.url = "", nil
 		if err := h.parseRequestLine(ls); err != nil {
 			return nil, err
 		}
-		*prev = headCache{line: ls, method: h.Method, target: h.Target, minor: h.Minor, url: h.URL, fields: prev.fields}
+		if len(line) <= maxKeptLine {
+			*prev = headCache{line: ls, method: h.Method, target: h.Target, minor: h.Minor, url: h.URL, fields: prev.fields}
+		}
 	default:
 		if err := h.parseRequestLine(string(line)); err != nil {
 			return nil, err

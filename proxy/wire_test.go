@@ -675,3 +675,31 @@ func TestRequestHeadReusesTheLinesOfTheOneBefore(t *testing.T) {
 		t.Errorf("%.0f allocations to read a head the same as the one before, want at most 5", allocs)
 	}
 }
+
+// What a connection keeps between requests stays small, whatever the
+// size of the head its client sent last: long lines are not kept.
+func TestRequestHeadKeepsOnlyShortLines(t *testing.T) {
+	lim := DefaultLimits()
+	long := strings.Repeat("a", 64<<10)
+	raw := "GET /v1.47/containers/json?filters=" + long + " HTTP/1.1\r\nHost: docker\r\nX-Registry-Auth: " + long + "\r\nUser-Agent: Docker-Client/29.0.0 (linux)\r\n\r\n"
+	var prev headCache
+	for range 2 {
+		h, err := readNextRequestHead(bufio.NewReader(strings.NewReader(raw)), lim, &prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Header.Get("X-Registry-Auth") != long || h.URL.RawQuery != "filters="+long {
+			t.Fatal("a long line was not read whole")
+		}
+	}
+	kept := len(prev.line)
+	for _, l := range prev.fields {
+		kept += len(l)
+	}
+	if kept > 2*maxKeptLine {
+		t.Errorf("%d bytes of the head kept for the next one", kept)
+	}
+	if prev.url != nil || len(prev.fields) != 3 || prev.fields[2] != "User-Agent: Docker-Client/29.0.0 (linux)" {
+		t.Errorf("kept %q, URL %v; want the short lines only", prev.fields, prev.url)
+	}
+}
