@@ -90,11 +90,13 @@ type Server struct {
 	// conns are the connections being served.
 	conns     map[*clientConn]struct{}
 	listeners map[net.Listener]struct{}
-	draining  bool // Shutdown began: no new connections, idle ones close
-	// stopping is draining for setIdle, which takes its connection's
-	// lock rather than mu: every request passes it twice, and one lock
-	// for all connections made them wait on each other.
-	stopping atomic.Bool
+	// draining says Shutdown began: no new connections, idle ones close.
+	// Shutdown sets it under mu, so that track and addListener, which
+	// read it under mu, add nothing after; setIdle reads it without mu
+	// (it takes its connection's lock instead: every request passes it
+	// twice, and one lock for all connections made them wait on each
+	// other).
+	draining atomic.Bool
 	wg       sync.WaitGroup
 
 	// buildSessions are the BuildKit builds running, by session
@@ -220,7 +222,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 func (s *Server) track(cc *clientConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.draining {
+	if s.draining.Load() {
 		return false
 	}
 	s.conns[cc] = struct{}{}
@@ -241,15 +243,15 @@ func (s *Server) untrack(cc *clientConn) {
 // The connection sets its idle read deadline before it says it is idle, so
 // that Shutdown's expired deadline is never overwritten.
 //
-// Shutdown sets stopping before it takes each connection's idleMu to look
-// at idle, so either setIdle sees stopping or Shutdown sees the connection
+// Shutdown sets draining before it takes each connection's idleMu to look
+// at idle, so either setIdle sees draining or Shutdown sees the connection
 // idle; and a connection that stops being idle does so before or after
 // Shutdown's look, never during it, so that the deadline it arms for the
 // rest of its head is not overwritten with Shutdown's.
 func (s *Server) setIdle(cc *clientConn, idle bool) bool {
 	cc.idleMu.Lock()
 	defer cc.idleMu.Unlock()
-	if idle && s.stopping.Load() {
+	if idle && s.draining.Load() {
 		return false
 	}
 	cc.idle = idle
@@ -266,15 +268,13 @@ func (cc *clientConn) expireIdle() {
 }
 
 func (s *Server) isDraining() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.draining
+	return s.draining.Load()
 }
 
 func (s *Server) addListener(l net.Listener) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.draining {
+	if s.draining.Load() {
 		return false
 	}
 	s.listeners[l] = struct{}{}
@@ -298,8 +298,7 @@ func (s *Server) removeListener(l net.Listener) {
 // has ended: nil if they all finished in time, else ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.draining = true
-	s.stopping.Store(true)
+	s.draining.Store(true)
 	ls := make([]net.Listener, 0, len(s.listeners))
 	for l := range s.listeners {
 		ls = append(ls, l)
