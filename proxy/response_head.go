@@ -33,7 +33,7 @@ const maxResponseHead = 1 << 20
 // once the one before it has been forwarded (or the connection dropped), so
 // the head readResponseHead returns is valid until it is called again.
 type respReader struct {
-	lines respLines
+	lines keptLines
 	resp  http.Response
 	// values hold the first value of each header of a head of common
 	// size, so that none takes an allocation of its own.
@@ -41,9 +41,9 @@ type respReader struct {
 	body   upstreamBody
 }
 
-// respLines are the header lines of the previous head on a connection
+// keptLines are the header lines of the previous head on a connection
 // (dockerd's responses, or a client's requests: headCache), for reuse.
-type respLines []string
+type keptLines []string
 
 // chunkedCoding is the TransferEncoding of every chunked response; its
 // capacity is its length, so that an append copies it.
@@ -127,7 +127,7 @@ const maxKeptLine = 256
 // reuse returns line as a string: the previous head's line i when it is
 // the same, else a new one that line i becomes, unless it is longer than
 // maxKeptLine. A nil p keeps nothing.
-func (p *respLines) reuse(i int, line []byte) string {
+func (p *keptLines) reuse(i int, line []byte) string {
 	if p == nil {
 		return string(line)
 	}

@@ -166,7 +166,7 @@ type headCache struct {
 	method, target string
 	minor          int
 	url            *url.URL
-	fields         respLines
+	fields         keptLines
 }
 
 // readNextRequestHead is readRequestHead on a connection whose previous
@@ -195,7 +195,7 @@ func readNextRequestHead(br *bufio.Reader, lim Limits, prev *headCache) (*reques
 			return nil, err
 		}
 	}
-	var fields *respLines
+	var fields *keptLines
 	if prev != nil {
 		fields = &prev.fields
 	}
