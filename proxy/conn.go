@@ -66,6 +66,16 @@ type clientConn struct {
 	// pending is the record of the request being served until finish
 	// writes it: a handler that panics still leaves its record.
 	pending *audit.Record
+	// rec and facts hold the record newRecord starts and its facts
+	// (recordFacts): the connection serves one request at a time, and
+	// finish writes a request's record before the next one is read, so
+	// they need not be allocated per request. A record a goroutine
+	// other than the serving one makes (a BuildKit call) is its own.
+	rec   audit.Record
+	facts []audit.FactResult
+	// req is what handle asks the decider, for the same reason: nothing
+	// of the decision outlives its request (authz starts no goroutine).
+	req authz.Request
 	// accepted is when the connection was accepted: its first request
 	// head must be in by accepted + HeaderTimeout.
 	accepted time.Time
@@ -245,12 +255,24 @@ func (cn *clientConn) serve(ctx context.Context) {
 		if !cn.handle(ctx, start, head) {
 			return
 		}
+		cn.forgetRequest()
 	}
+}
+
+// forgetRequest empties the storage the request just served was kept in
+// (its head, decider request, record and facts) so that an idle
+// connection holds nothing of it: a head's long lines, a judged body.
+func (cn *clientConn) forgetRequest() {
+	cn.prevHead.head.reset()
+	cn.req = authz.Request{}
+	cn.rec = audit.Record{}
+	clear(cn.facts)
 }
 
 // newRecord starts the audit record of a request.
 func (cn *clientConn) newRecord(start time.Time, head *requestHead) *audit.Record {
-	r := &audit.Record{Time: start, RequestID: cn.s.nextRequestID(), Caller: cn.caller}
+	cn.rec = audit.Record{Time: start, RequestID: cn.s.nextRequestID(), Caller: cn.caller}
+	r := &cn.rec
 	if head != nil {
 		r.Method = head.Method
 		r.Path = head.Target
@@ -273,6 +295,19 @@ func auditFacts(fs []policy.FactResult) []audit.FactResult {
 		out[i] = audit.FactResult(f)
 	}
 	return out
+}
+
+// recordFacts is auditFacts into the connection's storage, for the record
+// newRecord started.
+func (cn *clientConn) recordFacts(fs []policy.FactResult) []audit.FactResult {
+	if len(fs) == 0 {
+		return nil
+	}
+	cn.facts = cn.facts[:0]
+	for _, f := range fs {
+		cn.facts = append(cn.facts, audit.FactResult(f))
+	}
+	return cn.facts[:len(fs):len(fs)]
 }
 
 func (cn *clientConn) finish(rec *audit.Record, start time.Time) {
@@ -417,7 +452,7 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		}
 	}
 
-	req := &authz.Request{
+	cn.req = authz.Request{
 		Method:   head.Method,
 		URL:      head.URL,
 		Header:   head.Header,
@@ -430,8 +465,8 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		BodyFile:    head.spool,
 		BodySize:    head.spoolSize,
 	}
-	d := authz.Judge(ctx, cn.s.cfg.Decider, m, req)
-	rec.Facts, rec.WouldDeny = auditFacts(d.Facts), d.WouldDeny
+	d := authz.Judge(ctx, cn.s.cfg.Decider, m, &cn.req)
+	rec.Facts, rec.WouldDeny = cn.recordFacts(d.Facts), d.WouldDeny
 	if d.Container != nil {
 		rec.Caller = judgedContainer(cn.caller, d.Container)
 	}

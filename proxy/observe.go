@@ -7,7 +7,8 @@ import "github.com/dockgate/dockgate/audit"
 // what an observer does with it (cmd/dockgate exports Prometheus metrics).
 type Observer interface {
 	// Finished gets every request's final audit record, once, when it is
-	// finished (as it is written to the audit log). It must not keep rec.
+	// finished (as it is written to the audit log). It must not keep rec
+	// or what it points to: the proxy reuses their storage.
 	Finished(rec *audit.Record)
 	// HijackStarted and HijackEnded bracket a hijacked session (attach,
 	// exec, an upgraded connection) while bytes are spliced.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -25,7 +26,9 @@ type recordingObserver struct {
 func (o *recordingObserver) Finished(rec *audit.Record) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.finished = append(o.finished, *rec)
+	r := *rec
+	r.Facts = slices.Clone(r.Facts)
+	o.finished = append(o.finished, r)
 }
 
 func (o *recordingObserver) HijackStarted() {

@@ -111,6 +111,14 @@ type requestHead struct {
 	lines lineGuard
 }
 
+// reset makes h a head with nothing in it, keeping its header map (empty)
+// for the next head to be parsed into.
+func (h *requestHead) reset() {
+	hdr := h.Header
+	clear(hdr)
+	*h = requestHead{Header: hdr}
+}
+
 func (h *requestHead) chunked() bool { return h.ContentLength < 0 }
 
 func (h *requestHead) hasBody() bool { return h.ContentLength != 0 }
@@ -160,13 +168,17 @@ func readRequestHead(br *bufio.Reader, lim Limits) (*requestHead, error) {
 // (the request line of a poll, Host, User-Agent), and what its request
 // line was parsed into; lines no longer than maxKeptLine only. Strings
 // cannot change, and nothing changes a parsed URL, so that the next head
-// may share them.
+// may share them. It also holds the storage the next head is parsed into:
+// a connection reads its next head only once the request before it is
+// over (its record written, the goroutines that read its head done), so
+// a head is valid until the next readNextRequestHead with the same cache.
 type headCache struct {
 	line           string
 	method, target string
 	minor          int
 	url            *url.URL
 	fields         keptLines
+	head           requestHead
 }
 
 // readNextRequestHead is readRequestHead on a connection whose previous
@@ -176,7 +188,17 @@ func readNextRequestHead(br *bufio.Reader, lim Limits, prev *headCache) (*reques
 	if err != nil {
 		return nil, err
 	}
-	h := &requestHead{Size: len(line) + 2, Header: make(http.Header, 8)}
+	var h *requestHead
+	if prev != nil {
+		h = &prev.head
+		h.reset()
+	} else {
+		h = new(requestHead)
+	}
+	if h.Header == nil {
+		h.Header = make(http.Header, 8)
+	}
+	h.Size = len(line) + 2
 	h.Fields, h.values = h.fieldsBuf[:0], h.valuesBuf[:0]
 	switch {
 	case prev != nil && prev.url != nil && prev.line == string(line):
@@ -188,7 +210,7 @@ func readNextRequestHead(br *bufio.Reader, lim Limits, prev *headCache) (*reques
 			return nil, err
 		}
 		if len(line) <= maxKeptLine {
-			*prev = headCache{line: ls, method: h.Method, target: h.Target, minor: h.Minor, url: h.URL, fields: prev.fields}
+			prev.line, prev.method, prev.target, prev.minor, prev.url = ls, h.Method, h.Target, h.Minor, h.URL
 		}
 	default:
 		if err := h.parseRequestLine(string(line)); err != nil {
