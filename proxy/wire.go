@@ -191,7 +191,11 @@ func readNextRequestHead(br *bufio.Reader, lim Limits, prev *headCache) (*reques
 	var h *requestHead
 	if prev != nil {
 		h = &prev.head
-		h.reset()
+		if h.Size != 0 {
+			// Not emptied since its last head (forgetRequest does it
+			// on a connection).
+			h.reset()
+		}
 	} else {
 		h = new(requestHead)
 	}
