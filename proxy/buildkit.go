@@ -98,7 +98,7 @@ func (cn *clientConn) judgeCall(ctx context.Context, m *authz.Match, method stri
 	d := authz.Judge(ctx, cn.s.cfg.Decider, m, req)
 	rec := &audit.Record{Time: start, RequestID: cn.s.nextRequestID(), Caller: cn.caller,
 		Method: http.MethodPost, Path: method, Action: m.Action, BytesIn: int64(len(body))}
-	rec.Facts, rec.WouldDeny = auditFacts(d.Facts), d.WouldDeny
+	rec.Facts, rec.WouldDeny = auditFacts(nil, d.Facts), d.WouldDeny
 	if d.Container != nil {
 		rec.Caller = judgedContainer(cn.caller, d.Container)
 	}

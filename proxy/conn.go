@@ -67,7 +67,7 @@ type clientConn struct {
 	// writes it: a handler that panics still leaves its record.
 	pending *audit.Record
 	// rec and facts hold the record newRecord starts and its facts
-	// (recordFacts): the connection serves one request at a time, and
+	// (auditFacts): the connection serves one request at a time, and
 	// finish writes a request's record before the next one is read, so
 	// they need not be allocated per request. A record a goroutine
 	// other than the serving one makes (a BuildKit call) is its own.
@@ -266,7 +266,7 @@ func (cn *clientConn) forgetRequest() {
 	cn.prevHead.head.reset()
 	cn.req = authz.Request{}
 	cn.rec = audit.Record{}
-	clear(cn.facts)
+	clear(cn.facts[:cap(cn.facts)])
 }
 
 // newRecord starts the audit record of a request.
@@ -281,33 +281,30 @@ func (cn *clientConn) newRecord(start time.Time, head *requestHead) *audit.Recor
 	return r
 }
 
-// auditFacts copies the decider's fact results into the record's type,
-// with one allocation of exactly their size and none when there are none.
+// auditFacts copies the decider's fact results into the record's type:
+// into *buf's storage when buf is given (a connection's, kept for its next
+// request), else into one allocation of exactly their size; none when
+// there are none. What it returns has no room to grow into the storage.
 // The two types have the same fields, so that each converts to the other:
 // should policy.FactResult change, this stops compiling rather than lose a
 // field from the record.
-func auditFacts(fs []policy.FactResult) []audit.FactResult {
+func auditFacts(buf *[]audit.FactResult, fs []policy.FactResult) []audit.FactResult {
 	if len(fs) == 0 {
 		return nil
 	}
-	out := make([]audit.FactResult, len(fs))
-	for i, f := range fs {
-		out[i] = audit.FactResult(f)
+	var out []audit.FactResult
+	if buf != nil {
+		out = (*buf)[:0]
+	} else {
+		out = make([]audit.FactResult, 0, len(fs))
 	}
-	return out
-}
-
-// recordFacts is auditFacts into the connection's storage, for the record
-// newRecord started.
-func (cn *clientConn) recordFacts(fs []policy.FactResult) []audit.FactResult {
-	if len(fs) == 0 {
-		return nil
-	}
-	cn.facts = cn.facts[:0]
 	for _, f := range fs {
-		cn.facts = append(cn.facts, audit.FactResult(f))
+		out = append(out, audit.FactResult(f))
 	}
-	return cn.facts[:len(fs):len(fs)]
+	if buf != nil {
+		*buf = out
+	}
+	return out[:len(out):len(out)]
 }
 
 func (cn *clientConn) finish(rec *audit.Record, start time.Time) {
@@ -466,7 +463,7 @@ func (cn *clientConn) handle(ctx context.Context, start time.Time, head *request
 		BodySize:    head.spoolSize,
 	}
 	d := authz.Judge(ctx, cn.s.cfg.Decider, m, &cn.req)
-	rec.Facts, rec.WouldDeny = cn.recordFacts(d.Facts), d.WouldDeny
+	rec.Facts, rec.WouldDeny = auditFacts(&cn.facts, d.Facts), d.WouldDeny
 	if d.Container != nil {
 		rec.Caller = judgedContainer(cn.caller, d.Container)
 	}

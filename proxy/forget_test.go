@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/dockgate/dockgate/audit"
 )
@@ -32,7 +31,13 @@ func TestIdleConnectionHoldsNothingOfItsLastRequest(t *testing.T) {
 		t.Fatalf("the refusal has no facts on record: %+v", recs[0])
 	}
 
-	cn := p.idleConn()
+	var cn *clientConn
+	waitFor(t, "the connection to be idle", ioTimeout, func() bool {
+		if idle := p.idleConns(); len(idle) == 1 {
+			cn = idle[0]
+		}
+		return cn != nil
+	})
 	held := []string{}
 	if h := &cn.prevHead.head; len(h.Fields) > 0 || len(h.Header) > 0 || h.Target != "" || h.URL != nil || h.valuesBuf != [8]string{} || h.fieldsBuf != [8]headerField{} {
 		held = append(held, "its head")
@@ -66,30 +71,4 @@ func TestIdleConnectionHoldsNothingOfItsLastRequest(t *testing.T) {
 	if d := p.dec.all()[1]; d.Header.Get("X-Long") != "" || d.Body != nil || d.Target != "/v1.41/_ping" {
 		t.Errorf("the ping was judged with what the create had: %s %q, X-Long %d bytes", d.Target, d.Body, len(d.Header.Get("X-Long")))
 	}
-}
-
-// idleConn is the one connection of p once it waits for its next request;
-// what it holds is then safe to read (setIdle orders it before).
-func (p *testProxy) idleConn() *clientConn {
-	p.t.Helper()
-	deadline := time.Now().Add(ioTimeout)
-	for time.Now().Before(deadline) {
-		p.srv.mu.Lock()
-		var cn *clientConn
-		for cc := range p.srv.conns {
-			cn = cc
-		}
-		p.srv.mu.Unlock()
-		if cn != nil {
-			cn.idleMu.Lock()
-			idle := cn.idle
-			cn.idleMu.Unlock()
-			if idle {
-				return cn
-			}
-		}
-		time.Sleep(time.Millisecond)
-	}
-	p.t.Fatal("no connection became idle")
-	return nil
 }

@@ -552,6 +552,25 @@ func pingHandler() http.Handler {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
+// idleConns are p's connections if every one of them waits for its next
+// request, else nil. What an idle connection holds is then safe to read:
+// setIdle, under the lock taken here, orders its serving before.
+func (p *testProxy) idleConns() []*clientConn {
+	p.srv.mu.Lock()
+	defer p.srv.mu.Unlock()
+	var idle []*clientConn
+	for cc := range p.srv.conns {
+		cc.idleMu.Lock()
+		ok := cc.idle
+		cc.idleMu.Unlock()
+		if !ok {
+			return nil
+		}
+		idle = append(idle, cc)
+	}
+	return idle
+}
+
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)

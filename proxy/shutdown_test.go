@@ -133,19 +133,7 @@ func TestIdleConnectionsCloseAtOnce(t *testing.T) {
 	}
 	fresh := p.dial() // never sent anything
 	waitFor(t, "both connections to be served", ioTimeout, func() bool { return p.srv.ActiveConns() == 2 })
-	waitFor(t, "both connections to be idle", ioTimeout, func() bool {
-		p.srv.mu.Lock()
-		defer p.srv.mu.Unlock()
-		for cc := range p.srv.conns {
-			cc.idleMu.Lock()
-			idle := cc.idle
-			cc.idleMu.Unlock()
-			if !idle {
-				return false
-			}
-		}
-		return true
-	})
+	waitFor(t, "both connections to be idle", ioTimeout, func() bool { return len(p.idleConns()) == 2 })
 
 	const grace = 10 * time.Second
 	res := awaitShutdown(t, shutdownAsync(p, grace))
