@@ -202,6 +202,9 @@ func frameResponse(resp *http.Response, br *bufio.Reader, method string, body *u
 	if err != nil {
 		return err
 	}
+	if err := dropTrailerDeclaration(h, chunked); err != nil {
+		return err
+	}
 	resp.ContentLength = length
 	noBody := resp.StatusCode < 200 || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
 	switch {
@@ -258,6 +261,30 @@ func responseLength(status int, method string, h http.Header, chunked bool) (int
 		delete(h, "Content-Length")
 	}
 	return n, nil
+}
+
+// dropTrailerDeclaration is net/http's fixTrailer for the header map: a
+// chunked response's Trailer header announces fields of the chunked coding,
+// so it leaves the header (dockgate does not forward it: it is hop-by-hop),
+// and naming a framing field there is refused as net/http refuses it. The
+// declared names are not kept: the chunked reader checks the trailer lines
+// themselves, and nothing reads resp.Trailer. Without chunking the header
+// stays, as net/http keeps it.
+func dropTrailerDeclaration(h http.Header, chunked bool) error {
+	vv, ok := h["Trailer"]
+	if !ok || !chunked {
+		return nil
+	}
+	delete(h, "Trailer")
+	for _, v := range vv {
+		for key := range strings.SplitSeq(v, ",") {
+			switch http.CanonicalHeaderKey(strings.TrimSpace(key)) {
+			case "Transfer-Encoding", "Trailer", "Content-Length":
+				return fmt.Errorf("response declares framing field %q as a trailer", strings.TrimSpace(key))
+			}
+		}
+	}
+	return nil
 }
 
 // headerHasToken says whether a comma-separated header holds token.

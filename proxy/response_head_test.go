@@ -35,6 +35,10 @@ var responseSeeds = []struct{ method, raw string }{
 	{"GET", "HTTP/2.0 200 OK\r\n\r\n"},
 	{"GET", "HTTP/1.1 2000 OK\r\n\r\n"},
 	{"GET", "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"},
+	{"GET", "HTTP/1.1 100 \r\nTrAnsfer-EnCoding:Chunked\r\nTrAiler:\r\n\r\n"},
+	{"GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum, x-more\r\n\r\n0\r\nX-Sum: 1\r\n\r\n"},
+	{"GET", "HTTP/1.1 200 OK\r\nTrailer: X-Sum\r\nContent-Length: 2\r\n\r\nok"},
+	{"GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: content-length\r\n\r\n0\r\n\r\n"},
 }
 
 // readBoth reads one response with net/http and with readResponseHead,
