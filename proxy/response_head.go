@@ -202,8 +202,10 @@ func frameResponse(resp *http.Response, br *bufio.Reader, method string, body *u
 	if err != nil {
 		return err
 	}
-	if err := dropTrailerDeclaration(h, chunked); err != nil {
-		return err
+	if chunked {
+		if err := dropTrailerDeclaration(h); err != nil {
+			return err
+		}
 	}
 	resp.ContentLength = length
 	noBody := resp.StatusCode < 200 || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
@@ -269,10 +271,10 @@ func responseLength(status int, method string, h http.Header, chunked bool) (int
 // and naming a framing field there is refused as net/http refuses it. The
 // declared names are not kept: the chunked reader checks the trailer lines
 // themselves, and nothing reads resp.Trailer. Without chunking the header
-// stays, as net/http keeps it.
-func dropTrailerDeclaration(h http.Header, chunked bool) error {
+// stays, as net/http keeps it: this is only called for chunked responses.
+func dropTrailerDeclaration(h http.Header) error {
 	vv, ok := h["Trailer"]
-	if !ok || !chunked {
+	if !ok {
 		return nil
 	}
 	delete(h, "Trailer")
