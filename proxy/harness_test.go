@@ -551,7 +551,6 @@ func pingHandler() http.Handler {
 	})
 }
 
-// waitFor polls cond until it holds or the deadline passes.
 // idleConns are p's connections if every one of them waits for its next
 // request, else nil. What an idle connection holds is then safe to read:
 // setIdle, under the lock taken here, orders its serving before.
@@ -571,6 +570,7 @@ func (p *testProxy) idleConns() []*clientConn {
 	return idle
 }
 
+// waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)

@@ -280,9 +280,10 @@ func dropTrailerDeclaration(h http.Header) error {
 	delete(h, "Trailer")
 	for _, v := range vv {
 		for key := range strings.SplitSeq(v, ",") {
-			switch http.CanonicalHeaderKey(strings.TrimSpace(key)) {
+			key = strings.TrimSpace(key)
+			switch http.CanonicalHeaderKey(key) {
 			case "Transfer-Encoding", "Trailer", "Content-Length":
-				return fmt.Errorf("response declares framing field %q as a trailer", strings.TrimSpace(key))
+				return fmt.Errorf("response declares framing field %q as a trailer", key)
 			}
 		}
 	}
